@@ -1,0 +1,69 @@
+"""Flask application factory: blueprints, OpenAPI, problem+json errors."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask
+from flask_smorest import Api
+from marshmallow import ValidationError
+from werkzeug.exceptions import HTTPException
+
+from ledger.api import problems, schemas
+from ledger.api.state import ApiState
+from ledger.config import Config
+from ledger.domain.base import DomainError
+from ledger.projections.runner import create_tables
+
+API_VERSION = "1.0.0"
+
+
+class ProblemApi(Api):
+    """flask-smorest Api whose HTTP errors are RFC 9457 problem+json."""
+
+    def handle_http_exception(self, error: HTTPException):  # type: ignore[override]
+        return problems.from_http(error)
+
+
+def create_app(config: Config | None = None) -> Flask:
+    config = config or Config.from_env()
+    app = Flask(__name__)
+    app.config.update(
+        API_TITLE="CRCN certification ledger",
+        API_VERSION=API_VERSION,
+        OPENAPI_VERSION="3.1.0",
+        OPENAPI_URL_PREFIX="/api/v1",
+        OPENAPI_JSON_PATH="openapi.json",
+        MAX_CONTENT_LENGTH=config.max_body_bytes,
+        JSON_SORT_KEYS=False,
+        API_SPEC_OPTIONS={
+            "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+            "info": {
+                "description": "Signed, hash-chained ledger of digital-competence certification. "
+                "Errors are application/problem+json (RFC 9457)."
+            },
+        },
+    )
+    logging.basicConfig(level=logging.INFO)
+    api_state = ApiState.open(config)
+    create_tables(api_state.ledger.db, api_state.projections)
+    app.extensions["ledger"] = api_state
+
+    api = ProblemApi(app)
+    api.spec.components.schema("AnswerIn", schema=schemas.AnswerIn)
+    api.spec.components.schema("AnswerBatchIn", schema=schemas.AnswerBatchIn)
+    _register(api, app)
+    app.register_error_handler(ValidationError, problems.from_validation)
+    app.register_error_handler(DomainError, problems.from_domain)
+    app.register_error_handler(problems.ApiProblem, problems.from_api)
+    app.register_error_handler(Exception, problems.from_unexpected)
+    return app
+
+
+def _register(api: Api, app: Flask) -> None:
+    from ledger.api import candidates, docs, log
+
+    for module in (candidates, log):
+        api.register_blueprint(module.blp)
+    app.register_blueprint(log.well_known)
+    app.register_blueprint(docs.bp)

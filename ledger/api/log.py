@@ -1,0 +1,97 @@
+"""Reading the log: the ndjson feed, the JWKS, checkpoints and Merkle proofs (format 3, 5, 6)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint as FlaskBlueprint
+from flask import Response, current_app, jsonify
+from flask_smorest import Blueprint
+
+from ledger import crypto
+from ledger.api import schemas
+from ledger.api.auth import require
+from ledger.api.problems import ApiProblem
+from ledger.api.state import state
+from ledger.audit.export import jwks
+from ledger.audit.log_tree import LogTree
+
+blp = Blueprint(
+    "log", __name__, url_prefix="/api/v1", description="Audit: events, checkpoints, proofs"
+)
+well_known = FlaskBlueprint("well_known", __name__)
+
+
+def _tree() -> LogTree:
+    tree = current_app.extensions.get("ledger.tree")
+    if tree is None:
+        tree = current_app.extensions["ledger.tree"] = LogTree(state().ledger)
+    return tree
+
+
+@blp.route("/events", methods=["GET"])
+@require("audit:read")
+@blp.arguments(schemas.EventsQuery, location="query")
+@blp.doc(
+    security=[{"bearer": []}],
+    responses={
+        "200": {
+            "description": "Envelopes, one JSON object per line",
+            "content": {"application/x-ndjson": {}},
+        }
+    },
+)
+def events(query: dict[str, int]) -> Response:
+    """Envelopes with seq > after, ascending, at most `limit`, as ndjson."""
+    found = state().ledger.recorder.envelopes(after=query["after"], limit=query["limit"])
+    body = "".join(e.to_json_line() + "\n" for e in found)
+    response = Response(body, mimetype="application/x-ndjson")
+    if found:
+        response.headers["Ledger-Last-Seq"] = str(found[-1].seq)
+    return response
+
+
+@well_known.route("/.well-known/jwks.json")
+def jwks_json() -> Response:
+    response = jsonify(jwks(state().ledger))
+    response.headers["Cache-Control"] = "public, max-age=300"
+    return response
+
+
+@blp.route("/log/checkpoint", methods=["GET"])
+@blp.doc(
+    responses={"200": {"description": "C2SP signed checkpoint", "content": {"text/plain": {}}}}
+)
+def checkpoint() -> Response:
+    """The latest signed checkpoint (C2SP tlog-checkpoint in a signed note)."""
+    return Response(_tree().checkpoint(), mimetype="text/plain")
+
+
+def _check_size(size: int) -> None:
+    current = _tree().refresh()
+    if size > current:
+        raise ApiProblem(422, "beyond-tree", f"the log has {current} events, not {size}")
+
+
+@blp.route("/log/proof/inclusion", methods=["GET"])
+@blp.arguments(schemas.InclusionQuery, location="query")
+def inclusion(query: dict[str, int]) -> dict[str, Any]:
+    """RFC 9162 inclusion proof of event `seq` in the tree of `size` events."""
+    seq, size = query["seq"], query["size"]
+    _check_size(size)
+    if seq > size:
+        raise ApiProblem(422, "beyond-tree", f"seq {seq} is not in a tree of {size} events")
+    hashes = _tree().inclusion(seq, size)
+    return {"leaf_index": seq - 1, "tree_size": size, "hashes": [crypto.b64(h) for h in hashes]}
+
+
+@blp.route("/log/proof/consistency", methods=["GET"])
+@blp.arguments(schemas.ConsistencyQuery, location="query")
+def consistency(query: dict[str, int]) -> dict[str, Any]:
+    """RFC 9162 consistency proof between the trees of `from` and `to` events."""
+    old, new = query["from_"], query["to"]
+    _check_size(new)
+    if old > new:
+        raise ApiProblem(422, "bad-range", "`from` must not be larger than `to`")
+    hashes = _tree().consistency(old, new)
+    return {"from": old, "to": new, "hashes": [crypto.b64(h) for h in hashes]}

@@ -1,0 +1,118 @@
+"""RFC 9457 problem details: every error the API returns, in one shape.
+
+Domain errors carry a stable `code` (the problem type slug) and a status;
+HTTP errors from Flask/webargs are mapped here too, so no client ever sees an
+HTML error page or a stack trace.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Response, json, request
+from marshmallow import ValidationError
+from werkzeug.exceptions import HTTPException
+
+from ledger.domain.base import DomainError
+
+PROBLEM_JSON = "application/problem+json"
+log = logging.getLogger("ledger.api")
+
+TITLES = {
+    400: "Bad request",
+    401: "Authentication required",
+    403: "Forbidden",
+    404: "Not found",
+    405: "Method not allowed",
+    409: "Conflict",
+    413: "Content too large",
+    415: "Unsupported media type",
+    422: "Unprocessable content",
+    429: "Too many requests",
+    500: "Internal server error",
+    503: "Service unavailable",
+}
+
+
+def problem(
+    status: int, code: str, detail: str, headers: dict[str, str] | None = None, **extra: Any
+) -> Response:
+    body = {
+        "type": f"/problems/{code}",
+        "title": TITLES.get(status, "Error"),
+        "status": status,
+        "detail": detail,
+        "instance": request.path if request else None,
+        **{k: v for k, v in extra.items() if v is not None},
+    }
+    response = Response(json.dumps(body), status=status, mimetype=PROBLEM_JSON)
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+class ApiProblem(Exception):
+    """Raised by API code for an error that is not a domain rule (auth, limits, input)."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        detail: str,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ):
+        super().__init__(detail)
+        self.status, self.code, self.detail = status, code, detail
+        self.headers = headers or {}
+        self.extra = extra
+
+
+def from_domain(error: DomainError) -> Response:
+    return problem(error.status, error.code, error.detail, **error.extra)
+
+
+def from_api(error: ApiProblem) -> Response:
+    return problem(error.status, error.code, error.detail, error.headers, **error.extra)
+
+
+HTTP_CODES = {
+    400: "malformed-request",
+    404: "not-found",
+    405: "method-not-allowed",
+    413: "content-too-large",
+    415: "unsupported-media-type",
+    422: "validation-failed",
+}
+
+
+def from_http(error: HTTPException) -> Response:
+    status = error.code or 500
+    data = getattr(error, "data", None) or {}
+    errors = data.get("errors") or data.get("messages")
+    if isinstance(errors, dict) and set(errors) <= {"json", "query", "headers", "files", "form"}:
+        errors = {k: v for part in errors.values() for k, v in (part or {}).items()} or errors
+    detail = data.get("message") or error.description or TITLES.get(status, "Error")
+    if status == 400 and "json" in f"{detail} {errors}".lower():
+        return problem(400, "malformed-json", "the request body is not valid JSON")
+    if status == 422 and errors:
+        detail = "the request does not match the schema; see errors"
+    headers = dict(data.get("headers") or {})
+    return problem(
+        status, HTTP_CODES.get(status, "http-error"), str(detail), headers, errors=errors
+    )
+
+
+def from_validation(error: ValidationError) -> Response:
+    return problem(
+        422,
+        "validation-failed",
+        "the request does not match the schema; see errors",
+        errors=error.messages,
+    )
+
+
+def from_unexpected(error: Exception) -> Response:
+    log.exception("unexpected error on %s %s", request.method, request.path)
+    return problem(500, "internal-error", "an unexpected error occurred; it has been logged")

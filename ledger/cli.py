@@ -1,0 +1,395 @@
+"""The `ledger` command: set up, operate, export and audit the ledger.
+
+Every command fails with one line on stderr and a non-zero exit, never a
+traceback: bad input is the operator's to fix, and the message says how.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from ledger.config import Config, ConfigError, settings_table
+
+console = Console(stderr=True)
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+
+
+class CliError(click.ClickException):
+    """A one-line failure."""
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"error: {self.message}", err=True)
+
+
+def _known_errors() -> tuple[type[BaseException], ...]:
+    from ledger.audit.export import ExportError
+    from ledger.crypto import CryptoError
+    from ledger.domain.base import DomainError
+    from ledger.keys import KeyFileError
+    from ledger.store.db import StoreError
+    from ledger.store.tokens import TokenError
+
+    return (
+        ConfigError,
+        CryptoError,
+        DomainError,
+        ExportError,
+        KeyFileError,
+        StoreError,
+        TokenError,
+        OSError,
+    )
+
+
+def friendly(command: Callable) -> Callable:
+    """Turn expected failures into `error: <one line>` and exit status 1."""
+
+    @wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except click.ClickException:
+            raise
+        except _known_errors() as exc:
+            raise CliError(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from exc
+
+    return wrapper
+
+
+def _config() -> Config:
+    try:
+        return Config.from_env()
+    except ConfigError as exc:
+        raise CliError(str(exc)) from exc
+
+
+def _ledger(init: bool = False) -> Any:
+    from ledger.store.application import Ledger
+
+    ledger = Ledger(_config())
+    if init:
+        ledger.init()
+    else:
+        ledger.db.create_schema()
+    return ledger
+
+
+@click.group()
+def main() -> None:
+    """CRCN certification ledger: signed, hash-chained, verifiable by anyone."""
+
+
+@main.command()
+@friendly
+def init() -> None:
+    """Create the schema, a signing key and the master key (idempotent)."""
+    ledger = _ledger(init=True)
+    _create_projection_tables(ledger)
+    click.echo(
+        f"ledger ready: {ledger.config.database_url.split('@')[-1]}, key {ledger.keyring.active().kid}"
+    )
+
+
+@main.command("config")
+def show_config() -> None:
+    """Print every setting with its default (the README table)."""
+    click.echo(settings_table())
+
+
+# --- keys ------------------------------------------------------------------
+
+
+@main.group()
+def keys() -> None:
+    """Signing keys: init, rotate, list."""
+
+
+@keys.command("init")
+@friendly
+def keys_init() -> None:
+    """Create the first signing key and the master key if missing."""
+    ledger = _ledger(init=True)
+    ledger.recorder.announce_active_key()
+    click.echo(f"active key {ledger.keyring.active().kid}")
+
+
+@keys.command("rotate")
+@friendly
+def keys_rotate() -> None:
+    """Make a new key active; old keys stay listed so history still verifies."""
+    ledger = _ledger(init=True)
+    old = ledger.keyring.active().kid
+    new = ledger.keyring.create()
+    seq = ledger.recorder.announce_active_key()
+    click.echo(f"rotated: {old} -> {new.kid} (announced at seq {seq})")
+
+
+@keys.command("list")
+@friendly
+def keys_list() -> None:
+    """Every key that ever signed, from the log, and whether this node holds it."""
+    ledger = _ledger()
+    active = ledger.keyring.active().kid if ledger.keyring.exists() else None
+    held = {k.kid for k in ledger.keyring.all()} if ledger.keyring.directory.is_dir() else set()
+    table = Table("kid", "announced at seq", "held here", "active")
+    for env in ledger.recorder.iter_envelopes_of_type("keys.KeyActivated"):
+        kid = env.data["kid"]
+        table.add_row(
+            kid, str(env.seq), "yes" if kid in held else "no", "yes" if kid == active else ""
+        )
+    Console().print(table)
+
+
+# --- tokens ----------------------------------------------------------------
+
+
+@main.group()
+def tokens() -> None:
+    """API bearer tokens: create, list, revoke."""
+
+
+@tokens.command("create")
+@click.option(
+    "--scope",
+    "scopes",
+    multiple=True,
+    required=True,
+    help="events:append, audit:read, admin, centre:<id>",
+)
+@click.option("--label", default="", help="What the token is for.")
+@friendly
+def tokens_create(scopes: tuple[str, ...], label: str) -> None:
+    """Create a token; it is printed once and stored only hashed."""
+    from ledger.store.tokens import TokenStore
+
+    token_id, token = TokenStore(_ledger().db).create(list(scopes), label)
+    console.print(f"token {token_id} created with scopes {' '.join(sorted(set(scopes)))}")
+    click.echo(token)
+
+
+@tokens.command("list")
+@friendly
+def tokens_list() -> None:
+    from ledger.store.tokens import TokenStore
+
+    table = Table("id", "scopes", "label", "created", "revoked")
+    for row in TokenStore(_ledger().db).list():
+        table.add_row(*(str(row[k] or "") for k in ("id", "scopes", "label", "created", "revoked")))
+    Console().print(table)
+
+
+@tokens.command("revoke")
+@click.argument("token_id")
+@friendly
+def tokens_revoke(token_id: str) -> None:
+    from ledger.store.tokens import TokenStore
+
+    if not TokenStore(_ledger().db).revoke(token_id):
+        raise CliError(f"no token {token_id}")
+    click.echo(f"revoked {token_id}")
+
+
+# --- subjects --------------------------------------------------------------
+
+
+@main.group()
+def subjects() -> None:
+    """Personal data: erase a person (GDPR)."""
+
+
+@subjects.command("erase")
+@click.argument("subject")
+@click.option("--reason", default="erasure request", help="Recorded in the log.")
+@friendly
+def subjects_erase(subject: str, reason: str) -> None:
+    """Delete SUBJECT's data key: their data becomes unreadable, the audit still passes."""
+    from ledger.domain.referential import load_referential
+    from ledger.services.candidates import CandidateService
+
+    seq = CandidateService(_ledger(), load_referential()).erase(subject, reason)
+    click.echo(f"erased {subject} (seq {seq})")
+
+
+# --- projections -------------------------------------------------------------
+
+
+def _projections(ledger: Any) -> list[Any]:
+    from ledger.domain.referential import load_referential
+    from ledger.projections import all_projections
+
+    return all_projections(ledger.config, load_referential())
+
+
+def _create_projection_tables(ledger: Any) -> list[Any]:
+    from ledger.projections.runner import create_tables
+
+    projections = _projections(ledger)
+    create_tables(ledger.db, projections)
+    return projections
+
+
+@main.group()
+def projections() -> None:
+    """Read models: rebuild from the log, show positions."""
+
+
+@projections.command("rebuild")
+@friendly
+def projections_rebuild() -> None:
+    """Empty every projection and replay the whole log into it."""
+    from ledger.projections.runner import head, rebuild
+
+    ledger = _ledger()
+    projs = _create_projection_tables(ledger)
+    rebuild(ledger.db, projs)
+    click.echo(f"rebuilt {', '.join(p.name for p in projs)} up to seq {head(ledger.db)}")
+
+
+@projections.command("status")
+@friendly
+def projections_status() -> None:
+    from ledger.projections.runner import head, position
+
+    ledger = _ledger()
+    projs = _create_projection_tables(ledger)
+    latest = head(ledger.db)
+    for p in projs:
+        click.echo(f"{p.name}: {position(ledger.db, p.name)} / {latest}")
+
+
+# --- export and audit --------------------------------------------------------
+
+
+@main.command("export")
+@click.argument("out", type=click.Path(path_type=Path))
+@friendly
+def export(out: Path) -> None:
+    """Write an offline audit bundle: events.ndjson, jwks.json, checkpoint.txt."""
+    from ledger.audit.export import export_bundle
+
+    count = export_bundle(_ledger(), out)
+    click.echo(f"exported {count} events to {out}")
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("verifying"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+    )
+
+
+@main.group()
+def audit() -> None:
+    """Verify hashes, signatures, the chain and checkpoints."""
+
+
+@audit.command("verify")
+@click.argument("bundle", required=False, type=click.Path(path_type=Path))
+@friendly
+def audit_verify(bundle: Path | None) -> None:
+    """Verify the live store, or the export BUNDLE; exit 1 naming the first bad seq."""
+    from ledger.audit.export import checkpoint_note, jwks, live_records
+    from ledger.audit.verify import read_ndjson, verify_bundle, verify_records
+
+    with _progress() as progress:
+        if bundle is not None:
+            if not bundle.is_dir():
+                raise CliError(f"{bundle} is not a bundle directory")
+            total = (
+                sum(1 for _ in read_ndjson(bundle / "events.ndjson"))
+                if (bundle / "events.ndjson").is_file()
+                else 0
+            )
+            task = progress.add_task("verify", total=total)
+            report = verify_bundle(bundle, lambda n: progress.advance(task, n))
+        else:
+            ledger = _ledger()
+            from ledger.projections.runner import head
+
+            size = head(ledger.db)
+            task = progress.add_task("verify", total=size)
+            note = checkpoint_note(ledger, size) if size else None
+            report = verify_records(
+                live_records(ledger, upto=size),
+                jwks(ledger),
+                note,
+                ledger.config.log_origin,
+                lambda n: progress.advance(task, n),
+            )
+    if not report.ok:
+        where = f"seq {report.first_bad_seq}: " if report.first_bad_seq else ""
+        click.echo(f"FAILED at {where}{report.problem}", err=True)
+        sys.exit(EXIT_FAILURE)
+    click.echo(
+        f"OK: {report.events} events, chain intact, all signatures valid "
+        f"({len(report.keys_used)} key(s)), root {report.root.hex()[:16]}…"
+        + (
+            f", checkpoint at size {report.checkpoint_size} verified"
+            if report.checkpoint_size
+            else ""
+        )
+    )
+
+
+# --- demo and serve ------------------------------------------------------------
+
+
+@main.command()
+@click.option("--candidates", default=300, show_default=True, help="How many candidates.")
+@click.option(
+    "--seed", default=2026, show_default=True, help="Random seed (same seed, same history)."
+)
+@click.option("--if-empty", is_flag=True, help="Do nothing when the log already holds events.")
+@friendly
+def demo(candidates: int, seed: int, if_empty: bool) -> None:
+    """Append a realistic demo history through the API's own code paths."""
+    from ledger.demo import run_demo
+    from ledger.projections.runner import head
+
+    ledger = _ledger(init=True)
+    events = head(ledger.db)
+    ledger.close()
+    if if_empty and events > 0:
+        click.echo(f"demo skipped: the log already holds {events} events")
+        return
+    summary = run_demo(_config(), candidates=candidates, seed=seed, echo=console.print)
+    click.echo(json.dumps(summary, indent=2))
+
+
+@main.command()
+@click.option("--host", default=None, help="Bind address (LEDGER_HOST).")
+@click.option("--port", default=None, type=int, help="Port (LEDGER_PORT).")
+@click.option("--workers", default=None, type=int, help="Gunicorn workers (LEDGER_WORKERS).")
+@friendly
+def serve(host: str | None, port: int | None, workers: int | None) -> None:
+    """Run the API and verify site under gunicorn."""
+    from ledger.config import setting
+    from ledger.server import run
+
+    ledger = _ledger(init=True)
+    _create_projection_tables(ledger)
+    ledger.close()
+    run(
+        host or setting("LEDGER_HOST"),
+        port or int(setting("LEDGER_PORT")),
+        workers or int(setting("LEDGER_WORKERS")),
+    )
+
+
+if __name__ == "__main__":
+    main()

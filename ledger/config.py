@@ -1,0 +1,113 @@
+"""Settings from environment variables, with safe defaults: the one place they are read.
+
+Every variable is listed in `SETTINGS` with its default and meaning; README's
+configuration table is generated from it (`ledger config`), so the two cannot drift.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+SETTINGS: dict[str, tuple[str, str]] = {
+    "LEDGER_DATABASE_URL": (
+        "sqlite:///var/ledger.db",
+        "Event store and projections. `sqlite:///relative/or/absolute/path.db` or "
+        "`postgresql://user@host:port/dbname`.",
+    ),
+    "LEDGER_KEYS_DIR": ("keys", "Directory holding the Ed25519 signing keys and the master key."),
+    "LEDGER_MASTER_KEY": (
+        "",
+        "Base64url 32-byte key wrapping per-person data keys; default: `master.key` in the keys dir.",
+    ),
+    "LEDGER_PUBLIC_URL": (
+        "http://127.0.0.1:8000",
+        "Public base URL printed in QR codes and links.",
+    ),
+    "LEDGER_LOG_ORIGIN": ("ledger.local/crcn", "Origin line of signed checkpoints."),
+    "LEDGER_MAX_LEVEL": ("5", "Highest certifiable level (levels are shown 'sur N')."),
+    "LEDGER_MAX_BATCH": ("1000", "Largest batch of answers accepted in one request."),
+    "LEDGER_MAX_BODY_BYTES": ("4194304", "Largest request body the API reads."),
+    "LEDGER_HOST": ("127.0.0.1", "Address `ledger serve` binds."),
+    "LEDGER_PORT": ("8000", "Port `ledger serve` binds."),
+    "LEDGER_WORKERS": ("2", "Gunicorn worker processes for `ledger serve`."),
+    "LEDGER_LOG_LEVEL": ("info", "Log level (debug, info, warning, error)."),
+}
+
+
+def setting(name: str) -> str:
+    """The value of a documented setting: environment first, then its default."""
+    default = SETTINGS[name][0]
+    return os.environ.get(name, default) or default
+
+
+def _int_setting(name: str) -> int:
+    raw = setting(name)
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from exc
+
+
+class ConfigError(ValueError):
+    """A setting has a value the service cannot use."""
+
+
+def _resolve_path(raw: str) -> Path:
+    path = Path(raw)
+    return path if path.is_absolute() else ROOT / path
+
+
+def _resolve_db_url(raw: str) -> str:
+    if raw.startswith("sqlite:///"):
+        path = raw[len("sqlite:///") :]
+        if path in ("", ":memory:"):
+            raise ConfigError("LEDGER_DATABASE_URL: in-memory SQLite cannot be shared; use a file")
+        return "sqlite:///" + str(_resolve_path(path))
+    if raw.startswith(("postgresql://", "postgres://")):
+        return raw
+    raise ConfigError(
+        f"LEDGER_DATABASE_URL must start with sqlite:/// or postgresql://, got {raw.split(':')[0]!r}"
+    )
+
+
+@dataclass(frozen=True)
+class Config:
+    """Resolved settings for one process."""
+
+    database_url: str
+    keys_dir: Path
+    master_key: str = field(repr=False)
+    public_url: str
+    log_origin: str
+    max_level: int
+    max_batch: int
+    max_body_bytes: int
+
+    @classmethod
+    def from_env(cls, **overrides: object) -> Config:
+        values: dict[str, object] = {
+            "database_url": _resolve_db_url(setting("LEDGER_DATABASE_URL")),
+            "keys_dir": _resolve_path(setting("LEDGER_KEYS_DIR")),
+            "master_key": os.environ.get("LEDGER_MASTER_KEY", ""),
+            "public_url": setting("LEDGER_PUBLIC_URL").rstrip("/"),
+            "log_origin": setting("LEDGER_LOG_ORIGIN"),
+            "max_level": _int_setting("LEDGER_MAX_LEVEL"),
+            "max_batch": _int_setting("LEDGER_MAX_BATCH"),
+            "max_body_bytes": _int_setting("LEDGER_MAX_BODY_BYTES"),
+        }
+        values.update(overrides)
+        return cls(**values)  # type: ignore[arg-type]
+
+
+def settings_table() -> str:
+    """Markdown table of every setting, for README and `ledger config`."""
+    rows = ["| variable | default | meaning |", "|---|---|---|"]
+    for name, (default, meaning) in SETTINGS.items():
+        rows.append(
+            f"| `{name}` | `{default}` | {meaning} |" if default else f"| `{name}` | | {meaning} |"
+        )
+    return "\n".join(rows)

@@ -1,0 +1,222 @@
+"""Every cryptographic primitive the ledger uses, in one place.
+
+JCS canonical JSON (RFC 8785), SHA-256, Ed25519 signing and verification,
+RFC 7638 JWK thumbprints, base64url, and AES-256-GCM sealing/key wrapping.
+Nothing else in the code base touches `cryptography` directly, so an audit of
+what is signed, and how, starts and ends here.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+from json.encoder import encode_basestring  # type: ignore[attr-defined]
+from typing import Any
+
+import rfc8785
+from cryptography.exceptions import InvalidSignature, InvalidTag
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+    Ed25519PrivateKey,
+    Ed25519PublicKey,
+)
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+ZERO_HASH = "0" * 64
+NONCE_BYTES = 12
+DATA_KEY_BYTES = 32
+
+
+class CryptoError(Exception):
+    """A signature, seal or key that does not check out."""
+
+
+# --- encodings -------------------------------------------------------------
+
+
+def b64url(raw: bytes) -> str:
+    """Base64url without padding (RFC 7515 section 2)."""
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+def b64url_decode(text: str) -> bytes:
+    """Inverse of `b64url`; raises CryptoError on anything malformed."""
+    if not isinstance(text, str) or "=" in text:
+        raise CryptoError("not unpadded base64url")
+    try:
+        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except (ValueError, TypeError) as exc:
+        raise CryptoError("not unpadded base64url") from exc
+
+
+def b64(raw: bytes) -> str:
+    """Standard padded base64, as C2SP notes and RFC 9162 proofs use."""
+    return base64.b64encode(raw).decode("ascii")
+
+
+def b64_decode(text: str) -> bytes:
+    try:
+        return base64.b64decode(text, validate=True)
+    except (ValueError, TypeError) as exc:
+        raise CryptoError("not base64") from exc
+
+
+# --- canonical JSON and hashes --------------------------------------------
+
+
+MAX_SAFE_INT = 2**53 - 1
+_fast_dumps = json.JSONEncoder(
+    ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False
+).encode
+
+
+def _plain(value: Any) -> bool:
+    """True when the stdlib encoder's output is already JCS for `value`.
+
+    That holds for strings, booleans, None, safe integers, lists, and objects whose
+    keys are ASCII (so code-point and UTF-16 key orders agree). Floats and anything
+    unusual go through `rfc8785`, the reference implementation.
+    """
+    if isinstance(value, str) or value is None or isinstance(value, bool):
+        return True
+    if isinstance(value, int):
+        return -MAX_SAFE_INT <= value <= MAX_SAFE_INT
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and k.isascii() and _plain(v) for k, v in value.items())
+    if isinstance(value, list):
+        return all(_plain(v) for v in value)
+    return False
+
+
+def canonical_json(value: Any) -> bytes:
+    """RFC 8785 (JCS) bytes of `value`: what every hash and signature covers.
+
+    Event payloads (ASCII keys, no floats) take the C encoder, whose output is
+    identical there (tests compare both on generated values); the rest `rfc8785`.
+    """
+    if _plain(value):
+        return _fast_dumps(value).encode("utf-8")
+    return rfc8785.dumps(value)
+
+
+canonical_str_member = encode_basestring
+"""JCS form of one JSON string: RFC 8785 escapes exactly what the stdlib's C escaper does."""
+
+
+def sha256(raw: bytes) -> bytes:
+    return hashlib.sha256(raw).digest()
+
+
+def sha256_hex(raw: bytes) -> str:
+    return hashlib.sha256(raw).hexdigest()
+
+
+# --- Ed25519 ---------------------------------------------------------------
+
+
+class SigningKey:
+    """An Ed25519 private key with its public JWK and RFC 7638 `kid`."""
+
+    def __init__(self, private: Ed25519PrivateKey):
+        self._private = private
+        self.public_raw = private.public_key().public_bytes(
+            serialization.Encoding.Raw, serialization.PublicFormat.Raw
+        )
+        self.kid = jwk_thumbprint(self.public_raw)
+
+    @classmethod
+    def generate(cls) -> SigningKey:
+        return cls(Ed25519PrivateKey.generate())
+
+    @classmethod
+    def from_pem(cls, pem: bytes) -> SigningKey:
+        try:
+            key = serialization.load_pem_private_key(pem, password=None)
+        except (ValueError, TypeError) as exc:
+            raise CryptoError("not a PEM private key") from exc
+        if not isinstance(key, Ed25519PrivateKey):
+            raise CryptoError("not an Ed25519 private key")
+        return cls(key)
+
+    def to_pem(self) -> bytes:
+        return self._private.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+
+    def sign(self, message: bytes) -> bytes:
+        return self._private.sign(message)
+
+    def public_jwk(self) -> dict[str, str]:
+        return public_jwk(self.public_raw)
+
+    def __repr__(self) -> str:  # never print key material
+        return f"SigningKey(kid={self.kid!r})"
+
+
+def public_jwk(public_raw: bytes) -> dict[str, str]:
+    """RFC 8037 OKP JWK for an Ed25519 public key, as served in the JWKS."""
+    return {
+        "kty": "OKP",
+        "crv": "Ed25519",
+        "x": b64url(public_raw),
+        "kid": jwk_thumbprint(public_raw),
+        "alg": "EdDSA",
+        "use": "sig",
+    }
+
+
+def jwk_thumbprint(public_raw: bytes) -> str:
+    """RFC 7638 thumbprint: SHA-256 over the required members in JCS order."""
+    required = {"crv": "Ed25519", "kty": "OKP", "x": b64url(public_raw)}
+    return b64url(sha256(canonical_json(required)))
+
+
+def public_key_from_jwk(jwk: dict[str, Any]) -> bytes:
+    """Raw 32-byte public key of an Ed25519 OKP JWK, checked against its `kid`."""
+    if jwk.get("kty") != "OKP" or jwk.get("crv") != "Ed25519":
+        raise CryptoError("JWK is not an Ed25519 OKP key")
+    raw = b64url_decode(str(jwk.get("x", "")))
+    if len(raw) != 32:
+        raise CryptoError("JWK x is not 32 bytes")
+    if "kid" in jwk and jwk["kid"] != jwk_thumbprint(raw):
+        raise CryptoError("JWK kid is not its RFC 7638 thumbprint")
+    return raw
+
+
+def verify(public_raw: bytes, signature: bytes, message: bytes) -> bool:
+    """True when `signature` is a valid Ed25519 signature of `message`."""
+    try:
+        Ed25519PublicKey.from_public_bytes(public_raw).verify(signature, message)
+    except (InvalidSignature, ValueError):
+        return False
+    return True
+
+
+# --- AES-256-GCM sealing (crypto-shredding) --------------------------------
+
+
+def new_data_key() -> bytes:
+    return AESGCM.generate_key(bit_length=256)
+
+
+def seal(key: bytes, plaintext: bytes, aad: bytes = b"") -> bytes:
+    """nonce || AES-256-GCM(ciphertext+tag); a fresh random nonce per call."""
+    nonce = os.urandom(NONCE_BYTES)
+    return nonce + AESGCM(key).encrypt(nonce, plaintext, aad or None)
+
+
+def unseal(key: bytes, sealed: bytes, aad: bytes = b"") -> bytes:
+    if len(sealed) < NONCE_BYTES + 16:
+        raise CryptoError("sealed value too short")
+    try:
+        return AESGCM(key).decrypt(sealed[:NONCE_BYTES], sealed[NONCE_BYTES:], aad or None)
+    except InvalidTag as exc:
+        raise CryptoError("sealed value does not open with this key") from exc
+
+
+def random_token(nbytes: int = 32) -> str:
+    return b64url(os.urandom(nbytes))

@@ -1,0 +1,158 @@
+"""The candidate: registration and positioning answers, with their knowledge.
+
+One stream per candidate. Identity is sealed before it reaches the domain
+(the domain only ever sees `{"sealed", "subject"}` values). Each answer is
+idempotent by the platform's answer id: the same answer again is a no-op,
+a different answer under the same id is a conflict.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from eventsourcing.domain import event
+
+from ledger.domain.base import Conflict, DomainError, LedgerAggregate
+from ledger.domain.profile import ANSWER_RESULTS, Knowledge, Profile, profile_of
+from ledger.domain.referential import Referential, ReferentialError
+
+
+class InvalidAnswer(DomainError):
+    code = "invalid-answer"
+    status = 422
+
+
+class UnknownReference(DomainError):
+    code = "unknown-reference"
+    status = 422
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One positioning answer as the platform sends it."""
+
+    answer_id: str
+    challenge: str
+    skill: str
+    competence: str
+    result: str
+    time_spent_ms: int
+    answered_at: str
+
+    def payload(self) -> dict[str, Any]:
+        return {
+            "answer_id": self.answer_id,
+            "challenge": self.challenge,
+            "skill": self.skill,
+            "competence": self.competence,
+            "result": self.result,
+            "time_spent_ms": self.time_spent_ms,
+            "answered_at": self.answered_at,
+        }
+
+
+def check_answer(ref: Referential, answer: Answer) -> None:
+    """Refuse answers that do not fit the referential: unknown or mismatched ids."""
+    if answer.result not in ANSWER_RESULTS:
+        raise InvalidAnswer(f"unknown result {answer.result!r}", answer_id=answer.answer_id)
+    if answer.time_spent_ms < 0:
+        raise InvalidAnswer("time_spent_ms must not be negative", answer_id=answer.answer_id)
+    try:
+        competence = ref.competence(answer.competence)
+        skill = ref.skill(answer.skill)
+        challenge = ref.challenge(answer.challenge)
+    except ReferentialError as exc:
+        raise UnknownReference(str(exc), answer_id=answer.answer_id) from exc
+    if ref.competence_of_skill(skill.id) != competence.code:
+        raise UnknownReference(
+            f"skill {skill.id} is not in competence {competence.code}", answer_id=answer.answer_id
+        )
+    if challenge.skill != skill.id:
+        raise UnknownReference(
+            f"challenge {challenge.id} does not test skill {skill.id}", answer_id=answer.answer_id
+        )
+
+
+class Candidate(LedgerAggregate):
+    """A person who positions and certifies; personal data only in sealed form."""
+
+    TYPE = "candidates.Candidate"
+
+    class Registered(LedgerAggregate.Created):
+        TYPE = "candidates.CandidateRegistered"
+        subject: str
+        identity: dict
+        external_id: dict | None
+        audience: str
+
+    @event(Registered)
+    def __init__(
+        self, subject: str, identity: dict, external_id: dict | None, audience: str
+    ) -> None:
+        self.subject = subject
+        self.identity = identity
+        self.external_id = external_id
+        self.audience = audience
+        self.answers: dict[str, dict[str, Any]] = {}
+        self.evidence: list[tuple[str, str, int]] = []  # (skill, result, position)
+        self.referential_version = ""
+
+    class AnswerRecorded(LedgerAggregate.Event):
+        TYPE = "positioning.AnswerRecorded"
+        referential: str
+        answer_id: str
+        challenge: str
+        skill: str
+        competence: str
+        result: str
+        time_spent_ms: int
+        answered_at: str
+
+    def record_answer(self, ref: Referential, answer: Answer) -> bool:
+        """Record one answer; False when it was already recorded identically."""
+        known = self.answers.get(answer.answer_id)
+        if known is not None:
+            if known != answer.payload():
+                raise Conflict(
+                    f"answer {answer.answer_id} was already recorded with other content",
+                    answer_id=answer.answer_id,
+                )
+            return False
+        check_answer(ref, answer)
+        self._record(referential=ref.version, **answer.payload())
+        return True
+
+    @event(AnswerRecorded)
+    def _record(
+        self,
+        referential: str,
+        answer_id: str,
+        challenge: str,
+        skill: str,
+        competence: str,
+        result: str,
+        time_spent_ms: int,
+        answered_at: str,
+    ) -> None:
+        self.answers[answer_id] = {
+            "answer_id": answer_id,
+            "challenge": challenge,
+            "skill": skill,
+            "competence": competence,
+            "result": result,
+            "time_spent_ms": time_spent_ms,
+            "answered_at": answered_at,
+        }
+        self.referential_version = referential
+        self.evidence.append((skill, result, len(self.evidence) + 1))
+
+    def knowledge(self, ref: Referential) -> Knowledge:
+        knowledge = Knowledge()
+        for skill, result, position in self.evidence:
+            knowledge.apply(ref, skill, result, position)
+        return knowledge
+
+    def profile(self, ref: Referential, max_level: int) -> Profile:
+        """The competence profile at this moment, from this candidate's own answers."""
+        return profile_of(ref, self.knowledge(ref), max_level)

@@ -1,0 +1,289 @@
+"""A candidate's certification course: individualized challenges, final answers, scores.
+
+Starting the course fixes, in one event, the challenges derived from the
+candidate's profile at that moment and the deadline (105 minutes of effective
+test time). Answers are final: one per assigned challenge, none late, none
+after the end. Every scoring or rescoring is a new event, never an update.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from datetime import datetime, timedelta
+from typing import Any
+
+from eventsourcing.domain import event
+
+from ledger.domain import clock
+from ledger.domain.base import Conflict, DomainError, LedgerAggregate
+from ledger.domain.profile import CORRECT, Profile
+from ledger.domain.referential import Referential
+from ledger.domain.scoring import CompetenceEvidence, ScoringResult, score
+
+EFFECTIVE_MINUTES = 105
+PER_COMPETENCE = 3
+ANSWER_RESULTS = ("ok", "ko", "partially", "timedout", "focusedOut", "aband")
+IN_PROGRESS, COMPLETED, ENDED = "in_progress", "completed", "ended"
+
+
+class CourseError(DomainError):
+    code = "course-rule"
+
+
+class LateAnswer(DomainError):
+    code = "late-answer"
+    status = 409
+
+
+class CourseEnded(DomainError):
+    code = "course-ended"
+    status = 409
+
+
+class UnassignedChallenge(DomainError):
+    code = "unassigned-challenge"
+
+
+def select_challenges(
+    ref: Referential, profile: Profile, seen: set[str], seed: str
+) -> list[dict[str, Any]]:
+    """Up to 3 challenges per competence at level >= 1, at the candidate's level.
+
+    Distinct skills of that difficulty first, challenges the candidate has not seen
+    in positioning first; lower difficulties only when the level has too few skills.
+    Deterministic for a given seed, so the selection can be re-derived and checked.
+    """
+    rng = random.Random(hashlib.sha256(seed.encode()).digest())
+    chosen: list[dict[str, Any]] = []
+    for comp in profile.competences:
+        if comp.level < 1:
+            continue
+        picked: list[dict[str, Any]] = []
+        for difficulty in range(comp.level, 0, -1):
+            skills = [s for s in ref.skills_of(comp.code) if s.difficulty == difficulty]
+            rng.shuffle(skills)
+            for skill in skills:
+                if len(picked) == PER_COMPETENCE:
+                    break
+                options = ref.challenges_of(skill.id)
+                fresh = [c for c in options if c.id not in seen] or list(options)
+                challenge = rng.choice(fresh)
+                picked.append(
+                    {
+                        "challenge": challenge.id,
+                        "skill": skill.id,
+                        "competence": comp.code,
+                        "difficulty": skill.difficulty,
+                    }
+                )
+            if len(picked) == PER_COMPETENCE:
+                break
+        chosen.extend(picked)
+    return chosen
+
+
+class Course(LedgerAggregate):
+    TYPE = "certification.Course"
+
+    class Started(LedgerAggregate.Created):
+        TYPE = "certification.CourseStarted"
+        session: str
+        candidate: str
+        centre: str
+        referential: str
+        challenges: list
+        profile: list
+        started_at: str
+        deadline: str
+
+    @event(Started)
+    def __init__(
+        self,
+        session: str,
+        candidate: str,
+        centre: str,
+        referential: str,
+        challenges: list,
+        profile: list,
+        started_at: str,
+        deadline: str,
+    ) -> None:
+        self.session = session
+        self.candidate = candidate
+        self.centre = centre
+        self.referential = referential
+        self.challenges = challenges
+        self.profile = profile
+        self.started_at = started_at
+        self.deadline = deadline
+        self.answers: dict[str, dict[str, Any]] = {}
+        self.state = IN_PROGRESS
+        self.end_reason = ""
+        self.scores: list[dict[str, Any]] = []
+
+    @property
+    def assigned(self) -> dict[str, dict[str, Any]]:
+        return {c["challenge"]: c for c in self.challenges}
+
+    def is_late(self, moment: datetime) -> bool:
+        return moment > clock.parse_time(self.deadline)
+
+    # --- answers -----------------------------------------------------------------
+
+    class Answered(LedgerAggregate.Event):
+        TYPE = "certification.ChallengeAnswered"
+        challenge: str
+        result: str
+        time_spent_ms: int
+        answered_at: str
+
+    def answer(self, challenge: str, result: str, time_spent_ms: int) -> None:
+        now = clock.now()
+        if self.state != IN_PROGRESS:
+            raise CourseEnded(f"this course has ended ({self.end_reason}); answers are final")
+        if challenge not in self.assigned:
+            raise UnassignedChallenge(f"challenge {challenge} was not assigned in this course")
+        if challenge in self.answers:
+            raise Conflict(f"challenge {challenge} was already answered; answers are final")
+        if result not in ANSWER_RESULTS:
+            raise CourseError(f"unknown result {result!r}")
+        if self.is_late(now):
+            raise LateAnswer(f"the test time ended at {self.deadline}", deadline=self.deadline)
+        self._answer(
+            challenge=challenge,
+            result=result,
+            time_spent_ms=time_spent_ms,
+            answered_at=clock.format_time(now),
+        )
+        if len(self.answers) == len(self.challenges):
+            self.end("completed")
+
+    @event(Answered)
+    def _answer(self, challenge: str, result: str, time_spent_ms: int, answered_at: str) -> None:
+        self.answers[challenge] = {"result": result, "time_spent_ms": time_spent_ms}
+
+    # --- end -------------------------------------------------------------------
+
+    class Ended(LedgerAggregate.Event):
+        TYPE = "certification.CourseEnded"
+        reason: str
+
+    def end(self, reason: str) -> None:
+        if self.state != IN_PROGRESS:
+            raise CourseEnded(f"this course has already ended ({self.end_reason})")
+        if reason not in ("completed", "timed-out", "aborted"):
+            raise CourseError("reason must be completed, timed-out or aborted")
+        if reason == "completed" and len(self.answers) < len(self.challenges):
+            raise CourseError("a course is completed only when every challenge is answered")
+        self._end(reason=reason)
+
+    @event(Ended)
+    def _end(self, reason: str) -> None:
+        self.state = COMPLETED if reason == "completed" else ENDED
+        self.end_reason = reason
+
+    @property
+    def unfinished(self) -> bool:
+        return self.state != COMPLETED
+
+    # --- scoring -----------------------------------------------------------------
+
+    class Scored(LedgerAggregate.Event):
+        TYPE = "certification.CourseScored"
+        basis: str
+        reason: str
+        neutralized: list
+        fraud_confirmed: bool
+        cancelled_by_operator: bool
+        result: dict
+
+    def evidence(self, neutralized: set[str]) -> list[CompetenceEvidence]:
+        per: dict[str, dict[str, int]] = {}
+        for item in self.challenges:
+            counts = per.setdefault(
+                item["competence"], {"asked": 0, "correct": 0, "neutralized": 0}
+            )
+            counts["asked"] += 1
+            if item["challenge"] in neutralized:
+                counts["neutralized"] += 1
+            elif self.answers.get(item["challenge"], {}).get("result") == CORRECT:
+                counts["correct"] += 1
+        levels = {p["code"]: p for p in self.profile}
+        return [
+            CompetenceEvidence(
+                code=code,
+                profile_level=levels[code]["level"],
+                profile_pix=levels[code]["pix"],
+                **counts,
+            )
+            for code, counts in sorted(per.items())
+        ]
+
+    def score(
+        self,
+        basis: str,
+        reason: str,
+        max_level: int,
+        neutralized: set[str] | None = None,
+        fraud_confirmed: bool | None = None,
+        cancelled_by_operator: bool | None = None,
+    ) -> ScoringResult:
+        """Score (or rescore) from all evidence so far; earlier decisions carry over."""
+        last = self.scores[-1] if self.scores else {}
+        neutral = set(last.get("neutralized", [])) | set(neutralized or ())
+        unknown = neutral - set(self.assigned)
+        if unknown:
+            raise UnassignedChallenge(
+                f"challenge(s) {', '.join(sorted(unknown))} not in this course"
+            )
+        fraud = last.get("fraud_confirmed", False) if fraud_confirmed is None else fraud_confirmed
+        cancelled = (
+            last.get("cancelled_by_operator", False)
+            if cancelled_by_operator is None
+            else cancelled_by_operator
+        )
+        result = score(
+            self.evidence(neutral),
+            fraud_confirmed=fraud,
+            cancelled_by_operator=cancelled,
+            max_level=max_level,
+        )
+        self._scored(
+            basis=basis,
+            reason=reason,
+            neutralized=sorted(neutral),
+            fraud_confirmed=fraud,
+            cancelled_by_operator=cancelled,
+            result=result.to_dict(),
+        )
+        return result
+
+    @event(Scored)
+    def _scored(
+        self,
+        basis: str,
+        reason: str,
+        neutralized: list,
+        fraud_confirmed: bool,
+        cancelled_by_operator: bool,
+        result: dict,
+    ) -> None:
+        self.scores.append(
+            {
+                "basis": basis,
+                "reason": reason,
+                "neutralized": neutralized,
+                "fraud_confirmed": fraud_confirmed,
+                "cancelled_by_operator": cancelled_by_operator,
+                "result": result,
+            }
+        )
+
+    @property
+    def latest_result(self) -> dict[str, Any] | None:
+        return self.scores[-1]["result"] if self.scores else None
+
+
+def deadline_from(start: datetime) -> datetime:
+    return start + timedelta(minutes=EFFECTIVE_MINUTES)

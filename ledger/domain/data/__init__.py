@@ -1,0 +1,1 @@
+"""Versioned referential data files shipped with the service."""

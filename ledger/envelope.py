@@ -1,0 +1,131 @@
+"""The v1 event envelope (LEDGER_FORMAT.md section 2): build, seal with a signature, check.
+
+`hash` = SHA-256 of JCS(envelope without hash, kid, sig); `sig` = Ed25519
+over the 32 raw bytes of `hash`. Writers build the JCS bytes by placing the
+already-canonical `data` inside the fixed member order, which is exactly what
+RFC 8785 produces (tests pin this against the `rfc8785` package); checkers
+use the literal spec path: parse, drop three members, canonicalize, hash.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from ledger import crypto
+
+HASHED_FIELDS = ("seq", "id", "stream", "version", "type", "time", "data", "prev")
+ENVELOPE_FIELDS = (*HASHED_FIELDS, "hash", "kid", "sig")
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """One stored event as auditors see it; `data_json` is its JCS text."""
+
+    seq: int
+    id: str
+    stream: str
+    version: int
+    type: str
+    time: str
+    data_json: str
+    prev: str
+    hash: str
+    kid: str
+    sig: str
+
+    @property
+    def data(self) -> dict[str, Any]:
+        return json.loads(self.data_json)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "seq": self.seq,
+            "id": self.id,
+            "stream": self.stream,
+            "version": self.version,
+            "type": self.type,
+            "time": self.time,
+            "data": self.data,
+            "prev": self.prev,
+            "hash": self.hash,
+            "kid": self.kid,
+            "sig": self.sig,
+        }
+
+    def to_json_line(self) -> str:
+        """One ndjson line, members in spec order, data verbatim (already JCS)."""
+        head = ",".join(
+            f"{json.dumps(name)}:{json.dumps(getattr(self, name), ensure_ascii=False)}"
+            for name in ("seq", "id", "stream", "version", "type", "time")
+        )
+        tail = ",".join(
+            f"{json.dumps(name)}:{json.dumps(getattr(self, name))}"
+            for name in ("prev", "hash", "kid", "sig")
+        )
+        return "{" + head + ',"data":' + self.data_json + "," + tail + "}"
+
+
+def _jstr(value: str) -> str:
+    return crypto.canonical_str_member(value)
+
+
+def hashed_bytes(
+    seq: int, id: str, stream: str, version: int, type: str, time: str, data_json: str, prev: str
+) -> bytes:
+    """JCS bytes of the hashed members, built in RFC 8785 member order."""
+    text = (
+        f'{{"data":{data_json},"id":{_jstr(id)},"prev":{_jstr(prev)},"seq":{int(seq)},'
+        f'"stream":{_jstr(stream)},"time":{_jstr(time)},"type":{_jstr(type)},'
+        f'"version":{int(version)}}}'
+    )
+    return text.encode("utf-8")
+
+
+def seal(
+    key: crypto.SigningKey,
+    *,
+    seq: int,
+    id: str,
+    stream: str,
+    version: int,
+    type: str,
+    time: str,
+    data_json: str,
+    prev: str,
+) -> Envelope:
+    """Hash and sign one event at its place in the chain."""
+    digest = crypto.sha256(hashed_bytes(seq, id, stream, version, type, time, data_json, prev))
+    return Envelope(
+        seq=seq,
+        id=id,
+        stream=stream,
+        version=version,
+        type=type,
+        time=time,
+        data_json=data_json,
+        prev=prev,
+        hash=digest.hex(),
+        kid=key.kid,
+        sig=crypto.b64url(key.sign(digest)),
+    )
+
+
+def check_hash(record: dict[str, Any]) -> bool:
+    """Spec path: JCS of the record minus hash/kid/sig hashes to its `hash`."""
+    body = {k: v for k, v in record.items() if k not in ("hash", "kid", "sig")}
+    try:
+        return crypto.sha256_hex(crypto.canonical_json(body)) == record.get("hash")
+    except (TypeError, ValueError, crypto.CryptoError, Exception):
+        return False
+
+
+def check_signature(record: dict[str, Any], public_raw: bytes) -> bool:
+    """`sig` is a valid Ed25519 signature of the raw `hash` bytes under `public_raw`."""
+    try:
+        digest = bytes.fromhex(str(record["hash"]))
+        signature = crypto.b64url_decode(str(record["sig"]))
+    except (KeyError, ValueError, crypto.CryptoError):
+        return False
+    return len(digest) == 32 and crypto.verify(public_raw, signature, digest)

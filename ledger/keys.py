@@ -1,0 +1,98 @@
+"""Signing-key files: creation, rotation, the active key, and the master key.
+
+Layout of the keys directory (never committed, never in the database):
+    <kid>.pem      one Ed25519 private key per file (PKCS#8, mode 0600)
+    active         the kid that signs new events
+    master.key     base64url 32-byte key wrapping per-person data keys
+Public keys reach the JWKS through key events in the log, so every node
+and every auditor sees every key that ever signed.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ledger.crypto import CryptoError, SigningKey, b64url, b64url_decode, new_data_key
+
+ACTIVE_FILE = "active"
+MASTER_FILE = "master.key"
+
+
+class KeyFileError(Exception):
+    """A key file is missing or unusable; the message says which and why."""
+
+
+def _write_secret(path: Path, content: bytes) -> None:
+    """Write a secret atomically, readable by the owner only."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(content)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+class KeyRing:
+    """The private keys this node holds, and which one is active."""
+
+    def __init__(self, directory: Path, master_key: str = ""):
+        self.directory = directory
+        self._master_override = master_key
+        self._cache: dict[str, SigningKey] = {}
+
+    def exists(self) -> bool:
+        return (self.directory / ACTIVE_FILE).is_file()
+
+    def create(self) -> SigningKey:
+        """Generate a key, store it and make it the active one."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        key = SigningKey.generate()
+        _write_secret(self.directory / f"{key.kid}.pem", key.to_pem())
+        _write_secret(self.directory / ACTIVE_FILE, key.kid.encode())
+        self._cache[key.kid] = key
+        return key
+
+    def ensure_master_key(self) -> None:
+        if self._master_override or (self.directory / MASTER_FILE).is_file():
+            return
+        self.directory.mkdir(parents=True, exist_ok=True)
+        _write_secret(self.directory / MASTER_FILE, b64url(new_data_key()).encode())
+
+    def active(self) -> SigningKey:
+        path = self.directory / ACTIVE_FILE
+        if not path.is_file():
+            raise KeyFileError(f"no active signing key in {self.directory}: run `ledger keys init`")
+        return self.get(path.read_text().strip())
+
+    def get(self, kid: str) -> SigningKey:
+        if kid not in self._cache:
+            path = self.directory / f"{kid}.pem"
+            if not path.is_file():
+                raise KeyFileError(f"signing key {kid} is not in {self.directory}")
+            try:
+                self._cache[kid] = SigningKey.from_pem(path.read_bytes())
+            except CryptoError as exc:
+                raise KeyFileError(f"{path.name}: {exc}") from exc
+        return self._cache[kid]
+
+    def all(self) -> list[SigningKey]:
+        """Every private key held here, oldest file first."""
+        files = sorted(self.directory.glob("*.pem"), key=lambda p: p.stat().st_mtime)
+        return [self.get(p.stem) for p in files]
+
+    def master_key(self) -> bytes:
+        raw = self._master_override
+        if not raw:
+            path = self.directory / MASTER_FILE
+            if not path.is_file():
+                raise KeyFileError(f"no master key in {self.directory}: run `ledger keys init`")
+            raw = path.read_text().strip()
+        try:
+            key = b64url_decode(raw)
+        except CryptoError as exc:
+            raise KeyFileError("master key is not base64url") from exc
+        if len(key) != 32:
+            raise KeyFileError("master key must be 32 bytes")
+        return key

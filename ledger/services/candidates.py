@@ -1,0 +1,109 @@
+"""Candidate commands: register, record positioning answers, erase personal data."""
+
+from __future__ import annotations
+
+import uuid
+from collections import OrderedDict, defaultdict
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError
+
+from ledger.domain.base import Conflict, DomainError, NotFound
+from ledger.domain.candidate import Answer, Candidate
+from ledger.domain.erasure import Erasure
+from ledger.domain.referential import Referential
+from ledger.services import retrying
+from ledger.store.application import Ledger
+
+AUDIENCES = ("adult", "upper-secondary", "lower-secondary")
+
+
+class InvalidIdentity(DomainError):
+    code = "invalid-identity"
+    status = 422
+
+
+@dataclass(frozen=True)
+class AnswerOutcome:
+    answer_id: str
+    candidate: str
+    status: str  # "recorded" | "duplicate"
+    seq: int | None
+
+
+def load_candidate(ledger: Ledger, candidate_id: str) -> Candidate:
+    try:
+        candidate = ledger.app.repository.get(UUID(candidate_id))
+    except (ValueError, AggregateNotFoundError):
+        raise NotFound(f"no candidate {candidate_id}") from None
+    if not isinstance(candidate, Candidate):
+        raise NotFound(f"no candidate {candidate_id}")
+    return candidate
+
+
+class CandidateService:
+    def __init__(self, ledger: Ledger, referential: Referential):
+        self.ledger = ledger
+        self.ref = referential
+
+    def register(
+        self, identity: dict[str, Any], audience: str = "adult", external_id: str | None = None
+    ) -> tuple[Candidate, int]:
+        """Seal identity under a fresh subject and append the registration."""
+        if audience not in AUDIENCES:
+            raise InvalidIdentity(f"audience must be one of {', '.join(AUDIENCES)}")
+        subject = str(uuid.uuid4())
+        sealed_identity = self.ledger.vault.seal(subject, identity)
+        sealed_external = self.ledger.vault.seal(subject, external_id) if external_id else None
+        candidate = Candidate(
+            subject=subject,
+            identity=sealed_identity,
+            external_id=sealed_external,
+            audience=audience,
+        )
+        (seq,) = self.ledger.save(candidate)
+        return candidate, seq
+
+    def record_answers(self, answers: list[tuple[str, Answer]]) -> list[AnswerOutcome]:
+        """Record a batch atomically: every answer is written, or none is."""
+        return retrying(lambda: self._record_once(answers))
+
+    def _record_once(self, answers: list[tuple[str, Answer]]) -> list[AnswerOutcome]:
+        loaded: OrderedDict[str, Candidate] = OrderedDict()
+        recorded: list[tuple[str, Answer, bool]] = []
+        for candidate_id, answer in answers:
+            if candidate_id not in loaded:
+                loaded[candidate_id] = load_candidate(self.ledger, candidate_id)
+            is_new = loaded[candidate_id].record_answer(self.ref, answer)
+            recorded.append((candidate_id, answer, is_new))
+        seqs = iter(self.ledger.save(*loaded.values()))
+        fresh: dict[str, list[str]] = defaultdict(list)
+        for candidate_id, answer, is_new in recorded:
+            if is_new:
+                fresh[candidate_id].append(answer.answer_id)
+        new_seq = {}  # events are saved aggregate by aggregate, in load order
+        for candidate_id in loaded:
+            for answer_id in fresh[candidate_id]:
+                new_seq[(candidate_id, answer_id)] = next(seqs)
+        return [
+            AnswerOutcome(
+                answer_id=answer.answer_id,
+                candidate=candidate_id,
+                status="recorded" if is_new else "duplicate",
+                seq=new_seq.get((candidate_id, answer.answer_id)),
+            )
+            for candidate_id, answer, is_new in recorded
+        ]
+
+    def erase(self, subject: str, reason: str) -> int:
+        """Delete the subject's key and record the erasure as a fact in the log."""
+        outcome = self.ledger.vault.erase(subject)
+        if outcome == "unknown":
+            raise NotFound(f"no subject {subject}")
+        if outcome == "already":
+            raise Conflict(f"subject {subject} was already erased")
+        erasure = Erasure(subject=subject, reason=reason)
+        (seq,) = self.ledger.save(erasure)
+        return seq

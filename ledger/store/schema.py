@@ -1,0 +1,51 @@
+"""Tables of the ledger core, in SQL that SQLite and PostgreSQL both accept.
+
+`ledger_events` is the event store itself: each row is a v1 envelope, and
+eventsourcing reads aggregates and the notification log from the same rows
+that auditors verify. There is no second copy that could drift.
+"""
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS ledger_events (
+    seq BIGINT PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    stream TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    type TEXT NOT NULL,
+    time TEXT NOT NULL,
+    data TEXT NOT NULL,
+    prev TEXT NOT NULL,
+    hash TEXT NOT NULL,
+    kid TEXT NOT NULL,
+    sig TEXT NOT NULL,
+    UNIQUE (stream, version)
+);
+CREATE INDEX IF NOT EXISTS ledger_events_by_type ON ledger_events (type, seq);
+CREATE TABLE IF NOT EXISTS subject_keys (
+    subject TEXT PRIMARY KEY,
+    wrapped TEXT,
+    created TEXT NOT NULL,
+    erased TEXT
+);
+CREATE TABLE IF NOT EXISTS api_tokens (
+    id TEXT PRIMARY KEY,
+    token_hash TEXT NOT NULL UNIQUE,
+    scopes TEXT NOT NULL,
+    label TEXT NOT NULL,
+    created TEXT NOT NULL,
+    revoked TEXT
+);
+CREATE TABLE IF NOT EXISTS idempotency_keys (
+    principal TEXT NOT NULL,
+    key TEXT NOT NULL,
+    request_hash TEXT NOT NULL,
+    status INTEGER NOT NULL,
+    body TEXT NOT NULL,
+    created TEXT NOT NULL,
+    PRIMARY KEY (principal, key)
+);
+CREATE TABLE IF NOT EXISTS projection_positions (
+    name TEXT PRIMARY KEY,
+    position BIGINT NOT NULL
+);
+"""

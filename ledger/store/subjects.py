@@ -1,0 +1,102 @@
+"""Personal data sealed per person, erasable by deleting one key (format section 4).
+
+Each subject has a random AES-256 data key, stored wrapped by the master key
+outside the log. Event data carries `{"sealed": ..., "subject": ...}`; the
+hash covers that sealed form, so erasing the key leaves every signature valid
+while the person's data can no longer be read anywhere. Keys are not cached
+across calls: an erasure on one node is effective on all at once.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from ledger import crypto
+from ledger.domain import clock
+from ledger.keys import KeyRing
+from ledger.store.db import Database
+
+ERASED = None
+
+
+class SubjectErased(Exception):
+    """The subject's key was deleted: their data is gone for good."""
+
+
+class SubjectVault:
+    def __init__(self, db: Database, keyring: KeyRing):
+        self.db = db
+        self.keyring = keyring
+
+    def _wrap(self, subject: str, data_key: bytes) -> str:
+        return crypto.b64url(crypto.seal(self.keyring.master_key(), data_key, subject.encode()))
+
+    def _unwrap(self, subject: str, wrapped: str) -> bytes:
+        return crypto.unseal(
+            self.keyring.master_key(), crypto.b64url_decode(wrapped), subject.encode()
+        )
+
+    def _key(self, subject: str, create: bool) -> bytes:
+        with self.db.read() as cur:
+            cur.execute("SELECT wrapped, erased FROM subject_keys WHERE subject = ?", (subject,))
+            row = cur.fetchone()
+        if row is None and create:
+            return self._create_key(subject)
+        if row is None or row[1] is not None:
+            raise SubjectErased(subject)
+        return self._unwrap(subject, row[0])
+
+    def _create_key(self, subject: str) -> bytes:
+        wrapped = self._wrap(subject, crypto.new_data_key())
+        with self.db.write(lock=None) as cur:
+            cur.execute(
+                "INSERT INTO subject_keys (subject, wrapped, created) VALUES (?, ?, ?)"
+                " ON CONFLICT (subject) DO NOTHING",
+                (subject, wrapped, clock.format_time(clock.now())),
+            )
+        return self._key(subject, create=False)
+
+    def seal(self, subject: str, value: Any) -> dict[str, str]:
+        """Seal a JSON value for `subject`; creates their key on first use."""
+        key = self._key(subject, create=True)
+        plaintext = json.dumps(value, ensure_ascii=False, sort_keys=True).encode()
+        sealed = crypto.seal(key, plaintext, subject.encode())
+        return {"sealed": crypto.b64url(sealed), "subject": subject}
+
+    def unseal(self, sealed: dict[str, str]) -> Any:
+        """The value, or raises SubjectErased once the subject's key is deleted."""
+        subject = sealed["subject"]
+        key = self._key(subject, create=False)
+        raw = crypto.unseal(key, crypto.b64url_decode(sealed["sealed"]), subject.encode())
+        return json.loads(raw)
+
+    def open_or_none(self, sealed: dict[str, str] | None) -> Any:
+        """For display: the value, or None when erased (or absent)."""
+        if not sealed:
+            return None
+        try:
+            return self.unseal(sealed)
+        except (SubjectErased, crypto.CryptoError):
+            return None
+
+    def erase(self, subject: str) -> str:
+        """Delete the subject's key: "erased" now, "already" erased before, or "unknown"."""
+        with self.db.write(lock=None) as cur:
+            cur.execute("SELECT erased FROM subject_keys WHERE subject = ?", (subject,))
+            row = cur.fetchone()
+            if row is None:
+                return "unknown"
+            if row[0] is not None:
+                return "already"
+            cur.execute(
+                "UPDATE subject_keys SET wrapped = NULL, erased = ? WHERE subject = ?",
+                (clock.format_time(clock.now()), subject),
+            )
+        return "erased"
+
+    def is_erased(self, subject: str) -> bool:
+        with self.db.read() as cur:
+            cur.execute("SELECT erased FROM subject_keys WHERE subject = ?", (subject,))
+            row = cur.fetchone()
+        return row is not None and row[0] is not None

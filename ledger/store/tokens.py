@@ -1,0 +1,101 @@
+"""API bearer tokens: random secrets shown once, stored only as SHA-256 hashes.
+
+A token is `lt_<id>_<secret>`; the id finds the row, the hash of the whole
+token must match. Scopes are a fixed vocabulary plus `centre:<id>` scopes.
+"""
+
+from __future__ import annotations
+
+import hmac
+import re
+from dataclasses import dataclass
+
+from ledger import crypto
+from ledger.domain import clock
+from ledger.store.db import Database
+
+SCOPES = ("events:append", "audit:read", "admin")
+CENTRE_SCOPE = re.compile(r"^centre:[0-9a-f-]{36}$")
+TOKEN_FORMAT = re.compile(r"^lt_([A-Za-z0-9]{12})_([A-Za-z0-9_-]{43})$")
+
+
+class TokenError(ValueError):
+    """Unknown scope, or a token that does not exist / was revoked."""
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: a token id and what it may do."""
+
+    token_id: str
+    label: str
+    scopes: frozenset[str]
+
+    def has(self, scope: str) -> bool:
+        return scope in self.scopes or "admin" in self.scopes
+
+    def centres(self) -> set[str]:
+        return {s.split(":", 1)[1] for s in self.scopes if s.startswith("centre:")}
+
+
+def check_scopes(scopes: list[str]) -> list[str]:
+    unknown = [s for s in scopes if s not in SCOPES and not CENTRE_SCOPE.match(s)]
+    if unknown or not scopes:
+        raise TokenError(
+            f"unknown scope(s): {', '.join(unknown)}" if unknown else "at least one scope needed"
+        )
+    return sorted(set(scopes))
+
+
+def _hash(token: str) -> str:
+    return crypto.sha256_hex(token.encode())
+
+
+class TokenStore:
+    def __init__(self, db: Database):
+        self.db = db
+
+    def create(self, scopes: list[str], label: str = "") -> tuple[str, str]:
+        """Return (token id, token). The token is shown once and never stored."""
+        scopes = check_scopes(scopes)
+        token_id = crypto.random_token(9).replace("-", "x").replace("_", "y")[:12]
+        token = f"lt_{token_id}_{crypto.random_token(32)}"
+        with self.db.write(lock=None) as cur:
+            cur.execute(
+                "INSERT INTO api_tokens (id, token_hash, scopes, label, created) VALUES (?,?,?,?,?)",
+                (token_id, _hash(token), " ".join(scopes), label, clock.format_time(clock.now())),
+            )
+        return token_id, token
+
+    def authenticate(self, token: str) -> Principal | None:
+        match = TOKEN_FORMAT.match(token or "")
+        if not match:
+            return None
+        with self.db.read() as cur:
+            cur.execute(
+                "SELECT token_hash, scopes, label, revoked FROM api_tokens WHERE id = ?",
+                (match.group(1),),
+            )
+            row = cur.fetchone()
+        if row is None or row[3] is not None or not hmac.compare_digest(row[0], _hash(token)):
+            return None
+        return Principal(match.group(1), row[2], frozenset(row[1].split()))
+
+    def revoke(self, token_id: str) -> bool:
+        with self.db.write(lock=None) as cur:
+            cur.execute(
+                "UPDATE api_tokens SET revoked = ? WHERE id = ? AND revoked IS NULL",
+                (clock.format_time(clock.now()), token_id),
+            )
+            cur.execute("SELECT revoked FROM api_tokens WHERE id = ?", (token_id,))
+            row = cur.fetchone()
+        return row is not None and row[0] is not None
+
+    def list(self) -> list[dict[str, str | None]]:
+        with self.db.read() as cur:
+            cur.execute(
+                "SELECT id, scopes, label, created, revoked FROM api_tokens ORDER BY created"
+            )
+            rows = cur.fetchall()
+        keys = ("id", "scopes", "label", "created", "revoked")
+        return [dict(zip(keys, row, strict=True)) for row in rows]

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Make sure what the tests talk to is there: PostgreSQL at 127.0.0.1:5432
+# (user postgres, database test, trust auth). Installs and starts it with
+# apt when missing and we are root; otherwise says what is missing.
+set -euo pipefail
+
+PGHOST=127.0.0.1 PGPORT=5432 PGUSER=postgres
+
+pg_ready() {
+    python3 - <<'PY'
+import socket, sys
+s = socket.socket()
+s.settimeout(2)
+try:
+    s.connect(("127.0.0.1", 5432))
+except OSError:
+    sys.exit(1)
+PY
+}
+
+if ! pg_ready; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        echo "PostgreSQL not running on 127.0.0.1:5432: installing/starting it"
+        if ! ls /etc/postgresql/*/main >/dev/null 2>&1; then
+            DEBIAN_FRONTEND=noninteractive apt-get update -qq
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+        fi
+        version=$(ls /etc/postgresql | sort -V | tail -n 1)
+        conf=/etc/postgresql/$version/main
+        grep -q "ledger-tests" "$conf/pg_hba.conf" || sed -i '1i host all all 127.0.0.1/32 trust # ledger-tests\nlocal all all trust # ledger-tests' "$conf/pg_hba.conf"
+        pg_ctlcluster --skip-systemctl-redirect "$version" main start || pg_ctlcluster "$version" main start
+        for _ in $(seq 1 30); do pg_ready && break; sleep 1; done
+    else
+        echo "error: PostgreSQL is not reachable at 127.0.0.1:5432 and cannot be installed here" >&2
+        exit 1
+    fi
+fi
+
+if command -v psql >/dev/null; then
+    if ! psql -h 127.0.0.1 -U postgres -d test -c 'select 1' >/dev/null 2>&1; then
+        psql -h 127.0.0.1 -U postgres -d postgres -c 'create database test' >/dev/null
+    fi
+fi
+echo "PostgreSQL ready at 127.0.0.1:5432"

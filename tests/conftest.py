@@ -1,0 +1,88 @@
+"""Fixtures: a fresh ledger on SQLite and on PostgreSQL, an API client and tokens.
+
+Every store-level test runs twice, once per backend. PostgreSQL tests each get
+their own schema in the `test` database, dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from ledger.config import Config
+from ledger.store.application import Ledger
+
+PG_URL = os.environ.get("LEDGER_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+BACKENDS = ("sqlite", "postgresql")
+
+
+@pytest.fixture
+def pg_schema() -> Iterator[str]:
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(PG_URL, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    yield f"{PG_URL}?options=-csearch_path%3D{schema}"
+    with psycopg.connect(PG_URL, autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+@pytest.fixture(params=BACKENDS)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'ledger.db'}"
+    return request.getfixturevalue("pg_schema")
+
+
+@pytest.fixture
+def config(database_url: str, tmp_path: Path) -> Config:
+    return Config.from_env(database_url=database_url, keys_dir=tmp_path / "keys", master_key="")
+
+
+@pytest.fixture
+def ledger(config: Config) -> Iterator[Ledger]:
+    instance = Ledger(config)
+    instance.init()
+    yield instance
+    instance.close()
+
+
+@pytest.fixture
+def app(config: Config) -> Iterator[Any]:
+    from ledger.api import create_app
+
+    Ledger(config).init()
+    application = create_app(config)
+    application.config["TESTING"] = True
+    yield application
+    application.extensions["ledger"].ledger.close()
+
+
+@pytest.fixture
+def client(app: Any) -> Any:
+    return app.test_client()
+
+
+def make_token(app: Any, *scopes: str) -> dict[str, str]:
+    _, token = app.extensions["ledger"].tokens.create(list(scopes), label="test")
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture
+def admin(app: Any) -> dict[str, str]:
+    return make_token(app, "admin")
+
+
+@pytest.fixture
+def appender(app: Any) -> dict[str, str]:
+    return make_token(app, "events:append")
+
+
+@pytest.fixture
+def auditor(app: Any) -> dict[str, str]:
+    return make_token(app, "audit:read")

@@ -1,0 +1,144 @@
+"""The `ledger` command end to end: init, keys, tokens, demo, export, audit, erasure."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from ledger.cli import main
+
+
+@pytest.fixture
+def run(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("LEDGER_DATABASE_URL", database_url)
+    monkeypatch.setenv("LEDGER_KEYS_DIR", str(tmp_path / "keys"))
+    runner = CliRunner()
+
+    def invoke(*args: str, ok: bool = True):
+        result = runner.invoke(main, list(args), catch_exceptions=False)
+        if ok:
+            assert result.exit_code == 0, result.output + result.stderr
+        return result
+
+    invoke("init")
+    return invoke
+
+
+def test_demo_export_and_offline_audit(run, tmp_path: Path) -> None:
+    run("demo", "--candidates", "6")
+    bundle = tmp_path / "bundle"
+    out = run("export", str(bundle)).stdout
+    assert "exported" in out
+    assert {p.name for p in bundle.iterdir()} == {"events.ndjson", "jwks.json", "checkpoint.txt"}
+    assert run("audit", "verify", str(bundle)).stdout.startswith("OK:")
+    assert run("audit", "verify").stdout.startswith("OK:")
+
+
+def test_audit_names_the_first_tampered_seq_in_a_bundle(run, tmp_path: Path) -> None:
+    run("demo", "--candidates", "3")
+    bundle = tmp_path / "b"
+    run("export", str(bundle))
+    lines = (bundle / "events.ndjson").read_text().splitlines()
+    record = json.loads(lines[6])
+    record["data"]["result"] = "ok" if record["data"].get("result") != "ok" else "ko"
+    lines[6] = json.dumps(record)
+    (bundle / "events.ndjson").write_text("\n".join(lines) + "\n")
+    result = run("audit", "verify", str(bundle), ok=False)
+    assert result.exit_code == 1
+    assert "seq 7" in result.stderr
+
+
+def test_audit_of_a_bundle_with_a_deleted_line(run, tmp_path: Path) -> None:
+    run("demo", "--candidates", "2")
+    bundle = tmp_path / "b"
+    run("export", str(bundle))
+    lines = (bundle / "events.ndjson").read_text().splitlines()
+    del lines[4]
+    (bundle / "events.ndjson").write_text("\n".join(lines) + "\n")
+    result = run("audit", "verify", str(bundle), ok=False)
+    assert result.exit_code == 1 and "seq 5" in result.stderr
+
+
+def test_live_audit_detects_a_changed_row(run, database_url: str) -> None:
+    run("demo", "--candidates", "2")
+    from ledger.config import Config
+    from ledger.store.application import Ledger
+
+    ledger = Ledger(Config.from_env())
+    with ledger.db.write() as cur:
+        cur.execute("UPDATE ledger_events SET time = '2020-01-01T00:00:00.000000Z' WHERE seq = 9")
+    ledger.close()
+    result = run("audit", "verify", ok=False)
+    assert result.exit_code == 1 and "seq 9" in result.stderr
+
+
+def test_keys_rotate_and_list(run) -> None:
+    run("keys", "init")
+    rotated = run("keys", "rotate").stdout
+    assert "rotated:" in rotated
+    listing = run("keys", "list").stdout
+    assert listing.count("yes") >= 3  # both held, one active
+    run("demo", "--candidates", "1")
+    assert run("audit", "verify").stdout.startswith("OK:")
+
+
+def test_tokens_create_list_revoke(run) -> None:
+    created = run("tokens", "create", "--scope", "audit:read", "--label", "auditor")
+    token = created.stdout.strip().splitlines()[-1]
+    assert token.startswith("lt_")
+    assert "auditor" in run("tokens", "list").stdout
+    token_id = token.split("_")[1]
+    assert "revoked" in run("tokens", "revoke", token_id).stdout
+
+
+def test_subject_erasure_keeps_the_audit_green(run) -> None:
+    from ledger.config import Config
+    from ledger.store.application import Ledger
+
+    run("demo", "--candidates", "2")
+    ledger = Ledger(Config.from_env())
+    subject = next(
+        iter(ledger.recorder.iter_envelopes_of_type("candidates.CandidateRegistered"))
+    ).data["subject"]
+    ledger.close()
+    assert "erased" in run("subjects", "erase", subject, "--reason", "request").stdout
+    assert run("audit", "verify").stdout.startswith("OK:")
+
+
+def test_projections_rebuild(run) -> None:
+    run("demo", "--candidates", "3")
+    assert "rebuilt profiles" in run("projections", "rebuild").stdout
+    status = run("projections", "status").stdout
+    position, head = status.split(":")[1].split("/")
+    assert int(position) == int(head) > 0
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("tokens", "create", "--scope", "root"), "unknown scope"),
+        (("audit", "verify", "no-such-dir"), "not a bundle"),
+        (("subjects", "erase", "nobody"), "no subject"),
+        (("tokens", "revoke", "nothing"), "no token"),
+    ],
+)
+def test_bad_input_is_one_line_and_non_zero(run, args, message) -> None:
+    result = run(*args, ok=False)
+    assert result.exit_code != 0
+    assert message in result.stderr and "Traceback" not in result.output + result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_export_refuses_to_overwrite_a_bundle(run, tmp_path: Path) -> None:
+    run("export", str(tmp_path / "x"))
+    result = run("export", str(tmp_path / "x"), ok=False)
+    assert result.exit_code == 1 and "already holds a bundle" in result.stderr
+
+
+def test_bad_database_url_is_a_clear_error(run, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LEDGER_DATABASE_URL", "mysql://nope")
+    result = run("audit", "verify", ok=False)
+    assert result.exit_code != 0 and "LEDGER_DATABASE_URL" in result.stderr
