@@ -29,6 +29,11 @@ SETTINGS: dict[str, tuple[str, str]] = {
     ),
     "LEDGER_LOG_ORIGIN": ("ledger.local/crcn", "Origin line of signed checkpoints."),
     "LEDGER_MAX_LEVEL": ("5", "Highest certifiable level (levels are shown 'sur N')."),
+    "LEDGER_CALENDAR": (
+        "upper-secondary=01-05:03-31,lower-secondary=03-01:05-31",
+        "Certification windows per audience (`audience=MM-DD:MM-DD`, comma-separated); "
+        "audiences not listed (adults) have none.",
+    ),
     "LEDGER_MAX_BATCH": ("1000", "Largest batch of answers accepted in one request."),
     "LEDGER_MAX_BODY_BYTES": ("4194304", "Largest request body the API reads."),
     "LEDGER_HOST": ("127.0.0.1", "Address `ledger serve` binds."),
@@ -84,6 +89,7 @@ class Config:
     public_url: str
     log_origin: str
     max_level: int
+    calendar: str
     max_batch: int
     max_body_bytes: int
 
@@ -96,6 +102,7 @@ class Config:
             "public_url": setting("LEDGER_PUBLIC_URL").rstrip("/"),
             "log_origin": setting("LEDGER_LOG_ORIGIN"),
             "max_level": _int_setting("LEDGER_MAX_LEVEL"),
+            "calendar": setting("LEDGER_CALENDAR"),
             "max_batch": _int_setting("LEDGER_MAX_BATCH"),
             "max_body_bytes": _int_setting("LEDGER_MAX_BODY_BYTES"),
         }

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from ledger.config import Config
@@ -129,26 +129,175 @@ def positioning_answers(
     return answers
 
 
+CENTRES = (
+    ("Lycée Victor Hugo", "school", "Rennes"),
+    ("Collège Jean Moulin", "school", "Lyon"),
+    ("Université de Bordeaux", "university", "Bordeaux"),
+    ("Centre de formation Numérique Pour Tous", "organisation", "Lille"),
+)
+# (session day, audience): upper-secondary in Jan-Mar, lower-secondary in Mar-May, adults any time
+SESSION_PLAN = (
+    ("01-20", "upper-secondary"), ("02-14", "upper-secondary"), ("03-10", "lower-secondary"),
+    ("04-15", "lower-secondary"), ("06-18", "adult"), ("10-07", "adult"),
+)  # fmt: skip
+YEARS = (2022, 2023, 2024, 2025, 2026)
+
+
+class Demo:
+    """The demo's state: an HTTP client with operator, platform and staff tokens."""
+
+    def __init__(self, config: Config, seed: int):
+        self.rng = random.Random(seed)
+        self.client, self.admin, self.ref = _client(config)
+        self.platform = self.admin
+        self.totals = {"candidates": 0, "answers": 0, "centres": 0, "sessions": 0, "courses": 0,
+                       "certificates": 0, "cancelled": 0}  # fmt: skip
+        self.codes: list[str] = []
+        self.staff: dict[str, dict[str, str]] = {}
+
+    def post(self, path: str, body: Any, headers: dict[str, str] | None = None) -> Any:
+        return _post(self.client, headers or self.admin, path, body)
+
+    def at(self, moment: datetime) -> Any:
+        return clock.frozen_at(moment)
+
+    def centres(self) -> list[str]:
+        ids = []
+        with self.at(datetime(YEARS[0], 1, 3, 9, tzinfo=UTC)):
+            for name, kind, city in CENTRES:
+                centre = self.post("/api/v1/centres", {"name": name, "kind": kind, "city": city})[
+                    "id"
+                ]
+                token = self.post(f"/api/v1/centres/{centre}/tokens", {"label": f"staff {name}"})[
+                    "token"
+                ]
+                self.staff[centre] = {"Authorization": f"Bearer {token}"}
+                ids.append(centre)
+        self.totals["centres"] = len(ids)
+        return ids
+
+    def candidates(self, count: int, audience: str, when: datetime) -> list[str]:
+        """Register and position `count` candidates a few weeks before `when`."""
+        codes = [c.code for c in self.ref.competences]
+        ids, pending = [], []
+        with self.at(when - timedelta(days=21)):
+            for _ in range(count):
+                identity = {**_identity(self.rng), "audience": audience}
+                created = self.post("/api/v1/candidates", identity, self.platform)["id"]
+                tested = self.rng.sample(codes, self.rng.randint(5, 12))
+                levels = {c: max(0, min(6, round(self.rng.gauss(2.6, 1.2)))) for c in tested}
+                pending.extend(positioning_answers(self.rng, self.ref, created, levels))
+                ids.append(created)
+            for start in range(0, len(pending), BATCH):
+                self.post(
+                    "/api/v1/answers", {"answers": pending[start : start + BATCH]}, self.platform
+                )
+        self.totals["candidates"] += count
+        self.totals["answers"] += len(pending)
+        return ids
+
+    def session(self, centre: str, day: date, audience: str, candidates: list[str]) -> None:
+        staff = self.staff[centre]
+        morning = datetime(day.year, day.month, day.day, 8, 0, tzinfo=UTC)
+        with self.at(morning - timedelta(days=14)):
+            body = {"date": day.isoformat(), "time": "09:00", "address": "Salle des examens",
+                    "room": f"B{self.rng.randint(1, 30)}", "examiner": self.rng.choice(LAST_NAMES),
+                    "audience": audience}  # fmt: skip
+            session = self.post(f"/api/v1/centres/{centre}/sessions", body, staff)["id"]
+            enrolled = [c for c in candidates if self._enrol(session, c, staff)]
+        self.totals["sessions"] += 1
+        if not enrolled:
+            return
+        absent = enrolled[-1:] if len(enrolled) > 3 and self.rng.random() < 0.3 else []
+        report: dict[str, Any] = {"absent": absent, "aborts": [], "issue_reports": []}
+        with self.at(morning + timedelta(minutes=30)):
+            courses = [
+                self.post(f"/api/v1/sessions/{session}/courses", {"candidate": c}, self.platform)
+                for c in enrolled if c not in absent
+            ]  # fmt: skip
+        with self.at(morning + timedelta(minutes=90)):
+            for course in courses:
+                self._take(course, report)
+        with self.at(morning + timedelta(hours=3)):
+            self.post(f"/api/v1/sessions/{session}/finalization", report, staff)
+        self.totals["courses"] += len(courses)
+        with self.at(morning + timedelta(days=7)):
+            self.post(f"/api/v1/sessions/{session}/review", {})
+            codes = self.post(f"/api/v1/sessions/{session}/publication", {})["certificates"]
+        self.codes.extend(codes)
+        self.totals["certificates"] += len(codes)
+        if codes and self.rng.random() < 0.15:
+            with self.at(morning + timedelta(days=40)):
+                self.post(
+                    f"/api/v1/certificates/{codes[0]}/cancellation",
+                    {"reason": "fraude constatée après publication"},
+                )
+            self.totals["cancelled"] += 1
+
+    def _enrol(self, session: str, candidate: str, staff: dict[str, str]) -> bool:
+        response = self.client.post(
+            f"/api/v1/sessions/{session}/candidates", json={"candidate": candidate}, headers=staff
+        )
+        if response.status_code == 422:  # not eligible: the centre is told why and moves on
+            return False
+        if response.status_code >= 300:
+            raise DemoError(
+                f"enrol: {response.status_code} {response.get_data(as_text=True)[:300]}"
+            )
+        return True
+
+    def _take(self, course: dict[str, Any], report: dict[str, Any]) -> None:
+        skill = self.rng.uniform(0.55, 0.98)
+        challenges = course["challenges"]
+        stop = len(challenges)
+        if self.rng.random() < 0.05:  # a test interrupted: the examiner reports why
+            stop = self.rng.randint(1, len(challenges) - 1) if len(challenges) > 1 else 1
+            report["aborts"].append(
+                {
+                    "candidate": course["candidate"],
+                    "reason": self.rng.choice(("candidate", "technical")),
+                }
+            )
+        for item in challenges[:stop]:
+            result = (
+                "ok"
+                if self.rng.random() < skill
+                else self.rng.choice(("ko", "ko", "aband", "timedout"))
+            )
+            self.post(f"/api/v1/courses/{course['id']}/answers",
+                      {"challenge": item["challenge"], "result": result,
+                       "time_spent_ms": self.rng.randint(20_000, 150_000)}, self.platform)  # fmt: skip
+            self.totals["answers"] += 1
+        if stop == len(challenges) and self.rng.random() < 0.1:
+            report["issue_reports"].append(
+                {"candidate": course["candidate"], "category": "in-challenge", "neutralize": True,
+                 "challenge": challenges[0]["challenge"], "description": "l'image ne s'affichait pas"}
+            )  # fmt: skip
+
+
 def run_demo(
     config: Config, candidates: int = 300, seed: int = 2026, echo: Callable[[str], None] = print
 ) -> dict[str, Any]:
-    rng = random.Random(seed)
-    client, headers, ref = _client(config)
-    codes = [c.code for c in ref.competences]
-    pending: list[dict[str, Any]] = []
-    totals = {"candidates": 0, "answers": 0}
-    for _ in range(candidates):
-        created = _post(client, headers, "/api/v1/candidates", _identity(rng))
-        tested = rng.sample(codes, rng.randint(4, 12))
-        levels = {code: max(0, min(6, round(rng.gauss(2.5, 1.3)))) for code in tested}
-        pending.extend(positioning_answers(rng, ref, created["id"], levels))
-        totals["candidates"] += 1
-        while len(pending) >= BATCH:
-            _post(client, headers, "/api/v1/answers", {"answers": pending[:BATCH]})
-            totals["answers"] += BATCH
-            del pending[:BATCH]
-    if pending:
-        _post(client, headers, "/api/v1/answers", {"answers": pending})
-        totals["answers"] += len(pending)
-    echo(f"demo: {totals['candidates']} candidates, {totals['answers']} answers")
-    return totals
+    """Several years of certification across a few centres; returns counts and sample codes."""
+    demo = Demo(config, seed)
+    centres = demo.centres()
+    slots = [(year, day, audience) for year in YEARS for day, audience in SESSION_PLAN]
+    slots = [s for s in slots if date(s[0], *map(int, s[1].split("-"))) < clock.now().date()]
+    per_slot = max(1, candidates // len(slots))
+    for index, (year, day, audience) in enumerate(slots):
+        when = datetime(year, *map(int, day.split("-")), 8, tzinfo=UTC)
+        remaining = candidates - demo.totals["candidates"]
+        count = remaining if index == len(slots) - 1 else min(per_slot, remaining)
+        if count <= 0:
+            break
+        group = demo.candidates(count, audience, when)
+        demo.session(centres[index % len(centres)], when.date(), audience, group)
+    echo(
+        f"demo: {demo.totals['centres']} centres, {demo.totals['sessions']} sessions, "
+        f"{demo.totals['candidates']} candidates, {demo.totals['answers']} answers, "
+        f"{demo.totals['courses']} courses, {demo.totals['certificates']} certificates "
+        f"({demo.totals['cancelled']} cancelled)"
+    )
+    for code in demo.codes[-3:] + demo.codes[:2]:
+        echo(f"  verification code: {code}  ->  {config.public_url}/v/{code}")
+    return {**demo.totals, "sample_codes": demo.codes[-3:] + demo.codes[:2]}

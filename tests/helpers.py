@@ -30,21 +30,20 @@ def answer(
     difficulty: int = 1,
     result: str = "ok",
     answer_id: str | None = None,
-    tube_index: int = 0,
+    skill_id: str | None = None,
 ) -> dict[str, Any]:
-    """An answer on the `tube_index`-th tube of `competence` at `difficulty`."""
+    """An answer on `skill_id`, or on the first skill of `competence` at `difficulty`."""
     ref = load_referential()
-    tubes = sorted({s.tube for s in ref.skills_of(competence)})
-    skill = next(
-        s
-        for s in ref.skills_of(competence)
-        if s.tube == tubes[tube_index] and s.difficulty == difficulty
-    )
+    if skill_id is None:
+        skill_id = min(
+            (s for s in ref.skills_of(competence) if s.difficulty == difficulty),
+            key=lambda s: s.tube,
+        ).id
     return {
         "candidate": candidate,
         "answer_id": answer_id or f"a-{next(_ids)}",
-        "challenge": ref.challenges_of(skill.id)[0].id,
-        "skill": skill.id,
+        "challenge": ref.challenges_of(skill_id)[0].id,
+        "skill": skill_id,
         "competence": competence,
         "result": result,
         "time_spent_ms": 42_000,
@@ -53,15 +52,20 @@ def answer(
 
 
 def climb(candidate: str, competence: str, level: int) -> list[dict[str, Any]]:
-    """Correct answers on every tube of `competence` up to difficulty `level`."""
+    """Correct answers on every tube of `competence` at its highest difficulty <= `level`.
+
+    By inference that validates every skill up to `level`: the competence reaches it.
+    """
     ref = load_referential()
-    tubes = sorted({s.tube for s in ref.skills_of(competence)})
+    tubes: dict[str, list[Any]] = {}
+    for skill in ref.skills_of(competence):
+        tubes.setdefault(skill.tube, []).append(skill)
     out = []
-    for index, tube in enumerate(tubes):
-        difficulties = {s.difficulty for s in ref.skills_of(competence) if s.tube == tube}
-        top = max((d for d in difficulties if d <= level), default=None)
-        if top is not None:
-            out.append(answer(candidate, competence, top, "ok", tube_index=index))
+    for skills in tubes.values():
+        below = [s for s in skills if s.difficulty <= level]
+        if below:
+            top = max(below, key=lambda s: s.difficulty)
+            out.append(answer(candidate, competence, result="ok", skill_id=top.id))
     return out
 
 

@@ -14,6 +14,7 @@ from ledger.api.state import ApiState
 from ledger.config import Config
 from ledger.domain.base import DomainError
 from ledger.projections.runner import create_tables
+from ledger.services.certification import publish_referential
 
 API_VERSION = "1.0.0"
 
@@ -47,6 +48,7 @@ def create_app(config: Config | None = None) -> Flask:
     logging.basicConfig(level=logging.INFO)
     api_state = ApiState.open(config)
     create_tables(api_state.ledger.db, api_state.projections)
+    publish_referential(api_state.ledger, api_state.referential)
     app.extensions["ledger"] = api_state
 
     api = ProblemApi(app)
@@ -61,9 +63,9 @@ def create_app(config: Config | None = None) -> Flask:
 
 
 def _register(api: Api, app: Flask) -> None:
-    from ledger.api import candidates, docs, log
+    from ledger.api import candidates, certificates, certification, docs, log
 
-    for module in (candidates, log):
+    for module in (candidates, certification, certificates, log):
         api.register_blueprint(module.blp)
     app.register_blueprint(log.well_known)
     app.register_blueprint(docs.bp)

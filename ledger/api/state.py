@@ -11,6 +11,7 @@ from ledger.domain.referential import Referential, load_referential
 from ledger.projections import all_projections
 from ledger.projections.runner import Projection, catch_up
 from ledger.services.candidates import CandidateService
+from ledger.services.certification import CertificationService
 from ledger.store.application import Ledger
 from ledger.store.tokens import TokenStore
 
@@ -23,6 +24,7 @@ class ApiState:
     projections: list[Projection]
     tokens: TokenStore
     candidates: CandidateService
+    certification: CertificationService
 
     @classmethod
     def open(cls, config: Config) -> ApiState:
@@ -35,6 +37,7 @@ class ApiState:
             projections=all_projections(config, referential),
             tokens=TokenStore(ledger.db),
             candidates=CandidateService(ledger, referential),
+            certification=CertificationService(ledger, referential, config),
         )
 
     def fresh(self) -> None:

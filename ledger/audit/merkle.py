@@ -1,52 +1,67 @@
 """RFC 9162 section 2.1 Merkle tree over the events' hashes (format section 5).
 
-Written to read like the RFC: MTH for the root, PATH for inclusion proofs,
-PROOF/SUBPROOF for consistency proofs, and the verification algorithms of
-2.1.3.2 and 2.1.4.2 step by step.
+Leaf `seq - 1` holds the 32 raw bytes of that event's `hash`. The functions read
+like the RFC so that an auditor can check them line by line against it: MTH for
+the root (2.1.1), PATH for inclusion proofs (2.1.3.1), PROOF/SUBPROOF for
+consistency proofs (2.1.4.1), and the verification algorithms of 2.1.3.2 and
+2.1.4.2 step by step. Proof generation recomputes subtree roots, O(n) per proof;
+`MerkleAccumulator` keeps the root of a growing log in O(log n) per append.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from ledger.crypto import sha256
 
+EMPTY_ROOT = sha256(b"")
+"""MTH({}) = SHA-256 of the empty string."""
+
 
 class MerkleError(ValueError):
-    """An index or size outside the tree."""
+    """A leaf index or tree size outside the tree."""
 
 
 def leaf_hash(data: bytes) -> bytes:
+    """HASH(0x00 || d): the prefix keeps leaves and nodes from ever colliding."""
     return sha256(b"\x00" + data)
 
 
 def node_hash(left: bytes, right: bytes) -> bytes:
+    """HASH(0x01 || left || right)."""
     return sha256(b"\x01" + left + right)
 
 
 def _split(n: int) -> int:
-    """The largest power of two smaller than n (n > 1)."""
-    k = 1
-    while k * 2 < n:
-        k *= 2
-    return k
+    """k, the largest power of two smaller than n (n > 1): where MTH splits D[n]."""
+    return 1 << ((n - 1).bit_length() - 1)
+
+
+def _is_power_of_two(n: int) -> bool:
+    return n > 0 and n & (n - 1) == 0
+
+
+# --- tree head (2.1.1) -----------------------------------------------------
 
 
 def root_hash(leaves: Sequence[bytes]) -> bytes:
-    """MTH(D[n]) of RFC 9162 2.1.1."""
+    """MTH(D[n]): the tree head over the leaf data `leaves`."""
     n = len(leaves)
     if n == 0:
-        return sha256(b"")
+        return EMPTY_ROOT
     if n == 1:
         return leaf_hash(leaves[0])
     k = _split(n)
     return node_hash(root_hash(leaves[:k]), root_hash(leaves[k:]))
 
 
+# --- proof generation (2.1.3.1, 2.1.4.1) -----------------------------------
+
+
 def inclusion_proof(leaves: Sequence[bytes], index: int) -> list[bytes]:
-    """PATH(m, D[n]) of RFC 9162 2.1.3.1."""
+    """PATH(m, D[n]): the audit path of leaf `index` in the tree over `leaves`."""
     if not 0 <= index < len(leaves):
-        raise MerkleError(f"leaf index {index} is outside a tree of {len(leaves)}")
+        raise MerkleError(f"leaf index {index} is outside a tree of size {len(leaves)}")
     return _path(index, leaves)
 
 
@@ -61,106 +76,138 @@ def _path(m: int, leaves: Sequence[bytes]) -> list[bytes]:
 
 
 def consistency_proof(leaves: Sequence[bytes], old_size: int) -> list[bytes]:
-    """PROOF(m, D[n]) of RFC 9162 2.1.4.1."""
+    """PROOF(m, D[n]): shows the tree of the first `old_size` leaves is a prefix of this one.
+
+    0 < old_size <= n; equal sizes give the empty proof.
+    """
     if not 0 < old_size <= len(leaves):
-        raise MerkleError(f"old size {old_size} is not within a tree of {len(leaves)}")
-    if old_size == len(leaves):
-        return []
+        raise MerkleError(f"old size {old_size} is not between 1 and the tree size {len(leaves)}")
     return _subproof(old_size, leaves, True)
 
 
-def _subproof(m: int, leaves: Sequence[bytes], complete: bool) -> list[bytes]:
+def _subproof(m: int, leaves: Sequence[bytes], b: bool) -> list[bytes]:
+    """SUBPROOF(m, D[n], b); b says whether D[0:m] is the old tree itself (known root)."""
     n = len(leaves)
     if m == n:
-        return [] if complete else [root_hash(leaves)]
+        return [] if b else [root_hash(leaves)]
     k = _split(n)
     if m <= k:
-        return [*_subproof(m, leaves[:k], complete), root_hash(leaves[k:])]
+        return [*_subproof(m, leaves[:k], b), root_hash(leaves[k:])]
     return [*_subproof(m - k, leaves[k:], False), root_hash(leaves[:k])]
+
+
+# --- proof verification (2.1.3.2, 2.1.4.2) ---------------------------------
 
 
 def verify_inclusion(
     leaf_index: int, tree_size: int, leaf_data: bytes, proof: Sequence[bytes], root: bytes
 ) -> bool:
-    """RFC 9162 2.1.3.2."""
-    if leaf_index >= tree_size or leaf_index < 0:
+    """True when `proof` shows `leaf_data` is leaf `leaf_index` of the tree with `root`."""
+    # 1. The index must lie inside the tree.
+    if not 0 <= leaf_index < tree_size:
         return False
+    # 2. and 3.
     fn, sn = leaf_index, tree_size - 1
     r = leaf_hash(leaf_data)
+    # 4.
     for p in proof:
         if sn == 0:
             return False
         if fn & 1 or fn == sn:
             r = node_hash(p, r)
-            if not fn & 1:
-                while True:
-                    fn >>= 1
-                    sn >>= 1
-                    if fn & 1 or fn == 0:
-                        break
+            while not fn & 1 and fn != 0:
+                fn, sn = fn >> 1, sn >> 1
         else:
             r = node_hash(r, p)
-        fn >>= 1
-        sn >>= 1
+        fn, sn = fn >> 1, sn >> 1
+    # 5.
     return sn == 0 and r == root
 
 
 def verify_consistency(
     old_size: int, new_size: int, old_root: bytes, new_root: bytes, proof: Sequence[bytes]
 ) -> bool:
-    """RFC 9162 2.1.4.2."""
-    if old_size < 1 or old_size > new_size:
+    """True when `proof` shows the tree (old_size, old_root) is a prefix of (new_size, new_root).
+
+    The RFC covers 0 < old_size < new_size; equal sizes hold with an empty proof and
+    equal roots, as `consistency_proof` produces. A size of 0 is never provable here.
+    """
+    if not 0 < old_size <= new_size:
         return False
     if old_size == new_size:
-        return not proof and old_root == new_root
+        return len(proof) == 0 and old_root == new_root
+    # 1. An empty path proves nothing.
     path = list(proof)
-    if old_size & (old_size - 1) == 0:  # a power of two: the old root is the first node
-        path.insert(0, old_root)
     if not path:
         return False
+    # 2. A power-of-two old tree is a complete subtree of the new one: its root starts the path.
+    if _is_power_of_two(old_size):
+        path.insert(0, old_root)
+    # 3.
     fn, sn = old_size - 1, new_size - 1
+    # 4.
     while fn & 1:
-        fn >>= 1
-        sn >>= 1
+        fn, sn = fn >> 1, sn >> 1
+    # 5.
     fr = sr = path[0]
+    # 6.
     for c in path[1:]:
         if sn == 0:
             return False
         if fn & 1 or fn == sn:
             fr = node_hash(c, fr)
             sr = node_hash(c, sr)
-            if not fn & 1:
-                while True:
-                    fn >>= 1
-                    sn >>= 1
-                    if fn & 1 or fn == 0:
-                        break
+            while not fn & 1 and fn != 0:
+                fn, sn = fn >> 1, sn >> 1
         else:
             sr = node_hash(sr, c)
-        fn >>= 1
-        sn >>= 1
+        fn, sn = fn >> 1, sn >> 1
+    # 7.
     return fr == old_root and sr == new_root and sn == 0
 
 
-class MerkleAccumulator:
-    """Root of a growing tree in O(log n) per leaf: a stack of perfect subtree roots."""
+# --- incremental tree head -------------------------------------------------
 
-    def __init__(self) -> None:
-        self._stack: list[tuple[int, bytes]] = []  # (subtree size, root), sizes decreasing
-        self.size = 0
+
+class MerkleAccumulator:
+    """The root of a growing log without recomputing it from scratch.
+
+    Keeps the roots of the perfect subtrees the leaves so far decompose into
+    (one per set bit of `size`, largest first), like a binary counter: `append`
+    merges equal-sized neighbours, `root` folds them right to left as MTH does.
+    Both are O(log n).
+    """
+
+    def __init__(self, leaves: Iterable[bytes] = ()) -> None:
+        self._size = 0
+        self._peaks: list[tuple[int, bytes]] = []  # (subtree size, subtree root)
+        self.extend(leaves)
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    def __len__(self) -> int:
+        return self._size
 
     def append(self, data: bytes) -> None:
-        node, width = leaf_hash(data), 1
-        while self._stack and self._stack[-1][0] == width:
-            left_width, left = self._stack.pop()
-            node, width = node_hash(left, node), left_width + width
-        self._stack.append((width, node))
-        self.size += 1
+        """Add the next leaf's data (an event's 32 raw hash bytes)."""
+        width, node = 1, leaf_hash(data)
+        while self._peaks and self._peaks[-1][0] == width:
+            _, left = self._peaks.pop()
+            width, node = 2 * width, node_hash(left, node)
+        self._peaks.append((width, node))
+        self._size += 1
+
+    def extend(self, leaves: Iterable[bytes]) -> None:
+        for data in leaves:
+            self.append(data)
 
     def root(self) -> bytes:
-        if not self._stack:
-            return sha256(b"")
-        node = self._stack[-1][1]
-        for _, left in reversed(self._stack[:-1]):
+        """MTH over every leaf appended so far."""
+        if not self._peaks:
+            return EMPTY_ROOT
+        node = self._peaks[-1][1]
+        for _, left in reversed(self._peaks[:-1]):
             node = node_hash(left, node)
         return node

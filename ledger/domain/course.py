@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -50,44 +51,54 @@ def select_challenges(
 ) -> list[dict[str, Any]]:
     """Up to 3 challenges per competence at level >= 1, at the candidate's level.
 
-    Distinct skills of that difficulty first, challenges the candidate has not seen
-    in positioning first; lower difficulties only when the level has too few skills.
-    Deterministic for a given seed, so the selection can be re-derived and checked.
+    At the level: one challenge per distinct skill first, then further challenges of
+    those skills; lower difficulties only when the level has too few challenges.
+    Challenges the candidate has not seen in positioning come first. Deterministic
+    for a given seed, so anyone can re-derive a course's selection from the log.
     """
     rng = random.Random(hashlib.sha256(seed.encode()).digest())
     chosen: list[dict[str, Any]] = []
     for comp in profile.competences:
-        if comp.level < 1:
-            continue
         picked: list[dict[str, Any]] = []
         for difficulty in range(comp.level, 0, -1):
-            skills = [s for s in ref.skills_of(comp.code) if s.difficulty == difficulty]
-            rng.shuffle(skills)
-            for skill in skills:
+            for skill, challenge in _ordered_options(ref, comp.code, difficulty, seen, rng):
                 if len(picked) == PER_COMPETENCE:
                     break
-                options = ref.challenges_of(skill.id)
-                fresh = [c for c in options if c.id not in seen] or list(options)
-                challenge = rng.choice(fresh)
                 picked.append(
-                    {
-                        "challenge": challenge.id,
-                        "skill": skill.id,
-                        "competence": comp.code,
-                        "difficulty": skill.difficulty,
-                    }
-                )
-            if len(picked) == PER_COMPETENCE:
-                break
+                    {"challenge": challenge.id, "skill": skill.id, "competence": comp.code,
+                     "difficulty": skill.difficulty}
+                )  # fmt: skip
         chosen.extend(picked)
     return chosen
+
+
+def _ordered_options(
+    ref: Referential, competence: str, difficulty: int, seen: set[str], rng: random.Random
+) -> list[tuple[Any, Any]]:
+    """(skill, challenge) pairs: a first round with one per skill, then the rest; unseen first."""
+    skills = [s for s in ref.skills_of(competence) if s.difficulty == difficulty]
+    rng.shuffle(skills)
+    first, rest = [], []
+    for skill in skills:
+        options = sorted(ref.challenges_of(skill.id), key=lambda c: (c.id in seen, rng.random()))
+        if options:
+            first.append((skill, options[0]))
+            rest.extend((skill, c) for c in options[1:])
+    rest.sort(key=lambda pair: pair[1].id in seen)
+    return first + rest
 
 
 class Course(LedgerAggregate):
     TYPE = "certification.Course"
 
+    @staticmethod
+    def create_id(selection_seed: str) -> uuid.UUID:  # type: ignore[override]
+        """The course id is the seed of its challenge selection: anyone can re-derive it."""
+        return uuid.UUID(selection_seed)
+
     class Started(LedgerAggregate.Created):
         TYPE = "certification.CourseStarted"
+        selection_seed: str
         session: str
         candidate: str
         centre: str
@@ -100,6 +111,7 @@ class Course(LedgerAggregate):
     @event(Started)
     def __init__(
         self,
+        selection_seed: str,
         session: str,
         candidate: str,
         centre: str,

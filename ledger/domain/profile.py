@@ -1,30 +1,52 @@
-"""The competence profile from positioning answers (DOMAIN.md, "Positioning").
+"""The competence profile from positioning answers.
 
-Knowledge: a correct answer validates its skill and the easier skills of its
-tube; a wrong one invalidates its skill and the harder ones; the latest
-evidence per skill wins. Pix: each level of a competence is worth 8 pix,
-shared equally among that competence's skills of that difficulty.
+Knowledge: a correct answer validates its skill and the easier skills of its tube; any
+other result invalidates its skill and the harder ones; the latest evidence per skill
+wins. Pix: each level of a competence is worth 8 pix, shared equally among that
+competence's skills of that difficulty. Shares are exact fractions, floored once per
+competence, so recorded pix never depend on float rounding.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from fractions import Fraction
 
-from ledger.domain.referential import COMPETENCE_CODES, Referential
+from ledger.domain.referential import (
+    COMPETENCE_CODES,
+    MAX_DIFFICULTY,
+    MIN_DIFFICULTY,
+    Referential,
+)
 
 CORRECT = "ok"
 ANSWER_RESULTS = ("ok", "ko", "partially", "timedout", "focusedOut", "aband")
 PIX_PER_LEVEL = 8
 ELIGIBILITY_MIN_COMPETENCES = 5
+DEFAULT_MAX_LEVEL = 5
+
+
+class UnknownResult(ValueError):
+    """An answer result outside ANSWER_RESULTS: refusing beats guessing it was wrong."""
+
+
+def check_max_level(max_level: int) -> None:
+    """The certifiable maximum is configuration, but must stay within the referential's 1..8."""
+    if type(max_level) is not int or not MIN_DIFFICULTY <= max_level <= MAX_DIFFICULTY:
+        raise ValueError(f"max level {max_level!r} not in 1..8")
+
+
+def is_correct(result: str) -> bool:
+    if result not in ANSWER_RESULTS:
+        raise UnknownResult(f"unknown answer result {result!r}")
+    return result == CORRECT
 
 
 def inferred_knowledge(ref: Referential, skill_id: str, result: str) -> dict[str, bool]:
-    """Skill -> validated, for every skill this one answer speaks about."""
+    """Skill id -> validated, for every skill of the tube this one answer speaks about."""
     skill = ref.skill(skill_id)
-    correct = result == CORRECT
+    correct = is_correct(result)
     return {
         other.id: correct
         for other in ref.tube_skills(skill.tube)
@@ -36,53 +58,66 @@ def inferred_knowledge(ref: Referential, skill_id: str, result: str) -> dict[str
     }
 
 
-class Knowledge:
-    """Latest evidence per skill: skill -> (validated, position)."""
+class Knowledge(Mapping[str, tuple[bool, int]]):
+    """Latest evidence per skill: skill id -> (validated, position of the answer)."""
 
     def __init__(self) -> None:
-        self._skills: dict[str, tuple[bool, int]] = {}
+        self._status: dict[str, tuple[bool, int]] = {}
+        self._competence: dict[str, str] = {}
+
+    def __getitem__(self, skill_id: str) -> tuple[bool, int]:
+        return self._status[skill_id]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._status)
+
+    def __len__(self) -> int:
+        return len(self._status)
 
     def apply(self, ref: Referential, skill_id: str, result: str, position: int) -> None:
+        """Record one answer; answers may arrive out of order, the highest position wins."""
+        competence = ref.competence_of_skill(skill_id)
         for skill, validated in inferred_knowledge(ref, skill_id, result).items():
-            known = self._skills.get(skill)
+            known = self._status.get(skill)
             if known is None or known[1] <= position:
-                self._skills[skill] = (validated, position)
+                self._status[skill] = (validated, position)
+                self._competence[skill] = competence
 
-    def validated_skills(
-        self, ref: Referential | None = None, competence_code: str | None = None
-    ) -> set[str]:
-        validated = {s for s, (ok, _) in self._skills.items() if ok}
-        if competence_code is None or ref is None:
-            return validated
-        return {s for s in validated if ref.competence_of_skill(s) == competence_code}
+    def validated_skills(self, competence_code: str | None = None) -> set[str]:
+        return {
+            skill
+            for skill, (validated, _) in self._status.items()
+            if validated and competence_code in (None, self._competence[skill])
+        }
 
 
 def competence_pix(
     ref: Referential, competence_code: str, validated_skill_ids: Iterable[str], max_level: int
 ) -> int:
-    """Floor of the pix of the validated skills, capped at 8 x max level."""
+    """Floor of the pix of the validated skills, capped at 8 x max level.
+
+    Ids outside the competence are ignored, so callers may pass every validated skill.
+    """
+    check_max_level(max_level)
     skills = ref.skills_of(competence_code)
     per_difficulty: dict[int, int] = {}
     for skill in skills:
         per_difficulty[skill.difficulty] = per_difficulty.get(skill.difficulty, 0) + 1
-    own = {s.id: s for s in skills}
+    difficulty_of = {skill.id: skill.difficulty for skill in skills}
+    validated = set(validated_skill_ids) & difficulty_of.keys()
     total = sum(
-        (
-            Fraction(PIX_PER_LEVEL, per_difficulty[own[s].difficulty])
-            for s in set(validated_skill_ids)
-            if s in own
-        ),
-        Fraction(0),
+        (Fraction(PIX_PER_LEVEL, per_difficulty[difficulty_of[s]]) for s in validated), Fraction(0)
     )
-    return min(math.floor(total), PIX_PER_LEVEL * max_level)
+    return min(total.numerator // total.denominator, PIX_PER_LEVEL * max_level)
 
 
 def level_from_pix(pix: int, max_level: int) -> int:
+    check_max_level(max_level)
     return min(pix // PIX_PER_LEVEL, max_level)
 
 
 def is_eligible(levels: Iterable[int]) -> bool:
-    """Level 1 or more on at least 5 of the 16 competences."""
+    """Certification needs level 1 or more on at least 5 of the 16 competences."""
     return sum(1 for level in levels if level >= 1) >= ELIGIBILITY_MIN_COMPETENCES
 
 
@@ -110,7 +145,10 @@ class Profile:
         return [{"code": c.code, "pix": c.pix, "level": c.level} for c in self.competences]
 
 
-def profile_of(ref: Referential, knowledge: Knowledge, max_level: int = 5) -> Profile:
+def profile_of(
+    ref: Referential, knowledge: Knowledge, max_level: int = DEFAULT_MAX_LEVEL
+) -> Profile:
+    """Pix and level on all 16 competences (0 without evidence), total pix, eligibility."""
     validated = knowledge.validated_skills()
     scores = []
     for code in COMPETENCE_CODES:

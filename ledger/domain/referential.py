@@ -1,17 +1,18 @@
 """The CRCN referential: domains, competences, tubes, skills and challenges, versioned.
 
-Loaded from the JSON shipped in `ledger/domain/data/`, validated once, and
-published into the log (`referential.ReferentialPublished`) so which version
-a test used is part of the audited history.
+A test must say which referential version it used, so each shipped version is a JSON
+file in `ledger/domain/data/`, validated once when loaded and never edited afterwards.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass
 from functools import cache
 from importlib import resources
-from typing import Any
+from typing import Any, TypeVar
 
 COMPETENCE_CODES = (
     "1.1",
@@ -31,8 +32,13 @@ COMPETENCE_CODES = (
     "5.1",
     "5.2",
 )
+MIN_DIFFICULTY, MAX_DIFFICULTY = 1, 8
+DOMAIN_CODE = re.compile(r"[1-9][0-9]*")
+COMPETENCE_CODE = re.compile(r"[1-9][0-9]*\.[1-9][0-9]*")
 SHIPPED = {"crcn-2026.1": "referential-v1.json"}
 LATEST = "crcn-2026.1"
+
+T = TypeVar("T")
 
 
 class ReferentialError(ValueError):
@@ -40,15 +46,19 @@ class ReferentialError(ValueError):
 
 
 class UnknownCompetence(ReferentialError):
-    pass
+    """No competence has this code in this version."""
+
+
+class UnknownTube(ReferentialError):
+    """No tube has this name in this version."""
 
 
 class UnknownSkill(ReferentialError):
-    pass
+    """No skill has this id in this version."""
 
 
 class UnknownChallenge(ReferentialError):
-    pass
+    """No challenge has this id in this version."""
 
 
 @dataclass(frozen=True)
@@ -83,14 +93,33 @@ class Challenge:
     skill: str
 
 
-def _index(items: list[Any], key: str, kind: str) -> dict[str, Any]:
-    found: dict[str, Any] = {}
+def code_key(code: str) -> tuple[int, ...]:
+    """Sort key so that "1.10" comes after "1.9" should the framework ever grow."""
+    return tuple(int(part) for part in code.split("."))
+
+
+def _index(items: Iterable[T], key: Callable[[T], str], kind: str) -> dict[str, T]:
+    found: dict[str, T] = {}
     for item in items:
-        ident = getattr(item, key)
+        ident = key(item)
         if ident in found:
-            raise ReferentialError(f"duplicate {kind} {ident}")
+            raise ReferentialError(f"duplicate {kind} {ident!r}")
         found[ident] = item
     return found
+
+
+def _group(items: Iterable[T], key: Callable[[T], str], keys: Iterable[str]) -> dict[str, tuple]:
+    groups: dict[str, list[T]] = {k: [] for k in keys}
+    for item in items:
+        groups[key(item)].append(item)
+    return {k: tuple(v) for k, v in groups.items()}
+
+
+def _lookup(table: dict[str, T], key: str, error: type[ReferentialError], kind: str) -> T:
+    try:
+        return table[key]
+    except KeyError:
+        raise error(f"unknown {kind} {key!r}") from None
 
 
 class Referential:
@@ -99,134 +128,156 @@ class Referential:
     def __init__(
         self,
         version: str,
-        domains: list[Domain],
-        competences: list[Competence],
-        tubes: list[Tube],
-        skills: list[Skill],
-        challenges: list[Challenge],
-    ):
+        domains: Iterable[Domain],
+        competences: Iterable[Competence],
+        tubes: Iterable[Tube],
+        skills: Iterable[Skill],
+        challenges: Iterable[Challenge],
+    ) -> None:
+        if not isinstance(version, str) or not version:
+            raise ReferentialError("the referential needs a version")
         self.version = version
-        self._domains = _index(domains, "code", "domain")
-        self._competences = _index(competences, "code", "competence")
-        self._tubes = _index(tubes, "name", "tube")
-        self._skills = _index(skills, "id", "skill")
-        self._challenges = _index(challenges, "id", "challenge")
-        self._check()
-        self._skills_of: dict[str, list[Skill]] = {c: [] for c in self._competences}
-        for skill in skills:
-            self._skills_of[self._tubes[skill.tube].competence].append(skill)
-        self._tube_skills: dict[str, list[Skill]] = {t: [] for t in self._tubes}
-        for skill in sorted(skills, key=lambda s: s.difficulty):
-            self._tube_skills[skill.tube].append(skill)
-        self._challenges_of: dict[str, list[Challenge]] = {s: [] for s in self._skills}
-        for challenge in challenges:
-            self._challenges_of[challenge.skill].append(challenge)
+        self._domains = _index(domains, lambda d: d.code, "domain")
+        self._competences = _index(competences, lambda c: c.code, "competence")
+        self._tubes = _index(tubes, lambda t: t.name, "tube")
+        self._skills = _index(skills, lambda s: s.id, "skill")
+        self._challenges = _index(challenges, lambda c: c.id, "challenge")
+        self._check_codes()
+        self._check_references()
+        self._check_skills()
+        self._by_competence = _group(
+            self._skills.values(), lambda s: self._tubes[s.tube].competence, self._competences
+        )
+        by_difficulty = sorted(self._skills.values(), key=lambda s: s.difficulty)
+        self._by_tube = _group(by_difficulty, lambda s: s.tube, self._tubes)
+        self._by_skill = _group(self._challenges.values(), lambda c: c.skill, self._skills)
 
-    def _check(self) -> None:
-        for comp in self._competences.values():
-            if comp.domain not in self._domains:
-                raise ReferentialError(f"competence {comp.code} names unknown domain {comp.domain}")
-        for tube in self._tubes.values():
-            if tube.competence not in self._competences:
-                raise ReferentialError(
-                    f"tube {tube.name} names unknown competence {tube.competence}"
-                )
+    def _check_codes(self) -> None:
+        """Domain codes are "1".."5" and competence codes "1.1"-like, so they sort numerically."""
+        codes = [(d.code, DOMAIN_CODE) for d in self._domains.values()]
+        codes += [(c.code, COMPETENCE_CODE) for c in self._competences.values()]
+        for code, pattern in codes:
+            if not isinstance(code, str) or not pattern.fullmatch(code):
+                raise ReferentialError(f"malformed code {code!r}")
+
+    def _check_references(self) -> None:
+        comps = self._competences.values()
+        links: list[tuple[str, str, dict[str, Any], str]] = [
+            *((f"competence {c.code}", c.domain, self._domains, "domain") for c in comps),
+            *(
+                (f"tube {t.name}", t.competence, self._competences, "competence")
+                for t in self.tubes
+            ),
+            *((f"skill {s.id}", s.tube, self._tubes, "tube") for s in self._skills.values()),
+            *(
+                (f"challenge {c.id}", c.skill, self._skills, "skill")
+                for c in self._challenges.values()
+            ),
+        ]
+        for owner, target, table, kind in links:
+            if target not in table:
+                raise ReferentialError(f"{owner} names unknown {kind} {target!r}")
+
+    def _check_skills(self) -> None:
+        """Difficulty 1..8, and the id is the tube name followed by the difficulty."""
         for skill in self._skills.values():
-            if skill.tube not in self._tubes:
-                raise ReferentialError(f"skill {skill.id} names unknown tube {skill.tube}")
-            if not 1 <= skill.difficulty <= 8:
-                raise ReferentialError(
-                    f"skill {skill.id} difficulty {skill.difficulty} not in 1..8"
-                )
-        for challenge in self._challenges.values():
-            if challenge.skill not in self._skills:
-                raise ReferentialError(
-                    f"challenge {challenge.id} names unknown skill {challenge.skill}"
-                )
+            difficulty = skill.difficulty
+            if type(difficulty) is not int or not MIN_DIFFICULTY <= difficulty <= MAX_DIFFICULTY:
+                raise ReferentialError(f"skill {skill.id} difficulty {difficulty!r} not in 1..8")
+            if skill.id != f"{skill.tube}{difficulty}":
+                raise ReferentialError(f"skill {skill.id} should be named {skill.tube}{difficulty}")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Referential:
+        """Parse and validate the JSON shape written by the referential generator."""
         try:
             return cls(
                 version=data["version"],
-                domains=[Domain(**d) for d in data["domains"]],
-                competences=[Competence(**c) for c in data["competences"]],
-                tubes=[Tube(**t) for t in data["tubes"]],
-                skills=[Skill(**s) for s in data["skills"]],
-                challenges=[Challenge(**c) for c in data["challenges"]],
+                domains=[Domain(**row) for row in data["domains"]],
+                competences=[Competence(**row) for row in data["competences"]],
+                tubes=[Tube(**row) for row in data["tubes"]],
+                skills=[Skill(**row) for row in data["skills"]],
+                challenges=[Challenge(**row) for row in data["challenges"]],
             )
         except (KeyError, TypeError) as exc:
             raise ReferentialError(f"malformed referential: {exc}") from exc
 
     def to_dict(self) -> dict[str, Any]:
-        def rows(items: dict[str, Any]) -> list[dict[str, Any]]:
-            return [dict(vars(i)) for i in items.values()]
-
-        return {
-            "version": self.version,
-            "domains": rows(self._domains),
-            "competences": rows(self._competences),
-            "tubes": rows(self._tubes),
-            "skills": rows(self._skills),
-            "challenges": rows(self._challenges),
+        """The JSON shape, rows in their original order, so from_dict(to_dict()) is identity."""
+        tables = {
+            "domains": self._domains,
+            "competences": self._competences,
+            "tubes": self._tubes,
+            "skills": self._skills,
+            "challenges": self._challenges,
         }
+        rows = {name: [asdict(item) for item in table.values()] for name, table in tables.items()}
+        return {"version": self.version, **rows}
 
     @property
-    def domains(self) -> list[Domain]:
-        return list(self._domains.values())
+    def domains(self) -> tuple[Domain, ...]:
+        return tuple(sorted(self._domains.values(), key=lambda d: code_key(d.code)))
 
     @property
-    def competences(self) -> list[Competence]:
-        return sorted(self._competences.values(), key=lambda c: tuple(map(int, c.code.split("."))))
+    def competences(self) -> tuple[Competence, ...]:
+        return tuple(sorted(self._competences.values(), key=lambda c: code_key(c.code)))
 
-    def competences_of(self, domain_code: str) -> list[Competence]:
-        return [c for c in self.competences if c.domain == domain_code]
+    @property
+    def tubes(self) -> tuple[Tube, ...]:
+        return tuple(self._tubes.values())
+
+    def domain(self, code: str) -> Domain:
+        return _lookup(self._domains, code, ReferentialError, "domain")
 
     def competence(self, code: str) -> Competence:
-        try:
-            return self._competences[code]
-        except KeyError:
-            raise UnknownCompetence(f"unknown competence {code!r}") from None
+        return _lookup(self._competences, code, UnknownCompetence, "competence")
 
     def tube(self, name: str) -> Tube:
-        try:
-            return self._tubes[name]
-        except KeyError:
-            raise ReferentialError(f"unknown tube {name!r}") from None
+        return _lookup(self._tubes, name, UnknownTube, "tube")
 
     def skill(self, skill_id: str) -> Skill:
-        try:
-            return self._skills[skill_id]
-        except KeyError:
-            raise UnknownSkill(f"unknown skill {skill_id!r}") from None
+        return _lookup(self._skills, skill_id, UnknownSkill, "skill")
 
     def challenge(self, challenge_id: str) -> Challenge:
-        try:
-            return self._challenges[challenge_id]
-        except KeyError:
-            raise UnknownChallenge(f"unknown challenge {challenge_id!r}") from None
+        return _lookup(self._challenges, challenge_id, UnknownChallenge, "challenge")
 
-    def skills_of(self, competence_code: str) -> list[Skill]:
+    def competences_of(self, domain_code: str) -> tuple[Competence, ...]:
+        self.domain(domain_code)
+        return tuple(c for c in self.competences if c.domain == domain_code)
+
+    def skills_of(self, competence_code: str) -> tuple[Skill, ...]:
         self.competence(competence_code)
-        return self._skills_of[competence_code]
+        return self._by_competence[competence_code]
 
-    def tube_skills(self, tube_name: str) -> list[Skill]:
+    def tube_skills(self, tube_name: str) -> tuple[Skill, ...]:
+        """The tube's skills, easiest first: the order inference walks."""
         self.tube(tube_name)
-        return self._tube_skills[tube_name]
+        return self._by_tube[tube_name]
 
-    def challenges_of(self, skill_id: str) -> list[Challenge]:
+    def challenges_of(self, skill_id: str) -> tuple[Challenge, ...]:
         self.skill(skill_id)
-        return self._challenges_of[skill_id]
+        return self._by_skill[skill_id]
 
     def competence_of_skill(self, skill_id: str) -> str:
         return self._tubes[self.skill(skill_id).tube].competence
 
 
-@cache
+def shipped_versions() -> tuple[str, ...]:
+    return tuple(SHIPPED)
+
+
 def load_referential(version: str | None = None) -> Referential:
     """A shipped version (default: the latest), parsed and validated once per process."""
-    name = SHIPPED.get(version or LATEST)
+    return _load(version or LATEST)
+
+
+@cache
+def _load(version: str) -> Referential:
+    name = SHIPPED.get(version)
     if name is None:
         raise ReferentialError(f"no shipped referential {version!r}")
     text = resources.files("ledger.domain.data").joinpath(name).read_text(encoding="utf-8")
-    return Referential.from_dict(json.loads(text))
+    ref = Referential.from_dict(json.loads(text))
+    if ref.version != version:
+        raise ReferentialError(f"{name} holds version {ref.version!r}, not {version!r}")
+    return ref

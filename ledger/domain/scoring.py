@@ -1,10 +1,23 @@
-"""Certification scoring (DOMAIN.md, "Scoring"): pure, deterministic, integers only.
+"""Certification scoring: pure, deterministic, integers only.
 
-Order of the rules: operator cancellation -> cancelled; confirmed fraud ->
-rejected; fewer than 66% (rounded up) of the challenges left after
-neutralization -> cancelled; reproducibility below 50% -> rejected; otherwise
-validated, each competence validated / downgraded / uncertified from the
-table below. Inconsistent evidence (counts that cannot happen) -> error.
+Rules, first match wins:
+
+1. operator cancellation -> cancelled; confirmed fraud -> rejected. These are the
+   operator's decisions and need no counts, so they apply even to unusable evidence;
+2. evidence no course can produce -> error (no competence, a competence twice, more
+   than 3 or fewer than 1 challenge asked, correct + neutralized above asked, negative
+   or out-of-range numbers). Such a result cannot be published;
+3. fewer challenges left after neutralization than 66% of those asked, rounded up
+   -> cancelled (not trustable). This covers "every challenge neutralized", so the
+   reproducibility rate never divides by zero on the way to a decision;
+4. reproducibility rate (correct / non-neutralized, in per-mille, floored) below
+   500 -> rejected. Flooring cannot move a rate across an integer threshold;
+5. otherwise validated, each competence validated / downgraded / uncertified by TABLE
+   from its own counts and the rate band (>= 800, 700..799, < 700 per-mille).
+
+TABLE is the published table row by row. Rows "correct 0, any neutralized" are spelled
+out for 0..3 neutralized; with the consistency checks of rule 2 the table then covers
+every possible (asked, correct, neutralized), so no outcome is extrapolated.
 """
 
 from __future__ import annotations
@@ -14,13 +27,17 @@ from dataclasses import dataclass
 from typing import Any
 
 VALIDATED, REJECTED, CANCELLED, ERROR = "validated", "rejected", "cancelled", "error"
+STATUSES = (VALIDATED, REJECTED, CANCELLED, ERROR)
 OK, DOWN, NONE = "validated", "downgraded", "uncertified"
+OUTCOMES = (OK, DOWN, NONE)
 PIX_PER_LEVEL = 8
+MAX_ASKED = 3
+MAX_LEVEL_LIMIT = 8
 MIN_RATE_PERMILLE = 500
 MIN_REMAINING_PERCENT = 66
+BANDS_PERMILLE = (800, 700)  # >= 800, then >= 700, then below
 
-# (asked, correct, neutralized) -> outcome in the >= 80%, 70-80%, < 70% bands.
-# Rows with no correct answer are uncertified whatever is neutralized (handled below).
+# (asked, correct, neutralized) -> outcome in the >= 80%, 70-80% and < 70% bands.
 TABLE: dict[tuple[int, int, int], tuple[str, str, str]] = {
     (3, 3, 0): (OK, OK, OK),
     (3, 2, 0): (OK, DOWN, DOWN),
@@ -28,19 +45,20 @@ TABLE: dict[tuple[int, int, int], tuple[str, str, str]] = {
     (3, 1, 0): (NONE, NONE, NONE),
     (3, 1, 1): (OK, DOWN, NONE),
     (3, 1, 2): (OK, OK, DOWN),
+    **{(3, 0, n): (NONE, NONE, NONE) for n in range(4)},
     (2, 2, 0): (OK, OK, OK),
     (2, 1, 0): (OK, DOWN, NONE),
     (2, 1, 1): (OK, OK, DOWN),
+    **{(2, 0, n): (NONE, NONE, NONE) for n in range(3)},
     (1, 1, 0): (OK, OK, DOWN),
+    **{(1, 0, n): (NONE, NONE, NONE) for n in range(2)},
 }
-
-
-class InconsistentEvidence(ValueError):
-    """Counts that no course can produce."""
 
 
 @dataclass(frozen=True)
 class CompetenceEvidence:
+    """What the course says about one tested competence."""
+
     code: str
     profile_level: int
     profile_pix: int
@@ -48,15 +66,18 @@ class CompetenceEvidence:
     correct: int
     neutralized: int
 
-    def check(self) -> None:
-        if not (1 <= self.asked <= 3 and self.correct >= 0 and self.neutralized >= 0):
-            raise InconsistentEvidence(f"{self.code}: impossible counts")
-        if (
-            self.correct + self.neutralized > self.asked
-            or self.profile_level < 0
-            or self.profile_pix < 0
-        ):
-            raise InconsistentEvidence(f"{self.code}: more answers than challenges")
+    def problem(self) -> str | None:
+        """Why no course could produce these counts, or None when it could."""
+        numbers = (self.profile_level, self.profile_pix, self.asked, self.correct, self.neutralized)
+        if any(type(n) is not int or n < 0 for n in numbers):
+            return f"{self.code}: counts must be non-negative integers"
+        if not 1 <= self.asked <= MAX_ASKED:
+            return f"{self.code}: {self.asked} challenges asked, expected 1 to {MAX_ASKED}"
+        if self.correct + self.neutralized > self.asked:
+            return f"{self.code}: more correct and neutralized answers than challenges"
+        if self.profile_level > MAX_LEVEL_LIMIT:
+            return f"{self.code}: profile level {self.profile_level} above {MAX_LEVEL_LIMIT}"
+        return None
 
 
 @dataclass(frozen=True)
@@ -65,6 +86,9 @@ class CompetenceResult:
     outcome: str
     level: int
     pix: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"code": self.code, "outcome": self.outcome, "level": self.level, "pix": self.pix}
 
 
 @dataclass(frozen=True)
@@ -76,43 +100,67 @@ class ScoringResult:
     reasons: tuple[str, ...]
 
     def to_dict(self) -> dict[str, Any]:
+        """Plain str/int/list/dict, ready to be an event payload."""
         return {
             "status": self.status,
             "reproducibility_permille": self.reproducibility_permille,
-            "competences": [
-                {"code": c.code, "outcome": c.outcome, "level": c.level, "pix": c.pix}
-                for c in self.competences
-            ],
+            "competences": [c.to_dict() for c in self.competences],
             "pix_score": self.pix_score,
             "reasons": list(self.reasons),
         }
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ScoringResult:
+        return cls(
+            status=data["status"],
+            reproducibility_permille=data["reproducibility_permille"],
+            competences=tuple(CompetenceResult(**c) for c in data["competences"]),
+            pix_score=data["pix_score"],
+            reasons=tuple(data["reasons"]),
+        )
+
+
+def reproducibility_permille(correct: int, remaining: int) -> int:
+    """Correct among non-neutralized challenges, floored per-mille; 0 when none remain."""
+    return correct * 1000 // remaining if remaining > 0 else 0
+
+
+def minimum_remaining(asked: int) -> int:
+    """66% of the challenges asked, rounded up: the fewest that keep a test trustable."""
+    return -(-MIN_REMAINING_PERCENT * asked // 100)
+
 
 def band(rate_permille: int) -> int:
-    """0 for >= 80%, 1 for 70-80%, 2 for < 70%."""
-    return 0 if rate_permille >= 800 else 1 if rate_permille >= 700 else 2
+    """Column of TABLE: 0 for >= 80%, 1 for 70-80%, 2 for < 70%."""
+    return sum(1 for threshold in BANDS_PERMILLE if rate_permille < threshold)
 
 
-def outcome(ev: CompetenceEvidence, rate_permille: int) -> str:
-    if ev.correct == 0:
-        return NONE
-    return TABLE[(ev.asked, ev.correct, ev.neutralized)][band(rate_permille)]
+def outcome(evidence: CompetenceEvidence, rate_permille: int) -> str:
+    return TABLE[(evidence.asked, evidence.correct, evidence.neutralized)][band(rate_permille)]
 
 
-def certify(ev: CompetenceEvidence, result: str, max_level: int) -> CompetenceResult:
+def certify(evidence: CompetenceEvidence, result: str, max_level: int) -> CompetenceResult:
+    """Level and pix for one outcome; the maximum level caps both, last."""
     cap = PIX_PER_LEVEL * max_level
-    level = min(ev.profile_level, max_level)
     if result == OK:
-        return CompetenceResult(ev.code, OK, level, min(ev.profile_pix, cap))
-    if result == DOWN:
-        return CompetenceResult(
-            ev.code, DOWN, max(level - 1, 0), min(max(ev.profile_pix - 8, 0), cap)
-        )
-    return CompetenceResult(ev.code, NONE, 0, 0)
+        level, pix = evidence.profile_level, evidence.profile_pix
+    elif result == DOWN:
+        level = max(evidence.profile_level - 1, 0)
+        pix = max(evidence.profile_pix - PIX_PER_LEVEL, 0)
+    else:
+        level, pix = 0, 0
+    return CompetenceResult(evidence.code, result, min(level, max_level), min(pix, cap))
 
 
-def _uncertified_all(evidence: Sequence[CompetenceEvidence]) -> tuple[CompetenceResult, ...]:
-    return tuple(CompetenceResult(ev.code, NONE, 0, 0) for ev in evidence)
+def _evidence_problem(evidence: Sequence[CompetenceEvidence], max_level: int) -> str | None:
+    if type(max_level) is not int or not 1 <= max_level <= MAX_LEVEL_LIMIT:
+        return f"max level {max_level!r} not in 1..{MAX_LEVEL_LIMIT}"
+    if not evidence:
+        return "no competence was tested"
+    codes = [ev.code for ev in evidence]
+    if len(set(codes)) != len(codes):
+        return "a competence appears twice"
+    return next((p for p in (ev.problem() for ev in evidence) if p), None)
 
 
 def score(
@@ -122,27 +170,30 @@ def score(
     cancelled_by_operator: bool = False,
     max_level: int = 5,
 ) -> ScoringResult:
-    try:
-        for ev in evidence:
-            ev.check()
-    except InconsistentEvidence as exc:
-        return ScoringResult(ERROR, 0, _uncertified_all(evidence), 0, (str(exc),))
-    asked = sum(ev.asked for ev in evidence)
-    remaining = asked - sum(ev.neutralized for ev in evidence)
-    correct = sum(ev.correct for ev in evidence)
-    rate = correct * 1000 // remaining if remaining else 0
+    """Score one certification test; the same inputs always give the same result."""
+    problem = _evidence_problem(evidence, max_level)
+    asked = sum(ev.asked for ev in evidence) if problem is None else 0
+    remaining = asked - sum(ev.neutralized for ev in evidence) if problem is None else 0
+    correct = sum(ev.correct for ev in evidence) if problem is None else 0
+    rate = reproducibility_permille(correct, remaining)
 
     def fail(status: str, reason: str) -> ScoringResult:
-        return ScoringResult(status, rate, _uncertified_all(evidence), 0, (reason,))
+        none = tuple(CompetenceResult(ev.code, NONE, 0, 0) for ev in evidence)
+        return ScoringResult(status, rate, none, 0, (reason,))
 
     if cancelled_by_operator:
         return fail(CANCELLED, "cancelled by the operator")
     if fraud_confirmed:
         return fail(REJECTED, "fraud confirmed by the operator")
-    if asked == 0 or remaining * 100 < MIN_REMAINING_PERCENT * asked:
-        # remaining < ceil(66% of asked)  <=>  100 * remaining < 66 * asked, for integers
-        return fail(CANCELLED, "too few challenges left after neutralization to be trusted")
+    if problem is not None:
+        return fail(ERROR, f"inconsistent evidence: {problem}")
+    if remaining < minimum_remaining(asked):
+        return fail(
+            CANCELLED,
+            f"only {remaining} of {asked} challenges left after neutralization,"
+            f" {minimum_remaining(asked)} needed",
+        )
     if rate < MIN_RATE_PERMILLE:
-        return fail(REJECTED, "reproducibility rate below 50%")
+        return fail(REJECTED, f"reproducibility rate {rate} per mille, below {MIN_RATE_PERMILLE}")
     results = tuple(certify(ev, outcome(ev, rate), max_level) for ev in evidence)
     return ScoringResult(VALIDATED, rate, results, sum(r.pix for r in results), ())

@@ -32,7 +32,14 @@ class Principal:
     scopes: frozenset[str]
 
     def has(self, scope: str) -> bool:
-        return scope in self.scopes or "admin" in self.scopes
+        """`centre:*` matches any centre scope; admin holds every scope."""
+        if "admin" in self.scopes or scope in self.scopes:
+            return True
+        return scope == "centre:*" and bool(self.centres())
+
+    @property
+    def is_admin(self) -> bool:
+        return "admin" in self.scopes
 
     def centres(self) -> set[str]:
         return {s.split(":", 1)[1] for s in self.scopes if s.startswith("centre:")}

@@ -1,8 +1,8 @@
-"""Generate the shipped referential: real CRCN domains and competences, generated tubes,
-skills and challenge ids (the service proves the process; it does not host questions).
+"""Write the shipped referential, `referential-v1.json`, deterministically.
 
-Run `python -m ledger.domain.data.generate_referential` to rewrite referential-v1.json;
-the output is deterministic.
+Domains and competences are the real CRCN ones; tubes, skills and challenge ids are
+generated, because the ledger proves the process and does not host question content.
+Run `python -m ledger.domain.data.generate_referential` to rewrite the file.
 """
 
 from __future__ import annotations
@@ -10,76 +10,143 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
+from typing import Any
 
 VERSION = "crcn-2026.1"
-DOMAINS = [
+TARGET = "referential-v1.json"
+ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
+
+DOMAINS = (
     ("1", "Information et données"),
     ("2", "Communication et collaboration"),
     ("3", "Création de contenu"),
     ("4", "Protection et sécurité"),
     ("5", "Environnement numérique"),
-]
-COMPETENCES = [
+)
+
+# (code, title, tubes as (name, lowest difficulty, highest difficulty)). The first tube of
+# each competence spans 1..8; the others have the gaps real referentials have.
+COMPETENCES: tuple[tuple[str, str, tuple[tuple[str, int, int], ...]], ...] = (
     (
         "1.1",
         "Mener une recherche et une veille d'information",
-        ["@recherche", "@veille", "@sourcesInfo"],
+        (("@recherche", 1, 8), ("@veille", 1, 7), ("@sourcesInfo", 1, 6), ("@moteur", 2, 6)),
     ),
-    ("1.2", "Gérer des données", ["@stockage", "@fichiers", "@sauvegarde"]),
-    ("1.3", "Traiter des données", ["@tableur", "@tri", "@graphique"]),
-    ("2.1", "Interagir", ["@messagerie", "@visio", "@netiquette"]),
-    ("2.2", "Partager et publier", ["@partage", "@publication", "@licences"]),
-    ("2.3", "Collaborer", ["@coedition", "@agenda", "@gestionProjet"]),
-    ("2.4", "S'insérer dans le monde numérique", ["@identiteNum", "@eservices", "@reseauxSociaux"]),
-    ("3.1", "Développer des documents textuels", ["@traitementTexte", "@styles", "@miseEnPage"]),
-    ("3.2", "Développer des documents multimédia", ["@image", "@son", "@video"]),
+    (
+        "1.2",
+        "Gérer des données",
+        (("@stockage", 1, 8), ("@fichiers", 1, 6), ("@sauvegarde", 1, 7)),
+    ),
+    ("1.3", "Traiter des données", (("@tableur", 1, 8), ("@graphique", 1, 6))),
+    (
+        "2.1",
+        "Interagir",
+        (("@messagerie", 1, 8), ("@visio", 1, 6), ("@netiquette", 1, 5)),
+    ),
+    (
+        "2.2",
+        "Partager et publier",
+        (("@partage", 1, 8), ("@publication", 1, 7), ("@licences", 2, 7)),
+    ),
+    ("2.3", "Collaborer", (("@coedition", 1, 8), ("@agendaPartage", 1, 6))),
+    (
+        "2.4",
+        "S'insérer dans le monde numérique",
+        (
+            ("@identiteNum", 1, 8),
+            ("@eservices", 1, 6),
+            ("@reseauxSociaux", 1, 7),
+            ("@eReput", 3, 8),
+        ),
+    ),
+    (
+        "3.1",
+        "Développer des documents textuels",
+        (("@traitementTexte", 1, 8), ("@styles", 1, 6), ("@miseEnPage", 1, 7)),
+    ),
+    (
+        "3.2",
+        "Développer des documents multimédia",
+        (("@retoucheImage", 1, 8), ("@montageSon", 1, 6), ("@montageVideo", 2, 7)),
+    ),
     (
         "3.3",
         "Adapter les documents à leur finalité",
-        ["@formats", "@accessibilite", "@droitAuteur"],
+        (("@formats", 1, 8), ("@accessibilite", 1, 7), ("@droitAuteur", 1, 6)),
     ),
-    ("3.4", "Programmer", ["@algorithme", "@boucle", "@variable"]),
-    ("4.1", "Sécuriser l'environnement numérique", ["@motDePasse", "@malware", "@hameconnage"]),
-    ("4.2", "Protéger les données personnelles et la vie privée", ["@rgpd", "@traces", "@cookies"]),
+    (
+        "3.4",
+        "Programmer",
+        (("@algorithme", 1, 8), ("@boucle", 1, 7), ("@variable", 1, 6), ("@fonction", 3, 8)),
+    ),
+    (
+        "4.1",
+        "Sécuriser l'environnement numérique",
+        (("@motDePasse", 1, 8), ("@logicielMalveillant", 1, 7), ("@hameconnage", 1, 6)),
+    ),
+    (
+        "4.2",
+        "Protéger les données personnelles et la vie privée",
+        (("@donneesPerso", 1, 8), ("@traces", 1, 6), ("@cookies", 1, 7)),
+    ),
     (
         "4.3",
         "Protéger la santé, le bien-être et l'environnement",
-        ["@ergonomie", "@cyberharcelement", "@sobriete"],
+        (("@ergonomie", 1, 8), ("@cyberharcelement", 1, 6), ("@sobriete", 2, 7)),
     ),
-    ("5.1", "Résoudre des problèmes techniques", ["@panne", "@peripheriques", "@reseau"]),
-    ("5.2", "Construire un environnement numérique", ["@systeme", "@applications", "@cloud"]),
-]
-ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
+    (
+        "5.1",
+        "Résoudre des problèmes techniques",
+        (("@panne", 1, 8), ("@peripheriques", 1, 7), ("@reseauLocal", 1, 6)),
+    ),
+    (
+        "5.2",
+        "Construire un environnement numérique",
+        (("@systeme", 1, 8), ("@applications", 1, 6)),
+    ),
+)
 
 
 def _digest(text: str) -> int:
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big")
 
 
-def _challenge_id(skill: str, n: int) -> str:
-    value, chars = _digest(f"{skill}#{n}"), []
+def challenge_id(skill_id: str, n: int) -> str:
+    """'rec' + 10 base-36 characters derived from the skill and the challenge's rank."""
+    value, chars = _digest(f"{skill_id}#{n}"), []
     for _ in range(10):
         value, rem = divmod(value, len(ALPHABET))
         chars.append(ALPHABET[rem])
     return "rec" + "".join(chars)
 
 
-def generate() -> dict:
-    tubes, skills, challenges = [], [], []
-    for code, _title, tube_names in COMPETENCES:
-        for index, tube in enumerate(tube_names):
-            tubes.append({"name": tube, "competence": code})
-            top = 8 if index == 0 else (7 if _digest(tube) % 2 else 6)  # realistic gaps at the top
-            for difficulty in range(1, top + 1):
-                skill = f"{tube}{difficulty}"
-                skills.append({"id": skill, "tube": tube, "difficulty": difficulty})
-                for n in range(2 + _digest(skill) % 3):
-                    challenges.append({"id": _challenge_id(skill, n), "skill": skill})
+def _tube_rows(code: str, tube: str, low: int, high: int) -> tuple[dict, list, list]:
+    skills, challenges = [], []
+    for difficulty in range(low, high + 1):
+        skill_id = f"{tube}{difficulty}"
+        skills.append({"id": skill_id, "tube": tube, "difficulty": difficulty})
+        for n in range(2 + _digest(skill_id) % 3):
+            challenges.append({"id": challenge_id(skill_id, n), "skill": skill_id})
+    return {"name": tube, "competence": code}, skills, challenges
+
+
+def generate() -> dict[str, Any]:
+    """The referential as the JSON-ready dict `Referential.from_dict` reads."""
+    tubes: list[dict] = []
+    skills: list[dict] = []
+    challenges: list[dict] = []
+    for code, _title, tube_specs in COMPETENCES:
+        for tube, low, high in tube_specs:
+            tube_row, tube_skills, tube_challenges = _tube_rows(code, tube, low, high)
+            tubes.append(tube_row)
+            skills.extend(tube_skills)
+            challenges.extend(tube_challenges)
     return {
         "version": VERSION,
-        "domains": [{"code": c, "title": t} for c, t in DOMAINS],
+        "domains": [{"code": code, "title": title} for code, title in DOMAINS],
         "competences": [
-            {"code": c, "domain": c.split(".")[0], "title": t} for c, t, _ in COMPETENCES
+            {"code": code, "domain": code.split(".")[0], "title": title}
+            for code, title, _tubes in COMPETENCES
         ],
         "tubes": tubes,
         "skills": skills,
@@ -87,7 +154,27 @@ def generate() -> dict:
     }
 
 
+def check(data: dict[str, Any]) -> None:
+    """Refuse to write a referential that the loader or the certification cannot use."""
+    from ledger.domain.referential import Referential
+
+    ref = Referential.from_dict(data)
+    for competence in ref.competences:
+        difficulties = {skill.difficulty for skill in ref.skills_of(competence.code)}
+        missing = set(range(1, 7)) - difficulties
+        if missing:
+            raise ValueError(f"competence {competence.code} lacks difficulties {sorted(missing)}")
+
+
+def main() -> None:
+    data = generate()
+    check(data)
+    target = Path(__file__).with_name(TARGET)
+    target.write_text(json.dumps(data, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+    print(
+        f"wrote {target.name}: {len(data['skills'])} skills, {len(data['challenges'])} challenges"
+    )
+
+
 if __name__ == "__main__":
-    target = Path(__file__).with_name("referential-v1.json")
-    target.write_text(json.dumps(generate(), ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
-    print(f"wrote {target.name}")
+    main()

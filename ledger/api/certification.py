@@ -1,0 +1,263 @@
+"""Centres, sessions, certification courses, finalization, review and publication."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask_smorest import Blueprint
+
+from ledger.api import schemas
+from ledger.api.auth import current_principal, idempotent, require
+from ledger.api.state import state
+from ledger.domain.base import NotFound
+from ledger.projections.certificates import by_candidate
+from ledger.projections.courses import history_of
+from ledger.projections.sessions import centre_of, sessions_of
+
+blp = Blueprint(
+    "certification", __name__, url_prefix="/api/v1", description="Centres, sessions and courses"
+)
+SECURED = [{"bearer": []}]
+
+
+def centres_allowed() -> set[str] | None:
+    """None for operators (admin); otherwise the centres this token may act for."""
+    principal = current_principal()
+    return None if principal.is_admin else principal.centres()
+
+
+def appended(seq: int) -> dict[str, Any]:
+    env = state().ledger.recorder.envelope(seq)
+    return {"seq": seq, "hash": env.hash if env else None}
+
+
+# --- centres ---------------------------------------------------------------------
+
+
+@blp.route("/centres", methods=["POST"])
+@require("admin")
+@idempotent
+@blp.arguments(schemas.CentreIn)
+@blp.response(201, schemas.CentreOut)
+@blp.doc(security=SECURED)
+def create_centre(body: dict[str, Any]) -> dict[str, Any]:
+    """Create a certification centre (operators only)."""
+    centre, seq = state().certification.create_centre(body["name"], body["kind"], body["city"])
+    return {"id": str(centre.id), **body, **appended(seq)}
+
+
+@blp.route("/centres/<uuid:centre_id>/tokens", methods=["POST"])
+@require("admin")
+@idempotent
+@blp.arguments(schemas.StaffTokenIn)
+@blp.response(201, schemas.StaffTokenOut)
+@blp.doc(security=SECURED)
+def create_staff_token(body: dict[str, Any], centre_id: Any) -> dict[str, Any]:
+    """A staff token scoped to this one centre; shown once."""
+    st = state()
+    st.certification.centre(str(centre_id), None)
+    scope = f"centre:{centre_id}"
+    token_id, token = st.tokens.create([scope], body["label"])
+    return {"token_id": token_id, "token": token, "scopes": [scope]}
+
+
+@blp.route("/centres/<uuid:centre_id>/sessions", methods=["POST"])
+@require("centre:*")
+@idempotent
+@blp.arguments(schemas.SessionIn)
+@blp.response(201, schemas.SessionCreatedOut)
+@blp.doc(security=SECURED)
+def create_session(body: dict[str, Any], centre_id: Any) -> dict[str, Any]:
+    """Schedule a session: date, time, address, room, examiner (sealed), audience."""
+    details = {**body, "date": body["date"].isoformat()}
+    session, seq = state().certification.create_session(
+        str(centre_id), centres_allowed(), **details
+    )
+    return {"id": str(session.id), "state": session.state, **appended(seq)}
+
+
+@blp.route("/centres/<uuid:centre_id>/sessions", methods=["GET"])
+@require("centre:*")
+@blp.response(200, schemas.SessionListOut)
+@blp.doc(security=SECURED)
+def list_sessions(centre_id: Any) -> dict[str, Any]:
+    """The centre's sessions with their state, oldest first."""
+    st = state()
+    st.certification.centre(str(centre_id), centres_allowed())
+    st.fresh()
+    with st.ledger.db.read() as cur:
+        return {"sessions": sessions_of(cur, str(centre_id))}
+
+
+@blp.route("/sessions/<uuid:session_id>", methods=["GET"])
+@require("centre:*")
+@blp.doc(security=SECURED)
+def get_session(session_id: Any) -> dict[str, Any]:
+    """One session: details, enrolled candidates, their courses, the examiner report."""
+    st = state()
+    session = st.certification.session(str(session_id), centres_allowed())
+    with st.ledger.db.read() as cur:
+        centre = centre_of(cur, session.centre)
+    return {
+        "id": str(session.id),
+        "centre": centre or {"id": session.centre},
+        "audience": session.audience,
+        "date": session.date,
+        "time": session.time,
+        "address": session.address,
+        "room": session.room,
+        "examiner": st.ledger.vault.open_or_none(session.examiner),
+        "state": session.state,
+        "enrolled": sorted(session.enrolled),
+        "courses": session.courses,
+        "report": session.report,
+    }
+
+
+@blp.route("/sessions/<uuid:session_id>/candidates", methods=["POST"])
+@require("centre:*")
+@idempotent
+@blp.arguments(schemas.CandidateRefIn)
+@blp.response(201, schemas.AppendedOut)
+@blp.doc(security=SECURED)
+def enrol(body: dict[str, Any], session_id: Any) -> dict[str, Any]:
+    """Enrol an eligible candidate (level >= 1 on 5+ competences), inside the audience's window."""
+    seq = state().certification.enrol(str(session_id), str(body["candidate"]), centres_allowed())
+    return appended(seq)
+
+
+# --- courses -----------------------------------------------------------------------
+
+
+def _course_view(course: Any) -> dict[str, Any]:
+    return {
+        "id": str(course.id),
+        "session": course.session,
+        "candidate": course.candidate,
+        "state": course.state,
+        "started_at": course.started_at,
+        "deadline": course.deadline,
+        "challenges": course.challenges,
+        "answered": sorted(course.answers),
+        "result": course.latest_result,
+    }
+
+
+def _platform_or_centre() -> set[str] | None:
+    """The platform (events:append) acts for every centre; staff for their own."""
+    principal = current_principal()
+    return None if principal.has("events:append") else principal.centres()
+
+
+@blp.route("/sessions/<uuid:session_id>/courses", methods=["POST"])
+@require("events:append", "centre:*")
+@idempotent
+@blp.arguments(schemas.CandidateRefIn)
+@blp.response(201, schemas.CourseOut)
+@blp.doc(security=SECURED)
+def start_course(body: dict[str, Any], session_id: Any) -> dict[str, Any]:
+    """Start an enrolled candidate's course: the challenges are fixed now, from the profile."""
+    course, _ = state().certification.start_course(
+        str(session_id), str(body["candidate"]), _platform_or_centre()
+    )
+    return _course_view(course)
+
+
+@blp.route("/courses/<uuid:course_id>", methods=["GET"])
+@require("events:append", "centre:*")
+@blp.response(200, schemas.CourseOut)
+@blp.doc(security=SECURED)
+def get_course(course_id: Any) -> dict[str, Any]:
+    return _course_view(state().certification.course(str(course_id), _platform_or_centre()))
+
+
+@blp.route("/courses/<uuid:course_id>/answers", methods=["POST"])
+@require("events:append")
+@idempotent
+@blp.arguments(schemas.CourseAnswerIn)
+@blp.response(201, schemas.AppendedOut)
+@blp.doc(security=SECURED)
+def answer(body: dict[str, Any], course_id: Any) -> dict[str, Any]:
+    """Record the answer to an assigned challenge. Answers are final: a second one is 409."""
+    seq = state().certification.answer(
+        str(course_id), body["challenge"], body["result"], body["time_spent_ms"]
+    )
+    return appended(seq)
+
+
+@blp.route("/courses/<uuid:course_id>/end", methods=["POST"])
+@require("events:append")
+@idempotent
+@blp.arguments(schemas.CourseEndIn)
+@blp.response(201, schemas.AppendedOut)
+@blp.doc(security=SECURED)
+def end_course(body: dict[str, Any], course_id: Any) -> dict[str, Any]:
+    """End a course early (timed out, aborted); it is scored on what was answered."""
+    return appended(state().certification.end_course(str(course_id), body["reason"]))
+
+
+# --- finalization, review, publication -------------------------------------------------
+
+
+@blp.route("/sessions/<uuid:session_id>/finalization", methods=["POST"])
+@require("centre:*")
+@idempotent
+@blp.arguments(schemas.FinalizationIn)
+@blp.response(201, schemas.AppendedOut)
+@blp.doc(security=SECURED)
+def finalize(body: dict[str, Any], session_id: Any) -> dict[str, Any]:
+    """The examiner report: absences, incidents, abort reasons, issue reports."""
+    seq = state().certification.finalize(str(session_id), body, centres_allowed())
+    return appended(seq)
+
+
+@blp.route("/sessions/<uuid:session_id>/review", methods=["POST"])
+@require("admin")
+@idempotent
+@blp.response(201, schemas.AppendedOut)
+@blp.doc(security=SECURED)
+def start_review(session_id: Any) -> dict[str, Any]:
+    """The operator takes a finalized session in review (state in_process)."""
+    return appended(state().certification.start_review(str(session_id)))
+
+
+@blp.route("/courses/<uuid:course_id>/decision", methods=["POST"])
+@require("admin")
+@idempotent
+@blp.arguments(schemas.DecisionIn)
+@blp.response(201, schemas.AppendedOut)
+@blp.doc(security=SECURED)
+def decide(body: dict[str, Any], course_id: Any) -> dict[str, Any]:
+    """Operator decision during review: confirmed fraud (rejected) or cancellation."""
+    seq = state().certification.operator_decision(str(course_id), body["decision"], body["reason"])
+    return appended(seq)
+
+
+@blp.route("/sessions/<uuid:session_id>/publication", methods=["POST"])
+@require("admin")
+@idempotent
+@blp.response(201, schemas.PublicationOut)
+@blp.doc(security=SECURED)
+def publish(session_id: Any) -> dict[str, Any]:
+    """Publish the session's results: one certificate per validated course."""
+    codes, seq = state().certification.publish(str(session_id))
+    return {"certificates": codes, **appended(seq)}
+
+
+@blp.route("/candidates/<uuid:candidate_id>/certifications", methods=["GET"])
+@require("events:append", "audit:read")
+@blp.response(200, schemas.CertificationHistoryOut)
+@blp.doc(security=SECURED)
+def certification_history(candidate_id: Any) -> dict[str, Any]:
+    """The candidate's courses (with the latest score) and certificates."""
+    st = state()
+    st.fresh()
+    with st.ledger.db.read() as cur:
+        courses = history_of(cur, str(candidate_id))
+        certificates = by_candidate(cur, str(candidate_id))
+        cur.execute("SELECT 1 FROM proj_candidates WHERE candidate = ?", (str(candidate_id),))
+        if cur.fetchone() is None:
+            raise NotFound(f"no candidate {candidate_id}")
+    for cert in certificates:
+        cert.pop("holder")
+    return {"courses": courses, "certificates": certificates}

@@ -1,0 +1,1 @@
+"""Auditing the ledger from the outside: Merkle tree, checkpoints, export and verification."""

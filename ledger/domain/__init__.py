@@ -1,0 +1,1 @@
+"""The CRCN domain: referential, positioning profile, certification rules."""

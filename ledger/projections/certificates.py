@@ -1,0 +1,138 @@
+"""Certificates by code and by candidate, with their history and issuing proof.
+
+Status is stored as issued / cancelled; "valid" or "expired" depends on the
+day it is read, so `public_status` computes it with the domain clock.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from typing import Any
+
+from ledger.envelope import Envelope
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS proj_certificates (
+    code TEXT PRIMARY KEY,
+    certificate TEXT NOT NULL,
+    candidate TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    holder TEXT NOT NULL,
+    course TEXT NOT NULL,
+    session TEXT NOT NULL,
+    centre_id TEXT NOT NULL,
+    centre_name TEXT NOT NULL,
+    centre_city TEXT NOT NULL,
+    passed_on TEXT NOT NULL,
+    issued_on TEXT NOT NULL,
+    valid_until TEXT NOT NULL,
+    competences TEXT NOT NULL,
+    pix_score INTEGER NOT NULL,
+    max_level INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    status_reason TEXT,
+    status_on TEXT,
+    issued_seq BIGINT NOT NULL,
+    latest_seq BIGINT NOT NULL,
+    history TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS proj_certificates_by_candidate ON proj_certificates (candidate)
+"""
+COLUMNS = (
+    "code", "certificate", "candidate", "subject", "holder", "course", "session", "centre_id",
+    "centre_name", "centre_city", "passed_on", "issued_on", "valid_until", "competences",
+    "pix_score", "max_level", "status", "status_reason", "status_on", "issued_seq", "latest_seq",
+    "history",
+)  # fmt: skip
+JSON_COLUMNS = ("holder", "competences", "history")
+
+
+class CertificatesProjection:
+    name = "certificates"
+    types = frozenset(
+        {
+            "certification.CertificateIssued",
+            "certification.CertificateCancelled",
+            "certification.CertificateRescored",
+        }
+    )
+    schema = SCHEMA
+    tables = ("proj_certificates",)
+
+    def apply(self, cur: Any, env: Envelope) -> None:
+        data = env.data
+        if env.type == "certification.CertificateIssued":
+            self._issue(cur, env, data)
+            return
+        cur.execute("SELECT history FROM proj_certificates WHERE certificate = ?", (env.stream,))
+        history = json.loads(cur.fetchone()[0])
+        if env.type == "certification.CertificateCancelled":
+            history.append(
+                {
+                    "event": "cancelled",
+                    "seq": env.seq,
+                    "on": data["cancelled_on"],
+                    "reason": data["reason"],
+                }
+            )
+            cur.execute(
+                "UPDATE proj_certificates SET status = 'cancelled', status_reason = ?, status_on = ?,"
+                " latest_seq = ?, history = ? WHERE certificate = ?",
+                (data["reason"], data["cancelled_on"], env.seq, json.dumps(history), env.stream),
+            )
+        else:
+            history.append(
+                {"event": "rescored", "seq": env.seq, "on": data["rescored_on"], "reason": data["reason"],
+                 "pix_score": data["pix_score"]}
+            )  # fmt: skip
+            cur.execute(
+                "UPDATE proj_certificates SET competences = ?, pix_score = ?, status_reason = ?,"
+                " status_on = ?, latest_seq = ?, history = ? WHERE certificate = ?",
+                (json.dumps(data["competences"]), data["pix_score"], data["reason"],
+                 data["rescored_on"], env.seq, json.dumps(history), env.stream),
+            )  # fmt: skip
+
+    @staticmethod
+    def _issue(cur: Any, env: Envelope, data: dict[str, Any]) -> None:
+        history = [{"event": "issued", "seq": env.seq, "on": data["issued_on"]}]
+        centre = data["centre"]
+        cur.execute(
+            f"INSERT INTO proj_certificates ({', '.join(COLUMNS)})"
+            f" VALUES ({', '.join('?' * len(COLUMNS))})",
+            (data["code"], env.stream, data["candidate"], data["subject"], json.dumps(data["holder"]),
+             data["course"], data["session"], centre["id"], centre["name"], centre["city"],
+             data["passed_on"], data["issued_on"], data["valid_until"], json.dumps(data["competences"]),
+             data["pix_score"], data["max_level"], "issued", None, None, env.seq, env.seq,
+             json.dumps(history)),
+        )  # fmt: skip
+
+
+def _row(row: Any) -> dict[str, Any]:
+    found = dict(zip(COLUMNS, row, strict=True))
+    for column in JSON_COLUMNS:
+        found[column] = json.loads(found[column])
+    return found
+
+
+def by_code(cur: Any, code: str) -> dict[str, Any] | None:
+    cur.execute(f"SELECT {', '.join(COLUMNS)} FROM proj_certificates WHERE code = ?", (code,))
+    row = cur.fetchone()
+    return _row(row) if row else None
+
+
+def by_candidate(cur: Any, candidate: str) -> list[dict[str, Any]]:
+    cur.execute(
+        f"SELECT {', '.join(COLUMNS)} FROM proj_certificates WHERE candidate = ? ORDER BY issued_on",
+        (candidate,),
+    )
+    return [_row(r) for r in cur.fetchall()]
+
+
+def public_status(cert: dict[str, Any], today: date) -> dict[str, Any]:
+    """valid / expired (since) / cancelled (on, why), as of `today`."""
+    if cert["status"] == "cancelled":
+        return {"status": "cancelled", "since": cert["status_on"], "reason": cert["status_reason"]}
+    if today > date.fromisoformat(cert["valid_until"]):
+        return {"status": "expired", "since": cert["valid_until"], "reason": None}
+    return {"status": "valid", "since": cert["issued_on"], "reason": None}

@@ -1,0 +1,320 @@
+"""Certification commands: centres, sessions, courses, scoring, publication, certificates.
+
+Centre staff act only on their own centre's sessions: a session of another
+centre is reported as not found, so a token cannot even probe for it.
+`centres=None` means an operator (admin) acting on any centre.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date
+from typing import Any
+from uuid import UUID
+from zoneinfo import ZoneInfo
+
+from eventsourcing.application import AggregateNotFoundError
+
+from ledger.config import Config
+from ledger.domain import clock
+from ledger.domain.base import Conflict, DomainError, NotFound
+from ledger.domain.calendar import check_window, parse_windows
+from ledger.domain.candidate import Candidate
+from ledger.domain.centre import Centre, create_centre
+from ledger.domain.certificate import Certificate, new_code, valid_until
+from ledger.domain.course import Course, CourseError, deadline_from, select_challenges
+from ledger.domain.referential import COMPETENCE_CODES, Referential
+from ledger.domain.referential_release import ReferentialRelease, release
+from ledger.domain.scoring import ERROR, VALIDATED
+from ledger.domain.session import IN_PROCESS, Session
+from ledger.services import retrying
+from ledger.services.candidates import load_candidate
+from ledger.store.application import Ledger
+from ledger.store.recorder import ConcurrencyConflict
+
+CENTRE_TZ = ZoneInfo("Europe/Paris")
+Centres = set[str] | None
+
+
+class WrongDay(DomainError):
+    code = "wrong-session-day"
+
+
+def _load(ledger: Ledger, kind: type, ident: str, label: str) -> Any:
+    try:
+        found = ledger.app.repository.get(UUID(str(ident)))
+    except (ValueError, AggregateNotFoundError):
+        raise NotFound(f"no {label} {ident}") from None
+    if not isinstance(found, kind):
+        raise NotFound(f"no {label} {ident}")
+    return found
+
+
+def publish_referential(ledger: Ledger, ref: Referential) -> int | None:
+    """Put the referential version in the log once (a no-op when already there)."""
+    try:
+        _load(ledger, ReferentialRelease, str(release(ref).id), "release")
+        return None
+    except NotFound:
+        pass
+    try:
+        (seq,) = ledger.save(release(ref))
+    except ConcurrencyConflict:
+        return None  # another process published it first
+    return seq
+
+
+class CertificationService:
+    def __init__(self, ledger: Ledger, ref: Referential, config: Config):
+        self.ledger = ledger
+        self.ref = ref
+        self.max_level = config.max_level
+        self.windows = parse_windows(config.calendar)
+
+    # --- loading with authorization ----------------------------------------
+
+    def centre(self, centre_id: str, centres: Centres) -> Centre:
+        if centres is not None and str(centre_id) not in centres:
+            raise NotFound(f"no centre {centre_id}")
+        return _load(self.ledger, Centre, centre_id, "centre")
+
+    def session(self, session_id: str, centres: Centres) -> Session:
+        session = _load(self.ledger, Session, session_id, "session")
+        if centres is not None and session.centre not in centres:
+            raise NotFound(f"no session {session_id}")
+        return session
+
+    def course(self, course_id: str, centres: Centres = None) -> Course:
+        course = _load(self.ledger, Course, course_id, "course")
+        if centres is not None and course.centre not in centres:
+            raise NotFound(f"no course {course_id}")
+        return course
+
+    def certificate(self, code: str) -> Certificate:
+        from ledger.domain.certificate import certificate_id
+
+        return _load(self.ledger, Certificate, str(certificate_id(code)), "certificate")
+
+    # --- centres and sessions ------------------------------------------------
+
+    def create_centre(self, name: str, kind: str, city: str) -> tuple[Centre, int]:
+        centre = create_centre(name, kind, city)
+        (seq,) = self.ledger.save(centre)
+        return centre, seq
+
+    def create_session(
+        self, centre_id: str, centres: Centres, **details: Any
+    ) -> tuple[Session, int]:
+        self.centre(centre_id, centres)
+        examiner_subject = str(uuid.uuid4())
+        examiner = self.ledger.vault.seal(examiner_subject, details.pop("examiner"))
+        session = Session(centre=str(centre_id), examiner=examiner, **details)
+        (seq,) = self.ledger.save(session)
+        return session, seq
+
+    def enrol(self, session_id: str, candidate_id: str, centres: Centres) -> int:
+        def command() -> int:
+            session = self.session(session_id, centres)
+            candidate = load_candidate(self.ledger, candidate_id)
+            check_window(self.windows, candidate.audience, date.fromisoformat(session.date))
+            profile = candidate.profile(self.ref, self.max_level)
+            session.enrol(
+                str(candidate.id),
+                candidate.audience,
+                profile.eligible,
+                profile.competences_at_level_1,
+            )
+            return self.ledger.save(session)[-1]
+
+        return retrying(command)
+
+    # --- courses ---------------------------------------------------------------
+
+    def start_course(
+        self, session_id: str, candidate_id: str, centres: Centres
+    ) -> tuple[Course, int]:
+        def command() -> tuple[Course, int]:
+            session = self.session(session_id, centres)
+            candidate = load_candidate(self.ledger, candidate_id)
+            now = clock.now()
+            if now.astimezone(CENTRE_TZ).date().isoformat() != session.date:
+                raise WrongDay(f"the session is on {session.date}; a test starts on that day only")
+            profile = candidate.profile(self.ref, self.max_level)
+            seen = {a["challenge"] for a in candidate.answers.values()}
+            seed = str(uuid.uuid4())
+            challenges = select_challenges(self.ref, profile, seen, seed=seed)
+            if not challenges:
+                raise CourseError("the candidate's profile gives no challenge to ask")
+            course = Course(
+                selection_seed=seed, session=str(session.id), candidate=str(candidate.id), centre=session.centre,
+                referential=self.ref.version, challenges=challenges, profile=profile.to_list(),
+                started_at=clock.format_time(now), deadline=clock.format_time(deadline_from(now)),
+            )  # fmt: skip
+            session.start_course(str(candidate.id), str(course.id))
+            seqs = self.ledger.save(course, session)
+            return course, seqs[0]
+
+        return retrying(command)
+
+    def answer(self, course_id: str, challenge: str, result: str, time_spent_ms: int) -> int:
+        def command() -> int:
+            course = self.course(course_id)
+            course.answer(challenge, result, time_spent_ms)
+            if course.state != "in_progress":
+                course.score("completion", "all challenges answered", self.max_level)
+            return self.ledger.save(course)[0]
+
+        return retrying(command)
+
+    def end_course(self, course_id: str, reason: str, centres: Centres = None) -> int:
+        def command() -> int:
+            course = self.course(course_id, centres)
+            course.end(reason)
+            course.score("end", f"course {reason}", self.max_level)
+            return self.ledger.save(course)[0]
+
+        return retrying(command)
+
+    # --- finalization, review, publication -------------------------------------
+
+    def finalize(self, session_id: str, report: dict[str, Any], centres: Centres) -> int:
+        def command() -> int:
+            session = self.session(session_id, centres)
+            courses = {c: self.course(course_id) for c, course_id in session.courses.items()}
+            for course in courses.values():
+                if course.state == "in_progress" and course.is_late(clock.now()):
+                    course.end("timed-out")
+            unfinished = {c for c, course in courses.items() if course.unfinished}
+            reports = [self._seal_report(r) for r in report["issue_reports"]]
+            incidents = report.get("incidents")
+            sealed_incidents = (
+                self.ledger.vault.seal(f"session:{session.id}", incidents) if incidents else None
+            )
+            session.finalize(
+                report["absent"], sealed_incidents, report["aborts"], reports, unfinished
+            )
+            aborted = {a["candidate"] for a in report["aborts"]}
+            for candidate, course in courses.items():
+                if course.state == "in_progress" and candidate in aborted:
+                    course.end("aborted")
+                neutral = {
+                    r["challenge"]
+                    for r in reports
+                    if r["candidate"] == candidate and r.get("neutralize")
+                }
+                course.score("finalization", "examiner report", self.max_level, neutralized=neutral)
+            return self.ledger.save(session, *courses.values())[0]
+
+        return retrying(command)
+
+    def _seal_report(self, report: dict[str, Any]) -> dict[str, Any]:
+        candidate = load_candidate(self.ledger, report["candidate"])
+        description = report.get("description")
+        return {
+            "id": report.get("id") or str(uuid.uuid4()),
+            "candidate": report["candidate"],
+            "category": report["category"],
+            "challenge": report.get("challenge"),
+            "neutralize": bool(report.get("neutralize")),
+            "description": self.ledger.vault.seal(candidate.subject, description)
+            if description
+            else None,
+        }
+
+    def start_review(self, session_id: str) -> int:
+        def command() -> int:
+            session = self.session(session_id, None)
+            session.start_review()
+            return self.ledger.save(session)[0]
+
+        return retrying(command)
+
+    def operator_decision(self, course_id: str, decision: str, reason: str) -> int:
+        """Confirm fraud (rejected) or cancel (cancelled) a course under review."""
+
+        def command() -> int:
+            course = self.course(course_id)
+            session = self.session(course.session, None)
+            if session.state != IN_PROCESS:
+                raise Conflict("operator decisions are taken while the session is in process")
+            course.score(
+                "operator", reason, self.max_level,
+                fraud_confirmed=True if decision == "fraud" else None,
+                cancelled_by_operator=True if decision == "cancel" else None,
+            )  # fmt: skip
+            return self.ledger.save(course)[0]
+
+        return retrying(command)
+
+    def publish(self, session_id: str) -> tuple[list[str], int]:
+        """Publish the results; one certificate per validated course. Returns codes and seq."""
+
+        def command() -> tuple[list[str], int]:
+            session = self.session(session_id, None)
+            courses = [self.course(course_id) for course_id in session.courses.values()]
+            unscored = [str(c.id) for c in courses if c.latest_result is None]
+            erroneous = [
+                str(c.id) for c in courses if (c.latest_result or {}).get("status") == ERROR
+            ]
+            today = clock.now().astimezone(CENTRE_TZ).date()
+            session.publish(today.isoformat(), unscored, erroneous)
+            centre = _load(self.ledger, Centre, session.centre, "centre")
+            certificates = [
+                self._certificate(course, session, centre, today)
+                for course in courses
+                if course.latest_result["status"] == VALIDATED
+            ]
+            seqs = self.ledger.save(session, *certificates)
+            return [c.code for c in certificates], seqs[0]
+
+        return retrying(command)
+
+    def _certificate(
+        self, course: Course, session: Session, centre: Centre, today: date
+    ) -> Certificate:
+        candidate: Candidate = load_candidate(self.ledger, course.candidate)
+        result = course.latest_result
+        return Certificate(
+            code=new_code(), candidate=course.candidate, subject=candidate.subject,
+            holder=candidate.identity, course=str(course.id), session=str(session.id),
+            centre={"id": str(centre.id), "name": centre.name, "city": centre.city},
+            passed_on=session.date, issued_on=today.isoformat(),
+            valid_until=valid_until(today).isoformat(),
+            competences=certified_levels(result), pix_score=result["pix_score"],
+            max_level=self.max_level, referential=course.referential,
+        )  # fmt: skip
+
+    # --- after publication --------------------------------------------------------
+
+    def cancel_certificate(self, code: str, reason: str) -> int:
+        def command() -> int:
+            certificate = self.certificate(code)
+            certificate.cancel(reason, clock.now().astimezone(CENTRE_TZ).date().isoformat())
+            return self.ledger.save(certificate)[0]
+
+        return retrying(command)
+
+    def rescore_certificate(self, code: str, neutralize: list[str], reason: str) -> dict[str, Any]:
+        """A late issue report: rescore the course; the certificate follows the new result."""
+
+        def command() -> dict[str, Any]:
+            certificate = self.certificate(code)
+            course = self.course(certificate.course)
+            result = course.score("rescoring", reason, self.max_level, neutralized=set(neutralize))
+            today = clock.now().astimezone(CENTRE_TZ).date().isoformat()
+            if result.status == VALIDATED:
+                certificate.rescore(
+                    reason, today, certified_levels(result.to_dict()), result.pix_score
+                )
+            else:
+                certificate.cancel(f"rescored as {result.status}: {reason}", today)
+            self.ledger.save(course, certificate)
+            return result.to_dict()
+
+        return retrying(command)
+
+
+def certified_levels(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """All 16 competences with their certified level (0 when not tested or not certified)."""
+    levels = {c["code"]: c["level"] for c in result["competences"]}
+    return [{"code": code, "level": levels.get(code, 0)} for code in COMPETENCE_CODES]

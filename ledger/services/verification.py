@@ -1,0 +1,96 @@
+"""The public view of a certificate, with its signature checked, not just read from a row.
+
+Used by the public API and the verify site alike: only what the certificate
+page shows (holder's names and birth date, centre, dates, status, levels,
+pix), plus a proof panel computed from the issuing envelope itself.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from ledger import crypto, envelope
+from ledger.domain import clock
+from ledger.domain.referential import Referential
+from ledger.projections.certificates import by_code, public_status
+from ledger.services.certification import CENTRE_TZ
+from ledger.store.application import Ledger
+
+
+def check_envelope(ledger: Ledger, seq: int) -> dict[str, Any]:
+    """Hash, signature and chain link of one stored event, checked against the log's JWKS."""
+    env = ledger.recorder.envelope(seq)
+    if env is None:
+        return {
+            "seq": seq,
+            "hash": None,
+            "kid": None,
+            "signature_valid": False,
+            "chain_link_valid": False,
+        }
+    record = json.loads(env.to_json_line())
+    keys = {jwk["kid"]: crypto.public_key_from_jwk(jwk) for jwk in ledger.recorder.key_jwks()}
+    public = keys.get(env.kid)
+    valid = (
+        envelope.check_hash(record)
+        and public is not None
+        and envelope.check_signature(record, public)
+    )
+    previous = ledger.recorder.envelope(seq - 1) if seq > 1 else None
+    link = env.prev == (previous.hash if previous else crypto.ZERO_HASH)
+    return {
+        "seq": seq,
+        "hash": env.hash,
+        "kid": env.kid,
+        "signature_valid": valid,
+        "chain_link_valid": link,
+    }
+
+
+def grouped_levels(ref: Referential, competences: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    levels = {c["code"]: c["level"] for c in competences}
+    return [
+        {
+            "code": domain.code,
+            "title": domain.title,
+            "competences": [
+                {"code": c.code, "title": c.title, "level": levels.get(c.code, 0)}
+                for c in ref.competences_of(domain.code)
+            ],
+        }
+        for domain in ref.domains
+    ]
+
+
+def holder_of(ledger: Ledger, sealed: dict[str, Any]) -> dict[str, str] | None:
+    identity = ledger.vault.open_or_none(sealed)
+    if identity is None:
+        return None
+    return {k: identity[k] for k in ("first_name", "last_name", "birth_date")}
+
+
+def public_certificate(ledger: Ledger, ref: Referential, code: str) -> dict[str, Any] | None:
+    with ledger.db.read() as cur:
+        cert = by_code(cur, code)
+    if cert is None:
+        return None
+    status = public_status(cert, clock.now().astimezone(CENTRE_TZ).date())
+    proof = check_envelope(ledger, cert["issued_seq"])
+    proof["latest_seq"] = cert["latest_seq"]
+    return {
+        "code": cert["code"],
+        "holder": holder_of(ledger, cert["holder"]),
+        "centre": cert["centre_name"],
+        "passed_on": cert["passed_on"],
+        "issued_on": cert["issued_on"],
+        "valid_until": cert["valid_until"],
+        "status": status["status"],
+        "status_since": status["since"],
+        "status_reason": status["reason"],
+        "max_level": cert["max_level"],
+        "pix_score": cert["pix_score"],
+        "domains": grouped_levels(ref, cert["competences"]),
+        "history": cert["history"],
+        "proof": proof,
+    }
