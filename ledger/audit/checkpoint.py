@@ -117,6 +117,8 @@ def _split_note(note_text: str) -> tuple[str, list[str]]:
     """The note text (with its final newline) and the signature lines (without)."""
     if not isinstance(note_text, str):
         raise CheckpointError("a signed note is text")
+    if not note_text:
+        raise CheckpointError("the note is empty")
     _check_text(note_text, "the note")
     if not note_text.endswith("\n"):
         raise CheckpointError("a signed note ends with a newline")
@@ -140,7 +142,7 @@ def _parse_body(text: str) -> Checkpoint:
         )
     origin, size_text, root_text = lines
     if not _TREE_SIZE.fullmatch(size_text):
-        raise CheckpointError(f"tree size {size_text[:30]!r} is not a decimal without leading 0")
+        raise CheckpointError(f"tree size {size_text[:30]!r} is not a plain decimal number")
     try:
         root = b64_decode(root_text)
     except CryptoError as exc:

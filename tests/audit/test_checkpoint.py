@@ -34,8 +34,8 @@ def sig_line(name: str, blob: bytes) -> str:
     return f"\u2014 {name} {b64(blob)}\n"
 
 
-def note_for(cp: Checkpoint = Checkpoint(ORIGIN, 7, ROOT), key: SigningKey = KEY) -> str:
-    return sign_checkpoint(cp, key)
+def note_for(cp: Checkpoint | None = None, key: SigningKey = KEY) -> str:
+    return sign_checkpoint(cp or Checkpoint(ORIGIN, 7, ROOT), key)
 
 
 def body_text(origin: str = ORIGIN, size: str = "7", root: str = b64(ROOT)) -> str:
@@ -214,7 +214,7 @@ MALFORMED = {
     "no space after dash": body_text() + "\n" + SIG.replace("\u2014 ", "\u2014"),
     "no key name": body_text() + "\n" + f"\u2014  {b64(bytes(68))}\n",
     "no signature after name": body_text() + "\n" + f"\u2014 {ORIGIN}\n",
-    "two spaces before signature": body_text() + "\n" + SIG.replace(" ", "  ", 2),
+    "two spaces before signature": body_text() + "\n" + f"\u2014 {ORIGIN}  {b64(bytes(68))}\n",
     "key name with plus": body_text() + "\n" + sig_line("a+b", bytes(68)),
     "signature not base64": body_text() + "\n" + f"\u2014 {ORIGIN} %%%%\n",
     "signature too short": body_text() + "\n" + sig_line(ORIGIN, b"\x01\x02\x03\x04"),
