@@ -21,7 +21,7 @@ run: $(STAMP)
 	$(BIN)/ledger serve
 
 test: $(STAMP)
-	bash scripts/ensure-test-services.sh
+	bash scripts/ensure-test-deps.sh
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
 	$(BIN)/pytest -q

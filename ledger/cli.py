@@ -346,6 +346,57 @@ def audit_verify(bundle: Path | None) -> None:
     )
 
 
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except OSError:  # e.g. a token longer than a file name may be
+        return False
+
+
+@main.command("verify-qr")
+@click.argument("source")
+@click.option(
+    "--jwks",
+    "jwks_file",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="The saved /.well-known/jwks.json to check signatures against.",
+)
+@friendly
+def verify_qr(source: str, jwks_file: Path) -> None:
+    """Check a certificate QR code offline: SOURCE is an image, a PDF, a URL or a token."""
+    from ledger.qr_image import ImageUnreadable, decode_qr
+    from ledger.qr_token import TokenInvalid, parse_qr_url, verify_token
+
+    text = source
+    path = Path(source)
+    if _is_file(path):
+        try:
+            found = decode_qr(path.read_bytes())
+        except ImageUnreadable as exc:
+            raise CliError(f"{path.name}: {exc}") from exc
+        if not found:
+            raise CliError(f"no QR code found in {path.name}")
+        text = found[0]
+    try:
+        jwks = json.loads(jwks_file.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise CliError(f"cannot read JWKS {jwks_file}: {exc}") from exc
+    try:
+        token = parse_qr_url(text)[1] if "://" in text else text.strip()
+        claims = verify_token(token, jwks)
+    except TokenInvalid as exc:
+        click.echo(f"INVALID ({exc.reason}): {exc}", err=True)
+        sys.exit(EXIT_FAILURE)
+    payload = claims.to_payload()
+    click.echo(f"VALID signature: certificate {payload['c']}")
+    click.echo(f"  holder: {payload['fn']} {payload['ln']}, born {payload['bd']}")
+    click.echo(f"  issued {payload['iat']}, valid until {payload['exp']}, {payload['p']} pix")
+    click.echo(f"  levels (1.1 … 5.2, out of {payload['m']}): {' '.join(payload['l'])}")
+    click.echo(f"  issuing event hash: {payload['h']}")
+    click.echo("  offline check: a later cancellation or rescoring is only visible online")
+
+
 # --- demo and serve ------------------------------------------------------------
 
 

@@ -36,6 +36,20 @@ SETTINGS: dict[str, tuple[str, str]] = {
     ),
     "LEDGER_MAX_BATCH": ("1000", "Largest batch of answers accepted in one request."),
     "LEDGER_MAX_BODY_BYTES": ("4194304", "Largest request body the API reads."),
+    "LEDGER_MAX_UPLOAD_BYTES": ("5242880", "Largest file the verify site's QR upload accepts."),
+    "LEDGER_LOOKUP_RATE_LIMIT": (
+        "60/minute",
+        "Certificate lookups per client (page, JSON, QR image), e.g. `60/minute`.",
+    ),
+    "LEDGER_UPLOAD_RATE_LIMIT": ("10/minute", "QR uploads per client on the verify site."),
+    "LEDGER_RATELIMIT_STORAGE": (
+        "memory://",
+        "Where rate-limit counters live: `memory://` (per process) or e.g. `redis://host:6379`.",
+    ),
+    "LEDGER_PROXY_HOPS": (
+        "0",
+        "Reverse proxies in front of the service whose X-Forwarded-For to trust.",
+    ),
     "LEDGER_HOST": ("127.0.0.1", "Address `ledger serve` binds."),
     "LEDGER_PORT": ("8000", "Port `ledger serve` binds."),
     "LEDGER_WORKERS": ("2", "Gunicorn worker processes for `ledger serve`."),
@@ -92,6 +106,11 @@ class Config:
     calendar: str
     max_batch: int
     max_body_bytes: int
+    max_upload_bytes: int
+    lookup_rate_limit: str
+    upload_rate_limit: str
+    ratelimit_storage: str
+    proxy_hops: int
 
     @classmethod
     def from_env(cls, **overrides: object) -> Config:
@@ -105,6 +124,11 @@ class Config:
             "calendar": setting("LEDGER_CALENDAR"),
             "max_batch": _int_setting("LEDGER_MAX_BATCH"),
             "max_body_bytes": _int_setting("LEDGER_MAX_BODY_BYTES"),
+            "max_upload_bytes": _int_setting("LEDGER_MAX_UPLOAD_BYTES"),
+            "lookup_rate_limit": setting("LEDGER_LOOKUP_RATE_LIMIT"),
+            "upload_rate_limit": setting("LEDGER_UPLOAD_RATE_LIMIT"),
+            "ratelimit_storage": setting("LEDGER_RATELIMIT_STORAGE"),
+            "proxy_hops": _int_setting("LEDGER_PROXY_HOPS"),
         }
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]

@@ -173,6 +173,11 @@ def _filled(ledger: Ledger, n: int = 6) -> list[Any]:
     return all_envelopes(ledger)
 
 
+def flip(text: str, index: int) -> str:
+    """`text` with one base64url character changed: a forgery that differs for sure."""
+    return text[:index] + ("B" if text[index] != "B" else "C") + text[index + 1 :]
+
+
 def _sql(ledger: Ledger, statement: str, params: tuple = ()) -> None:
     with ledger.db.write() as cur:
         cur.execute(statement, params)
@@ -200,7 +205,7 @@ def test_changed_envelope_member_is_reported(ledger: Ledger, column: str) -> Non
 
 def test_forged_signature_is_reported(ledger: Ledger) -> None:
     envs = _filled(ledger)
-    _sql(ledger, "UPDATE ledger_events SET sig = ? WHERE seq = 6", (envs[5].sig[:-2] + "AA",))
+    _sql(ledger, "UPDATE ledger_events SET sig = ? WHERE seq = 6", (flip(envs[5].sig, 10),))
     report = audit(ledger)
     assert report.first_bad_seq == 6 and "signature" in report.problem
 

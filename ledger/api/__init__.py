@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask
+from flask import Flask, request
 from flask_smorest import Api
 from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException
@@ -15,6 +15,8 @@ from ledger.config import Config
 from ledger.domain.base import DomainError
 from ledger.projections.runner import create_tables
 from ledger.services.certification import publish_referential
+from verify_site import init_site
+from verify_site.views import error_page, wants_html
 
 API_VERSION = "1.0.0"
 
@@ -23,19 +25,21 @@ class ProblemApi(Api):
     """flask-smorest Api whose HTTP errors are RFC 9457 problem+json."""
 
     def handle_http_exception(self, error: HTTPException):  # type: ignore[override]
+        if wants_html():
+            return error_page(error)
         return problems.from_http(error)
 
 
 def create_app(config: Config | None = None) -> Flask:
     config = config or Config.from_env()
-    app = Flask(__name__)
+    app = Flask(__name__, static_folder=None)
     app.config.update(
         API_TITLE="CRCN certification ledger",
         API_VERSION=API_VERSION,
         OPENAPI_VERSION="3.1.0",
         OPENAPI_URL_PREFIX="/api/v1",
         OPENAPI_JSON_PATH="openapi.json",
-        MAX_CONTENT_LENGTH=config.max_body_bytes,
+        MAX_CONTENT_LENGTH=max(config.max_body_bytes, config.max_upload_bytes),
         JSON_SORT_KEYS=False,
         API_SPEC_OPTIONS={
             "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
@@ -56,6 +60,21 @@ def create_app(config: Config | None = None) -> Flask:
     api.spec.components.schema("AnswerBatchIn", schema=schemas.AnswerBatchIn)
     _register(api, app)
     app.register_error_handler(ValidationError, problems.from_validation)
+    init_site(app, config)
+
+    @app.before_request
+    def limit_api_bodies() -> None:
+        """JSON bodies are capped lower than the verify site's file uploads."""
+        if (
+            request.path.startswith("/api/")
+            and (request.content_length or 0) > config.max_body_bytes
+        ):
+            raise problems.ApiProblem(
+                413,
+                "content-too-large",
+                f"request bodies are limited to {config.max_body_bytes} bytes",
+            )
+
     app.register_error_handler(DomainError, problems.from_domain)
     app.register_error_handler(problems.ApiProblem, problems.from_api)
     app.register_error_handler(Exception, problems.from_unexpected)

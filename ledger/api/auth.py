@@ -23,6 +23,7 @@ from ledger.store.db import UniqueViolation
 from ledger.store.tokens import Principal
 
 MAX_KEY_LENGTH = 200
+SECURED = [{"bearer": []}]  # OpenAPI security requirement of token-protected operations
 
 
 def _principal() -> Principal:

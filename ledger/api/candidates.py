@@ -8,9 +8,9 @@ from flask import request
 from flask_smorest import Blueprint
 
 from ledger.api import schemas
-from ledger.api.auth import idempotent, require
+from ledger.api.auth import SECURED, idempotent, require
 from ledger.api.problems import ApiProblem
-from ledger.api.state import state
+from ledger.api.state import appended, state
 from ledger.domain.base import NotFound
 from ledger.domain.candidate import Answer
 from ledger.projections.profiles import read_profile
@@ -18,12 +18,6 @@ from ledger.projections.profiles import read_profile
 blp = Blueprint(
     "candidates", __name__, url_prefix="/api/v1", description="Candidates and positioning"
 )
-SECURED = [{"bearer": []}]
-
-
-def _appended(seq: int) -> dict[str, Any]:
-    env = state().ledger.recorder.envelope(seq)
-    return {"seq": seq, "hash": env.hash if env else None}
 
 
 @blp.route("/candidates", methods=["POST"])
@@ -43,7 +37,7 @@ def register_candidate(body: dict[str, Any]) -> dict[str, Any]:
     if body.get("email"):
         identity["email"] = body["email"]
     candidate, seq = state().candidates.register(identity, body["audience"], body["external_id"])
-    return {"id": str(candidate.id), "subject": candidate.subject, **_appended(seq)}
+    return {"id": str(candidate.id), "subject": candidate.subject, **appended(seq)}
 
 
 def _batch_body() -> list[dict[str, Any]]:
@@ -140,4 +134,4 @@ def get_profile(candidate_id: Any) -> dict[str, Any]:
 def erase_subject(body: dict[str, Any], subject: Any) -> dict[str, Any]:
     """Erase a person (GDPR): their data key is deleted; the log still verifies."""
     seq = state().candidates.erase(str(subject), body["reason"])
-    return {"subject": str(subject), "erased": True, **_appended(seq)}
+    return {"subject": str(subject), "erased": True, **appended(seq)}

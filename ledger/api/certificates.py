@@ -4,18 +4,20 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask import Response
 from flask_smorest import Blueprint
 
 from ledger.api import schemas
-from ledger.api.auth import idempotent, require
-from ledger.api.certification import appended
+from ledger.api.auth import SECURED, idempotent, require
+from ledger.api.limits import lookups
 from ledger.api.problems import ApiProblem
-from ledger.api.state import state
+from ledger.api.state import appended, state
 from ledger.domain.certificate import normalize_code
-from ledger.services.verification import public_certificate
+from ledger.qr_image import qr_png
+from ledger.qr_image import qr_svg as qr_svg_image
+from ledger.services.qr import token_url
 
 blp = Blueprint("certificates", __name__, url_prefix="/api/v1", description="Certificates")
-SECURED = [{"bearer": []}]
 UNKNOWN = "no certificate has this verification code"
 
 
@@ -26,16 +28,55 @@ def _code(text: str) -> str:
     return code
 
 
-@blp.route("/certificates/<string:code>", methods=["GET"])
-@blp.response(200, schemas.PublicCertificateOut)
-def get_certificate(code: str) -> dict[str, Any]:
-    """Public: what the verify page shows, with the issuing event's signature checked."""
-    st = state()
-    st.fresh()
-    found = public_certificate(st.ledger, st.referential, _code(code))
+def _view(code: str) -> dict[str, Any]:
+    found = state().views.get(_code(code))
     if found is None:
         raise ApiProblem(404, "unknown-certificate", UNKNOWN)
     return found
+
+
+@blp.route("/certificates/<string:code>", methods=["GET"])
+@lookups
+@blp.response(200, schemas.PublicCertificateOut)
+def get_certificate(code: str) -> dict[str, Any]:
+    """Public: what the verify page shows, with the issuing event's signature checked."""
+    return _view(code)
+
+
+def _qr_text(code: str) -> str:
+    view = _view(code)
+    if view["holder"] is None:
+        raise ApiProblem(410, "holder-erased", "the holder's data was erased; no QR code is issued")
+    if view["status"] == "cancelled":
+        raise ApiProblem(
+            410, "certificate-cancelled", "a cancelled certificate gets no new QR code"
+        )
+    return token_url(state().ledger, view)
+
+
+QR_DOC = {
+    "responses": {"200": {"description": "QR code of <public URL>/v/<code>?t=<signed token>"}}
+}
+
+
+@blp.route("/certificates/<string:code>/qr.png", methods=["GET"])
+@lookups
+@blp.doc(**QR_DOC)
+def qr_png_view(code: str) -> Response:
+    """PNG QR code holding the verify URL with a signed token (format section 7)."""
+    response = Response(qr_png(_qr_text(code)), mimetype="image/png")
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@blp.route("/certificates/<string:code>/qr.svg", methods=["GET"])
+@lookups
+@blp.doc(**QR_DOC)
+def qr_svg(code: str) -> Response:
+    """SVG QR code holding the verify URL with a signed token (format section 7)."""
+    response = Response(qr_svg_image(_qr_text(code)), mimetype="image/svg+xml")
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 @blp.route("/certificates/<string:code>/cancellation", methods=["POST"])

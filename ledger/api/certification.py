@@ -7,8 +7,8 @@ from typing import Any
 from flask_smorest import Blueprint
 
 from ledger.api import schemas
-from ledger.api.auth import current_principal, idempotent, require
-from ledger.api.state import state
+from ledger.api.auth import SECURED, current_principal, idempotent, require
+from ledger.api.state import appended, state
 from ledger.domain.base import NotFound
 from ledger.projections.certificates import by_candidate
 from ledger.projections.courses import history_of
@@ -17,18 +17,12 @@ from ledger.projections.sessions import centre_of, sessions_of
 blp = Blueprint(
     "certification", __name__, url_prefix="/api/v1", description="Centres, sessions and courses"
 )
-SECURED = [{"bearer": []}]
 
 
 def centres_allowed() -> set[str] | None:
     """None for operators (admin); otherwise the centres this token may act for."""
     principal = current_principal()
     return None if principal.is_admin else principal.centres()
-
-
-def appended(seq: int) -> dict[str, Any]:
-    env = state().ledger.recorder.envelope(seq)
-    return {"seq": seq, "hash": env.hash if env else None}
 
 
 # --- centres ---------------------------------------------------------------------

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from flask import current_app
 
 from ledger.config import Config
 from ledger.domain.referential import Referential, load_referential
 from ledger.projections import all_projections
-from ledger.projections.runner import Projection, catch_up
+from ledger.projections.runner import Projection, catch_up, head
 from ledger.services.candidates import CandidateService
 from ledger.services.certification import CertificationService
+from ledger.services.verification import PublicViews
 from ledger.store.application import Ledger
 from ledger.store.tokens import TokenStore
 
@@ -25,6 +26,11 @@ class ApiState:
     tokens: TokenStore
     candidates: CandidateService
     certification: CertificationService
+    views: PublicViews = field(init=False)
+    _caught_up_to: int = field(default=-1, init=False)
+
+    def __post_init__(self) -> None:
+        self.views = PublicViews(self)
 
     @classmethod
     def open(cls, config: Config) -> ApiState:
@@ -40,10 +46,24 @@ class ApiState:
             certification=CertificationService(ledger, referential, config),
         )
 
-    def fresh(self) -> None:
-        """Bring read models up to the log before answering a read."""
-        catch_up(self.ledger.db, self.projections)
+    def fresh(self) -> int:
+        """Bring read models up to the log before answering a read; return the log's head.
+
+        One cheap query (the head) per read; the projections are only touched when
+        the log moved since this process last caught up.
+        """
+        latest = head(self.ledger.db)
+        if latest != self._caught_up_to:
+            catch_up(self.ledger.db, self.projections)
+            self._caught_up_to = latest
+        return latest
 
 
 def state() -> ApiState:
     return current_app.extensions["ledger"]
+
+
+def appended(seq: int) -> dict[str, object]:
+    """What a write returns: the event's seq and hash, to check against the log later."""
+    env = state().ledger.recorder.envelope(seq)
+    return {"seq": seq, "hash": env.hash if env else None}

@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 
 from ledger.audit.checkpoint import Checkpoint, sign_checkpoint
-from ledger.audit.merkle import consistency_proof, inclusion_proof, root_hash
+from ledger.audit.merkle import MerkleAccumulator, consistency_proof, inclusion_proof, root_hash
 from ledger.store.application import Ledger
 
 
@@ -18,6 +18,7 @@ class LogTree:
     def __init__(self, ledger: Ledger):
         self.ledger = ledger
         self._leaves: list[bytes] = []
+        self._accumulator = MerkleAccumulator()
         self._lock = threading.Lock()
         self._notes: dict[int, str] = {}
 
@@ -29,13 +30,19 @@ class LogTree:
                     "SELECT hash FROM ledger_events WHERE seq > ? ORDER BY seq",
                     (len(self._leaves),),
                 )
-                self._leaves.extend(bytes.fromhex(r[0]) for r in cur.fetchall())
+                fresh = [bytes.fromhex(r[0]) for r in cur.fetchall()]
+            self._leaves.extend(fresh)
+            for leaf in fresh:
+                self._accumulator.append(leaf)
             return len(self._leaves)
 
     def leaves(self, size: int) -> list[bytes]:
         return self._leaves[:size]
 
     def root(self, size: int) -> bytes:
+        """The latest root in O(log n); an older size is recomputed from its leaves."""
+        if size == len(self._accumulator):
+            return self._accumulator.root()
         return root_hash(self.leaves(size))
 
     def checkpoint(self) -> str:

@@ -8,7 +8,7 @@ a different answer under the same id is a conflict.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from eventsourcing.domain import event
@@ -41,15 +41,7 @@ class Answer:
     answered_at: str
 
     def payload(self) -> dict[str, Any]:
-        return {
-            "answer_id": self.answer_id,
-            "challenge": self.challenge,
-            "skill": self.skill,
-            "competence": self.competence,
-            "result": self.result,
-            "time_spent_ms": self.time_spent_ms,
-            "answered_at": self.answered_at,
-        }
+        return asdict(self)
 
 
 def check_answer(ref: Referential, answer: Answer) -> None:
@@ -94,7 +86,7 @@ class Candidate(LedgerAggregate):
         self.identity = identity
         self.external_id = external_id
         self.audience = audience
-        self.answers: dict[str, dict[str, Any]] = {}
+        self.answers: dict[str, Answer] = {}
         self.evidence: list[tuple[str, str, int]] = []  # (skill, result, position)
         self.referential_version = ""
 
@@ -113,7 +105,7 @@ class Candidate(LedgerAggregate):
         """Record one answer; False when it was already recorded identically."""
         known = self.answers.get(answer.answer_id)
         if known is not None:
-            if known != answer.payload():
+            if known != answer:
                 raise Conflict(
                     f"answer {answer.answer_id} was already recorded with other content",
                     answer_id=answer.answer_id,
@@ -135,15 +127,9 @@ class Candidate(LedgerAggregate):
         time_spent_ms: int,
         answered_at: str,
     ) -> None:
-        self.answers[answer_id] = {
-            "answer_id": answer_id,
-            "challenge": challenge,
-            "skill": skill,
-            "competence": competence,
-            "result": result,
-            "time_spent_ms": time_spent_ms,
-            "answered_at": answered_at,
-        }
+        self.answers[answer_id] = Answer(
+            answer_id, challenge, skill, competence, result, time_spent_ms, answered_at
+        )
         self.referential_version = referential
         self.evidence.append((skill, result, len(self.evidence) + 1))
 

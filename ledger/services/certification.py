@@ -140,7 +140,7 @@ class CertificationService:
             if now.astimezone(CENTRE_TZ).date().isoformat() != session.date:
                 raise WrongDay(f"the session is on {session.date}; a test starts on that day only")
             profile = candidate.profile(self.ref, self.max_level)
-            seen = {a["challenge"] for a in candidate.answers.values()}
+            seen = {a.challenge for a in candidate.answers.values()}
             seed = str(uuid.uuid4())
             challenges = select_challenges(self.ref, profile, seen, seed=seed)
             if not challenges:

@@ -94,3 +94,38 @@ def public_certificate(ledger: Ledger, ref: Referential, code: str) -> dict[str,
         "history": cert["history"],
         "proof": proof,
     }
+
+
+class PublicViews:
+    """Public certificate views, cached until the log moves or the day changes.
+
+    Every answer is still computed from the log and re-checked signatures; the
+    cache only avoids redoing that work for a state that has not changed.
+    """
+
+    MAX_ENTRIES = 20_000
+
+    def __init__(self, api_state: Any):
+        self._state = api_state
+        self._key: tuple[int, str] | None = None
+        self._views: dict[str, dict[str, Any] | None] = {}
+        self.pages: dict[tuple, str] = {}
+
+    def _sync(self) -> None:
+        key = (self._state.fresh(), clock.now().astimezone(CENTRE_TZ).date().isoformat())
+        if (
+            key != self._key
+            or len(self._views) > self.MAX_ENTRIES
+            or len(self.pages) > self.MAX_ENTRIES
+        ):
+            self._key = key
+            self._views.clear()
+            self.pages.clear()
+
+    def get(self, code: str) -> dict[str, Any] | None:
+        self._sync()
+        if code in self._views:
+            return self._views.get(code)
+        view = public_certificate(self._state.ledger, self._state.referential, code)
+        self._views[code] = view
+        return view

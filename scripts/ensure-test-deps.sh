@@ -1,8 +1,26 @@
 #!/usr/bin/env bash
 # Make sure what the tests talk to is there: PostgreSQL at 127.0.0.1:5432
-# (user postgres, database test, trust auth). Installs and starts it with
-# apt when missing and we are root; otherwise says what is missing.
+# (user postgres, database test, trust auth), Chromium for the browser tests and
+# pdftoppm for PDF scans. Installs what is missing with apt when we are root;
+# otherwise says what is missing.
 set -euo pipefail
+
+apt_install() {
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        echo "installing $* with apt"
+        DEBIAN_FRONTEND=noninteractive apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+    else
+        echo "error: $* missing and cannot be installed here (need root and apt)" >&2
+        exit 1
+    fi
+}
+
+missing=()
+command -v chromium >/dev/null || missing+=(chromium)
+command -v pdftoppm >/dev/null || missing+=(poppler-utils)
+fc-list 2>/dev/null | grep -qi dejavu || missing+=(fonts-dejavu-core)
+[ ${#missing[@]} -eq 0 ] || apt_install "${missing[@]}"
 
 PGHOST=127.0.0.1 PGPORT=5432 PGUSER=postgres
 
@@ -21,10 +39,7 @@ PY
 if ! pg_ready; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
         echo "PostgreSQL not running on 127.0.0.1:5432: installing/starting it"
-        if ! ls /etc/postgresql/*/main >/dev/null 2>&1; then
-            DEBIAN_FRONTEND=noninteractive apt-get update -qq
-            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
-        fi
+        ls /etc/postgresql/*/main >/dev/null 2>&1 || apt_install postgresql
         version=$(ls /etc/postgresql | sort -V | tail -n 1)
         conf=/etc/postgresql/$version/main
         grep -q "ledger-tests" "$conf/pg_hba.conf" || sed -i '1i host all all 127.0.0.1/32 trust # ledger-tests\nlocal all all trust # ledger-tests' "$conf/pg_hba.conf"

@@ -1,0 +1,132 @@
+"""Verify-site throughput under gunicorn, next to a minimal Flask endpoint, in one run.
+
+Starts two gunicorn servers with the same settings (workers, threads) on local
+ports: the ledger app on a small certified history (SQLite), and a minimal Flask
+app. Loads each with `wrk` (Debian package) for the same duration and prints
+requests/second of `/v/<code>`, of `GET /api/v1/certificates/<code>`, and of the
+minimal endpoint, with ratios. Target: both at least 70% of the minimal endpoint.
+Run: `python bench/verify.py [--seconds 8] [--workers 2] [--threads 4]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def prepare(work: Path, env: dict[str, str]) -> str:
+    """A small certified history; returns one certificate's code."""
+    code = (
+        f"import sys; sys.path.insert(0, {str(ROOT)!r})\n"
+        "from ledger.config import Config\n"
+        "from ledger.store.application import Ledger\n"
+        "from ledger.demo import run_demo\n"
+        "c = Config.from_env(); Ledger(c).init()\n"
+        "print(run_demo(c, candidates=40, echo=lambda *_: None)['sample_codes'][0])\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, check=True, capture_output=True, text=True
+    )
+    return out.stdout.strip().splitlines()[-1]
+
+
+def serve(app: str, port: int, env: dict[str, str], workers: int, threads: int) -> subprocess.Popen:
+    command = [
+        sys.executable, "-m", "gunicorn", app, "--bind", f"127.0.0.1:{port}",
+        "--workers", str(workers), "--worker-class", "gthread", "--threads", str(threads),
+        "--log-level", "warning",
+    ]  # fmt: skip
+    proc = subprocess.Popen(command, env=env, cwd=ROOT)
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1)
+            return proc
+        except urllib.error.HTTPError:
+            return proc
+        except OSError:
+            time.sleep(0.2)
+    proc.kill()
+    raise SystemExit(f"{app} did not start")
+
+
+def rps(url: str, seconds: int, connections: int) -> float:
+    urllib.request.urlopen(url, timeout=5).read()  # warm caches
+    out = subprocess.run(
+        ["wrk", "-t", "2", "-c", str(connections), "-d", f"{seconds}s", url],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if errors:
+        raise SystemExit(f"{url}: {errors.group(1)} error responses")
+    return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=int, default=8)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--connections", type=int, default=16)
+    args = parser.parse_args()
+    if not shutil.which("wrk"):
+        raise SystemExit("error: wrk is needed (apt-get install wrk)")
+    work = Path(tempfile.mkdtemp(prefix="ledger-bench-verify-"))
+    env = {
+        **os.environ,
+        "LEDGER_DATABASE_URL": f"sqlite:///{work}/ledger.db",
+        "LEDGER_KEYS_DIR": str(work / "keys"),
+        "LEDGER_LOOKUP_RATE_LIMIT": "100000000/minute",
+        "PYTHONPATH": str(ROOT),
+    }
+    code = prepare(work, env)
+    ledger_port, minimal_port = free_port(), free_port()
+    servers = [
+        serve("wsgi:app", ledger_port, env, args.workers, args.threads),
+        serve("bench.minimal_app:app", minimal_port, env, args.workers, args.threads),
+    ]
+    try:
+        base = f"http://127.0.0.1:{ledger_port}"
+        ceiling = rps(f"http://127.0.0.1:{minimal_port}/ping", args.seconds, args.connections)
+        page = rps(f"{base}/v/{code}", args.seconds, args.connections)
+        lookup = rps(f"{base}/api/v1/certificates/{code}", args.seconds, args.connections)
+    finally:
+        for proc in servers:
+            proc.terminate()
+            proc.wait(timeout=10)
+    print(
+        f"gunicorn: {args.workers} workers x {args.threads} threads; wrk -c {args.connections} for {args.seconds}s each"
+    )
+    print(f"{'minimal Flask endpoint (ceiling)':<40} {ceiling:>9,.0f} req/s")
+    print(
+        f"{'/v/<code> (certificate page)':<40} {page:>9,.0f} req/s  {page / ceiling:.0%} of ceiling"
+    )
+    print(
+        f"{'GET /api/v1/certificates/<code>':<40} {lookup:>9,.0f} req/s  {lookup / ceiling:.0%} of ceiling"
+    )
+    ok = min(page, lookup) >= 0.7 * ceiling
+    print("target met (>= 70%)" if ok else "TARGET MISSED (< 70%)")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,152 @@
+"""The verify site in a real browser: Playwright driving Debian's headless Chromium.
+
+A live server runs the app on a free local port; every test keeps a screenshot
+under test-artifacts/screenshots/ to look at.
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Browser, Page, sync_playwright
+from werkzeug.serving import make_server
+
+from ledger.api import create_app
+from ledger.config import Config
+from ledger.store.application import Ledger
+from tests.certification_flow import Flow
+
+pytestmark = pytest.mark.browser
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "screenshots"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """A live server with one certified candidate, and the app to act on it."""
+    work = tmp_path_factory.mktemp("site")
+    server = make_server("127.0.0.1", 0, None, threaded=True)  # bound first, to know the port
+    port = server.server_port
+    server.server_close()
+    config = Config.from_env(
+        database_url=f"sqlite:///{work / 'ledger.db'}", keys_dir=work / "keys",
+        public_url=f"http://127.0.0.1:{port}",
+    )  # fmt: skip
+    Ledger(config).init()
+    app = create_app(config)
+    client = app.test_client()
+    _, admin_token = app.extensions["ledger"].tokens.create(["admin"], "browser tests")
+    flow = Flow(app, client, {"Authorization": f"Bearer {admin_token}"})
+    _, code, _ = flow.certified()
+    live = make_server("127.0.0.1", port, app, threaded=True)
+    thread = threading.Thread(target=live.serve_forever, daemon=True)
+    thread.start()
+    yield {"url": config.public_url, "code": code, "flow": flow, "client": client, "work": work}
+    live.shutdown()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as p:
+        instance = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        yield instance
+        instance.close()
+
+
+def shoot(page: Page, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.wait_for_load_state("load")
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def test_type_a_code_and_see_valid(site, browser: Browser) -> None:
+    page = browser.new_page(viewport={"width": 1100, "height": 900})
+    page.goto(site["url"] + "/")
+    shoot(page, "01-home")
+    code = site["code"]
+    page.get_by_label("Code de vérification").fill(code[2:].lower())
+    page.get_by_role("button", name="Vérifier").click()
+    page.wait_for_url(f"**/v/{code}*")
+    assert page.locator(".status.valid").inner_text().strip().endswith("Valide")
+    assert page.locator(".proof dd.ok").count() == 2
+    shoot(page, "02-certificate-valid")
+    page.close()
+
+
+def test_upload_the_qr_image_and_see_valid_checked_in_the_browser(site, browser: Browser) -> None:
+    png = site["client"].get(f"/api/v1/certificates/{site['code']}/qr.png").data
+    image = site["work"] / "qr.png"
+    image.write_bytes(png)
+    page = browser.new_page(viewport={"width": 1100, "height": 900})
+    page.goto(site["url"] + "/scan")
+    shoot(page, "03-scan")
+    page.set_input_files("#file", str(image))
+    page.get_by_role("button", name="Lire le QR code").click()
+    page.wait_for_url("**/v/*?t=*")
+    assert "Valide" in page.locator(".status").inner_text()
+    assert "correspond à l'état actuel" in page.locator(".token").inner_text()
+    page.wait_for_selector("#browser-check[data-result=ok]", timeout=10_000)
+    shoot(page, "04-certificate-qr-checked-in-browser")
+    page.close()
+
+
+def test_an_altered_token_is_flagged_by_server_and_browser(site, browser: Browser) -> None:
+    token = site["client"].get(f"/api/v1/certificates/{site['code']}/qr.png")
+    from ledger.qr_image import decode_qr
+
+    text = decode_qr(token.data)[0]
+    head, payload, sig = text.split("?t=")[1].split(".")
+    altered_sig = ("B" if sig[0] != "B" else "C") + sig[1:]
+    page = browser.new_page()
+    page.goto(f"{site['url']}/v/{site['code']}?t={head}.{payload}.{altered_sig}")
+    assert "n'est pas authentique" in page.locator(".token").inner_text()
+    page.wait_for_selector("#browser-check[data-result=ko]", timeout=10_000)
+    shoot(page, "05-altered-token")
+    page.close()
+
+
+def test_page_works_with_javascript_off(site, browser: Browser) -> None:
+    context = browser.new_context(java_script_enabled=False, viewport={"width": 390, "height": 844})
+    page = context.new_page()
+    page.goto(site["url"] + "/?lang=en")
+    page.get_by_label("Verification code").fill(site["code"])
+    page.get_by_role("button", name="Check").click()
+    assert "Valid" in page.locator(".status").inner_text()
+    assert page.locator("text=Level 3 out of 5").count() == 1
+    shoot(page, "06-no-javascript-phone-english")
+    context.close()
+
+
+def test_unknown_code_page(site, browser: Browser) -> None:
+    page = browser.new_page()
+    response = page.goto(site["url"] + "/v/P-BBBBBBBB")
+    assert response is not None and response.status == 404
+    assert "Aucun certificat" in page.content()
+    shoot(page, "07-unknown-code")
+    page.close()
+
+
+def test_cancelled_certificate_with_an_older_valid_qr(site, browser: Browser) -> None:
+    flow: Flow = site["flow"]
+    from ledger.qr_image import decode_qr
+
+    old_url = decode_qr(site["client"].get(f"/api/v1/certificates/{site['code']}/qr.png").data)[0]
+    flow.post(
+        f"/api/v1/certificates/{site['code']}/cancellation",
+        {"reason": "fraude constatée"},
+        flow.admin,
+    )
+    page = browser.new_page(viewport={"width": 1100, "height": 900})
+    page.goto(old_url)
+    assert "Annulé" in page.locator(".status").inner_text()
+    assert "dit désormais autre chose" in page.locator(".token").inner_text()
+    page.wait_for_selector("#browser-check[data-result=ok]", timeout=10_000)
+    shoot(page, "08-cancelled-with-old-qr")
+    page.close()

@@ -1,0 +1,162 @@
+"""Public pages: look a certificate up by code, show it with its proof, scan a QR code.
+
+Every page works without JavaScript; the one script adds a second, independent
+check of the QR token's signature inside the visitor's browser.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, make_response, redirect, render_template, request, url_for
+from werkzeug.exceptions import HTTPException
+
+from ledger.api.limits import lookups, uploads
+from ledger.api.state import state
+from ledger.domain.certificate import normalize_code
+from ledger.qr_image import ImageUnreadable, decode_qr
+from ledger.qr_token import TokenInvalid, parse_qr_url, verify_token
+from ledger.services.qr import check_token
+from verify_site.i18n import LANGUAGES, current_language, format_date, translator
+
+site = Blueprint(
+    "site", __name__, template_folder="templates", static_folder="static", static_url_path="/static"
+)
+
+ACCEPTED_TYPES = {"image/png", "image/jpeg", "image/webp", "image/gif", "application/pdf"}
+LEVEL_WORDS = {"fr": "Niveau", "en": "Level"}
+
+
+def render(template: str, **context: Any) -> str:
+    lang = current_language()
+    return render_template(
+        template, lang=lang, t=translator(lang), date=lambda iso: format_date(iso, lang),
+        other_lang=next(x for x in LANGUAGES if x != lang), **context,
+    )  # fmt: skip
+
+
+def page(template: str, status: int = 200, **context: Any) -> Response:
+    return finish(render(template, **context), status)
+
+
+def finish(html: str, status: int) -> Response:
+    """Wrap a rendered page: remember an explicit language choice, never cache."""
+    lang = current_language()
+    response = make_response(html, status)
+    if request.args.get("lang") in LANGUAGES:
+        response.set_cookie(
+            "lang", lang, max_age=365 * 86400, samesite="Lax", secure=request.is_secure
+        )
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def wants_html() -> bool:
+    """Site pages (and unknown paths outside the API) get HTML errors, the API problem+json."""
+    path = request.path
+    return not (path.startswith("/api/") or path.startswith("/.well-known/"))
+
+
+def error_page(error: HTTPException) -> Response:
+    lang = current_language()
+    t = translator(lang)
+    status = error.code or 500
+    if status == 404:
+        return not_found()
+    if status == 429:
+        retry = getattr(error, "retry_after", None) or 60
+        response = page("error.html", 429, message=t("rate_limited", seconds=retry))
+        response.headers["Retry-After"] = str(retry)
+        return response
+    if status == 413:
+        return page("scan.html", 413, error="too_large")
+    return page("error.html", status, message=error.description or t("error_title"))
+
+
+@site.route("/")
+def index() -> Response:
+    return page("index.html")
+
+
+@site.route("/lookup")
+@lookups
+def lookup() -> Response:
+    """The form's target: tolerant input, then a redirect to the canonical page."""
+    raw = request.args.get("code", "")
+    code = normalize_code(raw)
+    if code is None:
+        return page("index.html", 400, error="bad_code", typed=raw[:40])
+    return redirect(url_for("site.certificate", code=code, lang=request.args.get("lang")), 303)
+
+
+def not_found() -> Response:
+    """The same page, status and size class for every unknown or malformed code."""
+    return page("not_found.html", 404)
+
+
+@site.route("/v/<code>")
+@lookups
+def certificate(code: str) -> Response:
+    canonical = normalize_code(code)
+    if canonical is None:
+        return not_found()
+    st = state()
+    view = st.views.get(canonical)
+    if view is None:
+        return not_found()
+    if canonical != code:
+        return redirect(url_for("site.certificate", code=canonical, **request.args), 301)
+    token = request.args.get("t")
+    key = (canonical, current_language(), token)
+    html = st.views.pages.get(key)
+    if html is None:
+        html = _render_certificate(view, token)
+        st.views.pages[key] = html
+    return finish(html, 200)
+
+
+def _render_certificate(view: dict[str, Any], token: str | None) -> str:
+    check = check_token(state().ledger, view, token) if token else None
+    t = translator(current_language())
+    what = ", ".join(t(f"what_{d}") for d in check.differences if d != "holder") if check else ""
+    return render("certificate.html", cert=view, check=check, token=token, what=what)
+
+
+@site.route("/scan", methods=["GET"])
+def scan() -> Response:
+    return page("scan.html")
+
+
+@site.route("/scan", methods=["POST"])
+@uploads
+def scan_upload() -> Response:
+    upload = request.files.get("file")
+    if upload is None or not upload.filename:
+        return page("scan.html", 400, error="no_file")
+    if upload.mimetype not in ACCEPTED_TYPES:
+        return page("scan.html", 415, error="wrong_type")
+    limit = state().config.max_upload_bytes
+    data = upload.read(limit + 1)
+    if len(data) > limit:
+        return page("scan.html", 413, error="too_large")
+    try:
+        texts = decode_qr(data)
+    except ImageUnreadable:
+        return page("scan.html", 422, error="unreadable")
+    if not texts:
+        return page("scan.html", 422, error="no_qr")
+    return _follow(texts[0])
+
+
+def _follow(text: str) -> Response:
+    """Send a decoded QR to its certificate page, or say why it cannot be followed."""
+    st = state()
+    try:
+        code, token = parse_qr_url(text, st.config.public_url)
+    except TokenInvalid:
+        return page("scan.html", 422, error="foreign_qr", text=text[:120])
+    try:
+        verify_token(token, {"keys": st.ledger.recorder.key_jwks()})
+    except TokenInvalid as exc:
+        return page("scan.html", 422, error="forged", why=exc.reason)
+    return redirect(url_for("site.certificate", code=code, t=token), 303)
