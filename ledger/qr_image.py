@@ -1,8 +1,9 @@
-"""QR images: render (qrcode) and read back (zxing-cpp), photos and PDF pages included.
+"""QR images: render them (qrcode) and read them back (zxing-cpp), from photos and PDFs too.
 
-Reading tries the picture as it is, then contrast-stretched, binarized and
-upscaled copies, so a low-contrast phone photo of a printed attestation still
-decodes. PDFs are rendered page 1 at 150 dpi with `pdftoppm` first.
+People upload phone photos of printed certificates, scans and PDFs. Reading
+tries the picture as it is first, then a contrast-stretched, a binarized and an
+upscaled copy, so grey-on-grey or small codes still decode. A PDF's first page
+is rendered with `pdftoppm` (poppler-utils) before reading.
 """
 
 from __future__ import annotations
@@ -11,23 +12,36 @@ import io
 import shutil
 import subprocess
 import tempfile
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import qrcode
 import qrcode.image.svg
 import zxingcpp
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageFilter, ImageOps
 
-MAX_PIXELS = 25_000_000
-PDF_TIMEOUT_S = 20
+BORDER_MODULES = 4
+BOX_PIXELS = 8
+MAX_PIXELS = 25_000_000  # beyond this an upload is a decompression bomb, not a photo
+PDF_DPI = 150
+PDF_MAX_SIDE = 5_000  # pixels: a page rendered at 150 dpi never exceeds MAX_PIXELS
+PDF_TIMEOUT_SECONDS = 20
+UPSCALE_BELOW = 1_500  # pixels on the long side; bigger images gain nothing from upscaling
 
 
 class ImageUnreadable(ValueError):
-    """Bytes that are not an image or PDF we can read."""
+    """Bytes that are not an image (or PDF) this module can open."""
+
+
+# --- rendering -------------------------------------------------------------
 
 
 def _qr(text: str) -> qrcode.QRCode:
-    code = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_M, border=4, box_size=8)
+    """Error correction M: a smudge or fold on paper is survivable, the code stays small."""
+    code = qrcode.QRCode(
+        error_correction=qrcode.constants.ERROR_CORRECT_M, border=BORDER_MODULES, box_size=BOX_PIXELS
+    )
     code.add_data(text)
     code.make(fit=True)
     return code
@@ -40,60 +54,85 @@ def qr_png(text: str) -> bytes:
 
 
 def qr_svg(text: str) -> str:
-    image = _qr(text).make_image(image_factory=qrcode.image.svg.SvgPathImage)
+    """A standalone SVG document (white background, no external references)."""
+    image = _qr(text).make_image(image_factory=qrcode.image.svg.SvgPathFillImage)
     return image.to_string(encoding="unicode")
 
 
+# --- reading ---------------------------------------------------------------
+
+
+def decode_qr(image_bytes: bytes) -> list[str]:
+    """Texts of the QR codes in an image or a PDF's first page; [] when there is none."""
+    image = _open(image_bytes)
+    for variant in _variants(image):
+        found = zxingcpp.read_barcodes(
+            variant, formats=zxingcpp.BarcodeFormat.QRCode, text_mode=zxingcpp.TextMode.Plain
+        )
+        texts = [barcode.text for barcode in found if barcode.valid and barcode.text]
+        if texts:
+            return list(dict.fromkeys(texts))
+    return []
+
+
 def _open(data: bytes) -> Image.Image:
-    if data[:5] == b"%PDF-":
-        data = _pdf_first_page(data)
-    Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+    """Greyscale image, upright per its EXIF orientation, transparency flattened onto white."""
+    if not isinstance(data, bytes | bytearray):
+        raise ImageUnreadable("expected the bytes of an image")
+    if data[:4] == b"%PDF":
+        data = _pdf_first_page(bytes(data))
     try:
-        image = Image.open(io.BytesIO(data))
-        if image.width * image.height > MAX_PIXELS:
-            raise ImageUnreadable("image too large")
-        image.load()
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError, ValueError) as exc:
-        raise ImageUnreadable("not an image we can read") from exc
-    return ImageOps.exif_transpose(image).convert("L")
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+            if image.width * image.height > MAX_PIXELS:
+                raise ImageUnreadable(f"image over {MAX_PIXELS // 1_000_000} megapixels")
+            image.load()
+            image = ImageOps.exif_transpose(image)
+    except ImageUnreadable:
+        raise
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError, Warning) as exc:
+        raise ImageUnreadable("not an image that can be read") from exc
+    return _flatten(image).convert("L")
+
+
+def _flatten(image: Image.Image) -> Image.Image:
+    """Transparent pixels count as white paper, not as the black they often hide."""
+    if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
+        rgba = image.convert("RGBA")
+        paper = Image.new("RGBA", rgba.size, "white")
+        return Image.alpha_composite(paper, rgba)
+    return image
 
 
 def _pdf_first_page(data: bytes) -> bytes:
+    """PNG of page 1 at 150 dpi, cropped to PDF_MAX_SIDE so a huge page cannot exhaust memory."""
     tool = shutil.which("pdftoppm")
     if tool is None:
         raise ImageUnreadable("PDF support needs poppler-utils")
     with tempfile.TemporaryDirectory() as work:
-        source = Path(work) / "in.pdf"
+        source, stem = Path(work) / "in.pdf", Path(work) / "page"
         source.write_bytes(data)
+        command = [tool, "-r", str(PDF_DPI), "-png", "-f", "1", "-l", "1",
+                   "-W", str(PDF_MAX_SIDE), "-H", str(PDF_MAX_SIDE), str(source), str(stem)]  # fmt: skip
         try:
-            subprocess.run(
-                [tool, "-r", "150", "-png", "-f", "1", "-l", "1", str(source), str(Path(work) / "page")],
-                check=True, capture_output=True, timeout=PDF_TIMEOUT_S,
-            )  # fmt: skip
-        except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
-            raise ImageUnreadable("not a PDF we can read") from exc
+            subprocess.run(command, check=True, capture_output=True, timeout=PDF_TIMEOUT_SECONDS)
+        except (OSError, subprocess.SubprocessError) as exc:
+            raise ImageUnreadable("not a PDF that can be read") from exc
         pages = sorted(Path(work).glob("page*.png"))
         if not pages:
             raise ImageUnreadable("the PDF has no page")
         return pages[0].read_bytes()
 
 
-def _variants(image: Image.Image):
+def _variants(image: Image.Image) -> Iterator[Image.Image]:
+    """Cheapest first: most uploads decode as they are."""
     yield image
-    stretched = ImageOps.autocontrast(image, cutoff=2)
+    stretched = ImageOps.autocontrast(image, cutoff=1)
     yield stretched
-    threshold = sum(stretched.getextrema()) // 2
-    yield stretched.point(lambda v: 255 if v > threshold else 0)
-    if max(image.size) < 1200:
+    smooth = stretched.filter(ImageFilter.MedianFilter(3))
+    low, high = smooth.getextrema()
+    threshold = (low + high) // 2
+    yield smooth.point(lambda value: 255 if value > threshold else 0)
+    if max(image.size) < UPSCALE_BELOW:
         yield stretched.resize((image.width * 2, image.height * 2), Image.Resampling.LANCZOS)
-
-
-def decode_qr(data: bytes) -> list[str]:
-    """Texts of the QR codes found in an image or a PDF's first page ([] when none)."""
-    image = _open(data)
-    for variant in _variants(image):
-        found = zxingcpp.read_barcodes(variant, formats=zxingcpp.BarcodeFormat.QRCode)
-        texts = [b.text for b in found if b.valid and b.text]
-        if texts:
-            return texts
-    return []

@@ -229,12 +229,16 @@ def test_security_headers_everywhere(certified, client) -> None:
         )
 
 
-def test_pages_carry_no_inline_script(certified, client) -> None:
+def test_pages_carry_no_inline_script_or_style(certified, client) -> None:
+    """The CSP forbids inline code: every script and stylesheet must be a served file."""
     _, code = certified
     token = token_of(client, code)
-    for path in ("/", "/scan", f"/v/{code}?t={token}"):
-        scripts = re.findall(r"<script[^>]*>(.*?)</script>", client.get(path).text, re.S)
-        assert all(not body.strip() for body in scripts)
+    for path in ("/", "/scan", f"/v/{code}?t={token}", "/api/v1/docs"):
+        body = client.get(path).text
+        scripts = re.findall(r"<script[^>]*>(.*?)</script>", body, re.S)
+        assert all(not inline.strip() for inline in scripts) and "<style" not in body
+        for asset in re.findall(r'(?:src|href)="(/[^"]+\.(?:css|js))"', body):
+            assert client.get(asset).status_code == 200, asset
 
 
 def test_verify_qr_offline_from_an_image_and_a_saved_jwks(

@@ -158,5 +158,6 @@ def _follow(text: str) -> Response:
     try:
         verify_token(token, {"keys": st.ledger.recorder.key_jwks()})
     except TokenInvalid as exc:
-        return page("scan.html", 422, error="forged", why=exc.reason)
+        why = translator(current_language())(f"why_{exc.reason}")
+        return page("scan.html", 422, error="forged", why=why)
     return redirect(url_for("site.certificate", code=code, t=token), 303)

@@ -9,7 +9,10 @@ from typing import Any
 
 from flask import Blueprint, current_app, render_template
 
-bp = Blueprint("docs", __name__, template_folder="templates")
+bp = Blueprint(
+    "docs", __name__, template_folder="templates", static_folder="static",
+    static_url_path="/api/v1/docs/static",
+)  # fmt: skip
 METHODS = ("get", "post", "put", "patch", "delete")
 
 
