@@ -32,6 +32,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/append.py
+	$(BIN)/python bench/verify.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache

@@ -40,7 +40,9 @@ class ImageUnreadable(ValueError):
 def _qr(text: str) -> qrcode.QRCode:
     """Error correction M: a smudge or fold on paper is survivable, the code stays small."""
     code = qrcode.QRCode(
-        error_correction=qrcode.constants.ERROR_CORRECT_M, border=BORDER_MODULES, box_size=BOX_PIXELS
+        error_correction=qrcode.constants.ERROR_CORRECT_M,
+        border=BORDER_MODULES,
+        box_size=BOX_PIXELS,
     )
     code.add_data(text)
     code.make(fit=True)

@@ -19,7 +19,7 @@ def flow(app, client, admin) -> Flow:
 
 
 def test_full_lifecycle_to_a_published_certificate_then_rebuild(flow: Flow, app, client) -> None:
-    _, code, _ = flow.certified()
+    candidate, code, _ = flow.certified()
     assert code.startswith("P-") and len(code) == 10
     with clock.frozen_at(datetime(2026, 12, 2, tzinfo=UTC)):
         public = client.get(f"/api/v1/certificates/{code}").get_json()
@@ -54,6 +54,14 @@ def test_full_lifecycle_to_a_published_certificate_then_rebuild(flow: Flow, app,
     assert dump(st.ledger.db, st.projections) == live
     with clock.frozen_at(datetime(2026, 12, 2, tzinfo=UTC)):
         assert client.get(f"/api/v1/certificates/{code}").get_json() == public
+    admin = make_token(app, "admin")
+    with clock.frozen_at(datetime(2030, 1, 2, tzinfo=UTC)):
+        history = client.get(
+            f"/api/v1/candidates/{candidate}/certifications", headers=admin
+        ).get_json()
+    (cert,) = history["certificates"]
+    assert (cert["code"], cert["status"], cert["status_since"]) == (code, "expired", "2029-12-01")
+    assert "holder" not in cert and history["courses"][0]["result_status"] == "validated"
 
 
 def test_validity_boundary(flow: Flow, client) -> None:

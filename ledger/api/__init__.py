@@ -11,7 +11,7 @@ from werkzeug.exceptions import HTTPException
 
 from ledger.api import problems, schemas
 from ledger.api.state import ApiState
-from ledger.config import Config
+from ledger.config import Config, setting
 from ledger.domain.base import DomainError
 from ledger.projections.runner import create_tables
 from ledger.services.certification import publish_referential
@@ -49,7 +49,7 @@ def create_app(config: Config | None = None) -> Flask:
             },
         },
     )
-    logging.basicConfig(level=logging.INFO)
+    logging.basicConfig(level=setting("LEDGER_LOG_LEVEL").upper())
     api_state = ApiState.open(config)
     create_tables(api_state.ledger.db, api_state.projections)
     publish_referential(api_state.ledger, api_state.referential)

@@ -9,10 +9,12 @@ from flask_smorest import Blueprint
 from ledger.api import schemas
 from ledger.api.auth import SECURED, current_principal, idempotent, require
 from ledger.api.state import appended, state
+from ledger.domain import clock
 from ledger.domain.base import NotFound
-from ledger.projections.certificates import by_candidate
+from ledger.projections.certificates import by_candidate, public_status
 from ledger.projections.courses import history_of
 from ledger.projections.sessions import centre_of, sessions_of
+from ledger.services.certification import CENTRE_TZ
 
 blp = Blueprint(
     "certification", __name__, url_prefix="/api/v1", description="Centres, sessions and courses"
@@ -252,6 +254,9 @@ def certification_history(candidate_id: Any) -> dict[str, Any]:
         cur.execute("SELECT 1 FROM proj_candidates WHERE candidate = ?", (str(candidate_id),))
         if cur.fetchone() is None:
             raise NotFound(f"no candidate {candidate_id}")
+    today = clock.now().astimezone(CENTRE_TZ).date()
     for cert in certificates:
         cert.pop("holder")
+        current = public_status(cert, today)
+        cert.update(status=current["status"], status_since=current["since"])
     return {"courses": courses, "certificates": certificates}
