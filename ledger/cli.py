@@ -20,7 +20,7 @@ from rich.table import Table
 
 from ledger.config import Config, ConfigError, settings_table
 
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
 
@@ -430,10 +430,11 @@ def demo(candidates: int, seed: int, if_empty: bool) -> None:
 def serve(host: str | None, port: int | None, workers: int | None) -> None:
     """Run the API and verify site under gunicorn."""
     from ledger.config import setting
+    from ledger.projections.runner import catch_up
     from ledger.server import run
 
     ledger = _ledger(init=True)
-    _create_projection_tables(ledger)
+    catch_up(ledger.db, _create_projection_tables(ledger))  # workers start with fresh read models
     ledger.close()
     run(
         host or setting("LEDGER_HOST"),

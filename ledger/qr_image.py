@@ -1,9 +1,10 @@
 """QR images: render them (qrcode) and read them back (zxing-cpp), from photos and PDFs too.
 
 People upload phone photos of printed certificates, scans and PDFs. Reading
-tries the picture as it is first, then a contrast-stretched, a binarized and an
-upscaled copy, so grey-on-grey or small codes still decode. A PDF's first page
-is rendered with `pdftoppm` (poppler-utils) before reading.
+tries the picture as it is first, then contrast-stretched, denoised, binarized
+and upscaled copies, so grey-on-grey, grainy or small codes still decode. A
+PDF's first page is rendered with `pdftoppm` (poppler-utils) before reading.
+Uploads are untrusted: over 25 megapixels is refused before decoding.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from PIL import Image, ImageFilter, ImageOps
 
 BORDER_MODULES = 4
 BOX_PIXELS = 8
+SVG_BOX = 10  # qrcode draws SVG modules box/10 mm wide: 1 mm, whole-number coordinates
 MAX_PIXELS = 25_000_000  # beyond this an upload is a decompression bomb, not a photo
 PDF_DPI = 150
 PDF_MAX_SIDE = 5_000  # pixels: a page rendered at 150 dpi never exceeds MAX_PIXELS
@@ -37,12 +39,12 @@ class ImageUnreadable(ValueError):
 # --- rendering -------------------------------------------------------------
 
 
-def _qr(text: str) -> qrcode.QRCode:
+def _qr(text: str, box_size: int = BOX_PIXELS) -> qrcode.QRCode:
     """Error correction M: a smudge or fold on paper is survivable, the code stays small."""
     code = qrcode.QRCode(
         error_correction=qrcode.constants.ERROR_CORRECT_M,
         border=BORDER_MODULES,
-        box_size=BOX_PIXELS,
+        box_size=box_size,
     )
     code.add_data(text)
     code.make(fit=True)
@@ -57,7 +59,7 @@ def qr_png(text: str) -> bytes:
 
 def qr_svg(text: str) -> str:
     """A standalone SVG document (white background, no external references)."""
-    image = _qr(text).make_image(image_factory=qrcode.image.svg.SvgPathFillImage)
+    image = _qr(text, SVG_BOX).make_image(image_factory=qrcode.image.svg.SvgPathFillImage)
     return image.to_string(encoding="unicode")
 
 
@@ -115,8 +117,9 @@ def _pdf_first_page(data: bytes) -> bytes:
     with tempfile.TemporaryDirectory() as work:
         source, stem = Path(work) / "in.pdf", Path(work) / "page"
         source.write_bytes(data)
-        command = [tool, "-r", str(PDF_DPI), "-png", "-f", "1", "-l", "1",
-                   "-W", str(PDF_MAX_SIDE), "-H", str(PDF_MAX_SIDE), str(source), str(stem)]  # fmt: skip
+        first_page = ["-f", "1", "-l", "1"]
+        crop = ["-W", str(PDF_MAX_SIDE), "-H", str(PDF_MAX_SIDE)]
+        command = [tool, "-r", str(PDF_DPI), "-png", *first_page, *crop, str(source), str(stem)]
         try:
             subprocess.run(command, check=True, capture_output=True, timeout=PDF_TIMEOUT_SECONDS)
         except (OSError, subprocess.SubprocessError) as exc:
@@ -128,13 +131,14 @@ def _pdf_first_page(data: bytes) -> bytes:
 
 
 def _variants(image: Image.Image) -> Iterator[Image.Image]:
-    """Cheapest first: most uploads decode as they are."""
+    """Cheapest first: most uploads decode as they are; photos may need the later copies."""
     yield image
-    stretched = ImageOps.autocontrast(image, cutoff=1)
+    stretched = ImageOps.autocontrast(image, cutoff=1)  # grey on grey, dim or washed-out light
     yield stretched
+    yield ImageOps.autocontrast(stretched.filter(ImageFilter.GaussianBlur(2)))  # sensor grain
     smooth = stretched.filter(ImageFilter.MedianFilter(3))
     low, high = smooth.getextrema()
     threshold = (low + high) // 2
     yield smooth.point(lambda value: 255 if value > threshold else 0)
-    if max(image.size) < UPSCALE_BELOW:
+    if max(image.size) < UPSCALE_BELOW:  # modules of a few pixels: far or small codes
         yield stretched.resize((image.width * 2, image.height * 2), Image.Resampling.LANCZOS)

@@ -242,11 +242,11 @@ def _public_key(jwks: Any, kid: str) -> bytes:
 def verify_token(token: str, jwks: dict[str, Any]) -> CertificateClaims:
     """Claims of a token whose signature checks against `jwks` ({"keys": [...]})."""
     head, body, signature = _split(token)
-    public = _public_key(jwks, _header(head)["kid"])
-    sig = _raw(signature)
+    header, payload, sig = _header(head), _json_object(body), _raw(signature)
+    public = _public_key(jwks, header["kid"])
     if len(sig) != SIGNATURE_BYTES or not crypto.verify(public, sig, f"{head}.{body}".encode()):
         raise TokenInvalid("the token's signature does not match its content", BAD_SIGNATURE)
-    return CertificateClaims.from_payload(_json_object(body))
+    return CertificateClaims.from_payload(payload)
 
 
 # --- the URL printed as a QR code ------------------------------------------

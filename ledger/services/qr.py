@@ -10,11 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ledger.domain.referential import COMPETENCE_CODES
 from ledger.qr_token import (
     CertificateClaims,
     TokenInvalid,
     decode_unverified,
+    levels_string,
     qr_url,
     sign_token,
     verify_token,
@@ -22,11 +22,6 @@ from ledger.qr_token import (
 from ledger.store.application import Ledger
 
 CURRENT, OUTDATED, INVALID, OTHER = "current", "outdated", "invalid", "other"
-
-
-def levels_string(competences: list[dict[str, Any]]) -> str:
-    levels = {c["code"]: c["level"] for c in competences}
-    return "".join(str(levels.get(code, 0)) for code in COMPETENCE_CODES)
 
 
 def current_payload(view: dict[str, Any]) -> dict[str, Any]:
