@@ -37,6 +37,30 @@ def test_demo_export_and_offline_audit(run, tmp_path: Path) -> None:
     assert run("audit", "verify").stdout.startswith("OK:")
 
 
+def test_the_independent_example_verifier_agrees(run, tmp_path: Path) -> None:
+    """docs/verify_example.py shares no code with the ledger and must accept its bundles."""
+    import subprocess
+    import sys
+
+    run("demo", "--candidates", "2")
+    bundle = tmp_path / "bundle"
+    run("export", str(bundle))
+    example = Path(__file__).resolve().parent.parent / "docs" / "verify_example.py"
+    checked = subprocess.run(
+        [sys.executable, str(example), str(bundle)], capture_output=True, text=True
+    )
+    assert checked.stdout.startswith("OK "), checked.stdout + checked.stderr
+    lines = (bundle / "events.ndjson").read_text().splitlines()
+    record = json.loads(lines[3])
+    record["time"] = "2020-01-01T00:00:00.000000Z"
+    lines[3] = json.dumps(record)
+    (bundle / "events.ndjson").write_text("\n".join(lines) + "\n")
+    checked = subprocess.run(
+        [sys.executable, str(example), str(bundle)], capture_output=True, text=True
+    )
+    assert checked.stdout.strip() == "seq 4: hash mismatch"
+
+
 def test_audit_names_the_first_tampered_seq_in_a_bundle(run, tmp_path: Path) -> None:
     run("demo", "--candidates", "3")
     bundle = tmp_path / "b"
@@ -149,3 +173,10 @@ def test_bad_database_url_is_a_clear_error(run, monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setenv("LEDGER_DATABASE_URL", "mysql://nope")
     result = run("audit", "verify", ok=False)
     assert result.exit_code != 0 and "LEDGER_DATABASE_URL" in result.stderr
+
+
+def test_readme_documents_every_setting() -> None:
+    """The configuration table in README is exactly what `ledger config` prints."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    printed = CliRunner().invoke(main, ["config"]).stdout.strip()
+    assert printed in readme
