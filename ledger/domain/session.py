@@ -155,18 +155,20 @@ class Session(LedgerAggregate):
         self._require(CREATED)
         if not self.courses:
             raise WrongState("a session where no test started cannot be finalized")
-        self._check_report(absent, aborts, issue_reports, unfinished)
+        self.check_report(absent, aborts, issue_reports, unfinished)
         self._finalize(
             absent=absent, incidents=incidents, aborts=aborts, issue_reports=issue_reports
         )
 
-    def _check_report(
+    def check_report(
         self,
         absent: list[str],
         aborts: list[dict[str, str]],
         reports: list[dict[str, Any]],
         unfinished: set[str],
     ) -> None:
+        """Refuse an examiner report that contradicts the session (raises InvalidReport)."""
+        self._require(CREATED)
         for candidate in absent:
             if candidate not in self.enrolled:
                 raise NotEnrolled(f"absent candidate {candidate} is not enrolled")

@@ -181,11 +181,15 @@ class CertificationService:
         def command() -> int:
             session = self.session(session_id, centres)
             courses = {c: self.course(course_id) for c, course_id in session.courses.items()}
-            for course in courses.values():
+            ended_now = set()
+            for candidate, course in courses.items():
                 if course.state == "in_progress" and course.is_late(clock.now()):
                     course.end("timed-out")
+                    ended_now.add(candidate)
             unfinished = {c for c, course in courses.items() if course.unfinished}
-            reports = [self._seal_report(r) for r in report["issue_reports"]]
+            raw_reports = report["issue_reports"]
+            session.check_report(report["absent"], report["aborts"], raw_reports, unfinished)
+            reports = [self._seal_report(r) for r in raw_reports]  # sealed only once valid
             incidents = report.get("incidents")
             sealed_incidents = (
                 self.ledger.vault.seal(f"session:{session.id}", incidents) if incidents else None
@@ -197,12 +201,16 @@ class CertificationService:
             for candidate, course in courses.items():
                 if course.state == "in_progress" and candidate in aborted:
                     course.end("aborted")
+                    ended_now.add(candidate)
                 neutral = {
                     r["challenge"]
                     for r in reports
                     if r["candidate"] == candidate and r.get("neutralize")
                 }
-                course.score("finalization", "examiner report", self.max_level, neutralized=neutral)
+                if course.latest_result is None or neutral or candidate in ended_now:
+                    course.score(
+                        "finalization", "examiner report", self.max_level, neutralized=neutral
+                    )
             return self.ledger.save(session, *courses.values())[0]
 
         return retrying(command)
