@@ -50,6 +50,10 @@ SETTINGS: dict[str, tuple[str, str]] = {
         "0",
         "Reverse proxies in front of the service whose X-Forwarded-For to trust.",
     ),
+    "LEDGER_SIGNING_THREADS": (
+        "2",
+        "Threads that sign a large batch of events in parallel (1 = sign on the writing thread).",
+    ),
     "LEDGER_HOST": ("127.0.0.1", "Address `ledger serve` binds."),
     "LEDGER_PORT": ("8000", "Port `ledger serve` binds."),
     "LEDGER_WORKERS": ("2", "Gunicorn worker processes for `ledger serve`."),
@@ -111,6 +115,7 @@ class Config:
     upload_rate_limit: str
     ratelimit_storage: str
     proxy_hops: int
+    signing_threads: int
 
     @classmethod
     def from_env(cls, **overrides: object) -> Config:
@@ -129,6 +134,7 @@ class Config:
             "upload_rate_limit": setting("LEDGER_UPLOAD_RATE_LIMIT"),
             "ratelimit_storage": setting("LEDGER_RATELIMIT_STORAGE"),
             "proxy_hops": _int_setting("LEDGER_PROXY_HOPS"),
+            "signing_threads": max(1, _int_setting("LEDGER_SIGNING_THREADS")),
         }
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]

@@ -12,6 +12,7 @@ import base64
 import hashlib
 import json
 import os
+from concurrent.futures import ThreadPoolExecutor
 from json.encoder import encode_basestring  # type: ignore[attr-defined]
 from typing import Any
 
@@ -27,6 +28,16 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 ZERO_HASH = "0" * 64
 NONCE_BYTES = 12
 DATA_KEY_BYTES = 32
+
+
+PARALLEL_SIGNING_MIN = 128
+_pools: dict[int, ThreadPoolExecutor] = {}
+
+
+def _signing_pool(threads: int) -> ThreadPoolExecutor:
+    if threads not in _pools:
+        _pools[threads] = ThreadPoolExecutor(threads, thread_name_prefix="sign")
+    return _pools[threads]
 
 
 class CryptoError(Exception):
@@ -77,16 +88,21 @@ def _plain(value: Any) -> bool:
 
     That holds for strings, booleans, None, safe integers, lists, and objects whose
     keys are ASCII (so code-point and UTF-16 key orders agree). Floats and anything
-    unusual go through `rfc8785`, the reference implementation.
+    unusual go through `rfc8785`, the reference implementation. Written as plain
+    loops: this runs once per stored event.
     """
-    if isinstance(value, str) or value is None or isinstance(value, bool):
+    kind = type(value)
+    if kind is str or kind is bool or value is None:
         return True
-    if isinstance(value, int):
+    if kind is int:
         return -MAX_SAFE_INT <= value <= MAX_SAFE_INT
-    if isinstance(value, dict):
-        return all(isinstance(k, str) and k.isascii() and _plain(v) for k, v in value.items())
-    if isinstance(value, list):
-        return all(_plain(v) for v in value)
+    if kind is dict:
+        for key, item in value.items():
+            if type(key) is not str or not key.isascii() or not _plain(item):
+                return False
+        return True
+    if kind is list:
+        return all(_plain(item) for item in value)  # lists are rare in payloads
     return False
 
 
@@ -149,6 +165,21 @@ class SigningKey:
 
     def sign(self, message: bytes) -> bytes:
         return self._private.sign(message)
+
+    def sign_many(self, messages: list[bytes], threads: int = 1) -> list[bytes]:
+        """Signatures of `messages`, in order; large batches on several threads.
+
+        OpenSSL releases the GIL while signing, so a batch of a thousand events signs
+        in about 1/threads of the time. Small batches stay on the calling thread.
+        """
+        if threads <= 1 or len(messages) < PARALLEL_SIGNING_MIN:
+            return [self._private.sign(m) for m in messages]
+        size = -(-len(messages) // threads)
+        parts = [messages[i : i + size] for i in range(0, len(messages), size)]
+        signed = _signing_pool(threads).map(
+            lambda part: [self._private.sign(m) for m in part], parts
+        )
+        return [signature for part in signed for signature in part]
 
     def public_jwk(self) -> dict[str, str]:
         return public_jwk(self.public_raw)

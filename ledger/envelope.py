@@ -1,7 +1,7 @@
 """The v1 event envelope (LEDGER_FORMAT.md section 2): build, seal with a signature, check.
 
 `hash` = SHA-256 of JCS(envelope without hash, kid, sig); `sig` = Ed25519
-over the 32 raw bytes of `hash`. Writers build the JCS bytes by placing the
+over the 32 raw bytes of `hash` (the recorder signs). Writers build the JCS bytes by placing the
 already-canonical `data` inside the fixed member order, which is exactly what
 RFC 8785 produces (tests pin this against the `rfc8785` package); checkers
 use the literal spec path: parse, drop three members, canonicalize, hash.
@@ -81,35 +81,6 @@ def hashed_bytes(
         f'"version":{int(version)}}}'
     )
     return text.encode("utf-8")
-
-
-def seal(
-    key: crypto.SigningKey,
-    *,
-    seq: int,
-    id: str,
-    stream: str,
-    version: int,
-    type: str,
-    time: str,
-    data_json: str,
-    prev: str,
-) -> Envelope:
-    """Hash and sign one event at its place in the chain."""
-    digest = crypto.sha256(hashed_bytes(seq, id, stream, version, type, time, data_json, prev))
-    return Envelope(
-        seq=seq,
-        id=id,
-        stream=stream,
-        version=version,
-        type=type,
-        time=time,
-        data_json=data_json,
-        prev=prev,
-        hash=digest.hex(),
-        kid=key.kid,
-        sig=crypto.b64url(key.sign(digest)),
-    )
 
 
 def check_hash(record: dict[str, Any]) -> bool:

@@ -41,6 +41,7 @@ class KeyRing:
         self.directory = directory
         self._master_override = master_key
         self._cache: dict[str, SigningKey] = {}
+        self._active: tuple[int, str] | None = None
 
     def exists(self) -> bool:
         return (self.directory / ACTIVE_FILE).is_file()
@@ -52,6 +53,7 @@ class KeyRing:
         _write_secret(self.directory / f"{key.kid}.pem", key.to_pem())
         _write_secret(self.directory / ACTIVE_FILE, key.kid.encode())
         self._cache[key.kid] = key
+        self._active = None
         return key
 
     def ensure_master_key(self) -> None:
@@ -61,10 +63,17 @@ class KeyRing:
         _write_secret(self.directory / MASTER_FILE, b64url(new_data_key()).encode())
 
     def active(self) -> SigningKey:
+        """The key that signs now; the `active` file is re-read only when it changes."""
         path = self.directory / ACTIVE_FILE
-        if not path.is_file():
-            raise KeyFileError(f"no active signing key in {self.directory}: run `ledger keys init`")
-        return self.get(path.read_text().strip())
+        try:
+            stamp = path.stat().st_mtime_ns
+        except FileNotFoundError:
+            raise KeyFileError(
+                f"no active signing key in {self.directory}: run `ledger keys init`"
+            ) from None
+        if self._active is None or self._active[0] != stamp:
+            self._active = (stamp, path.read_text().strip())
+        return self.get(self._active[1])
 
     def get(self, kid: str) -> SigningKey:
         if kid not in self._cache:

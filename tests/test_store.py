@@ -80,6 +80,16 @@ def test_aggregates_are_read_back_from_the_envelopes(ledger: Ledger) -> None:
     assert copy.total == 10 and copy.version == 6 and copy.label == "b"
 
 
+def test_a_large_batch_signed_on_several_threads_verifies(ledger: Ledger) -> None:
+    counter = Counter(label="big")
+    for n in range(499):
+        counter.add(amount=n, note=f"n{n}")
+    assert ledger.recorder.signing_threads >= 2
+    assert len(ledger.save(counter)) == 500
+    report = audit(ledger)
+    assert report.ok and report.events == 501, report.problem
+
+
 def test_stale_write_is_a_conflict_and_writes_nothing(ledger: Ledger) -> None:
     counter = Counter(label="c")
     ledger.save(counter)
@@ -294,3 +304,18 @@ def test_writer_bytes_equal_rfc8785_of_the_envelope(data: dict, text: str, seq: 
     }
     built = envelope.hashed_bytes(data_json=data_json, **fields)
     assert built == rfc8785.dumps({**fields, "data": data})
+
+
+any_json = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**53) + 1, 2**53 - 1) | st.text()
+    | st.floats(allow_nan=False, allow_infinity=False),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=16,
+)  # fmt: skip
+
+
+@settings(max_examples=400, deadline=None)
+@given(value=any_json)
+def test_canonical_json_is_rfc8785_on_any_value(value) -> None:
+    """The fast path for plain payloads must give exactly the reference bytes."""
+    assert crypto.canonical_json(value) == rfc8785.dumps(value)

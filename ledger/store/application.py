@@ -49,7 +49,7 @@ class Ledger:
         self.config = config
         self.db = db or connect(config.database_url)
         self.keyring = KeyRing(config.keys_dir, config.master_key)
-        self.recorder = LedgerRecorder(self.db, self.keyring)
+        self.recorder = LedgerRecorder(self.db, self.keyring, config.signing_threads)
         self.app = LedgerApplication(self.recorder)
         self.vault = SubjectVault(self.db, self.keyring)
 

@@ -8,7 +8,6 @@ already taken means the writer worked on a stale aggregate: ConcurrencyConflict.
 
 from __future__ import annotations
 
-import threading
 import uuid
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -54,11 +53,11 @@ def row_to_envelope(row: Sequence[Any]) -> Envelope:
 class LedgerRecorder(ApplicationRecorder):
     """Stores events as signed, hash-chained envelopes in `ledger_events`."""
 
-    def __init__(self, db: Database, keyring: KeyRing):
+    def __init__(self, db: Database, keyring: KeyRing, signing_threads: int = 1):
         self.db = db
         self.keyring = keyring
+        self.signing_threads = signing_threads
         self._announced: set[str] = set()
-        self._announce_lock = threading.Lock()
 
     # --- writing ----------------------------------------------------------
 
@@ -69,14 +68,19 @@ class LedgerRecorder(ApplicationRecorder):
                 cur.execute("SELECT seq, hash FROM ledger_events ORDER BY seq DESC LIMIT 1")
                 head = cur.fetchone()
                 seq, prev = (head[0], head[1]) if head else (0, crypto.ZERO_HASH)
-                rows: list[tuple[Any, ...]] = []
+                events = list(stored_events)
                 if key.kid not in self._announced and not self._is_announced(cur, key.kid):
-                    rows.append(self._announcement(key, seq + 1, prev))
-                    seq, prev = rows[-1][0], rows[-1][8]
-                for stored in stored_events:
-                    sealed = self._seal(key, seq + 1, prev, stored)
-                    rows.append(sealed)
-                    seq, prev = sealed[0], sealed[8]
+                    events.insert(0, self._announcement(key))
+                linked = []
+                for stored in events:
+                    row, digest = self._link(seq + 1, prev, stored)
+                    linked.append((row, digest))
+                    seq, prev = row[0], digest.hex()
+                signatures = key.sign_many([digest for _, digest in linked], self.signing_threads)
+                rows = [
+                    (*row, digest.hex(), key.kid, crypto.b64url(signature))
+                    for (row, digest), signature in zip(linked, signatures, strict=True)
+                ]
                 cur.executemany(INSERT, rows)
         except UniqueViolation as exc:
             raise ConcurrencyConflict(str(exc)) from exc
@@ -91,25 +95,16 @@ class LedgerRecorder(ApplicationRecorder):
         return after if after > before else None
 
     @staticmethod
-    def _seal(key: crypto.SigningKey, seq: int, prev: str, stored: StoredEvent) -> tuple:
+    def _link(seq: int, prev: str, stored: StoredEvent) -> tuple[tuple, bytes]:
+        """The row's hashed members at this place in the chain, and its SHA-256 digest."""
         assert isinstance(stored, LedgerStoredEvent), "events must go through LedgerMapper"
         stream = str(stored.originator_id)
         data_json = stored.state.decode("utf-8")
-        env = envelope.seal(
-            key,
-            seq=seq,
-            id=stored.event_id,
-            stream=stream,
-            version=stored.originator_version,
-            type=stored.topic,
-            time=stored.time,
-            data_json=data_json,
-            prev=prev,
-        )
-        return (
-            seq, env.id, stream, env.version, env.type, env.time, data_json, prev,
-            env.hash, env.kid, env.sig,
+        row = (
+            seq, stored.event_id, stream, stored.originator_version, stored.topic, stored.time,
+            data_json, prev,
         )  # fmt: skip
+        return row, crypto.sha256(envelope.hashed_bytes(*row))
 
     def _is_announced(self, cur: Any, kid: str) -> bool:
         cur.execute(
@@ -117,10 +112,11 @@ class LedgerRecorder(ApplicationRecorder):
         )
         return cur.fetchone() is not None
 
-    def _announcement(self, key: crypto.SigningKey, seq: int, prev: str) -> tuple:
+    @staticmethod
+    def _announcement(key: crypto.SigningKey) -> LedgerStoredEvent:
         """A key's first use is preceded by its public JWK, so the log alone yields the JWKS."""
         payload = {"kid": key.kid, "jwk": key.public_jwk()}
-        stored = LedgerStoredEvent(
+        return LedgerStoredEvent(
             originator_id=key_stream(key.kid),
             originator_version=1,
             topic=KEY_EVENT_TYPE,
@@ -128,7 +124,6 @@ class LedgerRecorder(ApplicationRecorder):
             time=clock.format_time(clock.now()),
             event_id=str(uuid.uuid4()),
         )
-        return self._seal(key, seq, prev, stored)
 
     # --- reading ----------------------------------------------------------
 

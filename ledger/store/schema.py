@@ -8,7 +8,7 @@ that auditors verify. There is no second copy that could drift.
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS ledger_events (
     seq BIGINT PRIMARY KEY,
-    id TEXT NOT NULL UNIQUE,
+    id TEXT NOT NULL,
     stream TEXT NOT NULL,
     version INTEGER NOT NULL,
     type TEXT NOT NULL,
