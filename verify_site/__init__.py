@@ -7,7 +7,6 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from ledger.api.limits import init_limits
 from ledger.config import Config
-from verify_site.security import init_security
 from verify_site.views import site
 
 
@@ -15,5 +14,4 @@ def init_site(app: Flask, config: Config) -> None:
     if config.proxy_hops:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=config.proxy_hops, x_proto=config.proxy_hops)  # type: ignore[method-assign]
     init_limits(app, config)
-    init_security(app)
     app.register_blueprint(site)

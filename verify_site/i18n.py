@@ -6,7 +6,7 @@ domains and competences stay in French: they are the framework's official names.
 
 from __future__ import annotations
 
-from flask import request
+from flask import g, request
 
 LANGUAGES = ("fr", "en")
 
@@ -181,8 +181,15 @@ MESSAGES: dict[str, dict[str, str]] = {
 
 
 def current_language() -> str:
-    asked = request.args.get("lang") or request.cookies.get("lang") or "fr"
-    return asked if asked in LANGUAGES else "fr"
+    """`?lang=`, then the `lang` cookie, then French; worked out once per request."""
+    lang = g.get("lang")
+    if lang is None:
+        asked = request.args.get("lang")
+        if not asked and "lang=" in request.environ.get("HTTP_COOKIE", ""):
+            asked = request.cookies.get("lang")
+        asked = asked or "fr"
+        lang = g.lang = asked if asked in LANGUAGES else "fr"
+    return lang
 
 
 def translator(lang: str):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, make_response, redirect, render_template, request, url_for
+from flask import Blueprint, Response, redirect, render_template, request, url_for
 from werkzeug.exceptions import HTTPException
 
 from ledger.api.limits import lookups, uploads
@@ -41,13 +41,15 @@ def page(template: str, status: int = 200, **context: Any) -> Response:
 
 def finish(html: str, status: int) -> Response:
     """Wrap a rendered page: remember an explicit language choice, never cache."""
-    lang = current_language()
-    response = make_response(html, status)
+    response = Response(html, status, mimetype="text/html")
     if request.args.get("lang") in LANGUAGES:
         response.set_cookie(
-            "lang", lang, max_age=365 * 86400, samesite="Lax", secure=request.is_secure
+            "lang",
+            current_language(),
+            max_age=365 * 86400,
+            samesite="Lax",
+            secure=request.is_secure,
         )
-    response.headers["Cache-Control"] = "no-store"
     return response
 
 

@@ -10,6 +10,7 @@ from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException
 
 from ledger.api import problems, schemas
+from ledger.api.headers import ResponseHeaders
 from ledger.api.state import ApiState
 from ledger.config import Config, setting
 from ledger.domain.base import DomainError
@@ -61,6 +62,7 @@ def create_app(config: Config | None = None) -> Flask:
     _register(api, app)
     app.register_error_handler(ValidationError, problems.from_validation)
     init_site(app, config)
+    app.wsgi_app = ResponseHeaders(app.wsgi_app)  # type: ignore[method-assign]
 
     @app.before_request
     def limit_api_bodies() -> None:

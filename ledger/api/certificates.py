@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from flask import Response
@@ -38,9 +39,15 @@ def _view(code: str) -> dict[str, Any]:
 @blp.route("/certificates/<string:code>", methods=["GET"])
 @lookups
 @blp.response(200, schemas.PublicCertificateOut)
-def get_certificate(code: str) -> dict[str, Any]:
+def get_certificate(code: str) -> Response:
     """Public: what the verify page shows, with the issuing event's signature checked."""
-    return _view(code)
+    view = _view(code)
+    pages = state().views.pages
+    key = ("json", view["code"])
+    body = pages.get(key)
+    if body is None:  # serialized once per state of the log, like the HTML page
+        body = pages[key] = json.dumps(schemas.PublicCertificateOut().dump(view))
+    return Response(body, mimetype="application/json")
 
 
 def _qr_text(code: str) -> str:

@@ -99,6 +99,8 @@ def from_http(error: HTTPException) -> Response:
     if status == 422 and errors:
         detail = "the request does not match the schema; see errors"
     headers = dict(data.get("headers") or {})
+    if getattr(error, "retry_after", None):
+        headers["Retry-After"] = str(error.retry_after)  # type: ignore[attr-defined]
     return problem(
         status, HTTP_CODES.get(status, "http-error"), str(detail), headers, errors=errors
     )

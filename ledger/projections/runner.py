@@ -43,9 +43,7 @@ def position(db: Database, name: str) -> int:
 
 
 def head(db: Database) -> int:
-    with db.read() as cur:
-        cur.execute("SELECT COALESCE(MAX(seq), 0) FROM ledger_events")
-        return cur.fetchone()[0]
+    return db.scalar("SELECT COALESCE(MAX(seq), 0) FROM ledger_events")
 
 
 def _set_position(cur: Any, name: str, seq: int) -> None:

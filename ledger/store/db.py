@@ -52,6 +52,10 @@ class Database:
     def create_schema(self) -> None:
         raise NotImplementedError
 
+    def scalar(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        """One value from one statement, without an explicit transaction (hot reads)."""
+        raise NotImplementedError
+
     def close(self) -> None:
         raise NotImplementedError
 
@@ -128,6 +132,12 @@ class SQLiteDatabase(Database):
         conn = self._conn()
         conn.executescript(SCHEMA)
 
+    def scalar(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        try:
+            return self._conn().execute(sql, params).fetchone()[0]
+        except sqlite3.Error as exc:
+            raise StoreError(str(exc)) from exc
+
     def close(self) -> None:
         with self._all_lock:
             for conn in self._all:
@@ -195,6 +205,13 @@ class PostgresDatabase(Database):
 
     def write(self, lock: int | None = APPEND_LOCK_ID) -> Any:
         return self._transaction(lock, readonly=False)
+
+    def scalar(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        try:
+            with self._pool.connection() as conn:
+                return conn.execute(sql.replace("?", "%s"), params, prepare=True).fetchone()[0]
+        except self._psycopg.Error as exc:
+            raise StoreError(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from exc
 
     def create_schema(self) -> None:
         with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
