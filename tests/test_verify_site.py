@@ -261,3 +261,20 @@ def test_verify_qr_offline_from_an_image_and_a_saved_jwks(
     assert bad.exit_code == 1 and "INVALID" in bad.stderr
     missing = CliRunner().invoke(main, ["verify-qr", token, "--jwks", str(tmp_path / "nope.json")])
     assert missing.exit_code == 1 and "cannot read JWKS" in missing.stderr
+
+
+def test_another_nodes_cancellation_shows_within_the_freshness_window(certified, client, config) -> None:
+    """Two app instances on one database stand for two nodes: B cancels, A's cache follows."""
+    import time
+
+    _, code = certified
+    assert "Valide" in client.get(f"/v/{code}").text
+    other = create_app(config)
+    admin = make_token(other, "admin")
+    response = other.test_client().post(
+        f"/api/v1/certificates/{code}/cancellation", json={"reason": "autre nœud"}, headers=admin
+    )
+    assert response.status_code == 201
+    time.sleep(0.06)
+    assert "Annulé" in client.get(f"/v/{code}").text
+    other.extensions["ledger"].ledger.close()

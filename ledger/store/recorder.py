@@ -57,6 +57,7 @@ class LedgerRecorder(ApplicationRecorder):
         self.db = db
         self.keyring = keyring
         self.signing_threads = signing_threads
+        self.writes = 0  # appends by this process: readers' caches watch it
         self._announced: set[str] = set()
 
     # --- writing ----------------------------------------------------------
@@ -85,6 +86,7 @@ class LedgerRecorder(ApplicationRecorder):
         except UniqueViolation as exc:
             raise ConcurrencyConflict(str(exc)) from exc
         self._announced.add(key.kid)
+        self.writes += 1
         return [row[0] for row in rows[len(rows) - len(stored_events) :]]
 
     def announce_active_key(self) -> int | None:
