@@ -263,7 +263,9 @@ def test_verify_qr_offline_from_an_image_and_a_saved_jwks(
     assert missing.exit_code == 1 and "cannot read JWKS" in missing.stderr
 
 
-def test_another_nodes_cancellation_shows_within_the_freshness_window(certified, client, config) -> None:
+def test_another_nodes_cancellation_shows_within_the_freshness_window(
+    certified, client, config
+) -> None:
     """Two app instances on one database stand for two nodes: B cancels, A's cache follows."""
     import time
 
