@@ -87,12 +87,16 @@ class Flow:
                 "certificates"
             ]
 
-    def certified(self, candidate: str | None = None) -> tuple[str, str, dict[str, Any]]:
-        """A candidate through the whole lifecycle: returns (candidate, code, course)."""
-        candidate = candidate or self.eligible_candidate()
+    def started(self, levels: dict[str, int] | None = None) -> tuple[str, str, dict[str, Any]]:
+        """An eligible candidate enrolled in a new session, course started: (candidate, session, course)."""
+        candidate = self.eligible_candidate(levels)
         session = self.session()["id"]
         self.enrol(session, candidate)
-        course = self.start(session, candidate)
+        return candidate, session, self.start(session, candidate)
+
+    def certified(self) -> tuple[str, str, dict[str, Any]]:
+        """A candidate through the whole lifecycle: returns (candidate, code, course)."""
+        candidate, session, course = self.started()
         self.answer_all(course)
         self.finalize(session)
         (code,) = self.publish(session)

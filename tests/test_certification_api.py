@@ -96,10 +96,7 @@ def test_cancellation_shows_latest_with_reason_and_history(flow: Flow, client, a
 
 
 def test_rescoring_after_a_late_issue_report(flow: Flow, client, admin) -> None:
-    candidate = flow.eligible_candidate()
-    session = flow.session()["id"]
-    flow.enrol(session, candidate)
-    course = flow.start(session, candidate)
+    _, session, course = flow.started()
     flow.answer_all(course, wrong=2)
     flow.finalize(session)
     (code,) = flow.publish(session)
@@ -204,10 +201,7 @@ def test_unfinished_tests_need_an_abort_reason(flow: Flow) -> None:
 
 
 def test_answers_are_final_assigned_and_on_time(flow: Flow, client) -> None:
-    candidate = flow.eligible_candidate()
-    session = flow.session()["id"]
-    flow.enrol(session, candidate)
-    course = flow.start(session, candidate)
+    *_, course = flow.started()
     first = course["challenges"][0]["challenge"]
     url = f"/api/v1/courses/{course['id']}/answers"
     with clock.frozen_at(MORNING.replace(minute=40)):
@@ -240,10 +234,7 @@ def test_answers_are_final_assigned_and_on_time(flow: Flow, client) -> None:
 
 def test_the_individualized_test_follows_the_profile(flow: Flow) -> None:
     levels = {"1.1": 2, "1.2": 1, "2.1": 3, "3.1": 1, "4.1": 2, "5.1": 4}
-    candidate = flow.eligible_candidate(levels)
-    session = flow.session()["id"]
-    flow.enrol(session, candidate)
-    course = flow.start(session, candidate)
+    candidate, session, course = flow.started(levels)
     per_competence: dict[str, list[int]] = {}
     for item in course["challenges"]:
         per_competence.setdefault(item["competence"], []).append(item["difficulty"])
@@ -255,10 +246,7 @@ def test_the_individualized_test_follows_the_profile(flow: Flow) -> None:
 
 
 def test_low_reproducibility_is_rejected_and_gets_no_certificate(flow: Flow, client, admin) -> None:
-    candidate = flow.eligible_candidate()
-    session = flow.session()["id"]
-    flow.enrol(session, candidate)
-    course = flow.start(session, candidate)
+    candidate, session, course = flow.started()
     flow.answer_all(course, wrong=len(course["challenges"]) - 2)
     flow.finalize(session)
     assert flow.publish(session) == []
@@ -267,10 +255,7 @@ def test_low_reproducibility_is_rejected_and_gets_no_certificate(flow: Flow, cli
 
 
 def test_neutralizing_issue_report_at_finalization(flow: Flow, client, admin) -> None:
-    candidate = flow.eligible_candidate()
-    session = flow.session()["id"]
-    flow.enrol(session, candidate)
-    course = flow.start(session, candidate)
+    candidate, session, course = flow.started()
     flow.answer_all(course, wrong=1)
     wrong = course["challenges"][0]["challenge"]
     report = {"issue_reports": [{"candidate": candidate, "category": "in-challenge", "challenge": wrong,
@@ -289,10 +274,7 @@ def test_neutralizing_issue_report_at_finalization(flow: Flow, client, admin) ->
 
 
 def test_operator_fraud_decision_rejects(flow: Flow, client, admin) -> None:
-    candidate = flow.eligible_candidate()
-    session = flow.session()["id"]
-    flow.enrol(session, candidate)
-    course = flow.start(session, candidate)
+    _, session, course = flow.started()
     flow.answer_all(course)
     flow.finalize(session)
     flow.post(f"/api/v1/sessions/{session}/review", {}, admin)

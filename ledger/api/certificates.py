@@ -71,7 +71,7 @@ QR_DOC = {
 @blp.doc(**QR_DOC)
 def qr_png_view(code: str) -> Response:
     """PNG QR code holding the verify URL with a signed token (format section 7)."""
-    return _qr_response(qr_png(_qr_text(code)), "image/png")
+    return Response(qr_png(_qr_text(code)), mimetype="image/png")
 
 
 @blp.route("/certificates/<string:code>/qr.svg", methods=["GET"])
@@ -79,13 +79,7 @@ def qr_png_view(code: str) -> Response:
 @blp.doc(**QR_DOC)
 def qr_svg(code: str) -> Response:
     """SVG QR code holding the verify URL with a signed token (format section 7)."""
-    return _qr_response(qr_svg_image(_qr_text(code)), "image/svg+xml")
-
-
-def _qr_response(body: bytes | str, mimetype: str) -> Response:
-    response = Response(body, mimetype=mimetype)
-    response.headers["Cache-Control"] = "no-store"  # a token is signed per request
-    return response
+    return Response(qr_svg_image(_qr_text(code)), mimetype="image/svg+xml")
 
 
 @blp.route("/certificates/<string:code>/cancellation", methods=["POST"])

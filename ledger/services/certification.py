@@ -21,7 +21,7 @@ from ledger.domain.base import Conflict, DomainError, NotFound
 from ledger.domain.calendar import check_window, parse_windows
 from ledger.domain.candidate import Candidate
 from ledger.domain.centre import Centre, create_centre
-from ledger.domain.certificate import Certificate, new_code, valid_until
+from ledger.domain.certificate import Certificate, certificate_id, new_code, valid_until
 from ledger.domain.course import Course, CourseError, deadline_from, select_challenges
 from ledger.domain.referential import COMPETENCE_CODES, Referential
 from ledger.domain.referential_release import ReferentialRelease, release
@@ -91,8 +91,6 @@ class CertificationService:
         return course
 
     def certificate(self, code: str) -> Certificate:
-        from ledger.domain.certificate import certificate_id
-
         return _load(self.ledger, Certificate, str(certificate_id(code)), "certificate")
 
     # --- centres and sessions ------------------------------------------------

@@ -12,7 +12,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -43,10 +43,10 @@ class Database:
     url: str
     kind: str
 
-    def read(self) -> Any:  # context manager yielding a Cursor
+    def read(self) -> AbstractContextManager[Cursor]:
         raise NotImplementedError
 
-    def write(self, lock: int | None = APPEND_LOCK_ID) -> Any:
+    def write(self, lock: int | None = APPEND_LOCK_ID) -> AbstractContextManager[Cursor]:
         raise NotImplementedError
 
     def create_schema(self) -> None:

@@ -17,8 +17,6 @@ from ledger.domain import clock
 from ledger.keys import KeyRing
 from ledger.store.db import Database
 
-ERASED = None
-
 
 class SubjectErased(Exception):
     """The subject's key was deleted: their data is gone for good."""
