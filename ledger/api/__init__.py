@@ -10,6 +10,7 @@ from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException
 
 from ledger.api import problems, schemas
+from ledger.api.body import BoundedBody, check_api_body
 from ledger.api.headers import ResponseHeaders
 from ledger.api.state import ApiState
 from ledger.config import Config, setting
@@ -62,25 +63,24 @@ def create_app(config: Config | None = None) -> Flask:
     _register(api, app)
     app.register_error_handler(ValidationError, problems.from_validation)
     init_site(app, config)
-    app.wsgi_app = ResponseHeaders(app.wsgi_app)  # type: ignore[method-assign]
+    app.wsgi_app = ResponseHeaders(  # type: ignore[method-assign]
+        BoundedBody(app.wsgi_app, lambda path: _body_cap(config, path))
+    )
 
     @app.before_request
-    def limit_api_bodies() -> None:
-        """JSON bodies are capped lower than the verify site's file uploads."""
-        if (
-            request.path.startswith("/api/")
-            and (request.content_length or 0) > config.max_body_bytes
-        ):
-            raise problems.ApiProblem(
-                413,
-                "content-too-large",
-                f"request bodies are limited to {config.max_body_bytes} bytes",
-            )
+    def check_api_bodies() -> None:
+        """API bodies: capped lower than the verify site's uploads, JSON, well-formed."""
+        if request.path.startswith("/api/"):
+            check_api_body(request, config.max_body_bytes)
 
     app.register_error_handler(DomainError, problems.from_domain)
     app.register_error_handler(problems.ApiProblem, problems.from_api)
     app.register_error_handler(Exception, problems.from_unexpected)
     return app
+
+
+def _body_cap(config: Config, path: str) -> int:
+    return config.max_body_bytes if path.startswith("/api/") else config.max_upload_bytes
 
 
 def _register(api: Api, app: Flask) -> None:

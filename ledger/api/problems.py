@@ -92,13 +92,16 @@ def from_http(error: HTTPException) -> Response:
     data = getattr(error, "data", None) or {}
     errors = data.get("errors") or data.get("messages")
     if isinstance(errors, dict) and set(errors) <= {"json", "query", "headers", "files", "form"}:
-        errors = {k: v for part in errors.values() for k, v in (part or {}).items()} or errors
+        parts = [part for part in errors.values() if isinstance(part, dict)]
+        errors = {k: v for part in parts for k, v in part.items()} or errors
     detail = data.get("message") or error.description or TITLES.get(status, "Error")
     if status == 400 and "json" in f"{detail} {errors}".lower():
         return problem(400, "malformed-json", "the request body is not valid JSON")
     if status == 422 and errors:
         detail = "the request does not match the schema; see errors"
     headers = dict(data.get("headers") or {})
+    if getattr(error, "valid_methods", None):  # 405 names what is allowed
+        headers["Allow"] = ", ".join(error.valid_methods)  # type: ignore[attr-defined]
     if getattr(error, "retry_after", None):
         headers["Retry-After"] = str(error.retry_after)  # type: ignore[attr-defined]
     return problem(

@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
+import re
+
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from ledger.domain.profile import ANSWER_RESULTS
 from ledger.services.candidates import AUDIENCES
 
 NAME = validate.Length(min=1, max=200)
+MAX_SEQ = 2**53 - 1  # every integer the API takes is exact in JSON and fits SQL BIGINT
+SEQ = validate.Range(min=1, max=MAX_SEQ)
 TIME_PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$"
+
+
+class QueryInteger(fields.Integer):
+    """An integer query parameter: ASCII digits only (int() also takes "١٢", " 12", "1_0")."""
+
+    def _validated(self, value: object) -> int:
+        if isinstance(value, str) and not re.fullmatch(r"-?[0-9]{1,20}", value):
+            raise self.make_error("invalid")
+        return super()._validated(value)
 
 
 class StrictSchema(Schema):
@@ -104,18 +117,18 @@ class ErasureOut(AppendedOut):
 
 
 class EventsQuery(StrictSchema):
-    after = fields.Integer(load_default=0, validate=validate.Range(min=0))
-    limit = fields.Integer(load_default=1000, validate=validate.Range(min=1, max=10_000))
+    after = QueryInteger(load_default=0, validate=validate.Range(min=0, max=MAX_SEQ))
+    limit = QueryInteger(load_default=1000, validate=validate.Range(min=1, max=10_000))
 
 
 class InclusionQuery(StrictSchema):
-    seq = fields.Integer(required=True, validate=validate.Range(min=1))
-    size = fields.Integer(required=True, validate=validate.Range(min=1))
+    seq = QueryInteger(required=True, validate=SEQ)
+    size = QueryInteger(required=True, validate=SEQ)
 
 
 class ConsistencyQuery(Schema):
-    from_ = fields.Integer(required=True, data_key="from", validate=validate.Range(min=1))
-    to = fields.Integer(required=True, validate=validate.Range(min=1))
+    from_ = QueryInteger(required=True, data_key="from", validate=SEQ)
+    to = QueryInteger(required=True, validate=SEQ)
 
 
 # --- certification ---------------------------------------------------------------

@@ -6,9 +6,10 @@ ring, the application (repository + save) and the personal-data vault.
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
-from eventsourcing.application import Application
+from eventsourcing.application import Application, Repository
 from eventsourcing.persistence import ApplicationRecorder, Mapper
 
 from ledger.config import Config
@@ -17,6 +18,29 @@ from ledger.store.db import Database, connect
 from ledger.store.mapper import LedgerMapper
 from ledger.store.recorder import LedgerRecorder
 from ledger.store.subjects import SubjectVault
+
+
+class LockedRepository(Repository):
+    """Repository whose cached aggregates are never copied while another thread updates them.
+
+    eventsourcing fast-forwards a cached aggregate in place under a lock, but
+    deep-copies it for the caller outside that lock, so a concurrent write to
+    the same aggregate fails the copy ("dictionary changed size during
+    iteration"). A striped lock around the whole cached read closes the gap
+    without serializing reads of different aggregates.
+    """
+
+    STRIPES = 64
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self._stripes = [threading.Lock() for _ in range(self.STRIPES)]
+
+    def get(self, aggregate_id: Any, *, version: int | None = None, **kwargs: Any) -> Any:
+        if version is not None or not self.cache:
+            return super().get(aggregate_id, version=version, **kwargs)
+        with self._stripes[hash(aggregate_id) % self.STRIPES]:
+            return super().get(aggregate_id, **kwargs)
 
 
 class LedgerApplication(Application):
@@ -40,6 +64,17 @@ class LedgerApplication(Application):
 
     def construct_recorder(self) -> ApplicationRecorder:
         return self._ledger_recorder
+
+    def construct_repository(self) -> Repository:
+        plain = super().construct_repository()
+        return LockedRepository(
+            event_store=plain.event_store,
+            snapshot_store=plain.snapshot_store,
+            cache_maxsize=int(self.env["AGGREGATE_CACHE_MAXSIZE"]),
+            fastforward=plain.fastforward,
+            fastforward_skipping=plain.fastforward_skipping,
+            deepcopy_from_cache=plain.deepcopy_from_cache,
+        )
 
 
 class Ledger:
