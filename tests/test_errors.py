@@ -18,7 +18,6 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -218,7 +217,7 @@ def test_concurrent_writes_and_reads_of_one_cached_aggregate_never_fail(ledger: 
                 n += 1
             except ConcurrencyConflict:
                 continue
-            except BaseException as error:  # noqa: BLE001 - the test collects any failure
+            except BaseException as error:
                 errors.append(error)
                 return
 
@@ -226,7 +225,7 @@ def test_concurrent_writes_and_reads_of_one_cached_aggregate_never_fail(ledger: 
         while time.monotonic() < stop:
             try:
                 ledger.app.repository.get(tally.id)
-            except BaseException as error:  # noqa: BLE001
+            except BaseException as error:
                 errors.append(error)
                 return
 
