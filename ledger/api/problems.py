@@ -26,11 +26,16 @@ TITLES = {
     404: "Not found",
     405: "Method not allowed",
     409: "Conflict",
+    410: "Gone",
     413: "Content too large",
+    414: "URI too long",
     415: "Unsupported media type",
+    417: "Expectation failed",
     422: "Unprocessable content",
     429: "Too many requests",
+    431: "Request header fields too large",
     500: "Internal server error",
+    501: "Not implemented",
     503: "Service unavailable",
 }
 
