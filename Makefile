@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format bench clean
+.PHONY: run test fuzz lint format bench clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' || \
@@ -25,6 +25,10 @@ test: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
 	$(BIN)/pytest -q
+
+# schemathesis over the whole OpenAPI for FUZZ_SECONDS (the suite runs it for 30 s).
+fuzz: $(STAMP)
+	FUZZ_SECONDS=$${FUZZ_SECONDS:-600} $(BIN)/pytest -q tests/test_fuzz.py -p no:cacheprovider
 
 lint: $(STAMP)
 	$(BIN)/ruff format .

@@ -18,6 +18,14 @@ import pytest
 from ledger.config import Config
 from ledger.store.application import Ledger
 
+SUMMARY = pytest.StashKey[list[str]]()  # lines tests add to the terminal summary
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    for line in config.stash.get(SUMMARY, []):
+        terminalreporter.write_line(line)
+
+
 PG_URL = os.environ.get("LEDGER_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 BACKENDS = ("sqlite", "postgresql")
 

@@ -12,6 +12,7 @@ from werkzeug.exceptions import HTTPException
 from ledger.api import problems, schemas
 from ledger.api.body import BoundedBody, check_api_body
 from ledger.api.headers import ResponseHeaders
+from ledger.api.openapi import ProblemResponses
 from ledger.api.state import ApiState
 from ledger.config import Config, setting
 from ledger.domain.base import DomainError
@@ -57,7 +58,7 @@ def create_app(config: Config | None = None) -> Flask:
     publish_referential(api_state.ledger, api_state.referential)
     app.extensions["ledger"] = api_state
 
-    api = ProblemApi(app)
+    api = ProblemApi(app, spec_kwargs={"extra_plugins": [ProblemResponses()]})
     api.spec.components.schema("AnswerIn", schema=schemas.AnswerIn)
     api.spec.components.schema("AnswerBatchIn", schema=schemas.AnswerBatchIn)
     _register(api, app)

@@ -11,6 +11,7 @@ from flask_smorest import Blueprint
 from ledger.api import schemas
 from ledger.api.auth import SECURED, idempotent, require
 from ledger.api.limits import lookups
+from ledger.api.openapi import json_doc
 from ledger.api.problems import ApiProblem
 from ledger.api.state import appended, state
 from ledger.domain.certificate import normalize_code
@@ -61,14 +62,14 @@ def _qr_text(code: str) -> str:
     return token_url(state().ledger, view)
 
 
-QR_DOC = {
-    "responses": {"200": {"description": "QR code of <public URL>/v/<code>?t=<signed token>"}}
-}
+def _qr_doc(media_type: str) -> dict[str, Any]:
+    description = "QR code of <public URL>/v/<code>?t=<signed token>"
+    return {"responses": {"200": {"description": description, "content": {media_type: {}}}}}
 
 
 @blp.route("/certificates/<string:code>/qr.png", methods=["GET"])
 @lookups
-@blp.doc(**QR_DOC)
+@blp.doc(**_qr_doc("image/png"))
 def qr_png_view(code: str) -> Response:
     """PNG QR code holding the verify URL with a signed token (format section 7)."""
     return Response(qr_png(_qr_text(code)), mimetype="image/png")
@@ -76,7 +77,7 @@ def qr_png_view(code: str) -> Response:
 
 @blp.route("/certificates/<string:code>/qr.svg", methods=["GET"])
 @lookups
-@blp.doc(**QR_DOC)
+@blp.doc(**_qr_doc("image/svg+xml"))
 def qr_svg(code: str) -> Response:
     """SVG QR code holding the verify URL with a signed token (format section 7)."""
     return Response(qr_svg_image(_qr_text(code)), mimetype="image/svg+xml")
@@ -97,7 +98,7 @@ def cancel(body: dict[str, Any], code: str) -> dict[str, Any]:
 @require("admin")
 @idempotent
 @blp.arguments(schemas.RescoringIn)
-@blp.doc(security=SECURED)
+@blp.doc(security=SECURED, **json_doc(201, "The rescoring's result"))
 def rescore(body: dict[str, Any], code: str) -> tuple[dict[str, Any], int]:
     """A late issue report neutralizes challenges: the course is rescored, the certificate follows."""
     result = state().certification.rescore_certificate(

@@ -8,6 +8,7 @@ from flask_smorest import Blueprint
 
 from ledger.api import schemas
 from ledger.api.auth import SECURED, current_principal, idempotent, require
+from ledger.api.openapi import json_doc
 from ledger.api.state import appended, state
 from ledger.domain import clock
 from ledger.domain.base import NotFound
@@ -45,7 +46,7 @@ def create_centre(body: dict[str, Any]) -> dict[str, Any]:
 @blp.route("/centres/<uuid:centre_id>/tokens", methods=["POST"])
 @require("admin")
 @idempotent
-@blp.arguments(schemas.StaffTokenIn)
+@blp.arguments(schemas.StaffTokenIn, required=False)
 @blp.response(201, schemas.StaffTokenOut)
 @blp.doc(security=SECURED)
 def create_staff_token(body: dict[str, Any], centre_id: Any) -> dict[str, Any]:
@@ -87,7 +88,7 @@ def list_sessions(centre_id: Any) -> dict[str, Any]:
 
 @blp.route("/sessions/<uuid:session_id>", methods=["GET"])
 @require("centre:*")
-@blp.doc(security=SECURED)
+@blp.doc(security=SECURED, **json_doc(200, "The session"))
 def get_session(session_id: Any) -> dict[str, Any]:
     """One session: details, enrolled candidates, their courses, the examiner report."""
     st = state()

@@ -11,6 +11,7 @@ from flask_smorest import Blueprint
 from ledger import crypto
 from ledger.api import schemas
 from ledger.api.auth import require
+from ledger.api.openapi import json_doc
 from ledger.api.problems import ApiProblem
 from ledger.api.state import state
 from ledger.audit.export import jwks
@@ -75,6 +76,7 @@ def _check_size(size: int) -> None:
 
 @blp.route("/log/proof/inclusion", methods=["GET"])
 @blp.arguments(schemas.InclusionQuery, location="query")
+@blp.doc(**json_doc(200, "Inclusion proof: leaf_index, tree_size, base64 hashes"))
 def inclusion(query: dict[str, int]) -> dict[str, Any]:
     """RFC 9162 inclusion proof of event `seq` in the tree of `size` events."""
     seq, size = query["seq"], query["size"]
@@ -87,6 +89,7 @@ def inclusion(query: dict[str, int]) -> dict[str, Any]:
 
 @blp.route("/log/proof/consistency", methods=["GET"])
 @blp.arguments(schemas.ConsistencyQuery, location="query")
+@blp.doc(**json_doc(200, "Consistency proof: from, to, base64 hashes"))
 def consistency(query: dict[str, int]) -> dict[str, Any]:
     """RFC 9162 consistency proof between the trees of `from` and `to` events."""
     old, new = query["from_"], query["to"]
@@ -98,6 +101,7 @@ def consistency(query: dict[str, int]) -> dict[str, Any]:
 
 
 @blp.route("/health", methods=["GET"])
+@blp.doc(**json_doc(200, "The service is up"))
 def health() -> dict[str, Any]:
     """Liveness and readiness: the database answers and the log's head is known."""
     st = state()

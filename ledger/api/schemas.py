@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import Schema, fields, validate
 
 from ledger.domain.profile import ANSWER_RESULTS
 from ledger.services.candidates import AUDIENCES
@@ -65,12 +65,11 @@ class AnswerIn(StrictSchema):
 
 
 class AnswerBatchIn(StrictSchema):
-    answers = fields.List(fields.Nested(AnswerIn), required=True)
-
-    @validates_schema
-    def not_empty(self, data: dict, **_: object) -> None:
-        if not data.get("answers"):
-            raise ValidationError("at least one answer", "answers")
+    answers = fields.List(
+        fields.Nested(AnswerIn),
+        required=True,
+        validate=validate.Length(min=1, error="at least one answer"),
+    )
 
 
 class AnswerOutcomeOut(Schema):

@@ -1,0 +1,68 @@
+"""The OpenAPI document's error responses, declared once for every operation.
+
+Any operation can answer any of these problems (auth, limits, body checks,
+faults), so listing them per endpoint would only let the document drift
+from what the service does. An apispec plugin adds them all, with the
+`application/problem+json` media type and one Problem schema, to every
+operation, replacing flask-smorest's `application/json` error defaults.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from apispec import APISpec, BasePlugin
+
+from ledger.api.problems import PROBLEM_JSON, TITLES
+
+PROBLEM_STATUSES = (400, 401, 403, 404, 405, 409, 410, 413, 415, 422, 429, 503)
+PROBLEM_SCHEMA = {
+    "type": "object",
+    "description": "RFC 9457 problem details",
+    "required": ["type", "title", "status"],
+    "properties": {
+        "type": {"type": "string", "description": "/problems/<code>, a stable slug"},
+        "title": {"type": "string"},
+        "status": {"type": "integer", "minimum": 400, "maximum": 599},
+        "detail": {"type": "string"},
+        "instance": {"type": ["string", "null"]},
+        "errors": {"description": "per-field messages of a 422"},
+    },
+}
+
+
+def json_doc(status: int, description: str) -> dict[str, Any]:
+    """`@blp.doc` responses of a view that returns a JSON object without a schema."""
+    content = {"application/json": {"schema": {"type": "object"}}}
+    return {"responses": {str(status): {"description": description, "content": content}}}
+
+
+def _response_name(status: int | str) -> str:
+    return f"Problem{status}"
+
+
+class ProblemResponses(BasePlugin):
+    """apispec plugin: every operation documents every problem it can answer."""
+
+    def init_spec(self, spec: APISpec) -> None:
+        spec.components.schema("Problem", PROBLEM_SCHEMA)
+        content = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+        for status in PROBLEM_STATUSES:
+            description = TITLES[status]
+            if status == 429 or status == 503:
+                description += " (Retry-After says when to try again)"
+            spec.components.response(
+                _response_name(status), {"description": description, "content": content}
+            )
+        spec.components.response(
+            _response_name("Default"), {"description": "Server error", "content": content}
+        )
+
+    def operation_helper(
+        self, path: str | None = None, operations: dict | None = None, **kwargs: Any
+    ) -> None:
+        for operation in (operations or {}).values():
+            responses = operation.setdefault("responses", {})
+            for status in PROBLEM_STATUSES:
+                responses[str(status)] = _response_name(status)
+            responses["default"] = _response_name("Default")
