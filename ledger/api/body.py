@@ -38,7 +38,8 @@ class BoundedBody:
         self.app, self.cap = app, cap
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
-        if not environ.get("CONTENT_LENGTH") and environ.get("wsgi.input_terminated"):
+        chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
+        if chunked and not environ.get("CONTENT_LENGTH") and environ.get("wsgi.input_terminated"):
             cap = self.cap(environ.get("PATH_INFO", ""))
             data = environ["wsgi.input"].read(cap + 1)
             if len(data) > cap:
