@@ -348,3 +348,25 @@ def test_a_chunked_body_over_the_cap_is_413_from_the_server(served: tuple[int, s
     response = connection.getresponse()
     assert response.status == 413
     assert response.getheader("Content-Type") == PROBLEM
+
+
+def test_every_operation_documents_every_problem_as_problem_json(client: Any) -> None:
+    from ledger.api.openapi import PROBLEM_STATUSES
+
+    spec = client.get("/api/v1/openapi.json").get_json()
+    responses = spec["components"]["responses"]
+    assert spec["components"]["schemas"]["Problem"]["required"] == ["type", "title", "status"]
+    operations = [
+        (path, method, operation)
+        for path, item in spec["paths"].items()
+        for method, operation in item.items()
+        if method in {"get", "post", "put", "patch", "delete"}
+    ]
+    assert len(operations) >= 28
+    for path, method, operation in operations:
+        documented = operation["responses"]
+        assert any(code.startswith("2") for code in documented), (method, path)
+        for status in (*PROBLEM_STATUSES, "default"):
+            name = documented[str(status)]["$ref"].rsplit("/", 1)[1]
+            assert list(responses[name]["content"]) == [PROBLEM], (method, path, status)
+    assert client.get("/api/v1/docs").status_code == 200
