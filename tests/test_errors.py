@@ -92,12 +92,15 @@ def test_a_body_that_is_not_json_is_415(app: Any, client: Any, admin: dict[str, 
             _assert_problem(response, 415)
 
 
-def test_wrong_top_level_types_are_422(client: Any, admin: dict[str, str]) -> None:
-    for body in (b"[]", b"null", b"42", b'"text"', b"true"):
-        response = client.post(
-            "/api/v1/centres", data=body, headers={**admin, "Content-Type": "application/json"}
-        )
-        _assert_problem(response, 422)
+def test_a_body_that_is_not_a_json_object_is_400(
+    app: Any, client: Any, admin: dict[str, str]
+) -> None:
+    for url in _post_endpoints(app):
+        for body in (b"[]", b"[{}]", b"null", b"42", b'"text"', b"true"):
+            response = client.post(
+                url, data=body, headers={**admin, "Content-Type": "application/json"}
+            )
+            assert _assert_problem(response, 400)["type"] == "/problems/malformed-json"
 
 
 def test_empty_json_body_where_one_is_required_is_422(client: Any, admin: dict[str, str]) -> None:

@@ -1,9 +1,9 @@
 """Request bodies of the API, checked once before any view runs.
 
 Every POST body is read with the API's cap (so a chunked body without
-Content-Length is cut at the cap too), must be declared JSON, must be
-strict UTF-8 and parse as one JSON document of bounded depth without
-duplicate keys. Anything else is a 4xx problem here, so no view, parser
+Content-Length is refused past the cap too), must be declared JSON, must be
+strict UTF-8 and parse as one JSON object of bounded depth without
+duplicate keys or NaN. Anything else is a 4xx problem here, so no view, parser
 or serializer ever sees input that could raise inside the framework
 (Python's json raises RecursionError on deep nesting and ValueError on
 integers of more than 4,300 digits).
@@ -65,7 +65,8 @@ def check_api_body(request: Request, max_bytes: int) -> None:
         raise ApiProblem(
             415, "unsupported-media-type", "send the body as Content-Type: application/json"
         )
-    parse(data)
+    if not isinstance(parse(data), dict):  # every request schema of the API is an object
+        raise _malformed("the request body must be a JSON object")
 
 
 def parse(data: bytes) -> Any:
