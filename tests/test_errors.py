@@ -43,6 +43,8 @@ MALFORMED = {
     "duplicate-key": b'{"reason": "a", "reason": "b"}',
     "two-documents": b"{} {}",
     "nan": b'{"reason": NaN}',
+    "infinity": b'{"reason": -Infinity}',
+    "overflowing-float": b'{"time_spent_ms": 1e999}',
 }
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -76,12 +77,14 @@ def parse(data: bytes) -> Any:
     except UnicodeDecodeError:
         raise _malformed("the request body is not UTF-8") from None
     try:
-        document = json.loads(text, object_pairs_hook=_unique_keys, parse_constant=_no_constant)
+        document = json.loads(
+            text, object_pairs_hook=_unique_keys, parse_constant=_no_constant, parse_float=_finite
+        )
     except RecursionError:
         raise _malformed(f"the request body nests deeper than {MAX_DEPTH} levels") from None
     except json.JSONDecodeError as error:
         raise _malformed(f"the request body is not valid JSON: {error}") from None
-    except ValueError:  # a duplicate key, NaN/Infinity, an integer of more than 4,300 digits
+    except ValueError:  # a duplicate key, NaN/Infinity, 1e999, an integer of > 4,300 digits
         raise _malformed(
             "the request body has a duplicate key, NaN/Infinity or an oversize number"
         ) from None
@@ -99,6 +102,13 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
+
+
+def _finite(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):  # 1e999 would become inf
+        raise ValueError("a number overflows")
+    return number
 
 
 def _depth(document: Any) -> int:
