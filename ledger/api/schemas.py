@@ -269,31 +269,57 @@ class CertifiedDomainOut(Schema):
 
 
 class ProofOut(Schema):
-    seq = fields.Integer()
-    hash = fields.String()
-    kid = fields.String()
+    """One stored event of the certificate, as checked when the answer was built."""
+
+    seq = fields.Integer(allow_none=True)
+    hash = fields.String(allow_none=True)
+    kid = fields.String(allow_none=True)
+    hash_valid = fields.Boolean()
+    key_trusted = fields.Boolean(metadata={"description": "signed by a key this ledger trusts"})
     signature_valid = fields.Boolean()
     chain_link_valid = fields.Boolean()
-    latest_seq = fields.Integer()
+    latest_seq = fields.Integer(allow_none=True)
+
+
+class IntegrityProblemOut(Schema):
+    check = fields.String(
+        metadata={"description": "hash, key, signature, chain, missing, history or read-model"}
+    )
+    seq = fields.Integer(allow_none=True)
+    fields_ = fields.List(fields.String(), data_key="fields", attribute="fields")
+
+
+class IntegrityOut(Schema):
+    verified = fields.Boolean()
+    problems = fields.List(fields.Nested(IntegrityProblemOut))
 
 
 class PublicCertificateOut(Schema):
+    """Built from the certificate's signed events; on `integrity-failure`, content is null."""
+
     code = fields.String()
     holder = fields.Dict(
         allow_none=True, metadata={"description": "first/last name, birth date; null once erased"}
     )
-    centre = fields.String()
-    passed_on = fields.String()
-    issued_on = fields.String()
-    valid_until = fields.String()
-    status = fields.String(metadata={"description": "valid, expired or cancelled"})
-    status_since = fields.String()
+    centre = fields.String(allow_none=True)
+    passed_on = fields.String(allow_none=True)
+    issued_on = fields.String(allow_none=True)
+    valid_until = fields.String(allow_none=True)
+    status = fields.String(
+        metadata={
+            "description": "valid, expired, cancelled, or integrity-failure when a stored event"
+            " or the read model fails its checks (then nothing else is to be relied on)"
+        }
+    )
+    status_since = fields.String(allow_none=True)
     status_reason = fields.String(allow_none=True)
-    max_level = fields.Integer()
-    pix_score = fields.Integer()
+    max_level = fields.Integer(allow_none=True)
+    pix_score = fields.Integer(allow_none=True)
     domains = fields.List(fields.Nested(CertifiedDomainOut))
     history = fields.List(fields.Dict())
-    proof = fields.Nested(ProofOut)
+    proof = fields.Nested(ProofOut, metadata={"description": "the issuing event"})
+    events = fields.List(fields.Nested(ProofOut), metadata={"description": "every event, checked"})
+    integrity = fields.Nested(IntegrityOut)
 
 
 class CertificationHistoryOut(Schema):

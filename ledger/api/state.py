@@ -27,6 +27,7 @@ class ApiState:
     candidates: CandidateService
     certification: CertificationService
     views: PublicViews = field(init=False)
+    integrity_alarms: list[dict[str, object]] = field(default_factory=list, init=False)
     _caught_up_to: int = field(default=-1, init=False)
 
     def __post_init__(self) -> None:
