@@ -154,6 +154,26 @@ def test_a_deleted_issuing_event_fails(app, client, certified) -> None:
     _assert_integrity_failure(app, client, code, "missing")
 
 
+def test_a_deleted_previous_event_breaks_the_chain_link(app, client, certified) -> None:
+    _, code = certified
+    _sql(app, "DELETE FROM ledger_events WHERE seq = ?", (_issued_seq(app, code) - 1,))
+    body = _assert_integrity_failure(app, client, code, "chain")
+    assert {p["check"] for p in body["integrity"]["problems"]} == {"chain"}
+
+
+@pytest.mark.parametrize("table", ["ledger_events", "proj_certificates"])
+def test_rows_that_are_not_even_json_fail_cleanly(app, client, certified, table) -> None:
+    _, code = certified
+    if table == "ledger_events":
+        _sql(app, "UPDATE ledger_events SET data = '{not json' WHERE seq = ?",
+             (_issued_seq(app, code),))  # fmt: skip
+    else:
+        _sql(app, "UPDATE proj_certificates SET history = '[' WHERE code = ?", (code,))
+    _assert_integrity_failure(
+        app, client, code, "hash" if table == "ledger_events" else "read-model"
+    )
+
+
 def test_a_tail_re_signed_with_an_attackers_own_key_fails(app, client, certified) -> None:
     """Edit the issuing event, announce a key of one's own, re-sign and re-link the whole tail."""
     _, code = certified
