@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from flask import current_app
 
+from ledger.audit.tail import TailVerifier
 from ledger.config import Config
 from ledger.domain.referential import Referential, load_referential
 from ledger.projections import all_projections
@@ -27,14 +28,24 @@ class ApiState:
     candidates: CandidateService
     certification: CertificationService
     views: PublicViews = field(init=False)
+    tail: TailVerifier = field(init=False)
+    # Integrity failures seen while serving (e.g. a read model that disagrees with
+    # its verified events): any entry makes /api/v1/ready answer 503.
+    integrity_alarms: list[str] = field(default_factory=list, init=False)
     _caught_up_to: int = field(default=-1, init=False)
 
     def __post_init__(self) -> None:
         self.views = PublicViews(self)
+        self.tail = TailVerifier(self.ledger)
+
+    def raise_alarm(self, message: str) -> None:
+        """Record an integrity failure once; /api/v1/ready reports it until restart."""
+        if message not in self.integrity_alarms:
+            self.integrity_alarms.append(message)
 
     @classmethod
     def open(cls, config: Config) -> ApiState:
-        ledger = Ledger(config)
+        ledger = Ledger.open_existing(config)
         referential = load_referential()
         return cls(
             config=config,
