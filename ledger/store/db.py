@@ -60,6 +60,8 @@ class Cursor(Protocol):
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> Any: ...
     def fetchone(self) -> Any: ...
     def fetchall(self) -> list[Any]: ...
+    @property
+    def rowcount(self) -> int: ...
 
 
 class Database:
@@ -221,6 +223,10 @@ class _PgCursor:
 
     def fetchall(self) -> list[Any]:
         return self._cursor.fetchall()
+
+    @property
+    def rowcount(self) -> int:
+        return self._cursor.rowcount
 
 
 class _PgPool:
