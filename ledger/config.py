@@ -21,8 +21,8 @@ SETTINGS: dict[str, tuple[str, str]] = {
         "`postgresql://user@host:port/dbname`.",
     ),
     "LEDGER_DB_CONNECT_TIMEOUT_MS": (
-        "1000",
-        "Longest wait for a new PostgreSQL connection before answering 503.",
+        "800",
+        "Longest wait for a new PostgreSQL connection before answering 503 (so within 1 s).",
     ),
     "LEDGER_DB_STATEMENT_TIMEOUT_MS": (
         "10000",

@@ -34,7 +34,7 @@ SQLITE_UNAVAILABLE = ("locked", "busy", "unable to open", "disk i/o")
 class Timeouts:
     """Upper bounds on every database wait, in milliseconds."""
 
-    connect_ms: int = 1000
+    connect_ms: int = 800
     statement_ms: int = 10_000
     busy_ms: int = 5000
 
