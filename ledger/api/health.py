@@ -23,20 +23,25 @@ blp = Blueprint("health", __name__, url_prefix="/api/v1", description="Liveness 
 
 NOT_READY = {
     "description": "Not ready: the `checks` member says which check failed",
-    "content": {PROBLEM_JSON: {}},
+    "content": {PROBLEM_JSON: {"schema": {"type": "object"}}},
     "headers": {"Retry-After": {"schema": {"type": "integer"}}},
 }
 
 
+JSON_OBJECT = {"application/json": {"schema": {"type": "object"}}}
+
+
 @blp.route("/health", methods=["GET"])
-@blp.doc(responses={"200": {"description": "The process is up"}})
+@blp.doc(responses={"200": {"description": "The process is up", "content": JSON_OBJECT}})
 def health() -> Response:
     """Liveness: the process answers (no database access)."""
     return jsonify({"status": "ok"})
 
 
 @blp.route("/ready", methods=["GET"])
-@blp.doc(responses={"200": {"description": "Ready to serve"}, "503": NOT_READY})
+@blp.doc(
+    responses={"200": {"description": "Ready to serve", "content": JSON_OBJECT}, "503": NOT_READY}
+)
 def ready() -> Response:
     """Readiness: database reachable, projections caught up, log verified, no integrity alarm."""
     st = state()

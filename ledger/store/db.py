@@ -239,7 +239,7 @@ class _PgPool:
     request after an outage connects afresh: no restart, no stale retries.
     """
 
-    MAX_CONNECTING = 4
+    MAX_CONNECTING = 16  # attempts in flight; beyond that (an outage) fail at once
 
     def __init__(self, url: str, size: int, timeouts: Timeouts):
         import psycopg
