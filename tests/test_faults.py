@@ -21,7 +21,7 @@ from click.testing import CliRunner
 
 from ledger.api import create_app
 from ledger.cli import main
-from ledger.config import Config
+from ledger.config import Config, ConfigError
 from ledger.store.application import Ledger
 from ledger.store.db import APPEND_LOCK_ID, LedgerMissing, Timeouts
 from tests.conftest import make_token
@@ -191,3 +191,26 @@ def test_ready_fails_when_an_appended_event_does_not_verify(
     checks = response.get_json()["checks"]
     assert not checks["checkpoint"]["ok"] and checks["checkpoint"]["size"] == last - 1
     assert f"seq {last}" in checks["integrity"]["alarms"][0]
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "LEDGER_DB_CONNECT_TIMEOUT_MS",
+        "LEDGER_DB_STATEMENT_TIMEOUT_MS",
+        "LEDGER_DB_BUSY_TIMEOUT_MS",
+        "LEDGER_IDEMPOTENCY_CLAIM_TTL_S",
+    ],
+)
+def test_fault_settings_must_be_positive(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(name, "0")
+    with pytest.raises(ConfigError, match=name):
+        Config.from_env()
+    monkeypatch.setenv(name, "250")
+    config = Config.from_env()
+    assert 250 in (
+        config.db_timeouts.connect_ms,
+        config.db_timeouts.statement_ms,
+        config.db_timeouts.busy_ms,
+        config.idempotency_claim_ttl_s,
+    )

@@ -257,7 +257,11 @@ class _PgPool:
     def _open(self) -> Any:
         try:
             conn = self._psycopg.connect(self.url, autocommit=True, connect_timeout=2)
-            conn.execute(f"SET statement_timeout = {int(self.timeouts.statement_ms)}")
+            try:
+                conn.execute(f"SET statement_timeout = {int(self.timeouts.statement_ms)}")
+            except BaseException:
+                conn.close()
+                raise
             return conn
         finally:
             with self._lock:
@@ -334,6 +338,8 @@ class PostgresDatabase(Database):
             conn = self._pool.get()
         except psycopg.OperationalError as exc:
             raise StoreUnavailable(f"database unavailable: {_first_line(exc)}") from exc
+        except psycopg.Error as exc:
+            raise StoreError(_first_line(exc)) from exc
         try:
             yield conn
         except psycopg.errors.UniqueViolation as exc:
