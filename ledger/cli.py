@@ -77,11 +77,10 @@ def _config() -> Config:
 def _ledger(init: bool = False) -> Any:
     from ledger.store.application import Ledger
 
+    if not init:
+        return Ledger.open_existing(_config())  # only `init` may create a ledger
     ledger = Ledger(_config())
-    if init:
-        ledger.init()
-    else:
-        ledger.db.create_schema()
+    ledger.init()
     return ledger
 
 
@@ -412,7 +411,7 @@ def demo(candidates: int, seed: int, if_empty: bool) -> None:
     from ledger.demo import run_demo
     from ledger.projections.runner import head
 
-    ledger = _ledger(init=True)
+    ledger = _ledger()
     events = head(ledger.db)
     ledger.close()
     if if_empty and events > 0:
@@ -433,7 +432,7 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
     from ledger.projections.runner import catch_up
     from ledger.server import run
 
-    ledger = _ledger(init=True)
+    ledger = _ledger()  # refuses a missing ledger: `ledger init` creates it
     catch_up(ledger.db, _create_projection_tables(ledger))  # workers start with fresh read models
     ledger.close()
     run(

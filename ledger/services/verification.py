@@ -31,7 +31,6 @@ from ledger.services.signed_certificate import (
 from ledger.store.application import Ledger
 
 INTEGRITY_FAILURE = "integrity-failure"
-MAX_ALARMS = 100
 
 
 def trusted_keys(ledger: Ledger) -> dict[str, bytes]:
@@ -261,17 +260,5 @@ class PublicViews:
         return view
 
     def _alarm(self, view: dict[str, Any]) -> None:
-        """Record a failed certificate once (bounded list): readiness fails while any is present."""
-        alarms = self._state.integrity_alarms
-        problems = view["integrity"]["problems"]
-        if len(alarms) >= MAX_ALARMS or any(
-            a["code"] == view["code"] and a["problems"] == problems for a in alarms
-        ):
-            return
-        alarms.append(
-            {
-                "code": view["code"],
-                "problems": problems,
-                "detected_at": clock.format_time(clock.now()),
-            }
-        )
+        """Record a failed certificate: readiness fails while any alarm is present."""
+        self._state.raise_alarm({"code": view["code"], "problems": view["integrity"]["problems"]})
