@@ -19,7 +19,7 @@ from ledger.domain.base import DomainError
 MAX_SAFE_INTEGER = 2**53 - 1
 MAX_STRING = 100_000  # sealed blobs and referential texts included; the API is stricter
 MAX_DEPTH = 16
-FREE_TEXT_FIELDS = frozenset({"reason", "description", "incidents", "status_reason"})
+FREE_TEXT_FIELDS = frozenset({"reason", "description", "incidents", "note", "status_reason"})
 FREE_TEXT_CONTROLS = frozenset("\n\t")
 
 
