@@ -33,6 +33,11 @@ def _clean(value: Any, free_text: bool) -> Any:
     return value
 
 
+def _nested(field: fields.Field | None) -> bool:
+    inner = field.inner if isinstance(field, fields.List) else field
+    return isinstance(inner, fields.Nested)
+
+
 class StrictSchema(Schema):
     """Unknown fields are an error: a typo must not be silently dropped.
 
@@ -52,6 +57,9 @@ class StrictSchema(Schema):
         cleaned, errors = {}, {}
         for key, value in data.items():
             field = by_key.get(key)
+            if _nested(field):
+                cleaned[key] = value  # its own schema cleans it, naming the inner field
+                continue
             free_text = bool(field and field.metadata.get("x-free-text"))
             try:
                 cleaned[_clean(key, False)] = _clean(value, free_text)
