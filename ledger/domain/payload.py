@@ -5,12 +5,12 @@ store what it says (PostgreSQL refuses NUL in text, JSON cannot carry a lone
 surrogate). So whatever enters the log is checked here, whichever door it came
 through: NFC strings without NUL, lone surrogates or control characters (free
 text may hold newlines and tabs), bounded lengths, integers JavaScript can
-represent exactly, finite floats, string keys and bounded nesting.
+represent exactly, no floating point (format section 1), string keys and
+bounded nesting.
 """
 
 from __future__ import annotations
 
-import math
 import unicodedata
 from typing import Any
 
@@ -69,8 +69,7 @@ def _check(value: Any, path: str, free_text: bool, depth: int) -> None:
         if not -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
             raise InvalidInput(path, "integer outside ±(2**53 - 1)")
     elif isinstance(value, float):
-        if not math.isfinite(value):
-            raise InvalidInput(path, "not a finite number")
+        raise InvalidInput(path, "floating-point numbers are not allowed (format section 1)")
     elif isinstance(value, dict):
         for key, item in value.items():
             if not isinstance(key, str):

@@ -120,7 +120,7 @@ class CertificationService:
         def command() -> int:
             session = self.session(session_id, centres)
             candidate = load_candidate(self.ledger, candidate_id)
-            check_window(self.windows, candidate.audience, date.fromisoformat(session.date))
+            check_window(self.windows, candidate.audience, clock.parse_date(session.date))
             profile = candidate.profile(self.ref, self.max_level)
             session.enrol(
                 str(candidate.id),
