@@ -137,6 +137,16 @@ def test_free_text_may_span_lines_names_may_not(client, admin) -> None:
     assert "birth_place" in refused.get_json()["errors"]
 
 
+def test_deeply_nested_values_are_422(client, admin) -> None:
+    nested = "[" * 500 + "]" * 500
+    raw = '{"name": "A", "kind": "school", "city": ' + nested + "}"
+    response = client.post(
+        "/api/v1/centres", data=raw, headers={**admin, "Content-Type": "application/json"}
+    )
+    assert response.status_code == 422, response.get_json()
+    assert "nested" in json.dumps(response.get_json()["errors"]["city"])
+
+
 def test_strings_are_stored_in_nfc(client, admin) -> None:
     decomposed = unicodedata.normalize("NFD", "Lycée Émile Zola")
     assert decomposed != "Lycée Émile Zola"

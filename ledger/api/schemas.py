@@ -9,7 +9,7 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, pre_load, validate, validates_schema
 
 from ledger.domain import clock
-from ledger.domain.payload import text_problem
+from ledger.domain.payload import MAX_DEPTH, text_problem
 from ledger.domain.profile import ANSWER_RESULTS
 from ledger.services.candidates import AUDIENCES
 
@@ -18,8 +18,10 @@ MAX_STRING = 5000  # any string of a request body, whatever its field's own limi
 FREE_TEXT = {"x-free-text": True}  # a field whose text may span lines (\n, \t allowed)
 
 
-def _clean(value: Any, free_text: bool) -> Any:
+def _clean(value: Any, free_text: bool, depth: int = 0) -> Any:
     """`value` with every string in NFC; ValueError for one no event may hold."""
+    if depth > MAX_DEPTH:
+        raise ValueError(f"nested deeper than {MAX_DEPTH} levels")
     if isinstance(value, str):
         normalized = unicodedata.normalize("NFC", value)
         reason = text_problem(normalized, free_text, MAX_STRING)
@@ -27,9 +29,9 @@ def _clean(value: Any, free_text: bool) -> Any:
             raise ValueError(f"the text {reason}")
         return normalized
     if isinstance(value, list):
-        return [_clean(item, free_text) for item in value]
+        return [_clean(item, free_text, depth + 1) for item in value]
     if isinstance(value, dict):
-        return {_clean(k, False): _clean(v, free_text) for k, v in value.items()}
+        return {_clean(k, False): _clean(v, free_text, depth + 1) for k, v in value.items()}
     return value
 
 
