@@ -16,7 +16,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from marshmallow import ValidationError, fields
 
+from ledger.api.schemas import FREE_TEXT, StrictSchema
 from ledger.domain import clock
 from ledger.domain.payload import InvalidInput, check_payload
 from ledger.projections.runner import head
@@ -122,19 +124,27 @@ def test_every_post_string_field_refuses_nul_surrogate_and_controls(client, admi
     assert head(st.ledger.db) == before  # nothing written
 
 
+class _Note(StrictSchema):
+    title = fields.String()
+    body = fields.String(metadata=FREE_TEXT)
+    lines = fields.List(fields.String(metadata=FREE_TEXT))
+
+
 def test_free_text_may_span_lines_names_may_not(client, admin) -> None:
-    candidate = register(client, admin)
-    erased = client.post(
-        f"/api/v1/subjects/{candidate['subject']}/erasure",
-        json={"reason": "request received\nby post\tletter"},
-        headers=admin,
-    )
-    assert erased.status_code in (200, 201), erased.get_json()
+    loaded = _Note().load({"title": "Note", "body": "one\r\ntwo\tthree", "lines": ["a\nb"]})
+    assert loaded["body"] == "one\ntwo\tthree"  # CRLF from a form becomes LF
+    assert loaded["lines"] == ["a\nb"]
+    for bad in ({"title": "a\nb"}, {"body": "a\rb"}, {"body": "a\x0bb"}):
+        with pytest.raises(ValidationError) as caught:
+            _Note().load(bad)
+        assert set(caught.value.messages) == set(bad)
     refused = client.post(
         "/api/v1/candidates", json={**IDENTITY, "birth_place": "Rennes\nBrest"}, headers=admin
     )
     assert refused.status_code == 422
     assert "birth_place" in refused.get_json()["errors"]
+    spec = client.get("/api/v1/openapi.json").get_json()["components"]["schemas"]
+    assert spec["FinalizationIn"]["properties"]["incidents"].get("x-free-text") is True
 
 
 def test_deeply_nested_values_are_422(client, admin) -> None:

@@ -24,6 +24,8 @@ def _clean(value: Any, free_text: bool, depth: int = 0) -> Any:
         raise ValueError(f"nested deeper than {MAX_DEPTH} levels")
     if isinstance(value, str):
         normalized = unicodedata.normalize("NFC", value)
+        if free_text:  # a form's line breaks are CRLF; the log keeps LF
+            normalized = normalized.replace("\r\n", "\n")
         reason = text_problem(normalized, free_text, MAX_STRING)
         if reason:
             raise ValueError(f"the text {reason}")
@@ -33,6 +35,11 @@ def _clean(value: Any, free_text: bool, depth: int = 0) -> Any:
     if isinstance(value, dict):
         return {_clean(k, False): _clean(v, free_text, depth + 1) for k, v in value.items()}
     return value
+
+
+def _free_text(field: fields.Field | None) -> bool:
+    inner = field.inner if isinstance(field, fields.List) else field
+    return bool(field and (field.metadata.get("x-free-text") or inner.metadata.get("x-free-text")))
 
 
 def _nested(field: fields.Field | None) -> bool:
@@ -62,7 +69,7 @@ class StrictSchema(Schema):
             if _nested(field):
                 cleaned[key] = value  # its own schema cleans it, naming the inner field
                 continue
-            free_text = bool(field and field.metadata.get("x-free-text"))
+            free_text = _free_text(field)
             try:
                 cleaned[_clean(key, False)] = _clean(value, free_text)
             except ValueError as exc:

@@ -11,6 +11,7 @@ bounded nesting.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from typing import Any
 
@@ -20,7 +21,9 @@ MAX_SAFE_INTEGER = 2**53 - 1
 MAX_STRING = 100_000  # sealed blobs and referential texts included; the API is stricter
 MAX_DEPTH = 16
 FREE_TEXT_FIELDS = frozenset({"reason", "description", "incidents", "note", "status_reason"})
-FREE_TEXT_CONTROLS = frozenset("\n\t")
+# C0 and C1 controls (NUL included) and surrogates, which in a str are always lone.
+_FORBIDDEN = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+_FORBIDDEN_IN_FREE_TEXT = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
 class InvalidInput(DomainError):
@@ -37,16 +40,15 @@ def text_problem(value: str, free_text: bool = False, max_length: int = MAX_STRI
     """Why `value` may not be logged, or None: the rule shared with the API's schemas."""
     if len(value) > max_length:
         return f"longer than {max_length} characters"
-    allowed = FREE_TEXT_CONTROLS if free_text else frozenset()
-    for char in value:
-        point = ord(char)
+    found = (_FORBIDDEN_IN_FREE_TEXT if free_text else _FORBIDDEN).search(value)
+    if found:
+        point = ord(found.group())
         if point == 0:
             return "contains a NUL character"
-        if 0xD800 <= point <= 0xDFFF:
+        if point >= 0xD800:
             return "contains a lone surrogate"
-        if (point < 0x20 or 0x7F <= point <= 0x9F) and char not in allowed:
-            return f"contains the control character U+{point:04X}"
-    if not unicodedata.is_normalized("NFC", value):
+        return f"contains the control character U+{point:04X}"
+    if not value.isascii() and not unicodedata.is_normalized("NFC", value):
         return "is not in Unicode NFC form"
     return None
 
