@@ -37,6 +37,7 @@ def _known_errors() -> tuple[type[BaseException], ...]:
     from ledger.crypto import CryptoError
     from ledger.domain.base import DomainError
     from ledger.keys import KeyFileError
+    from ledger.projections.runner import ProjectionStalled
     from ledger.store.db import StoreError
     from ledger.store.tokens import TokenError
 
@@ -46,6 +47,7 @@ def _known_errors() -> tuple[type[BaseException], ...]:
         DomainError,
         ExportError,
         KeyFileError,
+        ProjectionStalled,
         StoreError,
         TokenError,
         OSError,
@@ -258,13 +260,17 @@ def projections_rebuild() -> None:
 @projections.command("status")
 @friendly
 def projections_status() -> None:
-    from ledger.projections.runner import head, position
+    from ledger.projections.runner import head, position, stalls
 
     ledger = _ledger()
     projs = _create_projection_tables(ledger)
     latest = head(ledger.db)
+    stalled = stalls(ledger.db)
     for p in projs:
-        click.echo(f"{p.name}: {position(ledger.db, p.name)} / {latest}")
+        line = f"{p.name}: {position(ledger.db, p.name)} / {latest}"
+        if p.name in stalled:
+            line += f" (stalled at seq {stalled[p.name]['seq']}: {stalled[p.name]['error']})"
+        click.echo(line)
 
 
 # --- export and audit --------------------------------------------------------

@@ -68,9 +68,8 @@ class ApiState:
         the log moved since this process last caught up.
         """
         latest = head(self.ledger.db)
-        if latest != self._caught_up_to:
-            catch_up(self.ledger.db, self.projections)
-            self._caught_up_to = latest
+        if latest != self._caught_up_to and not catch_up(self.ledger.db, self.projections):
+            self._caught_up_to = latest  # a stalled projection is retried on later reads
         return latest
 
 
