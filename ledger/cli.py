@@ -19,6 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from ledger.config import Config, ConfigError, settings_table
+from ledger.domain.erasure import DEFAULT_REASON, REASON_CODES
 
 console = Console(stderr=True, soft_wrap=True)
 EXIT_FAILURE = 1
@@ -210,7 +211,13 @@ def subjects() -> None:
 
 @subjects.command("erase")
 @click.argument("subject")
-@click.option("--reason", default="erasure request", help="Recorded in the log.")
+@click.option(
+    "--reason",
+    type=click.Choice(REASON_CODES),
+    default=DEFAULT_REASON,
+    show_default=True,
+    help="GDPR ground, recorded in the log as this code (never free text).",
+)
 @friendly
 def subjects_erase(subject: str, reason: str) -> None:
     """Delete SUBJECT's data key: their data becomes unreadable, the audit still passes."""

@@ -128,7 +128,7 @@ def test_subject_erasure_keeps_the_audit_green(run) -> None:
         iter(ledger.recorder.iter_envelopes_of_type("candidates.CandidateRegistered"))
     ).data["subject"]
     ledger.close()
-    assert "erased" in run("subjects", "erase", subject, "--reason", "request").stdout
+    assert "erased" in run("subjects", "erase", subject, "--reason", "consent-withdrawn").stdout
     assert run("audit", "verify").stdout.startswith("OK:")
 
 

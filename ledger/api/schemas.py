@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
+from ledger.domain.erasure import REASON_CODES
 from ledger.domain.profile import ANSWER_RESULTS
 from ledger.services.candidates import AUDIENCES
 
@@ -95,7 +96,11 @@ class ProfileOut(Schema):
 
 
 class ErasureIn(StrictSchema):
-    reason = fields.String(required=True, validate=validate.Length(min=1, max=500))
+    reason = fields.String(
+        required=True,
+        validate=validate.OneOf(REASON_CODES),
+        metadata={"description": "GDPR ground, one code of a closed list: never free text"},
+    )
 
 
 class ErasureOut(AppendedOut):
