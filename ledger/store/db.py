@@ -56,6 +56,10 @@ class Database:
         """One value from one statement, without an explicit transaction (hot reads)."""
         raise NotImplementedError
 
+    def purge_deleted(self, table: str) -> None:
+        """Leave no copy of `table`'s deleted or overwritten values in the database files."""
+        raise NotImplementedError
+
     def close(self) -> None:
         raise NotImplementedError
 
@@ -95,6 +99,7 @@ class SQLiteDatabase(Database):
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
             conn.execute("PRAGMA foreign_keys=ON")
+            conn.execute("PRAGMA secure_delete=ON")  # freed content is zeroed (erasure)
             self._local.conn = conn
             with self._all_lock:
                 self._all.append(conn)
@@ -137,6 +142,12 @@ class SQLiteDatabase(Database):
             return self._conn().execute(sql, params).fetchone()[0]
         except sqlite3.Error as exc:
             raise StoreError(str(exc)) from exc
+
+    def purge_deleted(self, table: str) -> None:
+        """secure_delete already zeroed the freed bytes; drop the WAL's older page images too."""
+        busy = self.scalar("PRAGMA wal_checkpoint(TRUNCATE)")
+        if busy:
+            raise StoreError("a reader kept the write-ahead log from being truncated")
 
     def close(self) -> None:
         with self._all_lock:
@@ -210,6 +221,17 @@ class PostgresDatabase(Database):
         try:
             with self._pool.connection() as conn:
                 return conn.execute(sql.replace("?", "%s"), params, prepare=True).fetchone()[0]
+        except self._psycopg.Error as exc:
+            raise StoreError(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from exc
+
+    def purge_deleted(self, table: str) -> None:
+        """VACUUM FULL rewrites the table: a plain VACUUM leaves dead tuples' bytes in free space."""
+        if not table.isidentifier():
+            raise StoreError(f"not a table name: {table!r}")
+        try:
+            with self._psycopg.connect(self.url, autocommit=True) as conn:
+                conn.execute("SET lock_timeout = '10s'")
+                conn.execute(f"VACUUM FULL {table}")
         except self._psycopg.Error as exc:
             raise StoreError(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from exc
 
