@@ -213,10 +213,9 @@ def subjects() -> None:
 @click.argument("subject")
 @click.option(
     "--reason",
-    type=click.Choice(REASON_CODES),
     default=DEFAULT_REASON,
     show_default=True,
-    help="GDPR ground, recorded in the log as this code (never free text).",
+    help=f"GDPR ground, recorded as this code (never free text): {', '.join(REASON_CODES)}.",
 )
 @friendly
 def subjects_erase(subject: str, reason: str) -> None:

@@ -153,6 +153,7 @@ def test_projections_rebuild(run) -> None:
         (("tokens", "create", "--scope", "root"), "unknown scope"),
         (("audit", "verify", "no-such-dir"), "not a bundle"),
         (("subjects", "erase", "nobody"), "no subject"),
+        (("subjects", "erase", "nobody", "--reason", "asked by phone"), "reason must be one of"),
         (("tokens", "revoke", "nothing"), "no token"),
     ],
 )
