@@ -19,7 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from ledger.config import Config, ConfigError, settings_table
-from ledger.domain.erasure import DEFAULT_REASON, REASON_CODES
+from ledger.domain.erasure import DEFAULT_REASON, REASON_CODES, REASONS
 
 console = Console(stderr=True, soft_wrap=True)
 EXIT_FAILURE = 1
@@ -224,7 +224,7 @@ def subjects_erase(subject: str, reason: str) -> None:
     from ledger.services.candidates import CandidateService
 
     seq = CandidateService(_ledger(), load_referential()).erase(subject, reason)
-    click.echo(f"erased {subject} (seq {seq})")
+    click.echo(f"erased {subject} (seq {seq}): {REASONS[reason]['en']}")
 
 
 # --- projections -------------------------------------------------------------

@@ -281,3 +281,25 @@ def test_request_lines_keep_no_query_value_and_no_personal_segment(app) -> None:
     assert (
         RedactingFilter().filter(record) and record.getMessage() == '"GET /v/*?t=* HTTP/1.1" 404 9'
     )
+
+
+def test_an_operator_decision_reason_is_sealed_under_the_candidate(flow: Flow, admin) -> None:
+    candidate, session, course = flow.started()
+    flow.answer_all(course)
+    flow.finalize(session)
+    flow.post(f"/api/v1/sessions/{session}/review", {}, admin)
+    reason = f"{FIRST} {LAST} consultait son téléphone"
+    body = {"decision": "fraud", "reason": reason}
+    flow.post(f"/api/v1/courses/{course['id']}/decision", body, admin)
+    ledger = flow.app.extensions["ledger"].ledger
+    (scored,) = [
+        e for e in ledger.recorder.iter_envelopes_of_type("certification.CourseScored")
+        if e.data["basis"] == "operator"
+    ]  # fmt: skip
+    assert (
+        LAST not in scored.to_json_line()
+        and ledger.vault.open_or_none(scored.data["reason"]) == reason
+    )
+    subject = flow.client.get(f"/api/v1/candidates/{candidate}/profile", headers=flow.platform)
+    ledger.vault.erase(subject.get_json()["subject"])
+    assert ledger.vault.open_or_none(scored.data["reason"]) is None

@@ -240,15 +240,19 @@ class CertificationService:
         return retrying(command)
 
     def operator_decision(self, course_id: str, decision: str, reason: str) -> int:
-        """Confirm fraud (rejected) or cancel (cancelled) a course under review."""
+        """Confirm fraud (rejected) or cancel (cancelled) a course under review.
+
+        The reason describes what one candidate did: it is sealed under their subject.
+        """
 
         def command() -> int:
             course = self.course(course_id)
             session = self.session(course.session, None)
             if session.state != IN_PROCESS:
                 raise Conflict("operator decisions are taken while the session is in process")
+            subject = load_candidate(self.ledger, course.candidate).subject
             course.score(
-                "operator", reason, self.max_level,
+                "operator", self.ledger.vault.seal(subject, reason), self.max_level,
                 fraud_confirmed=True if decision == "fraud" else None,
                 cancelled_by_operator=True if decision == "cancel" else None,
             )  # fmt: skip
