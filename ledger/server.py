@@ -8,6 +8,7 @@ ever written.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
@@ -27,6 +28,10 @@ class RedactingLogger(Logger):
         atoms["q"] = redact_query(environ.get("QUERY_STRING") or "")
         atoms["f"] = redact_target(atoms["f"]) if atoms.get("f", "-") != "-" else "-"
         return atoms
+
+    def warning(self, msg: str, *args: Any, **kwargs: Any) -> None:
+        """`Invalid request from ip=…: <error quoting the request line or a header>`: unquoted."""
+        super().warning(re.sub(r"'.*'", "'*'", msg, flags=re.DOTALL), *args, **kwargs)
 
     def exception(self, msg: str, *args: Any, **kwargs: Any) -> None:
         """`Error handling request <uri>`: the URI is redacted like the access log's."""

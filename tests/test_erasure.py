@@ -19,6 +19,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -303,3 +304,33 @@ def test_an_operator_decision_reason_is_sealed_under_the_candidate(flow: Flow, a
     subject = flow.client.get(f"/api/v1/candidates/{candidate}/profile", headers=flow.platform)
     ledger.vault.erase(subject.get_json()["subject"])
     assert ledger.vault.open_or_none(scored.data["reason"]) is None
+
+
+def test_gunicorn_logs_redact_targets_referers_and_bad_request_lines(app, capsys) -> None:
+    from gunicorn.config import Config as GunicornConfig
+
+    from ledger.server import RedactingLogger
+
+    cfg = GunicornConfig()
+    cfg.set("accesslog", "-")
+    logger = RedactingLogger(cfg)
+    environ = {
+        "REQUEST_METHOD": "GET", "RAW_URI": f"/v/{quote(LAST)}?t=abc.def.ghi&lang=en",
+        "PATH_INFO": f"/v/{LAST}", "QUERY_STRING": "t=abc.def.ghi&lang=en", "SERVER_PROTOCOL": "HTTP/1.1",
+        "HTTP_REFERER": f"https://example.org/lookup?code={quote(FIRST)}", "REMOTE_ADDR": "127.0.0.1",
+    }  # fmt: skip
+
+    class Response:
+        status, sent, headers = "200 OK", 10, [("Content-Type", "text/html")]
+
+    class Request:
+        headers = [("REFERER", environ["HTTP_REFERER"]), ("COOKIE", f"name={LAST}")]
+
+    atoms = logger.atoms(Response(), Request(), environ, timedelta(0))
+    assert atoms["r"] == "GET /v/*?t=*&lang=en HTTP/1.1" and atoms["q"] == "t=*&lang=en"
+    assert atoms["U"] == "/v/*" and atoms["f"] == "/lookup?code=*"
+    assert LAST not in repr(atoms) and "abc.def" not in repr(atoms)
+    logger.warning(f"Invalid request from ip=1.2.3.4: Invalid HTTP Version: 'GET /v/{LAST} HTTP/9'")
+    logger.exception("Error handling request %s %s", "GET", f"/v/{LAST}?t=abc")
+    logged = capsys.readouterr()
+    assert LAST not in logged.err + logged.out and "ip=1.2.3.4" in logged.err
