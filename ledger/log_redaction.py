@@ -4,8 +4,9 @@ Logs outlive an erasure and are copied to places no erasure reaches. A verify
 URL's `?t=` token carries the holder's names and birth date, a visitor can
 type a name into the lookup form or straight into a path, and a certificate
 code leads to its holder. So a logged request keeps only what is structurally
-impersonal: the route's own literal words, UUIDs and numbers in the path, and
-a few known query parameters whose values are numbers or a language code.
+impersonal: the routes' own literal words and UUIDs in the path (a number could
+be a phone or pupil number), and a few known query parameters whose values are
+numbers or a language code.
 Everything else becomes `*`. Used by the app's loggers and gunicorn's access log.
 """
 
@@ -22,9 +23,7 @@ MAX_SEGMENTS = 12
 SAFE_PARAMS = frozenset({"lang", "after", "limit", "seq", "size", "from", "to"})
 NAMED_PARAMS = SAFE_PARAMS | {"t", "code"}  # names kept, values always redacted
 SAFE_VALUE = re.compile(r"[0-9]{1,20}|[a-z]{2}")
-IMPERSONAL = re.compile(
-    r"[0-9]{1,20}|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
-)
+UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE)
 
 _literals: set[str] = set()
 
@@ -41,7 +40,7 @@ def learn_routes(app: Any) -> None:
 
 def redact_path(path: str) -> str:
     segments = path.split("/")
-    kept = [s if not s or s in _literals or IMPERSONAL.fullmatch(s) else REDACTED for s in segments]
+    kept = [s if not s or s in _literals or UUID.fullmatch(s) else REDACTED for s in segments]
     if len(kept) > MAX_SEGMENTS:
         kept = [*kept[:MAX_SEGMENTS], "…"]
     return "/".join(kept)
