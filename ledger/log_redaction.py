@@ -25,6 +25,11 @@ NAMED_PARAMS = SAFE_PARAMS | {"t", "code"}  # names kept, values always redacted
 SAFE_VALUE = re.compile(r"[0-9]{1,20}|[a-z]{2}")
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE)
 
+METHODS = frozenset(
+    {"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "CONNECT"}
+)
+PROTOCOL = re.compile(r"HTTP/[0-9](\.[0-9])?")
+
 _literals: set[str] = set()
 
 
@@ -62,18 +67,26 @@ def redact_query(query: str) -> str:
 
 def redact_target(target: str) -> str:
     """A request target (`/path?query`, or an absolute URL) with the rules above."""
-    parts = urlsplit(target)
+    try:
+        parts = urlsplit(target)
+    except ValueError:  # e.g. a malformed IPv6 host in an absolute URL
+        return REDACTED
     path = redact_path(parts.path)
     return f"{path}?{redact_query(parts.query)}" if parts.query else path
 
 
+def redact_method(method: str) -> str:
+    return method if method in METHODS else REDACTED
+
+
 def redact_request_line(line: str) -> str:
-    """`GET /v/P-ABC?t=… HTTP/1.1` -> `GET /v/* ?t=* HTTP/1.1` (method and protocol kept)."""
+    """`GET /v/P-ABC?t=… HTTP/1.1` -> `GET /v/*?t=* HTTP/1.1` (a standard method and protocol kept)."""
     method, _, rest = line.partition(" ")
     target, _, protocol = rest.rpartition(" ")
     if not target:
         target, protocol = rest, ""
-    return " ".join(x for x in (method, redact_target(target), protocol) if x)
+    protocol = protocol if not protocol or PROTOCOL.fullmatch(protocol) else REDACTED
+    return " ".join(x for x in (redact_method(method), redact_target(target), protocol) if x)
 
 
 class RedactingFilter(logging.Filter):

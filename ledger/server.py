@@ -14,7 +14,13 @@ from typing import Any
 from gunicorn.app.base import BaseApplication
 from gunicorn.glogging import Logger
 
-from ledger.log_redaction import redact_path, redact_query, redact_request_line, redact_target
+from ledger.log_redaction import (
+    redact_method,
+    redact_path,
+    redact_query,
+    redact_request_line,
+    redact_target,
+)
 
 
 class RedactingLogger(Logger):
@@ -24,6 +30,7 @@ class RedactingLogger(Logger):
         found = super().atoms(resp, req, environ, request_time)
         atoms = {k: v for k, v in found.items() if not k.startswith("{")}
         atoms["r"] = redact_request_line(str(atoms["r"]))
+        atoms["m"] = redact_method(str(atoms.get("m")))
         atoms["U"] = redact_path(environ.get("PATH_INFO") or "")
         atoms["q"] = redact_query(environ.get("QUERY_STRING") or "")
         atoms["f"] = redact_target(atoms["f"]) if atoms.get("f", "-") != "-" else "-"

@@ -271,6 +271,8 @@ def test_request_lines_keep_no_query_value_and_no_personal_segment(app) -> None:
     assert redact_target("/api/v1/events?after=12&limit=100") == "/api/v1/events?after=12&limit=100"
     assert redact_target("/lookup?code=Jean%20Dupont&lang=Jean") == "/lookup?code=*&lang=*"
     assert redact_target("/Jean/Dupont?Dupont=1") == "/*/*?*"
+    assert redact_request_line("DUPONT /v/1 JEAN/2") == "* /v/* *"
+    assert redact_target("http://[Dupont/x") == "*"
     subject = "0b6c9a76-8f4e-4a7a-9d0b-1a2b3c4d5e6f"
     assert (
         redact_target(f"/api/v1/subjects/{subject}/erasure")
