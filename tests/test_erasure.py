@@ -16,6 +16,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -336,3 +337,31 @@ def test_gunicorn_logs_redact_targets_referers_and_bad_request_lines(app, capsys
     logger.exception("Error handling request %s %s", "GET", f"/v/{LAST}?t=abc")
     logged = capsys.readouterr()
     assert LAST not in logged.err + logged.out and "ip=1.2.3.4" in logged.err
+
+
+def test_a_purge_kept_waiting_by_a_reader_is_logged_and_done_by_the_next_one(
+    ledger, caplog, monkeypatch
+) -> None:
+    monkeypatch.setattr("ledger.store.db.PURGE_WAIT_MS", 300)
+    vault = ledger.vault
+    first, second = vault.seal("first", 1)["subject"], vault.seal("second", 2)["subject"]
+    key = _wrapped_key(ledger, first)
+    reading, done = threading.Event(), threading.Event()
+
+    def long_reader() -> None:
+        with ledger.db.read() as cur:
+            cur.execute("SELECT count(*) FROM subject_keys")
+            cur.fetchone()
+            reading.set()
+            done.wait(30)
+
+    reader = threading.Thread(target=long_reader)
+    reader.start()
+    reading.wait(30)
+    with caplog.at_level(logging.WARNING, "ledger.subjects"):
+        assert vault.erase(first) == "erased"  # erased at once; the purge has to wait
+    done.set()
+    reader.join()
+    assert "until the next purge" in caplog.text
+    assert vault.erase(second) == "erased"
+    assert key not in _raw_storage(ledger)

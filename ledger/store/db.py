@@ -20,6 +20,7 @@ from ledger.store.schema import SCHEMA
 
 APPEND_LOCK_ID = 0x1ED6E5  # PostgreSQL advisory lock that serializes appends
 BUSY_TIMEOUT_MS = 30_000
+PURGE_WAIT_MS = 5_000  # how long a purge after erasure waits for readers before giving up
 
 
 class StoreError(Exception):
@@ -145,7 +146,12 @@ class SQLiteDatabase(Database):
 
     def purge_deleted(self, table: str) -> None:
         """secure_delete already zeroed the freed bytes; drop the WAL's older page images too."""
-        busy = self.scalar("PRAGMA wal_checkpoint(TRUNCATE)")
+        conn = self._conn()
+        conn.execute(f"PRAGMA busy_timeout={PURGE_WAIT_MS}")
+        try:
+            busy = self.scalar("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         if busy:
             raise StoreError("a reader kept the write-ahead log from being truncated")
 
@@ -229,8 +235,8 @@ class PostgresDatabase(Database):
         if not table.isidentifier():
             raise StoreError(f"not a table name: {table!r}")
         try:
-            with self._psycopg.connect(self.url, autocommit=True) as conn:
-                conn.execute("SET lock_timeout = '10s'")
+            with self._psycopg.connect(self.url, autocommit=True, connect_timeout=5) as conn:
+                conn.execute(f"SET lock_timeout = {int(PURGE_WAIT_MS)}")
                 conn.execute(f"VACUUM FULL {table}")
         except self._psycopg.Error as exc:
             raise StoreError(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from exc
