@@ -19,6 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from ledger.config import Config, ConfigError, settings_table
+from ledger.domain.erasure import DEFAULT_REASON, REASON_CODES, REASONS
 
 console = Console(stderr=True, soft_wrap=True)
 EXIT_FAILURE = 1
@@ -37,6 +38,7 @@ def _known_errors() -> tuple[type[BaseException], ...]:
     from ledger.crypto import CryptoError
     from ledger.domain.base import DomainError
     from ledger.keys import KeyFileError
+    from ledger.projections.runner import ProjectionStalled
     from ledger.store.db import StoreError
     from ledger.store.tokens import TokenError
 
@@ -46,6 +48,7 @@ def _known_errors() -> tuple[type[BaseException], ...]:
         DomainError,
         ExportError,
         KeyFileError,
+        ProjectionStalled,
         StoreError,
         TokenError,
         OSError,
@@ -77,11 +80,10 @@ def _config() -> Config:
 def _ledger(init: bool = False) -> Any:
     from ledger.store.application import Ledger
 
+    if not init:
+        return Ledger.open_existing(_config())  # only `init` may create a ledger
     ledger = Ledger(_config())
-    if init:
-        ledger.init()
-    else:
-        ledger.db.create_schema()
+    ledger.init()
     return ledger
 
 
@@ -210,7 +212,12 @@ def subjects() -> None:
 
 @subjects.command("erase")
 @click.argument("subject")
-@click.option("--reason", default="erasure request", help="Recorded in the log.")
+@click.option(
+    "--reason",
+    default=DEFAULT_REASON,
+    show_default=True,
+    help=f"GDPR ground, recorded as this code (never free text): {', '.join(REASON_CODES)}.",
+)
 @friendly
 def subjects_erase(subject: str, reason: str) -> None:
     """Delete SUBJECT's data key: their data becomes unreadable, the audit still passes."""
@@ -218,7 +225,7 @@ def subjects_erase(subject: str, reason: str) -> None:
     from ledger.services.candidates import CandidateService
 
     seq = CandidateService(_ledger(), load_referential()).erase(subject, reason)
-    click.echo(f"erased {subject} (seq {seq})")
+    click.echo(f"erased {subject} (seq {seq}): {REASONS[reason]['en']}")
 
 
 # --- projections -------------------------------------------------------------
@@ -259,13 +266,17 @@ def projections_rebuild() -> None:
 @projections.command("status")
 @friendly
 def projections_status() -> None:
-    from ledger.projections.runner import head, position
+    from ledger.projections.runner import head, position, stalls
 
     ledger = _ledger()
     projs = _create_projection_tables(ledger)
     latest = head(ledger.db)
+    stalled = stalls(ledger.db)
     for p in projs:
-        click.echo(f"{p.name}: {position(ledger.db, p.name)} / {latest}")
+        line = f"{p.name}: {position(ledger.db, p.name)} / {latest}"
+        if p.name in stalled:
+            line += f" (stalled at seq {stalled[p.name]['seq']}: {stalled[p.name]['error']})"
+        click.echo(line)
 
 
 # --- export and audit --------------------------------------------------------
@@ -412,7 +423,7 @@ def demo(candidates: int, seed: int, if_empty: bool) -> None:
     from ledger.demo import run_demo
     from ledger.projections.runner import head
 
-    ledger = _ledger(init=True)
+    ledger = _ledger()
     events = head(ledger.db)
     ledger.close()
     if if_empty and events > 0:
@@ -433,7 +444,7 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
     from ledger.projections.runner import catch_up
     from ledger.server import run
 
-    ledger = _ledger(init=True)
+    ledger = _ledger()  # refuses a missing ledger: `ledger init` creates it
     catch_up(ledger.db, _create_projection_tables(ledger))  # workers start with fresh read models
     ledger.close()
     run(

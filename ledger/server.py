@@ -1,40 +1,95 @@
 """Run the WSGI app under gunicorn from the `ledger serve` command.
 
 Each worker builds its own app after the fork (no preload), so no database
-connection or key handle is shared between processes. Requests gunicorn
-refuses itself, before the app sees them (oversize headers or request line,
-malformed HTTP), are answered in problem+json like every other error.
+connection or key handle is shared between processes. The access log goes
+through `ledger.log_redaction`: no query value and no personal path segment is
+ever written. Requests gunicorn refuses itself, before the app sees them
+(oversize headers or request line, malformed HTTP), are answered in
+problem+json like every other error.
 """
 
 from __future__ import annotations
 
 import json
+import re
+import sys
 from typing import Any
 
 from gunicorn import util
 from gunicorn.app.base import BaseApplication
+from gunicorn.glogging import Logger
 from gunicorn.workers.gthread import ThreadWorker
 
 from ledger.api.problems import PROBLEM_JSON, TITLES
+from ledger.log_redaction import (
+    redact_method,
+    redact_path,
+    redact_query,
+    redact_request_line,
+    redact_target,
+)
 
-GUNICORN_CODES = {
-    400: "malformed-request",
-    403: "forbidden",
-    414: "uri-too-long",
-    417: "expectation-failed",
-    431: "header-fields-too-large",
-    501: "not-implemented",
+
+class RedactingLogger(Logger):
+    """Gunicorn's logger with request targets redacted and no header values at all."""
+
+    def atoms(self, resp: Any, req: Any, environ: dict, request_time: Any) -> dict[str, Any]:
+        found = super().atoms(resp, req, environ, request_time)
+        atoms = {k: v for k, v in found.items() if not k.startswith("{")}
+        atoms["r"] = redact_request_line(str(atoms["r"]))
+        atoms["m"] = redact_method(str(atoms.get("m")))
+        atoms["U"] = redact_path(environ.get("PATH_INFO") or "")
+        atoms["q"] = redact_query(environ.get("QUERY_STRING") or "")
+        atoms["f"] = redact_target(atoms["f"]) if atoms.get("f", "-") != "-" else "-"
+        return atoms
+
+    def warning(self, msg: str, *args: Any, **kwargs: Any) -> None:
+        """`Invalid request from ip=…: <error quoting the request line or a header>`: unquoted."""
+        super().warning(re.sub(r"'.*'", "'*'", msg, flags=re.DOTALL), *args, **kwargs)
+
+    def exception(self, msg: str, *args: Any, **kwargs: Any) -> None:
+        """`Error handling request <uri>`: the URI is redacted like the access log's."""
+        safe = tuple(
+            redact_target(a) if isinstance(a, str) and a.startswith("/") else a for a in args
+        )
+        super().exception(msg, *safe, **kwargs)
+
+
+WORKER_BOOT_ERROR = 3  # gunicorn's exit status that stops the master instead of respawning
+
+
+def load_app() -> Any:
+    """The WSGI app, or exit with one line when there is no ledger or no database."""
+    from ledger.api import create_app
+    from ledger.config import ConfigError
+    from ledger.store.db import StoreError
+
+    try:
+        return create_app()
+    except (ConfigError, StoreError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(WORKER_BOOT_ERROR) from None
+
+
+GUNICORN_PROBLEMS = {  # status: (code, detail); the detail never quotes what the client sent
+    400: ("malformed-request", "the request is not valid HTTP/1.1"),
+    403: ("forbidden", "the request is forbidden"),
+    414: ("uri-too-long", "the request line is longer than 4094 bytes"),
+    417: ("expectation-failed", "the Expect header cannot be met"),
+    431: ("header-fields-too-large", "at most 100 header fields of at most 8190 bytes each"),
+    501: ("not-implemented", "the transfer coding is not supported"),
 }
 
 
-def write_problem(sock: Any, status: int, reason: str, message: str) -> None:
+def write_problem(sock: Any, status: int, reason: str, _message: str) -> None:
     """gunicorn's error page, as RFC 9457 problem+json instead of HTML."""
+    code, detail = GUNICORN_PROBLEMS.get(status, ("http-error", reason))
     body = json.dumps(
         {
-            "type": f"/problems/{GUNICORN_CODES.get(status, 'http-error')}",
+            "type": f"/problems/{code}",
             "title": TITLES.get(status, reason),
             "status": status,
-            "detail": message[:200] or reason,
+            "detail": detail,
         }
     ).encode()
     head = (
@@ -66,9 +121,7 @@ class LedgerServer(BaseApplication):
             self.cfg.set(key, value)
 
     def load(self) -> Any:
-        from ledger.api import create_app
-
-        return create_app()
+        return load_app()
 
 
 def run(host: str, port: int, workers: int) -> None:
@@ -79,6 +132,7 @@ def run(host: str, port: int, workers: int) -> None:
             "worker_class": "ledger.server.ProblemWorker",
             "threads": 4,
             "accesslog": "-",
+            "logger_class": RedactingLogger,
             "timeout": 60,
             "graceful_timeout": 10,
         }

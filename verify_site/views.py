@@ -17,6 +17,7 @@ from ledger.domain.certificate import normalize_code
 from ledger.qr_image import ImageUnreadable, decode_qr
 from ledger.qr_token import TokenInvalid, parse_qr_url, verify_token
 from ledger.services.qr import check_token
+from ledger.services.verification import INTEGRITY_FAILURE, trusted_jwks
 from verify_site.i18n import LANGUAGES, current_language, format_date, translator
 
 site = Blueprint(
@@ -118,7 +119,8 @@ def certificate(code: str) -> Response:
 
 
 def _render_certificate(view: dict[str, Any], token: str | None) -> str:
-    check = check_token(state().ledger, view, token) if token else None
+    verified = view["status"] != INTEGRITY_FAILURE
+    check = check_token(state().ledger, view, token) if token and verified else None
     t = translator(current_language())
     what = ", ".join(t(f"what_{d}") for d in check.differences if d != "holder") if check else ""
     return render("certificate.html", cert=view, check=check, token=token, what=what)
@@ -158,7 +160,7 @@ def _follow(text: str) -> Response:
     except TokenInvalid:
         return page("scan.html", 422, error="foreign_qr", text=text[:120])
     try:
-        verify_token(token, {"keys": st.ledger.recorder.key_jwks()})
+        verify_token(token, trusted_jwks(st.ledger))
     except TokenInvalid as exc:
         why = translator(current_language())(f"why_{exc.reason}")
         return page("scan.html", 422, error="forged", why=why)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, request
+from flask import Flask, Response, request
 from flask_smorest import Api
 from marshmallow import ValidationError
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, ServiceUnavailable
 
+from ledger import log_redaction
 from ledger.api import problems, schemas
 from ledger.api.body import BoundedBody, check_api_body
 from ledger.api.headers import ResponseHeaders
@@ -18,10 +19,12 @@ from ledger.config import Config, setting
 from ledger.domain.base import DomainError
 from ledger.projections.runner import create_tables
 from ledger.services.certification import publish_referential
+from ledger.store.db import StoreUnavailable
 from verify_site import init_site
 from verify_site.views import error_page, wants_html
 
 API_VERSION = "1.0.0"
+REDACTING_FILTER = log_redaction.RedactingFilter()  # one instance: filters are added once
 
 
 class ProblemApi(Api):
@@ -74,10 +77,23 @@ def create_app(config: Config | None = None) -> Flask:
         if request.path.startswith("/api/"):
             check_api_body(request, config.max_body_bytes)
 
+    app.register_error_handler(StoreUnavailable, _unavailable)
     app.register_error_handler(DomainError, problems.from_domain)
     app.register_error_handler(problems.ApiProblem, problems.from_api)
     app.register_error_handler(Exception, problems.from_unexpected)
+    log_redaction.learn_routes(app)
+    logging.getLogger("werkzeug").addFilter(REDACTING_FILTER)
     return app
+
+
+def _unavailable(error: StoreUnavailable) -> Response:
+    """503 with Retry-After: problem+json for the API, the error page for the site."""
+    response = problems.from_unavailable(error)
+    if wants_html():
+        page = error_page(ServiceUnavailable(retry_after=problems.RETRY_AFTER_S))
+        page.headers["Retry-After"] = response.headers["Retry-After"]
+        return page
+    return response
 
 
 def _body_cap(config: Config, path: str) -> int:
@@ -85,9 +101,9 @@ def _body_cap(config: Config, path: str) -> int:
 
 
 def _register(api: Api, app: Flask) -> None:
-    from ledger.api import candidates, certificates, certification, docs, log
+    from ledger.api import candidates, certificates, certification, docs, health, log
 
-    for module in (candidates, certification, certificates, log):
+    for module in (candidates, certification, certificates, log, health):
         api.register_blueprint(module.blp)
     app.register_blueprint(log.well_known)
     app.register_blueprint(docs.bp)

@@ -2,8 +2,8 @@
 
 Every POST body is read with the API's cap (so a chunked body without
 Content-Length is refused past the cap too), must be declared JSON, must be
-strict UTF-8 and parse as one JSON object of bounded depth without
-duplicate keys or NaN. Anything else is a 4xx problem here, so no view, parser
+strict UTF-8 and parse as one JSON object without duplicate keys, NaN or
+non-finite numbers. Anything else is a 4xx problem here, so no view, parser
 or serializer ever sees input that could raise inside the framework
 (Python's json raises RecursionError on deep nesting and ValueError on
 integers of more than 4,300 digits).
@@ -21,7 +21,6 @@ from flask import Request
 
 from ledger.api.problems import ApiProblem
 
-MAX_DEPTH = 32  # the deepest request schema nests 3 levels
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 TOO_LARGE = "ledger.body_too_large"
 
@@ -80,16 +79,14 @@ def parse(data: bytes) -> Any:
         document = json.loads(
             text, object_pairs_hook=_unique_keys, parse_constant=_no_constant, parse_float=_finite
         )
-    except RecursionError:
-        raise _malformed(f"the request body nests deeper than {MAX_DEPTH} levels") from None
+    except RecursionError:  # nesting the schemas' own depth limit (422) never reaches
+        raise _malformed("the request body nests too deeply to be read") from None
     except json.JSONDecodeError as error:
         raise _malformed(f"the request body is not valid JSON: {error}") from None
     except ValueError:  # a duplicate key, NaN/Infinity, 1e999, an integer of > 4,300 digits
         raise _malformed(
             "the request body has a duplicate key, NaN/Infinity or an oversize number"
         ) from None
-    if _depth(document) > MAX_DEPTH:
-        raise _malformed(f"the request body nests deeper than {MAX_DEPTH} levels")
     return document
 
 
@@ -109,21 +106,6 @@ def _finite(text: str) -> float:
     if not math.isfinite(number):  # 1e999 would become inf
         raise ValueError("a number overflows")
     return number
-
-
-def _depth(document: Any) -> int:
-    """Nesting depth, computed without recursion and stopping past MAX_DEPTH."""
-    level, deepest = [document], 0
-    while level and deepest <= MAX_DEPTH:
-        deepest += 1
-        level = [
-            child
-            for node in level
-            if isinstance(node, (dict, list))
-            for child in (node.values() if isinstance(node, dict) else node)
-            if isinstance(child, (dict, list))
-        ]
-    return deepest
 
 
 def _malformed(detail: str) -> ApiProblem:

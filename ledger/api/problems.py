@@ -15,8 +15,11 @@ from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException
 
 from ledger.domain.base import DomainError
+from ledger.log_redaction import redact_path
+from ledger.store.db import StoreUnavailable
 
 PROBLEM_JSON = "application/problem+json"
+RETRY_AFTER_S = 1  # a database fault is usually short: retry soon
 log = logging.getLogger("ledger.api")
 
 TITLES = {
@@ -123,6 +126,17 @@ def from_validation(error: ValidationError) -> Response:
     )
 
 
+def from_unavailable(error: StoreUnavailable) -> Response:
+    """Database down, locked or too slow: 503 now rather than a hang, retry shortly."""
+    log.warning("%s %s: %s", request.method, request.path, error)
+    return problem(
+        503,
+        "service-unavailable",
+        "the service cannot reach its database right now; retry shortly",
+        {"Retry-After": str(RETRY_AFTER_S)},
+    )
+
+
 def from_unexpected(error: Exception) -> Response:
-    log.exception("unexpected error on %s %s", request.method, request.path)
+    log.exception("unexpected error on %s %s", request.method, redact_path(request.path))
     return problem(500, "internal-error", "an unexpected error occurred; it has been logged")

@@ -23,6 +23,7 @@ from ledger.domain.candidate import Candidate
 from ledger.domain.centre import Centre, create_centre
 from ledger.domain.certificate import Certificate, certificate_id, new_code, valid_until
 from ledger.domain.course import Course, CourseError, deadline_from, select_challenges
+from ledger.domain.payload import InvalidInput
 from ledger.domain.referential import COMPETENCE_CODES, Referential
 from ledger.domain.referential_release import ReferentialRelease, release
 from ledger.domain.scoring import ERROR, VALIDATED
@@ -104,6 +105,11 @@ class CertificationService:
         self, centre_id: str, centres: Centres, **details: Any
     ) -> tuple[Session, int]:
         self.centre(centre_id, centres)
+        try:
+            today = clock.now().astimezone(CENTRE_TZ).date()
+            clock.check_session_date(clock.parse_date(details["date"]), today)
+        except ValueError as exc:
+            raise InvalidInput("date", str(exc)) from None
         examiner_subject = str(uuid.uuid4())
         examiner = self.ledger.vault.seal(examiner_subject, details.pop("examiner"))
         session = Session(centre=str(centre_id), examiner=examiner, **details)
@@ -114,7 +120,7 @@ class CertificationService:
         def command() -> int:
             session = self.session(session_id, centres)
             candidate = load_candidate(self.ledger, candidate_id)
-            check_window(self.windows, candidate.audience, date.fromisoformat(session.date))
+            check_window(self.windows, candidate.audience, clock.parse_date(session.date))
             profile = candidate.profile(self.ref, self.max_level)
             session.enrol(
                 str(candidate.id),
@@ -189,9 +195,7 @@ class CertificationService:
             session.check_report(report["absent"], report["aborts"], raw_reports, unfinished)
             reports = [self._seal_report(r) for r in raw_reports]  # sealed only once valid
             incidents = report.get("incidents")
-            sealed_incidents = (
-                self.ledger.vault.seal(f"session:{session.id}", incidents) if incidents else None
-            )
+            sealed_incidents = self._seal_incidents(session, incidents) if incidents else None
             session.finalize(
                 report["absent"], sealed_incidents, report["aborts"], reports, unfinished
             )
@@ -212,6 +216,12 @@ class CertificationService:
             return self.ledger.save(session, *courses.values())[0]
 
         return retrying(command)
+
+    def _seal_incidents(self, session: Session, incidents: str) -> dict[str, str]:
+        """Free text that may name anyone present: erased with any enrolled candidate or the examiner."""
+        people = [load_candidate(self.ledger, c).subject for c in session.enrolled]
+        people.append(session.examiner["subject"])
+        return self.ledger.vault.seal_shared(f"session:{session.id}", people, incidents)
 
     def _seal_report(self, report: dict[str, Any]) -> dict[str, Any]:
         candidate = load_candidate(self.ledger, report["candidate"])
@@ -236,15 +246,19 @@ class CertificationService:
         return retrying(command)
 
     def operator_decision(self, course_id: str, decision: str, reason: str) -> int:
-        """Confirm fraud (rejected) or cancel (cancelled) a course under review."""
+        """Confirm fraud (rejected) or cancel (cancelled) a course under review.
+
+        The reason describes what one candidate did: it is sealed under their subject.
+        """
 
         def command() -> int:
             course = self.course(course_id)
             session = self.session(course.session, None)
             if session.state != IN_PROCESS:
                 raise Conflict("operator decisions are taken while the session is in process")
+            subject = load_candidate(self.ledger, course.candidate).subject
             course.score(
-                "operator", reason, self.max_level,
+                "operator", self.ledger.vault.seal(subject, reason), self.max_level,
                 fraud_confirmed=True if decision == "fraud" else None,
                 cancelled_by_operator=True if decision == "cancel" else None,
             )  # fmt: skip

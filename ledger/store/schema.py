@@ -27,6 +27,11 @@ CREATE TABLE IF NOT EXISTS subject_keys (
     created TEXT NOT NULL,
     erased TEXT
 );
+CREATE TABLE IF NOT EXISTS subject_links (
+    owner TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    PRIMARY KEY (owner, subject)
+);
 CREATE TABLE IF NOT EXISTS api_tokens (
     id TEXT PRIMARY KEY,
     token_hash TEXT NOT NULL UNIQUE,
@@ -47,5 +52,13 @@ CREATE TABLE IF NOT EXISTS idempotency_keys (
 CREATE TABLE IF NOT EXISTS projection_positions (
     name TEXT PRIMARY KEY,
     position BIGINT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS projection_stalls (
+    name TEXT PRIMARY KEY,
+    seq BIGINT NOT NULL,
+    error TEXT NOT NULL,
+    since TEXT NOT NULL,
+    attempts INTEGER NOT NULL,
+    retry_at TEXT NOT NULL
 );
 """
