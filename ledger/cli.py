@@ -429,17 +429,20 @@ def demo(candidates: int, seed: int, if_empty: bool) -> None:
 @friendly
 def serve(host: str | None, port: int | None, workers: int | None) -> None:
     """Run the API and verify site under gunicorn."""
+    from ledger.api.limits import RateLimits
     from ledger.config import setting
     from ledger.projections.runner import catch_up
     from ledger.server import run
 
     ledger = _ledger(init=True)
+    RateLimits(ledger.config)  # a bad limit or store fails here, not in every worker
     catch_up(ledger.db, _create_projection_tables(ledger))  # workers start with fresh read models
     ledger.close()
     run(
         host or setting("LEDGER_HOST"),
         port or int(setting("LEDGER_PORT")),
         workers or int(setting("LEDGER_WORKERS")),
+        ledger.config.runtime_dir,
     )
 
 

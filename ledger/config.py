@@ -43,8 +43,15 @@ SETTINGS: dict[str, tuple[str, str]] = {
     ),
     "LEDGER_UPLOAD_RATE_LIMIT": ("10/minute", "QR uploads per client on the verify site."),
     "LEDGER_RATELIMIT_STORAGE": (
-        "memory://",
-        "Where rate-limit counters live: `memory://` (per process) or e.g. `redis://host:6379`.",
+        "node://",
+        "Where rate-limit counters live: `node://` (shared by every worker of this host, "
+        "in the runtime dir), `redis://host:6379/0` (shared by several nodes) or `memory://` "
+        "(per process, tests only).",
+    ),
+    "LEDGER_RUNTIME_DIR": (
+        "var/run",
+        "Directory for this host's runtime files: shared rate-limit counters, gunicorn's "
+        "control socket.",
     ),
     "LEDGER_PROXY_HOPS": (
         "0",
@@ -114,6 +121,7 @@ class Config:
     lookup_rate_limit: str
     upload_rate_limit: str
     ratelimit_storage: str
+    runtime_dir: Path
     proxy_hops: int
     signing_threads: int
 
@@ -133,6 +141,7 @@ class Config:
             "lookup_rate_limit": setting("LEDGER_LOOKUP_RATE_LIMIT"),
             "upload_rate_limit": setting("LEDGER_UPLOAD_RATE_LIMIT"),
             "ratelimit_storage": setting("LEDGER_RATELIMIT_STORAGE"),
+            "runtime_dir": _resolve_path(setting("LEDGER_RUNTIME_DIR")),
             "proxy_hops": _int_setting("LEDGER_PROXY_HOPS"),
             "signing_threads": max(1, _int_setting("LEDGER_SIGNING_THREADS")),
         }

@@ -16,7 +16,7 @@ from ledger.api.state import state
 from ledger.domain.certificate import normalize_code
 from ledger.qr_image import ImageUnreadable, decode_qr
 from ledger.qr_token import TokenInvalid, parse_qr_url, verify_token
-from ledger.services.qr import check_token
+from ledger.services.qr import INVALID, TokenCheck, check_token
 from verify_site.i18n import LANGUAGES, current_language, format_date, translator
 
 site = Blueprint(
@@ -112,13 +112,14 @@ def certificate(code: str) -> Response:
     key = (canonical, current_language(), token)
     html = st.views.pages.get(key)
     if html is None:
-        html = _render_certificate(view, token)
-        st.views.pages[key] = html
+        check = check_token(st.ledger, view, token) if token else None
+        html = _render_certificate(view, token, check)
+        if check is None or check.state != INVALID:  # only tokens the ledger signed
+            st.views.pages[key] = html
     return finish(html, 200)
 
 
-def _render_certificate(view: dict[str, Any], token: str | None) -> str:
-    check = check_token(state().ledger, view, token) if token else None
+def _render_certificate(view: dict[str, Any], token: str | None, check: TokenCheck | None) -> str:
     t = translator(current_language())
     what = ", ".join(t(f"what_{d}") for d in check.differences if d != "holder") if check else ""
     return render("certificate.html", cert=view, check=check, token=token, what=what)

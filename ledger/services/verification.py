@@ -14,6 +14,7 @@ from typing import Any
 from ledger import crypto, envelope
 from ledger.domain import clock
 from ledger.domain.referential import Referential
+from ledger.lru import LRU
 from ledger.projections.certificates import by_code, public_status
 from ledger.services.certification import CENTRE_TZ
 from ledger.store.application import Ledger
@@ -104,17 +105,18 @@ class PublicViews:
     cache only avoids redoing that work for a state that has not changed. The
     log's head is read at most every FRESHNESS_S seconds under load, and at once
     after this process wrote: another node's cancellation shows within 50 ms,
-    this node's immediately.
+    this node's immediately. Both caches are bounded LRUs (clients choose codes
+    and tokens), and neither keeps an unknown code or an invalid token.
     """
 
-    MAX_ENTRIES = 20_000
+    CACHE_SIZE = 256
     FRESHNESS_S = 0.05
 
     def __init__(self, api_state: Any):
         self._state = api_state
         self._key: tuple[int, str] | None = None
-        self._views: dict[str, dict[str, Any] | None] = {}
-        self.pages: dict[tuple, str] = {}
+        self._views: LRU[dict[str, Any]] = LRU(self.CACHE_SIZE)  # known codes only
+        self.pages: LRU[str] = LRU(self.CACHE_SIZE)  # never keyed by an unverified token
         self._checked_at = 0.0
         self._seen_writes = -1
 
@@ -133,19 +135,16 @@ class PublicViews:
 
     def _sync(self) -> None:
         key = (self._head(), clock.now().astimezone(CENTRE_TZ).date().isoformat())
-        if (
-            key != self._key
-            or len(self._views) > self.MAX_ENTRIES
-            or len(self.pages) > self.MAX_ENTRIES
-        ):
+        if key != self._key:
             self._key = key
             self._views.clear()
             self.pages.clear()
 
     def get(self, code: str) -> dict[str, Any] | None:
         self._sync()
-        if code in self._views:
-            return self._views.get(code)
-        view = public_certificate(self._state.ledger, self._state.referential, code)
-        self._views[code] = view
+        view = self._views.get(code)
+        if view is None:
+            view = public_certificate(self._state.ledger, self._state.referential, code)
+            if view is not None:
+                self._views[code] = view
         return view
