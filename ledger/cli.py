@@ -435,7 +435,7 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
     from ledger.server import run
 
     ledger = _ledger(init=True)
-    RateLimits(ledger.config)  # a bad limit or store fails here, not in every worker
+    RateLimits(ledger.config).close()  # a bad limit or store fails here, not in every worker
     catch_up(ledger.db, _create_projection_tables(ledger))  # workers start with fresh read models
     ledger.close()
     run(

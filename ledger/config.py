@@ -46,7 +46,7 @@ SETTINGS: dict[str, tuple[str, str]] = {
         "node://",
         "Where rate-limit counters live: `node://` (shared by every worker of this host, "
         "in the runtime dir), `redis://host:6379/0` (shared by several nodes) or `memory://` "
-        "(per process, tests only).",
+        "(per process: only for a single worker).",
     ),
     "LEDGER_RUNTIME_DIR": (
         "var/run",

@@ -42,10 +42,10 @@ FOREVER = 10**9  # a window that cannot end during a test (epoch 2e9 is in 2033)
 UNKNOWN = "/api/v1/certificates/P-BBBBBBBB"
 
 
-def _fresh_minute() -> None:
-    """Start a burst early in a minute, so a fixed one-minute window cannot end during it."""
-    if time.time() % 60 > 45:
-        time.sleep(61 - time.time() % 60)
+def _fresh_hour() -> None:
+    """Start a burst early enough in the hour that its fixed window cannot end during it."""
+    if time.time() % 3600 > 3585:
+        time.sleep(3601 - time.time() % 3600)
 
 
 def _get(url: str) -> tuple[int, dict[str, str], bytes]:
@@ -78,19 +78,27 @@ def _serve(config: Config, port: int, **env: str) -> subprocess.Popen:
     raise AssertionError("ledger serve did not start")
 
 
+def _init(config: Config) -> None:
+    ledger = Ledger(config)
+    ledger.init()
+    ledger.close()
+
+
 def _stop(server: subprocess.Popen) -> None:
     server.terminate()
     server.wait(timeout=20)
 
 
 def test_two_workers_share_one_limit(database_url: str, tmp_path: Path) -> None:
-    """Limit 10 a minute with 2 workers: exactly 10 answers in total, then problem+json 429."""
+    """Limit 10 with 2 workers: exactly 10 answers in total, then problem+json 429."""
     config = Config.from_env(database_url=database_url, keys_dir=tmp_path / "keys")
-    Ledger(config).init()
+    _init(config)
     port = _port()
-    server = _serve(config, port, LEDGER_LOOKUP_RATE_LIMIT="10/minute")
+    server = _serve(
+        config, port, LEDGER_LOOKUP_RATE_LIMIT="10/hour", LEDGER_RATELIMIT_STORAGE="node://"
+    )
     try:
-        _fresh_minute()
+        _fresh_hour()
         with ThreadPoolExecutor(16) as pool:  # concurrent, so both workers take requests
             answers = list(pool.map(_get, [f"http://127.0.0.1:{port}{UNKNOWN}"] * 40))
     finally:
@@ -102,7 +110,7 @@ def test_two_workers_share_one_limit(database_url: str, tmp_path: Path) -> None:
     assert sorted(int(h["X-RateLimit-Remaining"]) for h in served) == list(range(10))
     for headers, body in refused:
         assert headers["Content-Type"] == "application/problem+json"
-        assert 0 < int(headers["Retry-After"]) <= 60
+        assert 0 < int(headers["Retry-After"]) <= 3600
         assert json.loads(body)["status"] == 429
 
 
@@ -118,9 +126,7 @@ def node(database_url: str, tmp_path: Path) -> Iterator[Callable[..., Any]]:
             runtime_dir=tmp_path / host,
             **overrides,
         )
-        ledger = Ledger(config)
-        ledger.init()
-        ledger.close()
+        _init(config)
         apps.append(create_app(config))
         return apps[-1].test_client()
 
@@ -133,10 +139,10 @@ def test_two_nodes_share_the_limit_through_redis(node: Callable[..., Any]) -> No
     settings = {
         "ratelimit_storage": REDIS_URL,
         "log_origin": f"test.local/{uuid.uuid4().hex}",  # this test's own keys in Redis
-        "lookup_rate_limit": "4/minute",
+        "lookup_rate_limit": "4/hour",
     }
     nodes = [node(host, **settings) for host in "ab"]
-    _fresh_minute()
+    _fresh_hour()
     statuses = [nodes[i % 2].get(UNKNOWN).status_code for i in range(8)]
     assert statuses == [404] * 4 + [429] * 4
     refused = nodes[0].get(UNKNOWN)
@@ -148,9 +154,9 @@ def test_an_unreachable_redis_falls_back_to_the_host_limit(node: Callable[..., A
     client = node(
         "a",
         ratelimit_storage="redis://127.0.0.1:1/0",  # nothing listens on port 1
-        lookup_rate_limit="3/minute",
+        lookup_rate_limit="3/hour",
     )
-    _fresh_minute()
+    _fresh_hour()
     started = time.monotonic()
     statuses = [client.get(UNKNOWN).status_code for _ in range(5)]
     assert statuses == [404] * 3 + [429] * 2
@@ -216,7 +222,7 @@ def test_two_servers_on_one_host_have_their_own_control_socket(
     database_url: str, tmp_path: Path
 ) -> None:
     config = Config.from_env(database_url=database_url, keys_dir=tmp_path / "keys")
-    Ledger(config).init()
+    _init(config)
     ports = [_port(), _port()]
     with ThreadPoolExecutor(2) as pool:
         servers = list(pool.map(lambda port: _serve(config, port), ports))

@@ -83,6 +83,11 @@ class RateLimits:
                 log.warning("rate-limit store unreachable, counting on this node: %s", exc)
         return self.fallback.hit(key, period)
 
+    def close(self) -> None:
+        for store in (self.store, self.fallback):
+            if isinstance(store, NodeWindows):
+                store.close()
+
     def hit(self, bucket: str, client: str) -> tuple[bool, dict[str, str], int]:
         """(allowed, headers to send, seconds until the window resets)."""
         item = self.buckets[bucket]

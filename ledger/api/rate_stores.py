@@ -4,7 +4,7 @@ Every store answers `hit(key, period) -> (count in the current window, window en
 atomically, so a limit of N lets exactly N requests through per window however
 many workers or nodes answer them:
 
-- `memory://` (`LocalWindows`): one dict and a lock, per process (tests only);
+- `memory://` (`LocalWindows`): one dict and a lock, per process (one worker only);
 - `node://` (`NodeWindows`): a small hash table in a memory-mapped file under
   the runtime dir, locked with `flock`, shared by every gunicorn worker and
   every `ledger serve` of the same ledger on this host;
@@ -79,6 +79,7 @@ class NodeWindows:
     SLOTS = 65_536
     PROBES = 8
     SLOT = struct.Struct("<QQQ")
+    MAX_COUNT = 2**32  # far past any limit; a damaged file cannot overflow a slot
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -110,7 +111,7 @@ class NodeWindows:
             offset = ((start + i) % self.SLOTS) * self.SLOT.size
             other, other_end, count = self.SLOT.unpack_from(self._map, offset)
             if other == tag:
-                count = count + 1 if other_end == end else 1
+                count = min(count, self.MAX_COUNT) + 1 if other_end == end else 1
                 self.SLOT.pack_into(self._map, offset, tag, end, count)
                 return count
             if free is None and (other == 0 or other_end <= now):
