@@ -84,7 +84,9 @@ class NodeWindows:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         size = self.SLOTS * self.SLOT.size
-        self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        # a file object, not a bare descriptor: closed when the store is collected
+        self._file = os.fdopen(os.open(path, os.O_RDWR | os.O_CREAT, 0o600), "r+b", buffering=0)
+        self._fd = self._file.fileno()
         if os.fstat(self._fd).st_size < size:
             os.ftruncate(self._fd, size)  # two processes doing it at once is harmless
         self._map = mmap.mmap(self._fd, size)
@@ -124,7 +126,7 @@ class NodeWindows:
 
     def close(self) -> None:
         self._map.close()
-        os.close(self._fd)
+        self._file.close()
 
 
 class RedisWindows:
