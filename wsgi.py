@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from flask import Flask
 
-from ledger.api import create_app
+from ledger.server import load_app
 
 
 def create_wsgi_app() -> Flask:
-    return create_app()
+    return load_app()
 
 
 def __getattr__(name: str) -> Flask:

@@ -37,6 +37,7 @@ def _known_errors() -> tuple[type[BaseException], ...]:
     from ledger.crypto import CryptoError
     from ledger.domain.base import DomainError
     from ledger.keys import KeyFileError
+    from ledger.projections.runner import ProjectionStalled
     from ledger.store.db import StoreError
     from ledger.store.tokens import TokenError
 
@@ -46,6 +47,7 @@ def _known_errors() -> tuple[type[BaseException], ...]:
         DomainError,
         ExportError,
         KeyFileError,
+        ProjectionStalled,
         StoreError,
         TokenError,
         OSError,
@@ -77,11 +79,10 @@ def _config() -> Config:
 def _ledger(init: bool = False) -> Any:
     from ledger.store.application import Ledger
 
+    if not init:
+        return Ledger.open_existing(_config())  # only `init` may create a ledger
     ledger = Ledger(_config())
-    if init:
-        ledger.init()
-    else:
-        ledger.db.create_schema()
+    ledger.init()
     return ledger
 
 
@@ -259,13 +260,17 @@ def projections_rebuild() -> None:
 @projections.command("status")
 @friendly
 def projections_status() -> None:
-    from ledger.projections.runner import head, position
+    from ledger.projections.runner import head, position, stalls
 
     ledger = _ledger()
     projs = _create_projection_tables(ledger)
     latest = head(ledger.db)
+    stalled = stalls(ledger.db)
     for p in projs:
-        click.echo(f"{p.name}: {position(ledger.db, p.name)} / {latest}")
+        line = f"{p.name}: {position(ledger.db, p.name)} / {latest}"
+        if p.name in stalled:
+            line += f" (stalled at seq {stalled[p.name]['seq']}: {stalled[p.name]['error']})"
+        click.echo(line)
 
 
 # --- export and audit --------------------------------------------------------
@@ -412,7 +417,7 @@ def demo(candidates: int, seed: int, if_empty: bool) -> None:
     from ledger.demo import run_demo
     from ledger.projections.runner import head
 
-    ledger = _ledger(init=True)
+    ledger = _ledger()
     events = head(ledger.db)
     ledger.close()
     if if_empty and events > 0:
@@ -434,7 +439,7 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
     from ledger.projections.runner import catch_up
     from ledger.server import run
 
-    ledger = _ledger(init=True)
+    ledger = _ledger()  # refuses a missing ledger: `ledger init` creates it
     RateLimits(ledger.config).close()  # a bad limit or store fails here, not in every worker
     catch_up(ledger.db, _create_projection_tables(ledger))  # workers start with fresh read models
     ledger.close()

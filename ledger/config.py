@@ -10,6 +10,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ledger.store.db import Timeouts
+
 ROOT = Path(__file__).resolve().parent.parent
 
 SETTINGS: dict[str, tuple[str, str]] = {
@@ -17,6 +19,23 @@ SETTINGS: dict[str, tuple[str, str]] = {
         "sqlite:///var/ledger.db",
         "Event store and projections. `sqlite:///relative/or/absolute/path.db` or "
         "`postgresql://user@host:port/dbname`.",
+    ),
+    "LEDGER_DB_CONNECT_TIMEOUT_MS": (
+        "800",
+        "Longest wait for a new PostgreSQL connection before answering 503 (so within 1 s).",
+    ),
+    "LEDGER_DB_STATEMENT_TIMEOUT_MS": (
+        "10000",
+        "PostgreSQL statement timeout (also bounds the wait for the append lock).",
+    ),
+    "LEDGER_DB_BUSY_TIMEOUT_MS": (
+        "5000",
+        "Longest wait for SQLite's write lock before answering 503.",
+    ),
+    "LEDGER_IDEMPOTENCY_CLAIM_TTL_S": (
+        "30",
+        "Seconds after which an Idempotency-Key claimed by a request that never "
+        "finished (a crashed worker) may be taken over by a retry.",
     ),
     "LEDGER_KEYS_DIR": ("keys", "Directory holding the Ed25519 signing keys and the master key."),
     "LEDGER_MASTER_KEY": (
@@ -82,6 +101,13 @@ def _int_setting(name: str) -> int:
         raise ConfigError(f"{name} must be an integer, got {raw!r}") from exc
 
 
+def _positive(name: str) -> int:
+    value = _int_setting(name)
+    if value <= 0:
+        raise ConfigError(f"{name} must be a positive integer, got {value}")
+    return value
+
+
 class ConfigError(ValueError):
     """A setting has a value the service cannot use."""
 
@@ -124,6 +150,8 @@ class Config:
     runtime_dir: Path
     proxy_hops: int
     signing_threads: int
+    db_timeouts: Timeouts = field(default_factory=Timeouts)
+    idempotency_claim_ttl_s: int = 30
 
     @classmethod
     def from_env(cls, **overrides: object) -> Config:
@@ -144,6 +172,12 @@ class Config:
             "runtime_dir": _resolve_path(setting("LEDGER_RUNTIME_DIR")),
             "proxy_hops": _int_setting("LEDGER_PROXY_HOPS"),
             "signing_threads": max(1, _int_setting("LEDGER_SIGNING_THREADS")),
+            "db_timeouts": Timeouts(
+                connect_ms=_positive("LEDGER_DB_CONNECT_TIMEOUT_MS"),
+                statement_ms=_positive("LEDGER_DB_STATEMENT_TIMEOUT_MS"),
+                busy_ms=_positive("LEDGER_DB_BUSY_TIMEOUT_MS"),
+            ),
+            "idempotency_claim_ttl_s": _positive("LEDGER_IDEMPOTENCY_CLAIM_TTL_S"),
         }
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]

@@ -18,12 +18,13 @@ from typing import Any
 
 import rfc8785
 from cryptography.exceptions import InvalidSignature, InvalidTag
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PrivateKey,
     Ed25519PublicKey,
 )
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 ZERO_HASH = "0" * 64
 NONCE_BYTES = 12
@@ -247,6 +248,13 @@ def unseal(key: bytes, sealed: bytes, aad: bytes = b"") -> bytes:
         return AESGCM(key).decrypt(sealed[:NONCE_BYTES], sealed[NONCE_BYTES:], aad or None)
     except InvalidTag as exc:
         raise CryptoError("sealed value does not open with this key") from exc
+
+
+def derive_key(secret: bytes, info: bytes) -> bytes:
+    """A 256-bit key bound to `info`, from a high-entropy secret (HKDF-SHA256)."""
+    return HKDF(algorithm=hashes.SHA256(), length=DATA_KEY_BYTES, salt=None, info=info).derive(
+        secret
+    )
 
 
 def random_token(nbytes: int = 32) -> str:

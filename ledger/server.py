@@ -10,10 +10,26 @@ first one's socket over and delete it on exit.
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
+
+WORKER_BOOT_ERROR = 3  # gunicorn's exit status that stops the master instead of respawning
+
+
+def load_app() -> Any:
+    """The WSGI app, or exit with one line when there is no ledger or no database."""
+    from ledger.api import create_app
+    from ledger.config import ConfigError
+    from ledger.store.db import StoreError
+
+    try:
+        return create_app()
+    except (ConfigError, StoreError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(WORKER_BOOT_ERROR) from None
 
 
 class LedgerServer(BaseApplication):
@@ -26,9 +42,7 @@ class LedgerServer(BaseApplication):
             self.cfg.set(key, value)
 
     def load(self) -> Any:
-        from ledger.api import create_app
-
-        return create_app()
+        return load_app()
 
 
 MAX_SOCKET_PATH = 100  # AF_UNIX paths are at most 107 bytes

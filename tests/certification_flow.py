@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ledger.domain import clock
@@ -46,7 +46,8 @@ class Flow:
     def session(self, day: str = SESSION_DAY, audience: str = "adult", status: int = 201) -> Any:
         body = {"date": day, "time": "09:00", "address": "2 rue de Brest, Rennes", "room": "B12",
                 "examiner": "Mme Laurent", "audience": audience}  # fmt: skip
-        return self.post(f"/api/v1/centres/{self.centre}/sessions", body, self.staff, status)
+        with clock.frozen_at(MORNING - timedelta(days=14)):  # scheduled ahead, whatever today is
+            return self.post(f"/api/v1/centres/{self.centre}/sessions", body, self.staff, status)
 
     def enrol(self, session: str, candidate: str, status: int = 201) -> Any:
         return self.post(

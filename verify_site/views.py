@@ -17,6 +17,7 @@ from ledger.domain.certificate import normalize_code
 from ledger.qr_image import ImageUnreadable, decode_qr
 from ledger.qr_token import TokenInvalid, parse_qr_url, verify_token
 from ledger.services.qr import INVALID, TokenCheck, check_token
+from ledger.services.verification import INTEGRITY_FAILURE, trusted_jwks
 from verify_site.i18n import LANGUAGES, current_language, format_date, translator
 
 site = Blueprint(
@@ -112,10 +113,11 @@ def certificate(code: str) -> Response:
     key = (canonical, current_language(), token)
     html = st.views.pages.get(key)
     if html is None:
-        check = check_token(st.ledger, view, token) if token else None
+        verified = view["status"] != INTEGRITY_FAILURE
+        check = check_token(st.ledger, view, token) if token and verified else None
         html = _render_certificate(view, token, check)
-        if check is None or check.state != INVALID:  # only tokens the ledger signed
-            st.views.pages[key] = html
+        if token is None or (check is not None and check.state != INVALID):
+            st.views.pages[key] = html  # never keyed by a token the ledger did not sign
     return finish(html, 200)
 
 
@@ -159,7 +161,7 @@ def _follow(text: str) -> Response:
     except TokenInvalid:
         return page("scan.html", 422, error="foreign_qr", text=text[:120])
     try:
-        verify_token(token, {"keys": st.ledger.recorder.key_jwks()})
+        verify_token(token, trusted_jwks(st.ledger))
     except TokenInvalid as exc:
         why = translator(current_language())(f"why_{exc.reason}")
         return page("scan.html", 422, error="forged", why=why)

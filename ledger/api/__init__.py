@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, request
+from flask import Flask, Response, request
 from flask_smorest import Api
 from marshmallow import ValidationError
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, ServiceUnavailable
 
 from ledger.api import problems, schemas
 from ledger.api.headers import ResponseHeaders
@@ -16,6 +16,7 @@ from ledger.config import Config, setting
 from ledger.domain.base import DomainError
 from ledger.projections.runner import create_tables
 from ledger.services.certification import publish_referential
+from ledger.store.db import StoreUnavailable
 from verify_site import init_site
 from verify_site.views import error_page, wants_html
 
@@ -77,16 +78,27 @@ def create_app(config: Config | None = None) -> Flask:
                 f"request bodies are limited to {config.max_body_bytes} bytes",
             )
 
+    app.register_error_handler(StoreUnavailable, _unavailable)
     app.register_error_handler(DomainError, problems.from_domain)
     app.register_error_handler(problems.ApiProblem, problems.from_api)
     app.register_error_handler(Exception, problems.from_unexpected)
     return app
 
 
-def _register(api: Api, app: Flask) -> None:
-    from ledger.api import candidates, certificates, certification, docs, log
+def _unavailable(error: StoreUnavailable) -> Response:
+    """503 with Retry-After: problem+json for the API, the error page for the site."""
+    response = problems.from_unavailable(error)
+    if wants_html():
+        page = error_page(ServiceUnavailable(retry_after=problems.RETRY_AFTER_S))
+        page.headers["Retry-After"] = response.headers["Retry-After"]
+        return page
+    return response
 
-    for module in (candidates, certification, certificates, log):
+
+def _register(api: Api, app: Flask) -> None:
+    from ledger.api import candidates, certificates, certification, docs, health, log
+
+    for module in (candidates, certification, certificates, log, health):
         api.register_blueprint(module.blp)
     app.register_blueprint(log.well_known)
     app.register_blueprint(docs.bp)

@@ -17,6 +17,7 @@ from ledger.domain.certificate import normalize_code
 from ledger.qr_image import qr_png
 from ledger.qr_image import qr_svg as qr_svg_image
 from ledger.services.qr import token_url
+from ledger.services.verification import INTEGRITY_FAILURE
 
 blp = Blueprint("certificates", __name__, url_prefix="/api/v1", description="Certificates")
 UNKNOWN = "no certificate has this verification code"
@@ -52,6 +53,10 @@ def get_certificate(code: str) -> Response:
 
 def _qr_text(code: str) -> str:
     view = _view(code)
+    if view["status"] == INTEGRITY_FAILURE:
+        raise ApiProblem(
+            409, "integrity-failure", "this certificate's stored events do not verify; no QR code"
+        )
     if view["holder"] is None:
         raise ApiProblem(410, "holder-erased", "the holder's data was erased; no QR code is issued")
     if view["status"] == "cancelled":

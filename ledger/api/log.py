@@ -95,14 +95,3 @@ def consistency(query: dict[str, int]) -> dict[str, Any]:
         raise ApiProblem(422, "bad-range", "`from` must not be larger than `to`")
     hashes = _tree().consistency(old, new)
     return {"from": old, "to": new, "hashes": [crypto.b64(h) for h in hashes]}
-
-
-@blp.route("/health", methods=["GET"])
-def health() -> dict[str, Any]:
-    """Liveness and readiness: the database answers and the log's head is known."""
-    st = state()
-    return {
-        "status": "ok",
-        "database": st.ledger.db.kind,
-        "head": st.ledger.recorder.max_notification_id() or 0,
-    }

@@ -15,8 +15,10 @@ from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException
 
 from ledger.domain.base import DomainError
+from ledger.store.db import StoreUnavailable
 
 PROBLEM_JSON = "application/problem+json"
+RETRY_AFTER_S = 1  # a database fault is usually short: retry soon
 log = logging.getLogger("ledger.api")
 
 TITLES = {
@@ -112,6 +114,17 @@ def from_validation(error: ValidationError) -> Response:
         "validation-failed",
         "the request does not match the schema; see errors",
         errors=error.messages,
+    )
+
+
+def from_unavailable(error: StoreUnavailable) -> Response:
+    """Database down, locked or too slow: 503 now rather than a hang, retry shortly."""
+    log.warning("%s %s: %s", request.method, request.path, error)
+    return problem(
+        503,
+        "service-unavailable",
+        "the service cannot reach its database right now; retry shortly",
+        {"Retry-After": str(RETRY_AFTER_S)},
     )
 
 

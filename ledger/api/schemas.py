@@ -2,26 +2,111 @@
 
 from __future__ import annotations
 
-from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+import unicodedata
+from datetime import date
+from typing import Any
 
+from marshmallow import Schema, ValidationError, fields, pre_load, validate, validates_schema
+
+from ledger.domain import clock
+from ledger.domain.payload import MAX_DEPTH, text_problem
 from ledger.domain.profile import ANSWER_RESULTS
 from ledger.services.candidates import AUDIENCES
 
 NAME = validate.Length(min=1, max=200)
-TIME_PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$"
+MAX_STRING = 5000  # any string of a request body, whatever its field's own limit
+FREE_TEXT = {"x-free-text": True}  # a field whose text may span lines (\n, \t allowed)
+
+
+def _clean(value: Any, free_text: bool, depth: int = 0) -> Any:
+    """`value` with every string in NFC; ValueError for one no event may hold."""
+    if depth > MAX_DEPTH:
+        raise ValueError(f"nested deeper than {MAX_DEPTH} levels")
+    if isinstance(value, str):
+        normalized = unicodedata.normalize("NFC", value)
+        if free_text:  # a form's line breaks are CRLF; the log keeps LF
+            normalized = normalized.replace("\r\n", "\n")
+        reason = text_problem(normalized, free_text, MAX_STRING)
+        if reason:
+            raise ValueError(f"the text {reason}")
+        return normalized
+    if isinstance(value, list):
+        return [_clean(item, free_text, depth + 1) for item in value]
+    if isinstance(value, dict):
+        return {_clean(k, False): _clean(v, free_text, depth + 1) for k, v in value.items()}
+    return value
+
+
+def _free_text(field: fields.Field | None) -> bool:
+    inner = field.inner if isinstance(field, fields.List) else field
+    return bool(field and (field.metadata.get("x-free-text") or inner.metadata.get("x-free-text")))
+
+
+def _nested(field: fields.Field | None) -> bool:
+    inner = field.inner if isinstance(field, fields.List) else field
+    return isinstance(inner, fields.Nested)
 
 
 class StrictSchema(Schema):
-    """Unknown fields are an error: a typo must not be silently dropped."""
+    """Unknown fields are an error: a typo must not be silently dropped.
+
+    Every string is normalized to NFC and checked (no NUL, lone surrogate or
+    control character outside free text) before any field sees it, so the
+    domain's own check before signing never has to refuse what the API let in.
+    """
 
     class Meta:
         ordered = True
+
+    @pre_load
+    def clean_strings(self, data: Any, **_: object) -> Any:
+        if not isinstance(data, dict):
+            return data
+        by_key = {f.data_key or name: f for name, f in self.fields.items()}
+        cleaned, errors = {}, {}
+        for key, value in data.items():
+            field = by_key.get(key)
+            if _nested(field):
+                cleaned[key] = value  # its own schema cleans it, naming the inner field
+                continue
+            free_text = _free_text(field)
+            try:
+                cleaned[_clean(key, False)] = _clean(value, free_text)
+            except ValueError as exc:
+                errors[str(key)] = [str(exc)]
+        if errors:
+            raise ValidationError(errors)
+        return cleaned
+
+
+class StrictDate(fields.Date):
+    """YYYY-MM-DD with ASCII digits and a real calendar date (`clock.parse_date`)."""
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> date:
+        try:
+            return clock.parse_date(value)
+        except (ValueError, TypeError):
+            raise self.make_error("invalid") from None
+
+
+def _time(value: str) -> None:
+    try:
+        clock.parse_time(value)
+    except ValueError:
+        raise ValidationError("not a time of the form YYYY-MM-DDTHH:MM:SS.ffffffZ") from None
+
+
+def _birth_date(value: date) -> None:
+    try:
+        clock.check_birth_date(value, clock.now().date())
+    except ValueError as exc:
+        raise ValidationError(str(exc)) from None
 
 
 class CandidateIn(StrictSchema):
     first_name = fields.String(required=True, validate=NAME)
     last_name = fields.String(required=True, validate=NAME)
-    birth_date = fields.Date(required=True)
+    birth_date = StrictDate(required=True, validate=_birth_date)
     birth_place = fields.String(required=True, validate=NAME)
     email = fields.Email(load_default=None)
     external_id = fields.String(load_default=None, validate=validate.Length(min=1, max=100))
@@ -48,7 +133,7 @@ class AnswerIn(StrictSchema):
     time_spent_ms = fields.Integer(
         required=True, strict=True, validate=validate.Range(min=0, max=86_400_000)
     )
-    answered_at = fields.String(required=True, validate=validate.Regexp(TIME_PATTERN))
+    answered_at = fields.String(required=True, validate=_time)
 
 
 class AnswerBatchIn(StrictSchema):
@@ -95,7 +180,9 @@ class ProfileOut(Schema):
 
 
 class ErasureIn(StrictSchema):
-    reason = fields.String(required=True, validate=validate.Length(min=1, max=500))
+    reason = fields.String(
+        required=True, validate=validate.Length(min=1, max=500), metadata=FREE_TEXT
+    )
 
 
 class ErasureOut(AppendedOut):
@@ -119,8 +206,6 @@ class ConsistencyQuery(Schema):
 
 
 # --- certification ---------------------------------------------------------------
-
-DATE_ONLY = r"^\d{4}-\d{2}-\d{2}$"
 
 
 class CentreIn(StrictSchema):
@@ -149,8 +234,10 @@ class StaffTokenOut(Schema):
 
 
 class SessionIn(StrictSchema):
-    date = fields.Date(required=True)
-    time = fields.String(required=True, validate=validate.Regexp(r"^([01]\d|2[0-3]):[0-5]\d$"))
+    date = StrictDate(required=True)
+    time = fields.String(
+        required=True, validate=validate.Regexp(r"(?:[01][0-9]|2[0-3]):[0-5][0-9]\Z")
+    )
     address = fields.String(required=True, validate=NAME)
     room = fields.String(required=True, validate=NAME)
     examiner = fields.String(required=True, validate=NAME)
@@ -229,19 +316,25 @@ class IssueReportIn(StrictSchema):
     category = fields.String(required=True)
     challenge = fields.String(load_default=None)
     neutralize = fields.Boolean(load_default=False)
-    description = fields.String(load_default=None, validate=validate.Length(max=2000))
+    description = fields.String(
+        load_default=None, validate=validate.Length(max=2000), metadata=FREE_TEXT
+    )
 
 
 class FinalizationIn(StrictSchema):
     absent = fields.List(fields.String(), load_default=list)
-    incidents = fields.String(load_default=None, validate=validate.Length(max=5000))
+    incidents = fields.String(
+        load_default=None, validate=validate.Length(max=5000), metadata=FREE_TEXT
+    )
     aborts = fields.List(fields.Nested(AbortIn), load_default=list)
     issue_reports = fields.List(fields.Nested(IssueReportIn), load_default=list)
 
 
 class DecisionIn(StrictSchema):
     decision = fields.String(required=True, validate=validate.OneOf(("fraud", "cancel")))
-    reason = fields.String(required=True, validate=validate.Length(min=1, max=500))
+    reason = fields.String(
+        required=True, validate=validate.Length(min=1, max=500), metadata=FREE_TEXT
+    )
 
 
 class PublicationOut(AppendedOut):
@@ -249,7 +342,9 @@ class PublicationOut(AppendedOut):
 
 
 class ReasonIn(StrictSchema):
-    reason = fields.String(required=True, validate=validate.Length(min=1, max=500))
+    reason = fields.String(
+        required=True, validate=validate.Length(min=1, max=500), metadata=FREE_TEXT
+    )
 
 
 class RescoringIn(ReasonIn):
@@ -269,31 +364,57 @@ class CertifiedDomainOut(Schema):
 
 
 class ProofOut(Schema):
-    seq = fields.Integer()
-    hash = fields.String()
-    kid = fields.String()
+    """One stored event of the certificate, as checked when the answer was built."""
+
+    seq = fields.Integer(allow_none=True)
+    hash = fields.String(allow_none=True)
+    kid = fields.String(allow_none=True)
+    hash_valid = fields.Boolean()
+    key_trusted = fields.Boolean(metadata={"description": "signed by a key this ledger trusts"})
     signature_valid = fields.Boolean()
     chain_link_valid = fields.Boolean()
-    latest_seq = fields.Integer()
+    latest_seq = fields.Integer(allow_none=True)
+
+
+class IntegrityProblemOut(Schema):
+    check = fields.String(
+        metadata={"description": "hash, key, signature, chain, missing, history or read-model"}
+    )
+    seq = fields.Integer(allow_none=True)
+    fields_ = fields.List(fields.String(), data_key="fields", attribute="fields")
+
+
+class IntegrityOut(Schema):
+    verified = fields.Boolean()
+    problems = fields.List(fields.Nested(IntegrityProblemOut))
 
 
 class PublicCertificateOut(Schema):
+    """Built from the certificate's signed events; on `integrity-failure`, content is null."""
+
     code = fields.String()
     holder = fields.Dict(
         allow_none=True, metadata={"description": "first/last name, birth date; null once erased"}
     )
-    centre = fields.String()
-    passed_on = fields.String()
-    issued_on = fields.String()
-    valid_until = fields.String()
-    status = fields.String(metadata={"description": "valid, expired or cancelled"})
-    status_since = fields.String()
+    centre = fields.String(allow_none=True)
+    passed_on = fields.String(allow_none=True)
+    issued_on = fields.String(allow_none=True)
+    valid_until = fields.String(allow_none=True)
+    status = fields.String(
+        metadata={
+            "description": "valid, expired, cancelled, or integrity-failure when a stored event"
+            " or the read model fails its checks (then nothing else is to be relied on)"
+        }
+    )
+    status_since = fields.String(allow_none=True)
     status_reason = fields.String(allow_none=True)
-    max_level = fields.Integer()
-    pix_score = fields.Integer()
+    max_level = fields.Integer(allow_none=True)
+    pix_score = fields.Integer(allow_none=True)
     domains = fields.List(fields.Nested(CertifiedDomainOut))
     history = fields.List(fields.Dict())
-    proof = fields.Nested(ProofOut)
+    proof = fields.Nested(ProofOut, metadata={"description": "the issuing event"})
+    events = fields.List(fields.Nested(ProofOut), metadata={"description": "every event, checked"})
+    integrity = fields.Nested(IntegrityOut)
 
 
 class CertificationHistoryOut(Schema):

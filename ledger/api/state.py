@@ -6,7 +6,9 @@ from dataclasses import dataclass, field
 
 from flask import current_app
 
+from ledger.audit.tail import TailVerifier
 from ledger.config import Config
+from ledger.domain import clock
 from ledger.domain.referential import Referential, load_referential
 from ledger.projections import all_projections
 from ledger.projections.runner import Projection, catch_up, head
@@ -15,6 +17,8 @@ from ledger.services.certification import CertificationService
 from ledger.services.verification import PublicViews
 from ledger.store.application import Ledger
 from ledger.store.tokens import TokenStore
+
+MAX_ALARMS = 100
 
 
 @dataclass
@@ -27,14 +31,25 @@ class ApiState:
     candidates: CandidateService
     certification: CertificationService
     views: PublicViews = field(init=False)
+    tail: TailVerifier = field(init=False)
+    # Integrity failures seen while serving (e.g. a read model that disagrees with
+    # its verified events): any entry makes /api/v1/ready answer 503.
+    integrity_alarms: list[dict[str, object]] = field(default_factory=list, init=False)
     _caught_up_to: int = field(default=-1, init=False)
 
     def __post_init__(self) -> None:
         self.views = PublicViews(self)
+        self.tail = TailVerifier(self.ledger)
+
+    def raise_alarm(self, alarm: dict[str, object]) -> None:
+        """Record an integrity failure once (bounded); /api/v1/ready reports it until restart."""
+        known = [{k: v for k, v in a.items() if k != "detected_at"} for a in self.integrity_alarms]
+        if len(self.integrity_alarms) < MAX_ALARMS and alarm not in known:
+            self.integrity_alarms.append({**alarm, "detected_at": clock.format_time(clock.now())})
 
     @classmethod
     def open(cls, config: Config) -> ApiState:
-        ledger = Ledger(config)
+        ledger = Ledger.open_existing(config)
         referential = load_referential()
         return cls(
             config=config,
@@ -53,9 +68,8 @@ class ApiState:
         the log moved since this process last caught up.
         """
         latest = head(self.ledger.db)
-        if latest != self._caught_up_to:
-            catch_up(self.ledger.db, self.projections)
-            self._caught_up_to = latest
+        if latest != self._caught_up_to and not catch_up(self.ledger.db, self.projections):
+            self._caught_up_to = latest  # a stalled projection is retried on later reads
         return latest
 
 

@@ -23,6 +23,7 @@ from ledger.domain.candidate import Candidate
 from ledger.domain.centre import Centre, create_centre
 from ledger.domain.certificate import Certificate, certificate_id, new_code, valid_until
 from ledger.domain.course import Course, CourseError, deadline_from, select_challenges
+from ledger.domain.payload import InvalidInput
 from ledger.domain.referential import COMPETENCE_CODES, Referential
 from ledger.domain.referential_release import ReferentialRelease, release
 from ledger.domain.scoring import ERROR, VALIDATED
@@ -104,6 +105,11 @@ class CertificationService:
         self, centre_id: str, centres: Centres, **details: Any
     ) -> tuple[Session, int]:
         self.centre(centre_id, centres)
+        try:
+            today = clock.now().astimezone(CENTRE_TZ).date()
+            clock.check_session_date(clock.parse_date(details["date"]), today)
+        except ValueError as exc:
+            raise InvalidInput("date", str(exc)) from None
         examiner_subject = str(uuid.uuid4())
         examiner = self.ledger.vault.seal(examiner_subject, details.pop("examiner"))
         session = Session(centre=str(centre_id), examiner=examiner, **details)
@@ -114,7 +120,7 @@ class CertificationService:
         def command() -> int:
             session = self.session(session_id, centres)
             candidate = load_candidate(self.ledger, candidate_id)
-            check_window(self.windows, candidate.audience, date.fromisoformat(session.date))
+            check_window(self.windows, candidate.audience, clock.parse_date(session.date))
             profile = candidate.profile(self.ref, self.max_level)
             session.enrol(
                 str(candidate.id),

@@ -19,6 +19,7 @@ from ledger.qr_token import (
     sign_token,
     verify_token,
 )
+from ledger.services.verification import trusted_jwks
 from ledger.store.application import Ledger
 
 CURRENT, OUTDATED, INVALID, OTHER = "current", "outdated", "invalid", "other"
@@ -65,7 +66,7 @@ class TokenCheck:
 
 def check_token(ledger: Ledger, view: dict[str, Any], token: str) -> TokenCheck:
     try:
-        claims = verify_token(token, {"keys": ledger.recorder.key_jwks()})
+        claims = verify_token(token, trusted_jwks(ledger))
     except TokenInvalid as exc:
         return TokenCheck(INVALID, reason=exc.reason)
     header, _ = decode_unverified(token)

@@ -1,8 +1,12 @@
-"""The public view of a certificate, with its signature checked, not just read from a row.
+"""The public view of a certificate, built only from its signed events, checked at serve time.
 
-Used by the public API and the verify site alike: only what the certificate
-page shows (holder's names and birth date, centre, dates, status, levels,
-pix), plus a proof panel computed from the issuing envelope itself.
+Used by the public API and the verify site alike. The read model only says
+where to look; what the page shows (holder, centre, dates, status, levels,
+pix) comes from the certificate's events re-read from the log, each with its
+hash recomputed, its signature checked under a trusted key and its chain
+link to the previous event checked. Any failed check, or any disagreement
+between the read model and those events, gives the distinct status
+`integrity-failure` and no certificate content at all.
 """
 
 from __future__ import annotations
@@ -14,40 +18,72 @@ from typing import Any
 from ledger import crypto, envelope
 from ledger.domain import clock
 from ledger.domain.referential import Referential
+from ledger.envelope import Envelope
 from ledger.lru import LRU
 from ledger.projections.certificates import by_code, public_status
+from ledger.projections.runner import position
 from ledger.services.certification import CENTRE_TZ
+from ledger.services.signed_certificate import (
+    EventsUnsound,
+    certificate_events,
+    differences,
+    fold,
+)
 from ledger.store.application import Ledger
 
+INTEGRITY_FAILURE = "integrity-failure"
 
-def check_envelope(ledger: Ledger, seq: int) -> dict[str, Any]:
-    """Hash, signature and chain link of one stored event, checked against the log's JWKS."""
-    env = ledger.recorder.envelope(seq)
-    if env is None:
-        return {
-            "seq": seq,
-            "hash": None,
-            "kid": None,
-            "signature_valid": False,
-            "chain_link_valid": False,
-        }
-    record = json.loads(env.to_json_line())
-    keys = {jwk["kid"]: crypto.public_key_from_jwk(jwk) for jwk in ledger.recorder.key_jwks()}
+
+def trusted_keys(ledger: Ledger) -> dict[str, bytes]:
+    """kid -> public key of every key whose signatures this server accepts.
+
+    The one place key trust is decided for the verify page, its JSON and QR
+    tokens. The database is untrusted, so a key announced in the log counts
+    only when this node's own key directory holds the same key: a key someone
+    wrote into the database, with its own announcement, is refused.
+    """
+    held = {key.kid: key.public_raw for key in ledger.keyring.all()}
+    announced: dict[str, bytes] = {}
+    for jwk in ledger.recorder.key_jwks():
+        try:
+            announced[jwk["kid"]] = crypto.public_key_from_jwk(jwk)
+        except (crypto.CryptoError, KeyError, TypeError):
+            continue
+    return {kid: raw for kid, raw in announced.items() if held.get(kid) == raw}
+
+
+def trusted_jwks(ledger: Ledger) -> dict[str, Any]:
+    """The trusted keys as a JWKS, to check QR tokens with."""
+    return {"keys": [crypto.public_jwk(raw) for raw in trusted_keys(ledger).values()]}
+
+
+def check_envelope(ledger: Ledger, env: Envelope, keys: dict[str, bytes]) -> dict[str, Any]:
+    """Hash, trusted signature and chain link of one stored event."""
+    try:
+        record = json.loads(env.to_json_line())
+    except ValueError:  # stored data that is not even JSON
+        record = {}
     public = keys.get(env.kid)
-    valid = (
-        envelope.check_hash(record)
-        and public is not None
-        and envelope.check_signature(record, public)
-    )
-    previous = ledger.recorder.envelope(seq - 1) if seq > 1 else None
-    link = env.prev == (previous.hash if previous else crypto.ZERO_HASH)
+    previous = ledger.recorder.envelope(env.seq - 1) if env.seq > 1 else None
     return {
-        "seq": seq,
+        "seq": env.seq,
         "hash": env.hash,
         "kid": env.kid,
-        "signature_valid": valid,
-        "chain_link_valid": link,
+        "hash_valid": bool(record) and envelope.check_hash(record),
+        "key_trusted": public is not None,
+        "signature_valid": bool(record and public) and envelope.check_signature(record, public),
+        "chain_link_valid": env.prev == (previous.hash if previous else crypto.ZERO_HASH),
     }
+
+
+CHECKS = {"hash_valid": "hash", "key_trusted": "key", "signature_valid": "signature",
+          "chain_link_valid": "chain"}  # fmt: skip
+
+
+def _failed_checks(check: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        {"check": name, "seq": check["seq"]} for field, name in CHECKS.items() if not check[field]
+    ]
 
 
 def grouped_levels(ref: Referential, competences: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -72,14 +108,47 @@ def holder_of(ledger: Ledger, sealed: dict[str, Any]) -> dict[str, str] | None:
     return {k: identity[k] for k in ("first_name", "last_name", "birth_date")}
 
 
-def public_certificate(ledger: Ledger, ref: Referential, code: str) -> dict[str, Any] | None:
-    with ledger.db.read() as cur:
-        cert = by_code(cur, code)
-    if cert is None:
+def public_certificate(
+    ledger: Ledger, ref: Referential, code: str, keys: dict[str, bytes] | None = None
+) -> dict[str, Any] | None:
+    """The public view of `code` (None if unknown), or its integrity-failure view."""
+    projected = position(ledger.db, "certificates")  # read first: the row is at least this new
+    try:
+        with ledger.db.read() as cur:
+            stored = by_code(cur, code)
+    except ValueError:  # a read-model row that is not even JSON
+        return failure_view(code, [], [{"check": "read-model", "seq": None, "fields": []}])
+    if stored is None:
         return None
+    events = certificate_events(ledger.recorder, code)
+    keys = trusted_keys(ledger) if keys is None else keys
+    checks = [check_envelope(ledger, env, keys) for env in events]
+    problems = [p for check in checks for p in _failed_checks(check)]
+    seqs = {env.seq for env in events}
+    problems += [
+        {"check": "missing", "seq": seq}
+        for seq in sorted({stored["issued_seq"], stored["latest_seq"]} - seqs)
+    ]
+    if problems:
+        return failure_view(code, checks, problems)
+    try:
+        verified = fold(code, events)
+        bound = max(projected, stored["latest_seq"])
+        mismatch = differences(stored, fold(code, [e for e in events if e.seq <= bound]))
+    except EventsUnsound as exc:
+        return failure_view(code, checks, [{"check": "history", "seq": exc.seq}])
+    if mismatch:
+        return failure_view(
+            code, checks, [{"check": "read-model", "seq": None, "fields": mismatch}]
+        )
+    return verified_view(ledger, ref, verified, checks)
+
+
+def verified_view(
+    ledger: Ledger, ref: Referential, cert: dict[str, Any], checks: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """What the page shows, every value taken from checked, signed events."""
     status = public_status(cert, clock.now().astimezone(CENTRE_TZ).date())
-    proof = check_envelope(ledger, cert["issued_seq"])
-    proof["latest_seq"] = cert["latest_seq"]
     return {
         "code": cert["code"],
         "holder": holder_of(ledger, cert["holder"]),
@@ -94,28 +163,60 @@ def public_certificate(ledger: Ledger, ref: Referential, code: str) -> dict[str,
         "pix_score": cert["pix_score"],
         "domains": grouped_levels(ref, cert["competences"]),
         "history": cert["history"],
-        "proof": proof,
+        "proof": {**checks[0], "latest_seq": cert["latest_seq"]},
+        "events": checks,
+        "integrity": {"verified": True, "problems": []},
+    }
+
+
+def failure_view(
+    code: str, checks: list[dict[str, Any]], problems: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """The integrity-failure view: what failed, and nothing of the certificate's content."""
+    issuing = checks[0] if checks else {"seq": None, "hash": None, "kid": None}
+    return {
+        "code": code,
+        "holder": None,
+        "centre": None,
+        "passed_on": None,
+        "issued_on": None,
+        "valid_until": None,
+        "status": INTEGRITY_FAILURE,
+        "status_since": None,
+        "status_reason": None,
+        "max_level": None,
+        "pix_score": None,
+        "domains": [],
+        "history": [],
+        "proof": {**issuing, "latest_seq": checks[-1]["seq"] if checks else None},
+        "events": checks,
+        "integrity": {"verified": False, "problems": problems},
     }
 
 
 class PublicViews:
-    """Public certificate views, cached until the log moves or the day changes.
+    """Public certificate views, cached until the log moves, the day changes or REVERIFY_S pass.
 
-    Every answer is still computed from the log and re-checked signatures; the
-    cache only avoids redoing that work for a state that has not changed. The
-    log's head is read at most every FRESHNESS_S seconds under load, and at once
+    Every answer is computed from the log with re-checked signatures; the cache
+    only avoids redoing that work for a state that has not changed. The log's
+    head is read at most every FRESHNESS_S seconds under load, and at once
     after this process wrote: another node's cancellation shows within 50 ms,
-    this node's immediately. Both caches are bounded LRUs (clients choose codes
-    and tokens), and neither keeps an unknown code or an invalid token.
+    this node's immediately. Tampering that leaves the head alone (an event
+    edited in place) is caught by re-verifying every REVERIFY_S seconds. A view
+    that fails its checks raises an alarm in the API state. Both caches are
+    bounded LRUs (clients choose codes and tokens), and neither keeps an unknown
+    code or an invalid token.
     """
 
     CACHE_SIZE = 256
     FRESHNESS_S = 0.05
+    REVERIFY_S = 10.0
 
     def __init__(self, api_state: Any):
         self._state = api_state
-        self._key: tuple[int, str] | None = None
+        self._key: tuple[int, str, int] | None = None
         self._views: LRU[dict[str, Any]] = LRU(self.CACHE_SIZE)  # known codes only
+        self._keys: dict[str, bytes] | None = None
         self.pages: LRU[str] = LRU(self.CACHE_SIZE)  # never keyed by an unverified token
         self._checked_at = 0.0
         self._seen_writes = -1
@@ -134,17 +235,32 @@ class PublicViews:
         return self._key[0]
 
     def _sync(self) -> None:
-        key = (self._head(), clock.now().astimezone(CENTRE_TZ).date().isoformat())
+        key = (
+            self._head(),
+            clock.now().astimezone(CENTRE_TZ).date().isoformat(),
+            int(time.monotonic() // self.REVERIFY_S),
+        )
         if key != self._key:
             self._key = key
             self._views.clear()
             self.pages.clear()
+            self._keys = None
 
     def get(self, code: str) -> dict[str, Any] | None:
         self._sync()
         view = self._views.get(code)
+        if view is not None:
+            return view
+        if self._keys is None:
+            self._keys = trusted_keys(self._state.ledger)
+        view = public_certificate(self._state.ledger, self._state.referential, code, self._keys)
         if view is None:
-            view = public_certificate(self._state.ledger, self._state.referential, code)
-            if view is not None:
-                self._views[code] = view
+            return None
+        if not view["integrity"]["verified"]:
+            self._alarm(view)
+        self._views[code] = view
         return view
+
+    def _alarm(self, view: dict[str, Any]) -> None:
+        """Record a failed certificate: readiness fails while any alarm is present."""
+        self._state.raise_alarm({"code": view["code"], "problems": view["integrity"]["problems"]})

@@ -13,7 +13,7 @@ from eventsourcing.persistence import ApplicationRecorder, Mapper
 
 from ledger.config import Config
 from ledger.keys import KeyRing
-from ledger.store.db import Database, connect
+from ledger.store.db import Database, LedgerMissing, connect
 from ledger.store.mapper import LedgerMapper
 from ledger.store.recorder import LedgerRecorder
 from ledger.store.subjects import SubjectVault
@@ -47,11 +47,29 @@ class Ledger:
 
     def __init__(self, config: Config, db: Database | None = None):
         self.config = config
-        self.db = db or connect(config.database_url)
+        self.db = db or connect(config.database_url, config.db_timeouts)
         self.keyring = KeyRing(config.keys_dir, config.master_key)
         self.recorder = LedgerRecorder(self.db, self.keyring, config.signing_threads)
         self.app = LedgerApplication(self.recorder)
         self.vault = SubjectVault(self.db, self.keyring)
+
+    @classmethod
+    def open_existing(cls, config: Config) -> Ledger:
+        """The ledger `ledger init` created; LedgerMissing rather than a new, empty one.
+
+        A missing SQLite file (a wrong path, a lost volume) must not silently
+        start a second history signed with the production key.
+        """
+        ledger = cls(config)
+        try:
+            if not ledger.db.exists():
+                where = config.database_url.split("@")[-1]
+                raise LedgerMissing(f"no ledger at {where}; create it with `ledger init`")
+            ledger.db.create_schema()  # adds tables of newer versions; never creates a ledger
+        except BaseException:
+            ledger.close()
+            raise
+        return ledger
 
     def init(self) -> None:
         """Create tables and, if none exist yet, the first signing key and master key."""

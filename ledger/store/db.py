@@ -5,6 +5,11 @@ transactions that hold the single append lock (so concurrent writers, threads
 or processes or nodes, are serialized and can never fork the chain), and
 errors mapped to a few meaningful exceptions. SQL is written once with `?`
 placeholders; PostgreSQL gets them rewritten to `%s`.
+
+Every wait is bounded (connect, statement, SQLite's busy lock): a database
+that is down, locked or overloaded raises `StoreUnavailable` quickly instead
+of hanging a request, and the next request simply tries again, so the service
+recovers on its own when the database comes back.
 """
 
 from __future__ import annotations
@@ -12,14 +17,26 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 from ledger.store.schema import SCHEMA
 
 APPEND_LOCK_ID = 0x1ED6E5  # PostgreSQL advisory lock that serializes appends
-BUSY_TIMEOUT_MS = 30_000
+SQLITE_UNAVAILABLE = ("locked", "busy", "unable to open", "disk i/o")
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """Upper bounds on every database wait, in milliseconds."""
+
+    connect_ms: int = 800
+    statement_ms: int = 10_000
+    busy_ms: int = 5000
 
 
 class StoreError(Exception):
@@ -30,11 +47,21 @@ class UniqueViolation(StoreError):
     """A unique constraint was hit: a stale write or a duplicate."""
 
 
+class StoreUnavailable(StoreError):
+    """The database cannot be reached, is locked or timed out: retry later (503)."""
+
+
+class LedgerMissing(StoreError):
+    """No ledger exists at the configured database: `ledger init` creates it."""
+
+
 class Cursor(Protocol):
     def execute(self, sql: str, params: Sequence[Any] = ...) -> Any: ...
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> Any: ...
     def fetchone(self) -> Any: ...
     def fetchall(self) -> list[Any]: ...
+    @property
+    def rowcount(self) -> int: ...
 
 
 class Database:
@@ -52,6 +79,10 @@ class Database:
     def create_schema(self) -> None:
         raise NotImplementedError
 
+    def exists(self) -> bool:
+        """True when `ledger init` created the ledger's tables here."""
+        raise NotImplementedError
+
     def scalar(self, sql: str, params: Sequence[Any] = ()) -> Any:
         """One value from one statement, without an explicit transaction (hot reads)."""
         raise NotImplementedError
@@ -60,12 +91,25 @@ class Database:
         raise NotImplementedError
 
 
-def connect(url: str) -> Database:
+def connect(url: str, timeouts: Timeouts | None = None) -> Database:
+    timeouts = timeouts or Timeouts()
     if url.startswith("sqlite:///"):
-        return SQLiteDatabase(url)
+        return SQLiteDatabase(url, timeouts)
     if url.startswith(("postgresql://", "postgres://")):
-        return PostgresDatabase(url)
+        return PostgresDatabase(url, timeouts)
     raise StoreError(f"unsupported database URL scheme: {url.split(':')[0]}")
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+def _sqlite_error(exc: sqlite3.Error) -> StoreError:
+    if isinstance(exc, sqlite3.OperationalError) and any(
+        word in str(exc).lower() for word in SQLITE_UNAVAILABLE
+    ):
+        return StoreUnavailable(f"database unavailable: {exc}")
+    return StoreError(str(exc))
 
 
 class SQLiteDatabase(Database):
@@ -73,15 +117,16 @@ class SQLiteDatabase(Database):
 
     A write transaction starts with BEGIN IMMEDIATE, which takes SQLite's
     single writer lock up front: across threads and processes, appends run
-    one at a time and each sees the latest chain head.
+    one at a time and each sees the latest chain head. A writer waits at most
+    the busy timeout for that lock, then gets `StoreUnavailable`.
     """
 
     kind = "sqlite"
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, timeouts: Timeouts | None = None):
         self.url = url
         self.path = url[len("sqlite:///") :]
-        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self.timeouts = timeouts or Timeouts()
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._all_lock = threading.Lock()
@@ -89,11 +134,13 @@ class SQLiteDatabase(Database):
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            busy_ms = self.timeouts.busy_ms
             conn = sqlite3.connect(
-                self.path, isolation_level=None, check_same_thread=False, timeout=30
+                self.path, isolation_level=None, check_same_thread=False, timeout=busy_ms / 1000
             )
+            conn.execute(f"PRAGMA busy_timeout={int(busy_ms)}")
             conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
             conn.execute("PRAGMA foreign_keys=ON")
             self._local.conn = conn
             with self._all_lock:
@@ -102,10 +149,13 @@ class SQLiteDatabase(Database):
 
     @contextmanager
     def _transaction(self, begin: str) -> Iterator[sqlite3.Cursor]:
-        conn = self._conn()
-        cur = conn.cursor()
         try:
+            conn = self._conn()
+            cur = conn.cursor()
             cur.execute(begin)
+        except sqlite3.Error as exc:
+            raise _sqlite_error(exc) from exc
+        try:
             yield cur
             conn.execute("COMMIT")
         except sqlite3.IntegrityError as exc:
@@ -114,7 +164,7 @@ class SQLiteDatabase(Database):
         except sqlite3.Error as exc:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
-            raise StoreError(str(exc)) from exc
+            raise _sqlite_error(exc) from exc
         except BaseException:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
@@ -129,14 +179,24 @@ class SQLiteDatabase(Database):
         return self._transaction("BEGIN IMMEDIATE")
 
     def create_schema(self) -> None:
-        conn = self._conn()
-        conn.executescript(SCHEMA)
+        try:
+            self._conn().executescript(SCHEMA)
+        except sqlite3.Error as exc:
+            raise _sqlite_error(exc) from exc
+
+    def exists(self) -> bool:
+        if not Path(self.path).is_file():
+            return False
+        found = self.scalar(
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'ledger_events'"
+        )
+        return bool(found)
 
     def scalar(self, sql: str, params: Sequence[Any] = ()) -> Any:
         try:
             return self._conn().execute(sql, params).fetchone()[0]
         except sqlite3.Error as exc:
-            raise StoreError(str(exc)) from exc
+            raise _sqlite_error(exc) from exc
 
     def close(self) -> None:
         with self._all_lock:
@@ -164,41 +224,141 @@ class _PgCursor:
     def fetchall(self) -> list[Any]:
         return self._cursor.fetchall()
 
+    @property
+    def rowcount(self) -> int:
+        return self._cursor.rowcount
+
+
+class _PgPool:
+    """A few idle psycopg connections, opened on demand within the connect timeout.
+
+    libpq will not wait less than 2 s for a connection, so the attempt runs on a
+    helper thread and the caller stops waiting at the configured timeout; a
+    connection that arrives late joins the idle list. A broken connection
+    empties the idle list (its siblings are likely dead too), so the first
+    request after an outage connects afresh: no restart, no stale retries.
+    """
+
+    MAX_CONNECTING = 16  # attempts in flight; beyond that (an outage) fail at once
+
+    def __init__(self, url: str, size: int, timeouts: Timeouts):
+        import psycopg
+
+        self._psycopg = psycopg
+        self.url = url
+        self.size = size
+        self.timeouts = timeouts
+        self._idle: list[Any] = []
+        self._lock = threading.Lock()
+        self._connecting = 0
+        self._executor = ThreadPoolExecutor(self.MAX_CONNECTING, "ledger-pg-connect")
+        self._closed = False
+
+    def _open(self) -> Any:
+        try:
+            conn = self._psycopg.connect(self.url, autocommit=True, connect_timeout=2)
+            try:
+                conn.execute(f"SET statement_timeout = {int(self.timeouts.statement_ms)}")
+            except BaseException:
+                conn.close()
+                raise
+            return conn
+        finally:
+            with self._lock:
+                self._connecting -= 1
+
+    def _adopt_late(self, future: Future) -> None:
+        if not future.cancelled() and future.exception() is None:
+            self.put(future.result())
+
+    def get(self) -> Any:
+        with self._lock:
+            if self._idle:
+                return self._idle.pop()
+            if self._connecting >= self.MAX_CONNECTING or self._closed:
+                raise StoreUnavailable("database unavailable: connection attempts pending")
+            self._connecting += 1
+        future = self._executor.submit(self._open)
+        try:
+            return future.result(timeout=self.timeouts.connect_ms / 1000)
+        except FutureTimeout as exc:
+            future.add_done_callback(self._adopt_late)
+            raise StoreUnavailable("database unavailable: connection timed out") from exc
+
+    def put(self, conn: Any) -> None:
+        """Keep a healthy idle connection; a broken one also drops its idle siblings."""
+        broken = conn.closed or conn.broken
+        if not broken and conn.info.transaction_status != self._psycopg.pq.TransactionStatus.IDLE:
+            conn.close()  # left mid-transaction: never hand it to another request
+            return
+        with self._lock:
+            keep = not broken and not self._closed and len(self._idle) < self.size
+            if keep:
+                self._idle.append(conn)
+            stale = [] if not broken else self._idle
+            if broken:
+                self._idle = []
+        for other in stale:
+            other.close()
+        if not keep:
+            conn.close()
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
 
 class PostgresDatabase(Database):
-    """PostgreSQL through a psycopg connection pool.
+    """PostgreSQL through a small pool of psycopg connections.
 
     Appends take a transaction-scoped advisory lock: every writer on every
     node queues on it, so sequence numbers are assigned in commit order and
-    never skipped (no SERIAL, whose values are lost on rollback).
+    never skipped (no SERIAL, whose values are lost on rollback). Each
+    connection carries a statement timeout, which bounds that wait too.
     """
 
     kind = "postgresql"
 
-    def __init__(self, url: str, pool_size: int = 8):
+    def __init__(self, url: str, timeouts: Timeouts | None = None, pool_size: int = 8):
         import psycopg
-        from psycopg_pool import ConnectionPool
 
         self.url = url
         self._psycopg = psycopg
-        self._pool = ConnectionPool(
-            url, min_size=1, max_size=pool_size, open=True, timeout=30, kwargs={}
-        )
+        self._pool = _PgPool(url, pool_size, timeouts or Timeouts())
+
+    @contextmanager
+    def _connection(self) -> Iterator[Any]:
+        """A pooled connection; psycopg errors become the store's own."""
+        psycopg = self._psycopg
+        try:
+            conn = self._pool.get()
+        except psycopg.OperationalError as exc:
+            raise StoreUnavailable(f"database unavailable: {_first_line(exc)}") from exc
+        except psycopg.Error as exc:
+            raise StoreError(_first_line(exc)) from exc
+        try:
+            yield conn
+        except psycopg.errors.UniqueViolation as exc:
+            raise UniqueViolation(_first_line(exc)) from exc
+        except psycopg.OperationalError as exc:
+            raise StoreUnavailable(f"database unavailable: {_first_line(exc)}") from exc
+        except psycopg.Error as exc:
+            raise StoreError(_first_line(exc)) from exc
+        finally:
+            self._pool.put(conn)
 
     @contextmanager
     def _transaction(self, lock: int | None, readonly: bool) -> Iterator[_PgCursor]:
-        psycopg = self._psycopg
-        try:
-            with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
-                if lock is not None:
-                    cur.execute("SELECT pg_advisory_xact_lock(%s)", (lock,))
-                elif readonly:
-                    cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-                yield _PgCursor(cur)
-        except psycopg.errors.UniqueViolation as exc:
-            raise UniqueViolation(str(exc).splitlines()[0]) from exc
-        except psycopg.Error as exc:
-            raise StoreError(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from exc
+        with self._connection() as conn, conn.transaction(), conn.cursor() as cur:
+            if lock is not None:
+                cur.execute("SELECT pg_advisory_xact_lock(%s)", (lock,))
+            elif readonly:
+                cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            yield _PgCursor(cur)
 
     def read(self) -> Any:
         return self._transaction(None, readonly=True)
@@ -207,14 +367,14 @@ class PostgresDatabase(Database):
         return self._transaction(lock, readonly=False)
 
     def scalar(self, sql: str, params: Sequence[Any] = ()) -> Any:
-        try:
-            with self._pool.connection() as conn:
-                return conn.execute(sql.replace("?", "%s"), params, prepare=True).fetchone()[0]
-        except self._psycopg.Error as exc:
-            raise StoreError(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from exc
+        with self._connection() as conn:
+            return conn.execute(sql.replace("?", "%s"), params, prepare=True).fetchone()[0]
+
+    def exists(self) -> bool:
+        return self.scalar("SELECT to_regclass('ledger_events') IS NOT NULL")
 
     def create_schema(self) -> None:
-        with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
+        with self._connection() as conn, conn.transaction(), conn.cursor() as cur:
             cur.execute("SELECT pg_advisory_xact_lock(%s)", (APPEND_LOCK_ID,))
             cur.execute(SCHEMA)
 

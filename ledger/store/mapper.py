@@ -1,7 +1,8 @@
 """Maps domain events to stored rows by stable type name, not Python module path.
 
 The stored `state` is the event's payload as JCS text: exactly the envelope's
-`data`. Aggregate ids, versions and timestamps travel in the envelope's own
+`data`, checked by `check_payload` first: this is the one door every domain
+event passes before it is hashed and signed. Aggregate ids, versions and timestamps travel in the envelope's own
 members, and the class an event re-creates is found through the `TYPE`
 registry, so moving a class never rewrites history.
 """
@@ -20,6 +21,7 @@ from eventsourcing.utils import get_topic
 from ledger import crypto
 from ledger.domain.base import LedgerAggregate
 from ledger.domain.clock import format_time, parse_time
+from ledger.domain.payload import check_payload
 
 ENVELOPE_ONLY = ("originator_id", "originator_version", "timestamp", "originator_topic")
 
@@ -101,6 +103,7 @@ class LedgerMapper(Mapper):
 
     def to_stored_event(self, domain_event: Any) -> LedgerStoredEvent:
         payload = {k: v for k, v in vars(domain_event).items() if k not in ENVELOPE_ONLY}
+        check_payload(payload)
         return LedgerStoredEvent(
             originator_id=domain_event.originator_id,
             originator_version=domain_event.originator_version,

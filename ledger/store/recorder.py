@@ -232,6 +232,14 @@ class LedgerRecorder(ApplicationRecorder):
         found = self.envelopes(after=seq - 1, limit=1, stop=seq)
         return found[0] if found else None
 
+    def stream_envelopes(self, stream: str) -> list[Envelope]:
+        """Every envelope of one stream, by version: an aggregate's history as signed."""
+        with self.db.read() as cur:
+            cur.execute(
+                f"SELECT {COLUMNS} FROM ledger_events WHERE stream = ? ORDER BY version", (stream,)
+            )
+            return [row_to_envelope(r) for r in cur.fetchall()]
+
     def key_jwks(self) -> list[dict[str, Any]]:
         """Public JWKs of every key ever announced in the log, oldest first."""
         return [e.data["jwk"] for e in self.iter_envelopes_of_type(KEY_EVENT_TYPE)]

@@ -48,4 +48,12 @@ CREATE TABLE IF NOT EXISTS projection_positions (
     name TEXT PRIMARY KEY,
     position BIGINT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS projection_stalls (
+    name TEXT PRIMARY KEY,
+    seq BIGINT NOT NULL,
+    error TEXT NOT NULL,
+    since TEXT NOT NULL,
+    attempts INTEGER NOT NULL,
+    retry_at TEXT NOT NULL
+);
 """

@@ -1,0 +1,85 @@
+"""Liveness and readiness, kept apart.
+
+`/api/v1/health` says the process answers; it never touches the database, so
+an orchestrator does not restart healthy workers during a database outage.
+`/api/v1/ready` says this process can serve correct answers now: the database
+answers, the read models are caught up, the log verifies up to its last
+checkpoint, and no integrity alarm was raised. Otherwise 503 with Retry-After.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Response, jsonify
+from flask_smorest import Blueprint
+
+from ledger.api.problems import PROBLEM_JSON, RETRY_AFTER_S, problem
+from ledger.api.state import state
+from ledger.projections.runner import head
+from ledger.store.db import StoreError, StoreUnavailable
+
+blp = Blueprint("health", __name__, url_prefix="/api/v1", description="Liveness and readiness")
+
+NOT_READY = {
+    "description": "Not ready: the `checks` member says which check failed",
+    "content": {PROBLEM_JSON: {"schema": {"type": "object"}}},
+    "headers": {"Retry-After": {"schema": {"type": "integer"}}},
+}
+
+
+JSON_OBJECT = {"application/json": {"schema": {"type": "object"}}}
+
+
+@blp.route("/health", methods=["GET"])
+@blp.doc(responses={"200": {"description": "The process is up", "content": JSON_OBJECT}})
+def health() -> Response:
+    """Liveness: the process answers (no database access)."""
+    return jsonify({"status": "ok"})
+
+
+@blp.route("/ready", methods=["GET"])
+@blp.doc(
+    responses={"200": {"description": "Ready to serve", "content": JSON_OBJECT}, "503": NOT_READY}
+)
+def ready() -> Response:
+    """Readiness: database reachable, projections caught up, log verified, no integrity alarm."""
+    st = state()
+    checks: dict[str, Any] = {}
+    try:
+        latest = head(st.ledger.db)
+        checks["database"] = {"ok": True, "kind": st.ledger.db.kind, "head": latest}
+        checks["projections"] = _projections(latest)
+        verified = st.tail.advance()
+        checks["checkpoint"] = {"ok": not st.tail.problem, **verified.to_dict()}
+        if st.tail.problem:
+            st.raise_alarm({"source": "log", "problems": [st.tail.problem]})
+    except StoreError as exc:
+        checks.setdefault("database", {"ok": False, "kind": st.ledger.db.kind, "error": str(exc)})
+    checks["integrity"] = {"ok": not st.integrity_alarms, "alarms": list(st.integrity_alarms)}
+    failed = [name for name, check in checks.items() if not check.get("ok")]
+    if failed:
+        return problem(
+            503,
+            "not-ready",
+            f"not ready: {', '.join(failed)}",
+            {"Retry-After": str(RETRY_AFTER_S)},
+            checks=checks,
+        )
+    return jsonify({"status": "ready", "checks": checks})
+
+
+def _projections(latest: int) -> dict[str, Any]:
+    """Catch the read models up as any read would; a failure there makes us not ready."""
+    st = state()
+    try:
+        st.fresh()
+    except StoreUnavailable:
+        raise
+    except StoreError as exc:  # a read model that cannot apply an event
+        return {"ok": False, "error": str(exc).splitlines()[0]}
+    with st.ledger.db.read() as cur:
+        cur.execute("SELECT name, position FROM projection_positions")
+        positions = dict(cur.fetchall())
+    lag = max((latest - positions.get(p.name, 0) for p in st.projections), default=0)
+    return {"ok": True, "lag": max(lag, 0)}

@@ -1,0 +1,256 @@
+"""Idempotency keys survive crashed workers and never keep a secret (issue 8, point 5)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from ledger import crypto
+from ledger.config import Config
+from ledger.store.application import Ledger
+from ledger.store.db import APPEND_LOCK_ID
+from ledger.store.tokens import TokenStore
+from tests.helpers import IDENTITY
+
+BODY = json.dumps(IDENTITY).encode()
+FINGERPRINT = crypto.sha256_hex(b"POST/api/v1/candidates" + BODY)  # what a claim records
+REGISTERED = "candidates.CandidateRegistered"
+
+
+def _idempotency_rows(ledger: Ledger) -> list[tuple]:
+    with ledger.db.read() as cur:
+        cur.execute(
+            "SELECT principal, key, request_hash, status, body, created FROM idempotency_keys"
+        )
+        return cur.fetchall()
+
+
+def _registrations(ledger: Ledger) -> int:
+    return len(ledger.recorder.iter_envelopes_of_type(REGISTERED))
+
+
+def _post(client: Any, headers: dict[str, str], key: str) -> Any:
+    return client.post(
+        "/api/v1/candidates",
+        data=BODY,
+        content_type="application/json",
+        headers={**headers, "Idempotency-Key": key},
+    )
+
+
+def test_a_created_token_is_replayed_but_never_stored_in_clear(app, client, admin) -> None:
+    centre = client.post(
+        "/api/v1/centres", json={"name": "Lycée", "kind": "school", "city": "Brest"}, headers=admin
+    ).get_json()["id"]
+    headers = {**admin, "Idempotency-Key": "staff-1"}
+    url = f"/api/v1/centres/{centre}/tokens"
+    first = client.post(url, json={"label": "accueil"}, headers=headers)
+    assert first.status_code == 201
+    token = first.get_json()["token"]
+    ledger = app.extensions["ledger"].ledger
+    stored = " ".join(str(value) for row in _idempotency_rows(ledger) for value in row)
+    assert "staff-1" in stored and token not in stored
+    assert token.rsplit("_", 1)[1] not in stored  # not even the secret part
+    again = client.post(url, json={"label": "accueil"}, headers=headers)
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert again.get_json()["token"] == token
+    listing = client.get(
+        f"/api/v1/centres/{centre}/sessions", headers={"Authorization": f"Bearer {token}"}
+    )
+    assert listing.status_code == 200
+
+
+def test_a_claim_left_by_a_dead_worker_expires_and_one_retry_wins(app, appender) -> None:
+    st = app.extensions["ledger"]
+    st.config = dataclasses.replace(st.config, idempotency_claim_ttl_s=1)
+    principal = st.tokens.authenticate(appender["Authorization"].split()[1]).token_id
+    with st.ledger.db.write(lock=None) as cur:  # exactly what a worker killed mid-request leaves
+        cur.execute(
+            "INSERT INTO idempotency_keys (principal, key, request_hash, status, body, created)"
+            " VALUES (?, 'dead-1', ?, 0, '', ?)",
+            (principal, FINGERPRINT, "2020-01-01T00:00:00.000000Z"),
+        )
+    # A different body under the same key is still refused.
+    other = app.test_client().post(
+        "/api/v1/candidates",
+        json={**IDENTITY, "first_name": "Zoé"},
+        headers={**appender, "Idempotency-Key": "dead-1"},
+    )
+    assert other.status_code == 422
+    barrier = threading.Barrier(4)
+
+    def retry(_: int) -> Any:
+        barrier.wait()
+        return _post(app.test_client(), appender, "dead-1")
+
+    with ThreadPoolExecutor(4) as pool:
+        responses = list(pool.map(retry, range(4)))
+    fresh = [
+        r for r in responses if r.status_code == 201 and "Idempotent-Replayed" not in r.headers
+    ]
+    assert len(fresh) == 1, [(r.status_code, r.get_json()) for r in responses]
+    assert all(r.status_code in (201, 409) for r in responses)
+    assert _registrations(st.ledger) == 1
+    replay = _post(app.test_client(), appender, "dead-1")
+    assert replay.headers["Idempotent-Replayed"] == "true"
+    assert replay.get_json() == fresh[0].get_json()
+    assert _registrations(st.ledger) == 1
+
+
+def test_a_running_claim_is_not_taken_over_before_it_expires(app, client, appender) -> None:
+    st = app.extensions["ledger"]
+    principal = st.tokens.authenticate(appender["Authorization"].split()[1]).token_id
+    with st.ledger.db.write(lock=None) as cur:
+        cur.execute(
+            "INSERT INTO idempotency_keys (principal, key, request_hash, status, body, created)"
+            " VALUES (?, 'busy-1', ?, 0, '', ?)",
+            (principal, FINGERPRINT, "2999-01-01T00:00:00.000000Z"),
+        )  # fmt: skip
+    response = _post(client, appender, "busy-1")
+    assert response.status_code == 409 and response.headers["Retry-After"] == "1"
+    assert response.get_json()["type"] == "/problems/idempotency-in-progress"
+    assert _registrations(st.ledger) == 0
+
+
+# --- a real worker, really killed --------------------------------------------------
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry))
+    return found
+
+
+@contextmanager
+def _blocked_after_claim(database_url: str, send: Callable[[], Future]) -> Iterator[Future]:
+    """Send a request and hold the ledger's write lock so it blocks right after its claim.
+
+    PostgreSQL: the append lock is an advisory lock the claim does not take, so it
+    is held first. SQLite has one write lock for both: wait for the claim row, then
+    take it (the request is still registering the person's data key by then).
+    """
+    if database_url.startswith("sqlite:///"):
+        conn = sqlite3.connect(database_url[len("sqlite:///") :], isolation_level=None, timeout=10)
+        pending = send()
+        while not conn.execute("SELECT COUNT(*) FROM idempotency_keys").fetchone()[0]:
+            time.sleep(0.0002)
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield pending
+        finally:
+            conn.execute("ROLLBACK")
+            conn.close()
+        return
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("SELECT pg_advisory_lock(%s)", (APPEND_LOCK_ID,))
+        try:
+            yield send()
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (APPEND_LOCK_ID,))
+
+
+def _http_post(url: str, token: str, key: str) -> tuple[int, dict, dict]:
+    request = urllib.request.Request(url, data=BODY, method="POST")
+    request.add_header("Authorization", f"Bearer {token}")
+    request.add_header("Content-Type", "application/json")
+    request.add_header("Idempotency-Key", key)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, dict(response.headers), json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, dict(exc.headers), json.loads(exc.read())
+
+
+def test_a_killed_workers_claim_expires_and_the_retry_succeeds_once(
+    database_url: str, tmp_path: Path
+) -> None:
+    config = Config.from_env(database_url=database_url, keys_dir=tmp_path / "keys")
+    ledger = Ledger(config)
+    ledger.init()
+    _, token = TokenStore(ledger.db).create(["events:append"], "kill test")
+    port = _port()
+    env = {
+        **os.environ,
+        "LEDGER_DATABASE_URL": database_url,
+        "LEDGER_KEYS_DIR": str(tmp_path / "keys"),
+        "LEDGER_IDEMPOTENCY_CLAIM_TTL_S": "2",
+    }
+    server = subprocess.Popen(
+        [sys.executable, "-m", "ledger.cli", "serve", "--port", str(port), "--workers", "1"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}/api/v1/candidates"
+    try:
+        for _ in range(150):
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/health", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.2)
+
+        with (
+            ThreadPoolExecutor(1) as pool,
+            _blocked_after_claim(
+                database_url, lambda: pool.submit(_http_post, url, token, "kill-1")
+            ) as pending,
+        ):
+            deadline = time.monotonic() + 20
+            while not _idempotency_rows(ledger) and time.monotonic() < deadline:
+                time.sleep(0.01)
+            time.sleep(0.3)
+            assert not pending.done(), "the request should be blocked on the append lock"
+            (worker,) = _children(server.pid)
+            os.kill(worker, signal.SIGKILL)
+            with suppress(OSError):  # the connection died with the worker
+                pending.result(timeout=20)
+        assert [row[3] for row in _idempotency_rows(ledger)] == [0]  # the claim the worker left
+        assert _registrations(ledger) == 0
+        for _ in range(100):  # gunicorn starts a new worker; the claim is still fresh
+            try:
+                status, _, body = _http_post(url, token, "kill-1")
+                break
+            except OSError:
+                time.sleep(0.2)
+        if status == 409:
+            assert body["type"] == "/problems/idempotency-in-progress"
+            time.sleep(2.2)
+            status, _, body = _http_post(url, token, "kill-1")
+        assert status == 201, body
+        replay = _http_post(url, token, "kill-1")
+        assert replay[0] == 201 and replay[1].get("Idempotent-Replayed") == "true"
+        assert replay[2] == body
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+    assert _registrations(ledger) == 1
+    ledger.close()
