@@ -19,6 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from ledger.config import Config, ConfigError, settings_table
+from ledger.domain.erasure import DEFAULT_REASON, REASON_CODES, REASONS
 
 console = Console(stderr=True, soft_wrap=True)
 EXIT_FAILURE = 1
@@ -211,7 +212,12 @@ def subjects() -> None:
 
 @subjects.command("erase")
 @click.argument("subject")
-@click.option("--reason", default="erasure request", help="Recorded in the log.")
+@click.option(
+    "--reason",
+    default=DEFAULT_REASON,
+    show_default=True,
+    help=f"GDPR ground, recorded as this code (never free text): {', '.join(REASON_CODES)}.",
+)
 @friendly
 def subjects_erase(subject: str, reason: str) -> None:
     """Delete SUBJECT's data key: their data becomes unreadable, the audit still passes."""
@@ -219,7 +225,7 @@ def subjects_erase(subject: str, reason: str) -> None:
     from ledger.services.candidates import CandidateService
 
     seq = CandidateService(_ledger(), load_referential()).erase(subject, reason)
-    click.echo(f"erased {subject} (seq {seq})")
+    click.echo(f"erased {subject} (seq {seq}): {REASONS[reason]['en']}")
 
 
 # --- projections -------------------------------------------------------------

@@ -1,10 +1,12 @@
 """Run the WSGI app under gunicorn from the `ledger serve` command.
 
 Each worker builds its own app after the fork (no preload), so no database
-connection or key handle is shared between processes. Each server gets its own
-gunicorn control socket in the runtime dir, named after its address: gunicorn's
-default is one path per user, so a second server on the host would take the
-first one's socket over and delete it on exit.
+connection or key handle is shared between processes. The access log goes
+through `ledger.log_redaction`: no query value and no personal path segment is
+ever written. Each server gets its own gunicorn control socket in the runtime
+dir, named after its address: gunicorn's default is one path per user, so a
+second server on the host would take the first one's socket over and delete it
+on exit.
 """
 
 from __future__ import annotations
@@ -15,6 +17,41 @@ from pathlib import Path
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
+from gunicorn.glogging import Logger
+
+from ledger.log_redaction import (
+    redact_method,
+    redact_path,
+    redact_query,
+    redact_request_line,
+    redact_target,
+)
+
+
+class RedactingLogger(Logger):
+    """Gunicorn's logger with request targets redacted and no header values at all."""
+
+    def atoms(self, resp: Any, req: Any, environ: dict, request_time: Any) -> dict[str, Any]:
+        found = super().atoms(resp, req, environ, request_time)
+        atoms = {k: v for k, v in found.items() if not k.startswith("{")}
+        atoms["r"] = redact_request_line(str(atoms["r"]))
+        atoms["m"] = redact_method(str(atoms.get("m")))
+        atoms["U"] = redact_path(environ.get("PATH_INFO") or "")
+        atoms["q"] = redact_query(environ.get("QUERY_STRING") or "")
+        atoms["f"] = redact_target(atoms["f"]) if atoms.get("f", "-") != "-" else "-"
+        return atoms
+
+    def warning(self, msg: str, *args: Any, **kwargs: Any) -> None:
+        """`Invalid request from ip=…: <error quoting the request line or a header>`: unquoted."""
+        super().warning(re.sub(r"'.*'", "'*'", msg, flags=re.DOTALL), *args, **kwargs)
+
+    def exception(self, msg: str, *args: Any, **kwargs: Any) -> None:
+        """`Error handling request <uri>`: the URI is redacted like the access log's."""
+        safe = tuple(
+            redact_target(a) if isinstance(a, str) and a.startswith("/") else a for a in args
+        )
+        super().exception(msg, *safe, **kwargs)
+
 
 WORKER_BOOT_ERROR = 3  # gunicorn's exit status that stops the master instead of respawning
 
@@ -70,6 +107,7 @@ def run(host: str, port: int, workers: int, runtime_dir: Path) -> None:
             "worker_class": "gthread",
             "threads": 4,
             "accesslog": "-",
+            "logger_class": RedactingLogger,
             "timeout": 60,
             "graceful_timeout": 10,
         }

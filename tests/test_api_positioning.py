@@ -209,7 +209,7 @@ def test_erasure_hides_identity_everywhere_and_audit_still_passes(
     )
     response = client.post(
         f"/api/v1/subjects/{created['subject']}/erasure",
-        json={"reason": "GDPR request"},
+        json={"reason": "data-subject-request"},
         headers=admin,
     )
     assert response.status_code == 201 and response.get_json()["erased"] is True
@@ -219,18 +219,22 @@ def test_erasure_hides_identity_everywhere_and_audit_still_passes(
     ledger = app.extensions["ledger"].ledger
     assert verify_records(live_records(ledger), jwks(ledger)).ok
     again = client.post(
-        f"/api/v1/subjects/{created['subject']}/erasure", json={"reason": "x"}, headers=admin
+        f"/api/v1/subjects/{created['subject']}/erasure",
+        json={"reason": "objection"},
+        headers=admin,
     )
     assert_problem(again, 409, "conflict")
     unknown = client.post(
         "/api/v1/subjects/00000000-0000-4000-8000-000000000000/erasure",
-        json={"reason": "x"},
+        json={"reason": "objection"},
         headers=admin,
     )
     assert_problem(unknown, 404, "not-found")
     assert_problem(
         client.post(
-            f"/api/v1/subjects/{created['subject']}/erasure", json={"reason": "x"}, headers=appender
+            f"/api/v1/subjects/{created['subject']}/erasure",
+            json={"reason": "objection"},
+            headers=appender,
         ),
         403,
         "insufficient-scope",

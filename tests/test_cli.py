@@ -128,7 +128,7 @@ def test_subject_erasure_keeps_the_audit_green(run) -> None:
         iter(ledger.recorder.iter_envelopes_of_type("candidates.CandidateRegistered"))
     ).data["subject"]
     ledger.close()
-    assert "erased" in run("subjects", "erase", subject, "--reason", "request").stdout
+    assert "erased" in run("subjects", "erase", subject, "--reason", "consent-withdrawn").stdout
     assert run("audit", "verify").stdout.startswith("OK:")
 
 
@@ -153,6 +153,7 @@ def test_projections_rebuild(run) -> None:
         (("tokens", "create", "--scope", "root"), "unknown scope"),
         (("audit", "verify", "no-such-dir"), "not a bundle"),
         (("subjects", "erase", "nobody"), "no subject"),
+        (("subjects", "erase", "nobody", "--reason", "asked by phone"), "reason must be one of"),
         (("tokens", "revoke", "nothing"), "no token"),
     ],
 )

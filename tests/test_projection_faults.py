@@ -83,6 +83,9 @@ def test_a_bad_event_stalls_one_projection_at_its_seq(poisoned, client, admin) -
     assert profile.status_code == 200, profile.get_json()  # registered after the poison
     sessions = client.get(f"/api/v1/centres/{poisoned['centre_b']}/sessions", headers=admin)
     assert sessions.status_code == 200, sessions.get_json()
+    ready = client.get("/api/v1/ready")  # a stalled read model is reported, with its seq
+    assert ready.status_code == 503
+    assert ready.get_json()["checks"]["projections"]["stalled"]["sessions"]["seq"] == bad
 
 
 def test_a_stall_is_retried_with_backoff_and_clears_once_fixed(poisoned) -> None:

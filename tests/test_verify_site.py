@@ -122,7 +122,7 @@ def test_expired_cancelled_and_erased_states(certified, client, admin) -> None:
     ).text
     subject = next(json.loads(line)["data"]["subject"] for line in subject.splitlines()
                    if '"candidates.CandidateRegistered"' in line)  # fmt: skip
-    flow.post(f"/api/v1/subjects/{subject}/erasure", {"reason": "RGPD"}, admin)
+    flow.post(f"/api/v1/subjects/{subject}/erasure", {"reason": "data-subject-request"}, admin)
     html = client.get(f"/v/{code}").text
     assert "Données personnelles effacées" in html and "Camille" not in html
     assert client.get(f"/api/v1/certificates/{code}/qr.png").status_code == 410

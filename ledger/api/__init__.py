@@ -9,6 +9,7 @@ from flask_smorest import Api
 from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException, ServiceUnavailable
 
+from ledger import log_redaction
 from ledger.api import problems, schemas
 from ledger.api.headers import ResponseHeaders
 from ledger.api.state import ApiState
@@ -21,6 +22,7 @@ from verify_site import init_site
 from verify_site.views import error_page, wants_html
 
 API_VERSION = "1.0.0"
+REDACTING_FILTER = log_redaction.RedactingFilter()  # one instance: filters are added once
 
 
 class ProblemApi(Api):
@@ -82,6 +84,8 @@ def create_app(config: Config | None = None) -> Flask:
     app.register_error_handler(DomainError, problems.from_domain)
     app.register_error_handler(problems.ApiProblem, problems.from_api)
     app.register_error_handler(Exception, problems.from_unexpected)
+    log_redaction.learn_routes(app)
+    logging.getLogger("werkzeug").addFilter(REDACTING_FILTER)
     return app
 
 

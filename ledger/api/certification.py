@@ -106,7 +106,22 @@ def get_session(session_id: Any) -> dict[str, Any]:
         "state": session.state,
         "enrolled": sorted(session.enrolled),
         "courses": session.courses,
-        "report": session.report,
+        "report": _opened_report(session.report),
+    }
+
+
+def _opened_report(report: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The examiner report with its sealed free text opened (null once erased)."""
+    if report is None:
+        return None
+    vault = state().ledger.vault
+    return {
+        **report,
+        "incidents": vault.open_or_none(report.get("incidents")),
+        "issue_reports": [
+            {**r, "description": vault.open_or_none(r.get("description"))}
+            for r in report["issue_reports"]
+        ],
     }
 
 

@@ -16,7 +16,7 @@ from flask_smorest import Blueprint
 
 from ledger.api.problems import PROBLEM_JSON, RETRY_AFTER_S, problem
 from ledger.api.state import state
-from ledger.projections.runner import head
+from ledger.projections.runner import head, stalls
 from ledger.store.db import StoreError, StoreUnavailable
 
 blp = Blueprint("health", __name__, url_prefix="/api/v1", description="Liveness and readiness")
@@ -82,4 +82,9 @@ def _projections(latest: int) -> dict[str, Any]:
         cur.execute("SELECT name, position FROM projection_positions")
         positions = dict(cur.fetchall())
     lag = max((latest - positions.get(p.name, 0) for p in st.projections), default=0)
+    stalled = {
+        name: {"seq": s["seq"], "error": s["error"]} for name, s in stalls(st.ledger.db).items()
+    }
+    if stalled:  # a read model stuck before an event it cannot apply serves stale answers
+        return {"ok": False, "lag": max(lag, 0), "stalled": stalled}
     return {"ok": True, "lag": max(lag, 0)}

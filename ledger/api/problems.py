@@ -15,6 +15,7 @@ from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException
 
 from ledger.domain.base import DomainError
+from ledger.log_redaction import redact_path
 from ledger.store.db import StoreUnavailable
 
 PROBLEM_JSON = "application/problem+json"
@@ -129,5 +130,5 @@ def from_unavailable(error: StoreUnavailable) -> Response:
 
 
 def from_unexpected(error: Exception) -> Response:
-    log.exception("unexpected error on %s %s", request.method, request.path)
+    log.exception("unexpected error on %s %s", request.method, redact_path(request.path))
     return problem(500, "internal-error", "an unexpected error occurred; it has been logged")

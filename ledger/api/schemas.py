@@ -9,6 +9,7 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, pre_load, validate, validates_schema
 
 from ledger.domain import clock
+from ledger.domain.erasure import REASON_CODES
 from ledger.domain.payload import MAX_DEPTH, text_problem
 from ledger.domain.profile import ANSWER_RESULTS
 from ledger.services.candidates import AUDIENCES
@@ -181,7 +182,9 @@ class ProfileOut(Schema):
 
 class ErasureIn(StrictSchema):
     reason = fields.String(
-        required=True, validate=validate.Length(min=1, max=500), metadata=FREE_TEXT
+        required=True,
+        validate=validate.OneOf(REASON_CODES),
+        metadata={"description": "GDPR ground, one code of a closed list: never free text"},
     )
 
 

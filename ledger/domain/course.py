@@ -204,7 +204,7 @@ class Course(LedgerAggregate):
     class Scored(LedgerAggregate.Event):
         TYPE = "certification.CourseScored"
         basis: str
-        reason: str
+        reason: str | dict  # an operator's free text is sealed under the candidate's subject
         neutralized: list
         fraud_confirmed: bool
         cancelled_by_operator: bool
@@ -235,7 +235,7 @@ class Course(LedgerAggregate):
     def score(
         self,
         basis: str,
-        reason: str,
+        reason: str | dict,
         max_level: int,
         neutralized: set[str] | None = None,
         fraud_confirmed: bool | None = None,
@@ -275,7 +275,7 @@ class Course(LedgerAggregate):
     def _scored(
         self,
         basis: str,
-        reason: str,
+        reason: str | dict,
         neutralized: list,
         fraud_confirmed: bool,
         cancelled_by_operator: bool,

@@ -203,7 +203,12 @@ class Session(LedgerAggregate):
         self, absent: list, incidents: dict | None, aborts: list, issue_reports: list
     ) -> None:
         self.state = FINALIZED
-        self.report = {"absent": absent, "aborts": aborts, "issue_reports": issue_reports}
+        self.report = {
+            "absent": absent,
+            "incidents": incidents,
+            "aborts": aborts,
+            "issue_reports": issue_reports,
+        }
 
     # --- operator review and publication -------------------------------------
 

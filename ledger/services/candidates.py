@@ -98,12 +98,12 @@ class CandidateService:
         ]
 
     def erase(self, subject: str, reason: str) -> int:
-        """Delete the subject's key and record the erasure as a fact in the log."""
+        """Delete the subject's key and record the erasure (reason code only) in the log."""
+        erasure = Erasure.record(subject, reason)  # a bad reason refuses before anything is deleted
         outcome = self.ledger.vault.erase(subject)
         if outcome == "unknown":
             raise NotFound(f"no subject {subject}")
         if outcome == "already":
             raise Conflict(f"subject {subject} was already erased")
-        erasure = Erasure(subject=subject, reason=reason)
         (seq,) = self.ledger.save(erasure)
         return seq

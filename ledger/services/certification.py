@@ -195,9 +195,7 @@ class CertificationService:
             session.check_report(report["absent"], report["aborts"], raw_reports, unfinished)
             reports = [self._seal_report(r) for r in raw_reports]  # sealed only once valid
             incidents = report.get("incidents")
-            sealed_incidents = (
-                self.ledger.vault.seal(f"session:{session.id}", incidents) if incidents else None
-            )
+            sealed_incidents = self._seal_incidents(session, incidents) if incidents else None
             session.finalize(
                 report["absent"], sealed_incidents, report["aborts"], reports, unfinished
             )
@@ -218,6 +216,12 @@ class CertificationService:
             return self.ledger.save(session, *courses.values())[0]
 
         return retrying(command)
+
+    def _seal_incidents(self, session: Session, incidents: str) -> dict[str, str]:
+        """Free text that may name anyone present: erased with any enrolled candidate or the examiner."""
+        people = [load_candidate(self.ledger, c).subject for c in session.enrolled]
+        people.append(session.examiner["subject"])
+        return self.ledger.vault.seal_shared(f"session:{session.id}", people, incidents)
 
     def _seal_report(self, report: dict[str, Any]) -> dict[str, Any]:
         candidate = load_candidate(self.ledger, report["candidate"])
@@ -242,15 +246,19 @@ class CertificationService:
         return retrying(command)
 
     def operator_decision(self, course_id: str, decision: str, reason: str) -> int:
-        """Confirm fraud (rejected) or cancel (cancelled) a course under review."""
+        """Confirm fraud (rejected) or cancel (cancelled) a course under review.
+
+        The reason describes what one candidate did: it is sealed under their subject.
+        """
 
         def command() -> int:
             course = self.course(course_id)
             session = self.session(course.session, None)
             if session.state != IN_PROCESS:
                 raise Conflict("operator decisions are taken while the session is in process")
+            subject = load_candidate(self.ledger, course.candidate).subject
             course.score(
-                "operator", reason, self.max_level,
+                "operator", self.ledger.vault.seal(subject, reason), self.max_level,
                 fraud_confirmed=True if decision == "fraud" else None,
                 cancelled_by_operator=True if decision == "cancel" else None,
             )  # fmt: skip

@@ -39,6 +39,9 @@ class Timeouts:
     busy_ms: int = 5000
 
 
+PURGE_WAIT_MS = 5_000  # how long a purge after erasure waits for readers before giving up
+
+
 class StoreError(Exception):
     """The database refused or failed an operation."""
 
@@ -85,6 +88,10 @@ class Database:
 
     def scalar(self, sql: str, params: Sequence[Any] = ()) -> Any:
         """One value from one statement, without an explicit transaction (hot reads)."""
+        raise NotImplementedError
+
+    def purge_deleted(self, table: str) -> None:
+        """Leave no copy of `table`'s deleted or overwritten values in the database files."""
         raise NotImplementedError
 
     def close(self) -> None:
@@ -142,6 +149,7 @@ class SQLiteDatabase(Database):
             conn.execute(f"PRAGMA busy_timeout={int(busy_ms)}")
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA foreign_keys=ON")
+            conn.execute("PRAGMA secure_delete=ON")  # freed content is zeroed (erasure)
             self._local.conn = conn
             with self._all_lock:
                 self._all.append(conn)
@@ -197,6 +205,17 @@ class SQLiteDatabase(Database):
             return self._conn().execute(sql, params).fetchone()[0]
         except sqlite3.Error as exc:
             raise _sqlite_error(exc) from exc
+
+    def purge_deleted(self, table: str) -> None:
+        """secure_delete already zeroed the freed bytes; drop the WAL's older page images too."""
+        conn = self._conn()
+        conn.execute(f"PRAGMA busy_timeout={PURGE_WAIT_MS}")
+        try:
+            busy = self.scalar("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            conn.execute(f"PRAGMA busy_timeout={int(self.timeouts.busy_ms)}")
+        if busy:
+            raise StoreError("a reader kept the write-ahead log from being truncated")
 
     def close(self) -> None:
         with self._all_lock:
@@ -372,6 +391,17 @@ class PostgresDatabase(Database):
 
     def exists(self) -> bool:
         return self.scalar("SELECT to_regclass('ledger_events') IS NOT NULL")
+
+    def purge_deleted(self, table: str) -> None:
+        """VACUUM FULL rewrites the table: a plain VACUUM leaves dead tuples' bytes in free space."""
+        if not table.isidentifier():
+            raise StoreError(f"not a table name: {table!r}")
+        try:
+            with self._psycopg.connect(self.url, autocommit=True, connect_timeout=5) as conn:
+                conn.execute(f"SET lock_timeout = {int(PURGE_WAIT_MS)}")
+                conn.execute(f"VACUUM FULL {table}")
+        except self._psycopg.Error as exc:
+            raise StoreError(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from exc
 
     def create_schema(self) -> None:
         with self._connection() as conn, conn.transaction(), conn.cursor() as cur:

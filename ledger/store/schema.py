@@ -27,6 +27,11 @@ CREATE TABLE IF NOT EXISTS subject_keys (
     created TEXT NOT NULL,
     erased TEXT
 );
+CREATE TABLE IF NOT EXISTS subject_links (
+    owner TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    PRIMARY KEY (owner, subject)
+);
 CREATE TABLE IF NOT EXISTS api_tokens (
     id TEXT PRIMARY KEY,
     token_hash TEXT NOT NULL UNIQUE,
