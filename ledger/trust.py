@@ -72,7 +72,7 @@ class Anchor:
         text = text.strip()
         if text.startswith("{"):
             return cls._from_json(text)
-        parts = text.split("+")
+        parts = text.split("+", 2)  # the origin holds no '+'; base64 may
         if len(parts) != 3 or len(parts[1]) != 8:
             raise TrustError("a trust anchor reads <origin>+<8 hex digits>+<base64 key>")
         origin, hash_hex, blob_text = parts
