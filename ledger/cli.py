@@ -403,13 +403,12 @@ def audit_verify(
 
 def _audit_anchor(text: str | None, ledger: Any) -> tuple[Any, str]:
     """The anchor to audit against, and where it came from; (None, ...) when there is none."""
-    from ledger.config import setting
     from ledger.trust import Anchor, configured_anchor
 
     if text:
         return Anchor.load(text), "--trust-anchor"
     config = ledger.config if ledger is not None else _config()
-    found = configured_anchor(setting("LEDGER_TRUST_ANCHOR"), config.keys_dir)
+    found = configured_anchor(config.trust_anchor, config.keys_dir)
     return found if found is not None else (None, "the log's own first key")
 
 
@@ -527,6 +526,7 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
     from ledger.server import run
 
     ledger = _ledger(init=True)
+    _refuse_an_unanchored_log(ledger)
     catch_up(ledger.db, _create_projection_tables(ledger))  # workers start with fresh read models
     ledger.close()
     run(
@@ -534,6 +534,14 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
         port or int(setting("LEDGER_PORT")),
         workers or int(setting("LEDGER_WORKERS")),
     )
+
+
+def _refuse_an_unanchored_log(ledger: Any) -> None:
+    """A log whose key chain does not start at our anchor is not ours to serve or extend."""
+    history = ledger.key_history()
+    if history.started and history.current is None:
+        why = history.rejected[0][1] if history.rejected else "its keys were retired"
+        raise CliError(f"refusing to serve this log: {why}")
 
 
 if __name__ == "__main__":

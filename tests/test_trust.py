@@ -453,3 +453,12 @@ def test_the_example_verifier_follows_the_chain(cli, tmp_path: Path) -> None:
     (bundle / "events.ndjson").write_text("\n".join([*lines[:-1], json.dumps(record)]) + "\n")
     checked = run_example()
     assert checked.returncode != 0 and "not endorsed" in checked.stdout + checked.stderr
+
+
+def test_cli_refuses_to_serve_a_log_whose_first_key_is_not_the_anchor(cli) -> None:
+    cli("init")
+    ledger = Ledger(Config.from_env())
+    forged_log(ledger, SigningKey.generate())
+    refused = cli("serve", "--port", "1", code=1)
+    assert "refusing to serve" in refused.stderr and "trust anchor" in refused.stderr
+    assert one_line(refused.stderr)
