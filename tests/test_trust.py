@@ -438,13 +438,19 @@ def test_the_example_verifier_follows_the_chain(cli, tmp_path: Path) -> None:
     cli("export", str(bundle))
     example = Path(__file__).resolve().parent.parent / "docs" / "verify_example.py"
 
-    def run_example() -> subprocess.CompletedProcess:
+    def run_example(given: str = anchor) -> subprocess.CompletedProcess:
         return subprocess.run(
-            [sys.executable, str(example), str(bundle), anchor], capture_output=True, text=True
+            [sys.executable, str(example), str(bundle), given], capture_output=True, text=True
         )
 
     checked = run_example()
     assert checked.returncode == 0 and checked.stdout.startswith("OK "), checked.stderr
+    assert "2 key(s)" in checked.stdout
+    other = Anchor.of(SigningKey.generate().public_raw, ledger.config.log_origin).to_string()
+    checked = run_example(other)
+    assert (
+        checked.returncode == 1 and "seq 1: the first key is not the trust anchor" in checked.stdout
+    )
     lines = (bundle / "events.ndjson").read_text().splitlines()
     attacker = SigningKey.generate()
     record = json.loads(lines[-1])
