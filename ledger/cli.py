@@ -387,7 +387,7 @@ def audit_verify(
         where = f"seq {report.first_bad_seq}: " if report.first_bad_seq else ""
         click.echo(f"FAILED at {where}{report.problem}", err=True)
         sys.exit(EXIT_FAILURE)
-    if anchor is None:
+    if report.anchor_from_log:
         click.echo(
             "warning: no trust anchor given (--trust-anchor or LEDGER_TRUST_ANCHOR): this audit "
             "trusts the database's own first key and is weaker; a history rewritten from its "

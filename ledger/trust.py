@@ -26,7 +26,6 @@ KEY_ACTIVATED = "keys.KeyActivated"
 KEY_ROTATED = "keys.KeyRotated"
 KEY_RETIRED = "keys.KeyRetired"
 KEY_COMPROMISED = "keys.KeyCompromised"
-KEY_EVENT_TYPES = (KEY_ACTIVATED, KEY_ROTATED, KEY_RETIRED, KEY_COMPROMISED)
 KEY_EVENT_PREFIX = "keys."
 ANCHOR_FILE = "anchor.json"
 _MEMBERS = {
@@ -203,12 +202,11 @@ class KeyHistory:
     """The keys endorsed by the chain rooted in the anchor, folded from key events in seq order.
 
     With no anchor (weaker: the database vouches for itself) the first key
-    event's key is taken as the anchor; `anchor_from_log` says so.
+    event's key is taken as the anchor.
     """
 
     def __init__(self, anchor: Anchor | None):
         self.anchor = anchor
-        self.anchor_from_log = anchor is None
         self.keys: dict[str, EndorsedKey] = {}
         self.current: str | None = None
         self.started = False  # a first key event was seen (accepted or not)
