@@ -47,6 +47,11 @@ SETTINGS: dict[str, tuple[str, str]] = {
         "Public base URL printed in QR codes and links.",
     ),
     "LEDGER_LOG_ORIGIN": ("ledger.local/crcn", "Origin line of signed checkpoints."),
+    "LEDGER_TRUST_ANCHOR": (
+        "",
+        "The log's trust anchor (the line `ledger init` prints, or a file holding it); "
+        "default: `anchor.json` in the keys dir. Keys count only if endorsed from it.",
+    ),
     "LEDGER_MAX_LEVEL": ("5", "Highest certifiable level (levels are shown 'sur N')."),
     "LEDGER_CALENDAR": (
         "upper-secondary=01-05:03-31,lower-secondary=03-01:05-31",
@@ -139,6 +144,7 @@ class Config:
     master_key: str = field(repr=False)
     public_url: str
     log_origin: str
+    trust_anchor: str
     max_level: int
     calendar: str
     max_batch: int
@@ -161,6 +167,7 @@ class Config:
             "master_key": os.environ.get("LEDGER_MASTER_KEY", ""),
             "public_url": setting("LEDGER_PUBLIC_URL").rstrip("/"),
             "log_origin": setting("LEDGER_LOG_ORIGIN"),
+            "trust_anchor": setting("LEDGER_TRUST_ANCHOR"),
             "max_level": _int_setting("LEDGER_MAX_LEVEL"),
             "calendar": setting("LEDGER_CALENDAR"),
             "max_batch": _int_setting("LEDGER_MAX_BATCH"),
