@@ -37,6 +37,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/append.py
 	$(BIN)/python bench/verify.py
+	$(BIN)/python bench/rate_limits.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache

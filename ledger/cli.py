@@ -41,9 +41,11 @@ def _known_errors() -> tuple[type[BaseException], ...]:
     from ledger.projections.runner import ProjectionStalled
     from ledger.store.db import StoreError
     from ledger.store.tokens import TokenError
+    from ledger.trust import TrustError
 
     return (
         ConfigError,
+        TrustError,
         CryptoError,
         DomainError,
         ExportError,
@@ -95,12 +97,18 @@ def main() -> None:
 @main.command()
 @friendly
 def init() -> None:
-    """Create the schema, a signing key and the master key (idempotent)."""
+    """Create the schema, a signing key, the trust anchor and the master key (idempotent)."""
     ledger = _ledger(init=True)
     _create_projection_tables(ledger)
     click.echo(
         f"ledger ready: {ledger.config.database_url.split('@')[-1]}, key {ledger.keyring.active().kid}"
     )
+    found = ledger.trust_anchor_source()
+    if found is not None:
+        anchor, source = found
+        click.echo(f"trust anchor ({source}; publish it and give it to auditors out of band):")
+        click.echo(f"  {anchor.to_string()}")
+        click.echo(f"  log origin {anchor.origin}, key {anchor.kid}")
 
 
 @main.command("config")
@@ -129,28 +137,62 @@ def keys_init() -> None:
 @keys.command("rotate")
 @friendly
 def keys_rotate() -> None:
-    """Make a new key active; old keys stay listed so history still verifies."""
-    ledger = _ledger(init=True)
-    old = ledger.keyring.active().kid
-    new = ledger.keyring.create()
-    seq = ledger.recorder.announce_active_key()
-    click.echo(f"rotated: {old} -> {new.kid} (announced at seq {seq})")
+    """Endorse a new key with a rotation event signed by the key it replaces."""
+    ledger = _ledger()
+    old = ledger.signing_key().kid
+    new = ledger.keyring.generate()
+    seq = ledger.recorder.rotate(new)
+    ledger.keyring.activate(new.kid)
+    click.echo(f"rotated: {old} -> {new.kid} (endorsed by {old} at seq {seq})")
 
 
 @keys.command("list")
 @friendly
 def keys_list() -> None:
-    """Every key that ever signed, from the log, and whether this node holds it."""
+    """Every key the endorsement chain accepts, the seqs it may sign, and whether held here."""
     ledger = _ledger()
-    active = ledger.keyring.active().kid if ledger.keyring.exists() else None
+    history = ledger.key_history()
     held = {k.kid for k in ledger.keyring.all()} if ledger.keyring.directory.is_dir() else set()
-    table = Table("kid", "announced at seq", "held here", "active")
-    for env in ledger.recorder.iter_envelopes_of_type("keys.KeyActivated"):
-        kid = env.data["kid"]
+    table = Table("kid", "endorsed at seq", "signs seqs", "held here", "status")
+    for key in history.keys.values():
+        status = "current" if key.kid == history.current else "replaced"
+        if key.compromised_since is not None:
+            status = f"compromised from seq {key.compromised_since}"
+        until = "" if key.valid_until is None else str(key.valid_until)
         table.add_row(
-            kid, str(env.seq), "yes" if kid in held else "no", "yes" if kid == active else ""
+            key.kid,
+            str(key.endorsed_at),
+            f"{key.valid_from}–{until}",
+            "yes" if key.kid in held else "no",
+            status,
         )
     Console().print(table)
+    for seq, problem in history.rejected:
+        console.print(f"rejected key event at seq {seq}: {problem}")
+
+
+@keys.command("anchor")
+@friendly
+def keys_anchor() -> None:
+    """Print the trust anchor: the line to publish and give to auditors out of band."""
+    found = _ledger().trust_anchor_source()
+    if found is None:
+        raise CliError("no trust anchor: run `ledger init` or set LEDGER_TRUST_ANCHOR")
+    anchor, source = found
+    console.print(f"trust anchor from {source}: log origin {anchor.origin}, key {anchor.kid}")
+    click.echo(anchor.to_string())
+
+
+@keys.command("compromised")
+@click.option("--kid", required=True, help="The compromised key (already rotated out).")
+@click.option("--since", required=True, type=int, help="First seq whose signature by it is void.")
+@friendly
+def keys_compromised(kid: str, since: int) -> None:
+    """Declare a replaced key compromised: its signatures from seq SINCE on become invalid."""
+    from ledger.trust import KEY_COMPROMISED, compromise
+
+    seq = _ledger().recorder.declare(KEY_COMPROMISED, compromise(kid, since))
+    click.echo(f"key {kid} declared compromised from seq {since} (recorded at seq {seq})")
 
 
 # --- tokens ----------------------------------------------------------------
@@ -311,50 +353,100 @@ def audit() -> None:
 
 @audit.command("verify")
 @click.argument("bundle", required=False, type=click.Path(path_type=Path))
+@click.option(
+    "--trust-anchor",
+    "anchor_text",
+    default=None,
+    help="The log's trust anchor, obtained out of band (the line `ledger init` printed, or a file).",
+)
+@click.option(
+    "--since-checkpoint",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="A checkpoint saved by an earlier audit: fail if the log no longer extends it.",
+)
+@click.option(
+    "--save-checkpoint",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="After a successful audit, save the verified checkpoint here for the next one.",
+)
 @friendly
-def audit_verify(bundle: Path | None) -> None:
+def audit_verify(
+    bundle: Path | None,
+    anchor_text: str | None,
+    since_checkpoint: Path | None,
+    save_checkpoint: Path | None,
+) -> None:
     """Verify the live store, or the export BUNDLE; exit 1 naming the first bad seq."""
-    from ledger.audit.export import checkpoint_note, jwks, live_records
-    from ledger.audit.verify import read_ndjson, verify_bundle, verify_records
+    from ledger.audit.verify import read_ndjson, verify_bundle
 
+    if bundle is not None and not bundle.is_dir():
+        raise CliError(f"{bundle} is not a bundle directory")
+    since = since_checkpoint.read_text(encoding="utf-8") if since_checkpoint else None
+    ledger = _ledger() if bundle is None else None
+    anchor, source = _audit_anchor(anchor_text, ledger)
     with _progress() as progress:
         if bundle is not None:
-            if not bundle.is_dir():
-                raise CliError(f"{bundle} is not a bundle directory")
-            total = (
-                sum(1 for _ in read_ndjson(bundle / "events.ndjson"))
-                if (bundle / "events.ndjson").is_file()
-                else 0
-            )
+            events = bundle / "events.ndjson"
+            total = sum(1 for _ in read_ndjson(events)) if events.is_file() else 0
             task = progress.add_task("verify", total=total)
-            report = verify_bundle(bundle, lambda n: progress.advance(task, n))
+            report = verify_bundle(bundle, anchor, since, lambda n: progress.advance(task, n))
         else:
-            ledger = _ledger()
-            from ledger.projections.runner import head
-
-            size = head(ledger.db)
-            task = progress.add_task("verify", total=size)
-            note = checkpoint_note(ledger, size) if size else None
-            report = verify_records(
-                live_records(ledger, upto=size),
-                jwks(ledger),
-                note,
-                ledger.config.log_origin,
-                lambda n: progress.advance(task, n),
-            )
+            report = _audit_live(ledger, anchor, since, progress)
     if not report.ok:
         where = f"seq {report.first_bad_seq}: " if report.first_bad_seq else ""
         click.echo(f"FAILED at {where}{report.problem}", err=True)
         sys.exit(EXIT_FAILURE)
-    click.echo(
-        f"OK: {report.events} events, chain intact, all signatures valid "
-        f"({len(report.keys_used)} key(s)), root {report.root.hex()[:16]}…"
-        + (
-            f", checkpoint at size {report.checkpoint_size} verified"
-            if report.checkpoint_size
-            else ""
+    if report.anchor_from_log:
+        click.echo(
+            "warning: no trust anchor given (--trust-anchor or LEDGER_TRUST_ANCHOR): this audit "
+            "trusts the database's own first key and is weaker; a history rewritten from its "
+            "first event would pass",
+            err=True,
         )
+    if save_checkpoint is not None:
+        if report.checkpoint_note is None:
+            raise CliError("no verified checkpoint to save (the bundle has no checkpoint.txt)")
+        save_checkpoint.write_text(report.checkpoint_note, encoding="utf-8")
+    click.echo(_audit_summary(report, source))
+
+
+def _audit_anchor(text: str | None, ledger: Any) -> tuple[Any, str]:
+    """The anchor to audit against, and where it came from; (None, ...) when there is none."""
+    from ledger.trust import Anchor, configured_anchor
+
+    if text:
+        return Anchor.load(text), "--trust-anchor"
+    config = ledger.config if ledger is not None else _config()
+    found = configured_anchor(config.trust_anchor, config.keys_dir)
+    return found if found is not None else (None, "the log's own first key")
+
+
+def _audit_live(ledger: Any, anchor: Any, since: str | None, progress: Progress) -> Any:
+    from ledger.audit.export import checkpoint_note, live_records
+    from ledger.audit.verify import verify_records
+    from ledger.projections.runner import head
+
+    size = head(ledger.db)
+    task = progress.add_task("verify", total=size)
+    note = checkpoint_note(ledger, size) if size else None
+    return verify_records(
+        live_records(ledger, upto=size), anchor, note, since, lambda n: progress.advance(task, n)
     )
+
+
+def _audit_summary(report: Any, source: str) -> str:
+    text = (
+        f"OK: {report.events} events, chain intact, all signatures valid "
+        f"({len(report.keys_used)} key(s), endorsed from anchor {report.anchor_kid} "
+        f"[{source}]), root {report.root.hex()[:16]}…"
+    )
+    if report.checkpoint_size:
+        text += f", checkpoint at size {report.checkpoint_size} verified"
+    if report.since_size is not None:
+        text += f", extends the saved checkpoint of size {report.since_size}"
+    return text
 
 
 def _is_file(path: Path) -> bool:
@@ -440,18 +532,30 @@ def demo(candidates: int, seed: int, if_empty: bool) -> None:
 @friendly
 def serve(host: str | None, port: int | None, workers: int | None) -> None:
     """Run the API and verify site under gunicorn."""
+    from ledger.api.limits import RateLimits
     from ledger.config import setting
     from ledger.projections.runner import catch_up
     from ledger.server import run
 
     ledger = _ledger()  # refuses a missing ledger: `ledger init` creates it
+    _refuse_an_unanchored_log(ledger)
+    RateLimits(ledger.config).close()  # a bad limit or store fails here, not in every worker
     catch_up(ledger.db, _create_projection_tables(ledger))  # workers start with fresh read models
     ledger.close()
     run(
         host or setting("LEDGER_HOST"),
         port or int(setting("LEDGER_PORT")),
         workers or int(setting("LEDGER_WORKERS")),
+        ledger.config.runtime_dir,
     )
+
+
+def _refuse_an_unanchored_log(ledger: Any) -> None:
+    """A log whose key chain does not start at our anchor is not ours to serve or extend."""
+    history = ledger.key_history()
+    if history.started and history.current is None:
+        why = history.rejected[0][1] if history.rejected else "its keys were retired"
+        raise CliError(f"refusing to serve this log: {why}")
 
 
 if __name__ == "__main__":

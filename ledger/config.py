@@ -47,6 +47,11 @@ SETTINGS: dict[str, tuple[str, str]] = {
         "Public base URL printed in QR codes and links.",
     ),
     "LEDGER_LOG_ORIGIN": ("ledger.local/crcn", "Origin line of signed checkpoints."),
+    "LEDGER_TRUST_ANCHOR": (
+        "",
+        "The log's trust anchor (the line `ledger init` prints, or a file holding it); "
+        "default: `anchor.json` in the keys dir. Keys count only if endorsed from it.",
+    ),
     "LEDGER_MAX_LEVEL": ("5", "Highest certifiable level (levels are shown 'sur N')."),
     "LEDGER_CALENDAR": (
         "upper-secondary=01-05:03-31,lower-secondary=03-01:05-31",
@@ -62,8 +67,15 @@ SETTINGS: dict[str, tuple[str, str]] = {
     ),
     "LEDGER_UPLOAD_RATE_LIMIT": ("10/minute", "QR uploads per client on the verify site."),
     "LEDGER_RATELIMIT_STORAGE": (
-        "memory://",
-        "Where rate-limit counters live: `memory://` (per process) or e.g. `redis://host:6379`.",
+        "node://",
+        "Where rate-limit counters live: `node://` (shared by every worker of this host, "
+        "in the runtime dir), `redis://host:6379/0` (shared by several nodes) or `memory://` "
+        "(per process: only for a single worker).",
+    ),
+    "LEDGER_RUNTIME_DIR": (
+        "var/run",
+        "Directory for this host's runtime files: shared rate-limit counters, gunicorn's "
+        "control socket.",
     ),
     "LEDGER_PROXY_HOPS": (
         "0",
@@ -132,6 +144,7 @@ class Config:
     master_key: str = field(repr=False)
     public_url: str
     log_origin: str
+    trust_anchor: str
     max_level: int
     calendar: str
     max_batch: int
@@ -140,6 +153,7 @@ class Config:
     lookup_rate_limit: str
     upload_rate_limit: str
     ratelimit_storage: str
+    runtime_dir: Path
     proxy_hops: int
     signing_threads: int
     db_timeouts: Timeouts = field(default_factory=Timeouts)
@@ -153,6 +167,7 @@ class Config:
             "master_key": os.environ.get("LEDGER_MASTER_KEY", ""),
             "public_url": setting("LEDGER_PUBLIC_URL").rstrip("/"),
             "log_origin": setting("LEDGER_LOG_ORIGIN"),
+            "trust_anchor": setting("LEDGER_TRUST_ANCHOR"),
             "max_level": _int_setting("LEDGER_MAX_LEVEL"),
             "calendar": setting("LEDGER_CALENDAR"),
             "max_batch": _int_setting("LEDGER_MAX_BATCH"),
@@ -161,6 +176,7 @@ class Config:
             "lookup_rate_limit": setting("LEDGER_LOOKUP_RATE_LIMIT"),
             "upload_rate_limit": setting("LEDGER_UPLOAD_RATE_LIMIT"),
             "ratelimit_storage": setting("LEDGER_RATELIMIT_STORAGE"),
+            "runtime_dir": _resolve_path(setting("LEDGER_RUNTIME_DIR")),
             "proxy_hops": _int_setting("LEDGER_PROXY_HOPS"),
             "signing_threads": max(1, _int_setting("LEDGER_SIGNING_THREADS")),
             "db_timeouts": Timeouts(

@@ -2,10 +2,12 @@
 
 Layout of the keys directory (never committed, never in the database):
     <kid>.pem      one Ed25519 private key per file (PKCS#8, mode 0600)
-    active         the kid that signs new events
+    active         the kid of the key in use (a rotation updates it)
     master.key     base64url 32-byte key wrapping per-person data keys
-Public keys reach the JWKS through key events in the log, so every node
-and every auditor sees every key that ever signed.
+    anchor.json    the trust anchor (public): the first key and the log origin
+Public keys reach the JWKS through key events in the log, each endorsed by
+the key it replaces (ledger/trust.py): the chain, not `active`, decides
+which key signs once the log has its first key.
 """
 
 from __future__ import annotations
@@ -48,13 +50,21 @@ class KeyRing:
 
     def create(self) -> SigningKey:
         """Generate a key, store it and make it the active one."""
+        key = self.generate()
+        self.activate(key.kid)
+        return key
+
+    def generate(self) -> SigningKey:
+        """Generate and store a key without making it active (a rotation endorses it first)."""
         self.directory.mkdir(parents=True, exist_ok=True)
         key = SigningKey.generate()
         _write_secret(self.directory / f"{key.kid}.pem", key.to_pem())
-        _write_secret(self.directory / ACTIVE_FILE, key.kid.encode())
         self._cache[key.kid] = key
-        self._active = None
         return key
+
+    def activate(self, kid: str) -> None:
+        _write_secret(self.directory / ACTIVE_FILE, kid.encode())
+        self._active = None
 
     def ensure_master_key(self) -> None:
         if self._master_override or (self.directory / MASTER_FILE).is_file():

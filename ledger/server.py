@@ -3,9 +3,12 @@
 Each worker builds its own app after the fork (no preload), so no database
 connection or key handle is shared between processes. The access log goes
 through `ledger.log_redaction`: no query value and no personal path segment is
-ever written. Requests gunicorn refuses itself, before the app sees them
-(oversize headers or request line, malformed HTTP), are answered in
-problem+json like every other error.
+ever written. Each server gets its own gunicorn control socket in the runtime
+dir, named after its address: gunicorn's default is one path per user, so a
+second server on the host would take the first one's socket over and delete it
+on exit. Requests gunicorn refuses itself, before the app sees them (oversize
+headers or request line, malformed HTTP), are answered in problem+json like
+every other error.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+from pathlib import Path
 from typing import Any
 
 from gunicorn import util
@@ -124,10 +128,27 @@ class LedgerServer(BaseApplication):
         return load_app()
 
 
-def run(host: str, port: int, workers: int) -> None:
+MAX_SOCKET_PATH = 100  # AF_UNIX paths are at most 107 bytes
+
+
+def control_socket(runtime_dir: Path, host: str, port: int) -> dict[str, Any]:
+    """Gunicorn options giving this server its own control socket, or none at all.
+
+    One per bound address (`gunicornc -s PATH`); disabled when the runtime dir's
+    path is too long for a Unix socket rather than falling back to a shared one.
+    """
+    runtime_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path = runtime_dir / f"gunicorn-{re.sub(r'[^A-Za-z0-9.-]', '_', host)}-{port}.ctl"
+    if len(str(path).encode()) > MAX_SOCKET_PATH:
+        return {"control_socket_disable": True}
+    return {"control_socket": str(path)}
+
+
+def run(host: str, port: int, workers: int, runtime_dir: Path) -> None:
     LedgerServer(
         {
             "bind": f"{host}:{port}",
+            **control_socket(runtime_dir, host, port),
             "workers": workers,
             "worker_class": "ledger.server.ProblemWorker",
             "threads": 4,

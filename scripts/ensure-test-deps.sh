@@ -57,3 +57,23 @@ if command -v psql >/dev/null; then
     fi
 fi
 echo "PostgreSQL ready at 127.0.0.1:5432"
+
+redis_ready() {
+    python3 - <<'PY'
+import socket, sys
+s = socket.socket()
+s.settimeout(2)
+try:
+    s.connect(("127.0.0.1", 6379))
+except OSError:
+    sys.exit(1)
+PY
+}
+
+if ! redis_ready; then
+    command -v redis-server >/dev/null || apt_install redis-server
+    redis-server --bind 127.0.0.1 --port 6379 --daemonize yes --save '' >/dev/null
+    for _ in $(seq 1 30); do redis_ready && break; sleep 1; done
+fi
+redis_ready || { echo "error: Redis is not reachable at 127.0.0.1:6379" >&2; exit 1; }
+echo "Redis ready at 127.0.0.1:6379"

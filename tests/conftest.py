@@ -30,6 +30,15 @@ PG_URL = os.environ.get("LEDGER_TEST_PG", "postgresql://postgres@127.0.0.1:5432/
 BACKENDS = ("sqlite", "postgresql")
 
 
+@pytest.fixture(autouse=True, scope="session")
+def runtime_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Shared rate-limit counters and control sockets of this run, not the checkout's."""
+    path = tmp_path_factory.mktemp("run")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("LEDGER_RUNTIME_DIR", str(path))
+        yield path
+
+
 @pytest.fixture
 def pg_schema() -> Iterator[str]:
     schema = f"t_{uuid.uuid4().hex[:12]}"

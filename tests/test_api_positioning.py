@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from ledger.audit.export import jwks, live_records
+from ledger.audit.export import live_records
 from ledger.audit.verify import verify_records
 from ledger.projections.runner import dump, rebuild
 from tests.helpers import IDENTITY, answer, climb, event_count, register
@@ -217,7 +217,7 @@ def test_erasure_hides_identity_everywhere_and_audit_still_passes(
     assert profile["identity"] is None and profile["erased"] is True
     assert profile["total_pix"] == 16  # the proof stays, the person goes
     ledger = app.extensions["ledger"].ledger
-    assert verify_records(live_records(ledger), jwks(ledger)).ok
+    assert verify_records(live_records(ledger), ledger.trust_anchor()).ok
     again = client.post(
         f"/api/v1/subjects/{created['subject']}/erasure",
         json={"reason": "objection"},

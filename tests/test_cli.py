@@ -45,20 +45,25 @@ def test_the_independent_example_verifier_agrees(run, tmp_path: Path) -> None:
     run("demo", "--candidates", "2")
     bundle = tmp_path / "bundle"
     run("export", str(bundle))
+    anchor = run("keys", "anchor").stdout.strip()
     example = Path(__file__).resolve().parent.parent / "docs" / "verify_example.py"
-    checked = subprocess.run(
-        [sys.executable, str(example), str(bundle)], capture_output=True, text=True
-    )
-    assert checked.stdout.startswith("OK "), checked.stdout + checked.stderr
+
+    def check() -> subprocess.CompletedProcess:
+        command = [sys.executable, str(example), str(bundle), anchor]
+        return subprocess.run(command, capture_output=True, text=True)
+
+    checked = check()
+    assert checked.returncode == 0 and checked.stdout.startswith("OK "), checked.stdout
     lines = (bundle / "events.ndjson").read_text().splitlines()
     record = json.loads(lines[3])
     record["time"] = "2020-01-01T00:00:00.000000Z"
     lines[3] = json.dumps(record)
     (bundle / "events.ndjson").write_text("\n".join(lines) + "\n")
-    checked = subprocess.run(
-        [sys.executable, str(example), str(bundle)], capture_output=True, text=True
-    )
-    assert checked.stdout.strip() == "seq 4: hash mismatch"
+    checked = check()
+    assert checked.returncode == 1 and checked.stdout.strip() == "seq 4: hash mismatch"
+    (bundle / "events.ndjson").write_text("not json\n")
+    checked = check()
+    assert checked.returncode == 1 and checked.stdout.startswith("malformed input")
 
 
 def test_audit_names_the_first_tampered_seq_in_a_bundle(run, tmp_path: Path) -> None:
@@ -104,7 +109,8 @@ def test_keys_rotate_and_list(run) -> None:
     rotated = run("keys", "rotate").stdout
     assert "rotated:" in rotated
     listing = run("keys", "list").stdout
-    assert listing.count("yes") >= 3  # both held, one active
+    assert listing.count("yes") == 2  # both held
+    assert listing.count("current") == 1 and listing.count("replaced") == 1
     run("demo", "--candidates", "1")
     assert run("audit", "verify").stdout.startswith("OK:")
 

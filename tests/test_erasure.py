@@ -28,7 +28,7 @@ from urllib.parse import quote
 import psycopg
 import pytest
 
-from ledger.audit.export import export_bundle, jwks, live_records
+from ledger.audit.export import export_bundle, live_records
 from ledger.audit.verify import verify_records
 from ledger.log_redaction import RedactingFilter, redact_request_line, redact_target
 from ledger.services.qr import token_url
@@ -235,7 +235,7 @@ def test_an_erased_person_is_found_nowhere(flow: Flow, app, admin, tmp_path: Pat
     assert [e.data for e in erased] == [
         {"subject": person["subject"], "reason": "data-subject-request"}
     ]
-    assert verify_records(live_records(ledger), jwks(ledger)).ok
+    assert verify_records(live_records(ledger), ledger.trust_anchor()).ok
 
 
 def test_an_erasure_reason_comes_from_the_closed_list(flow: Flow, admin) -> None:

@@ -13,7 +13,7 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from ledger.audit.export import jwks, live_records
+from ledger.audit.export import live_records
 from ledger.audit.verify import verify_records
 from ledger.config import Config
 from ledger.store.application import Ledger
@@ -82,6 +82,6 @@ def test_two_workers_and_eight_concurrent_clients_keep_one_valid_chain(
     assert statuses == [201] * 64
     seqs = [e.seq for e in ledger.recorder.iter_envelopes()]
     assert seqs == list(range(1, len(seqs) + 1))
-    report = verify_records(live_records(ledger), jwks(ledger))
+    report = verify_records(live_records(ledger), ledger.trust_anchor())
     assert report.ok, report.problem
     ledger.close()

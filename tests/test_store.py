@@ -47,7 +47,7 @@ class Counter(LedgerAggregate):
 
 
 def audit(ledger: Ledger) -> Any:
-    return verify_records(live_records(ledger), jwks(ledger))
+    return verify_records(live_records(ledger), ledger.trust_anchor())
 
 
 def all_envelopes(ledger: Ledger) -> list[Any]:
@@ -257,8 +257,8 @@ def test_rehashed_but_unsigned_edit_is_reported(ledger: Ledger) -> None:
 def test_rotation_signs_new_events_with_new_key_and_old_ones_still_verify(ledger: Ledger) -> None:
     _filled(ledger, 2)
     old = ledger.keyring.active().kid
-    new = ledger.keyring.create().kid
-    ledger.recorder.announce_active_key()
+    new = ledger.keyring.generate().kid
+    ledger.recorder.rotate(ledger.keyring.get(new))
     c = Counter(label="after")
     ledger.save(c)
     envs = all_envelopes(ledger)

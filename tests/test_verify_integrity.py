@@ -15,13 +15,13 @@ from typing import Any
 
 import pytest
 
-from ledger import crypto, envelope
+from ledger import crypto, envelope, trust
 from ledger.domain import clock
 from ledger.qr_token import CertificateClaims, sign_token
 from ledger.services.qr import current_payload
 from ledger.services.signed_certificate import certificate_events
 from ledger.services.verification import INTEGRITY_FAILURE, public_certificate
-from ledger.store.recorder import KEY_EVENT_TYPE, key_stream
+from ledger.store.recorder import key_stream
 from tests.certification_flow import Flow
 from tests.test_verify_site import DAY_AFTER, token_of
 
@@ -209,8 +209,8 @@ def _announce(app, key: crypto.SigningKey) -> None:
     """Append a self-announced key event at the head, chained and signed by that key."""
     ledger = _state(app).ledger
     head = ledger.recorder.envelope(ledger.recorder.max_notification_id())
-    row = (head.seq + 1, str(uuid.uuid4()), key_stream(key.kid), 1, KEY_EVENT_TYPE,
-           clock.format_time(clock.now()), _jcs({"kid": key.kid, "jwk": key.public_jwk()}),
+    row = (head.seq + 1, str(uuid.uuid4()), key_stream(key.kid), 1, trust.KEY_ACTIVATED,
+           clock.format_time(clock.now()), _jcs(trust.activation(key)),
            head.hash)  # fmt: skip
     digest = crypto.sha256(envelope.hashed_bytes(*row))
     _sql(app, "INSERT INTO ledger_events (seq, id, stream, version, type, time, data, prev,"

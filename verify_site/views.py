@@ -16,7 +16,7 @@ from ledger.api.state import state
 from ledger.domain.certificate import normalize_code
 from ledger.qr_image import ImageUnreadable, decode_qr
 from ledger.qr_token import TokenInvalid, parse_qr_url, verify_token
-from ledger.services.qr import check_token
+from ledger.services.qr import INVALID, TokenCheck, check_token
 from ledger.services.verification import INTEGRITY_FAILURE, trusted_jwks
 from verify_site.i18n import LANGUAGES, current_language, format_date, translator
 
@@ -113,14 +113,15 @@ def certificate(code: str) -> Response:
     key = (canonical, current_language(), token)
     html = st.views.pages.get(key)
     if html is None:
-        html = _render_certificate(view, token)
-        st.views.pages[key] = html
+        verified = view["status"] != INTEGRITY_FAILURE
+        check = check_token(st.ledger, view, token) if token and verified else None
+        html = _render_certificate(view, token, check)
+        if token is None or (check is not None and check.state != INVALID):
+            st.views.pages[key] = html  # never keyed by a token the ledger did not sign
     return finish(html, 200)
 
 
-def _render_certificate(view: dict[str, Any], token: str | None) -> str:
-    verified = view["status"] != INTEGRITY_FAILURE
-    check = check_token(state().ledger, view, token) if token and verified else None
+def _render_certificate(view: dict[str, Any], token: str | None, check: TokenCheck | None) -> str:
     t = translator(current_language())
     what = ", ".join(t(f"what_{d}") for d in check.differences if d != "holder") if check else ""
     return render("certificate.html", cert=view, check=check, token=token, what=what)

@@ -1,100 +1,103 @@
-"""Per-client rate limits on certificate lookups and QR uploads (the `limits` library).
+"""Per-client rate limits on certificate lookups and QR uploads, shared across workers.
 
 Two shared buckets per client: every way of looking a certificate up (page,
 JSON, QR image) counts in `lookups`; uploads in `uploads`. Each limited
 response carries X-RateLimit-Limit/Remaining/Reset; a breach is a 429 with
-Retry-After. Counters live in process memory by default; point
-LEDGER_RATELIMIT_STORAGE at a shared store (e.g. redis://) when several workers
-or nodes must share them. A thin layer over `limits` rather than a Flask
-extension: lookups are the hottest path of the public site.
+Retry-After. Counters live where LEDGER_RATELIMIT_STORAGE says (`rate_stores`):
+by default in a file shared by every worker of the host, so a limit of 60 per
+minute is 60 whatever the number of workers; `redis://` shares them between
+nodes. If Redis fails, the limits fall back to this host's store (they then hold
+per node) and Redis is tried again after RETRY_S: a rate limiter must never turn
+a lookup into an error. `limits` only parses the rate strings.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
+import logging
 import math
-import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
+import redis
 from flask import Flask, current_app, request
 from limits import RateLimitItem, parse
-from limits.errors import ConfigurationError
-from limits.storage import storage_from_string
-from limits.strategies import FixedWindowRateLimiter
 from werkzeug.exceptions import TooManyRequests
 
 from ledger.api.headers import add_response_headers
+from ledger.api.rate_stores import LocalWindows, NodeWindows, RedisWindows, Windows
 from ledger.config import Config, ConfigError
 
 EXTENSION = "ledger.limits"
+log = logging.getLogger(__name__)
 
 
-class LocalWindows:
-    """Fixed-window counters in process memory: one dict and one lock.
+def node_windows(config: Config) -> NodeWindows:
+    """This host's store for this ledger: one file per database, in the runtime dir."""
+    ledger_id = hashlib.sha256(config.database_url.encode()).hexdigest()[:16]
+    return NodeWindows(config.runtime_dir / f"ratelimit-{ledger_id}.bin")
 
-    Used for `memory://` instead of `limits`' memory storage, which starts a timer
-    thread to expire keys; on the lookup path that cost more than the lookup itself.
-    """
 
-    MAX_KEYS = 200_000
-
-    def __init__(self) -> None:
-        self._counts: dict[tuple[str, int, int], int] = {}
-        self._lock = threading.Lock()
-
-    def hit(self, key: str, period: int) -> tuple[int, float]:
-        """Count one hit; return the window's count and when the window ends."""
-        window = int(time.time() // period)
-        slot = (key, period, window)
-        with self._lock:
-            count = self._counts.get(slot, 0) + 1
-            self._counts[slot] = count
-            if len(self._counts) > self.MAX_KEYS:
-                self._forget_before(time.time())
-        return count, (window + 1) * period
-
-    def _forget_before(self, now: float) -> None:
-        for slot in [s for s in self._counts if (s[2] + 1) * s[1] <= now]:
-            del self._counts[slot]
+def open_store(config: Config) -> tuple[Windows, NodeWindows | None]:
+    """(store, fallback used while Redis is unreachable) for the configured URL."""
+    url = config.ratelimit_storage
+    try:
+        if url == "memory://":
+            return LocalWindows(), None
+        if url == "node://":
+            return node_windows(config), None
+        if url.startswith(("redis://", "rediss://", "unix://")):
+            return RedisWindows(url, config.log_origin), node_windows(config)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"LEDGER_RATELIMIT_STORAGE: {exc}") from exc
+    raise ConfigError(
+        f"LEDGER_RATELIMIT_STORAGE must be node://, redis://host:port/db or memory://, "
+        f"got {url.split(':')[0]!r}"
+    )
 
 
 class RateLimits:
+    RETRY_S = 5.0
+
     def __init__(self, config: Config):
         try:
             self.buckets: dict[str, RateLimitItem] = {
                 "lookups": parse(config.lookup_rate_limit),
                 "uploads": parse(config.upload_rate_limit),
             }
-            local = config.ratelimit_storage.startswith("memory://")
-            self.local = LocalWindows() if local else None
-            self.strategy = (
-                None
-                if local
-                else FixedWindowRateLimiter(storage_from_string(config.ratelimit_storage))
-            )
-        except (ConfigurationError, ValueError) as exc:
+        except ValueError as exc:
             raise ConfigError(f"rate limit settings: {exc}") from exc
+        self.store, self.fallback = open_store(config)
+        self._down_until = 0.0
 
-    def _count(self, item: RateLimitItem, bucket: str, client: str) -> tuple[bool, int, float]:
-        if self.local is not None:
-            count, reset = self.local.hit(f"{bucket}/{client}", item.get_expiry())
-            return count <= item.amount, max(0, item.amount - count), reset
-        allowed = self.strategy.hit(item, bucket, client)  # type: ignore[union-attr]
-        reset, remaining = self.strategy.get_window_stats(item, bucket, client)  # type: ignore[union-attr]
-        return allowed, remaining, reset
+    def _count(self, key: str, period: int) -> tuple[int, float]:
+        if self.fallback is None:
+            return self.store.hit(key, period)
+        if time.monotonic() >= self._down_until:
+            try:
+                return self.store.hit(key, period)
+            except redis.RedisError as exc:
+                self._down_until = time.monotonic() + self.RETRY_S
+                log.warning("rate-limit store unreachable, counting on this node: %s", exc)
+        return self.fallback.hit(key, period)
+
+    def close(self) -> None:
+        for store in (self.store, self.fallback):
+            if isinstance(store, NodeWindows):
+                store.close()
 
     def hit(self, bucket: str, client: str) -> tuple[bool, dict[str, str], int]:
         """(allowed, headers to send, seconds until the window resets)."""
         item = self.buckets[bucket]
-        allowed, remaining, reset = self._count(item, bucket, client)
+        count, reset = self._count(f"{bucket}/{client}", item.get_expiry())
         headers = {
             "X-RateLimit-Limit": str(item.amount),
-            "X-RateLimit-Remaining": str(remaining),
+            "X-RateLimit-Remaining": str(max(0, item.amount - count)),
             "X-RateLimit-Reset": str(int(reset)),
         }
-        return allowed, headers, max(1, math.ceil(reset - time.time()))
+        return count <= item.amount, headers, max(1, math.ceil(reset - time.time()))
 
 
 def limited(bucket: str) -> Callable:

@@ -24,8 +24,8 @@ class ExportError(Exception):
 
 
 def jwks(ledger: Ledger) -> dict[str, Any]:
-    """Every public key that ever signed, as announced in the log itself."""
-    return {"keys": ledger.recorder.key_jwks()}
+    """The keys the endorsement chain accepts (format 3): a convenience, never a trust root."""
+    return ledger.key_history().jwks()
 
 
 def live_records(ledger: Ledger, upto: int | None = None) -> Iterator[dict[str, Any]]:
@@ -49,7 +49,7 @@ def checkpoint_note(ledger: Ledger, size: int | None = None) -> str:
     if size is not None:
         leaves = leaves[:size]
     cp = Checkpoint(origin=ledger.config.log_origin, size=len(leaves), root=root_hash(leaves))
-    return sign_checkpoint(cp, ledger.keyring.active())
+    return sign_checkpoint(cp, ledger.signing_key())
 
 
 def export_bundle(ledger: Ledger, out: Path) -> int:
@@ -71,7 +71,5 @@ def export_bundle(ledger: Ledger, out: Path) -> int:
     os.replace(tmp, out / "events.ndjson")
     (out / "jwks.json").write_text(json.dumps(jwks(ledger), indent=2) + "\n", encoding="utf-8")
     cp = Checkpoint(origin=ledger.config.log_origin, size=count, root=root_hash(leaves))
-    (out / "checkpoint.txt").write_text(
-        sign_checkpoint(cp, ledger.keyring.active()), encoding="utf-8"
-    )
+    (out / "checkpoint.txt").write_text(sign_checkpoint(cp, ledger.signing_key()), encoding="utf-8")
     return count

@@ -50,7 +50,7 @@ class LogTree:
         size = self.refresh()
         if size not in self._notes:
             cp = Checkpoint(origin=self.ledger.config.log_origin, size=size, root=self.root(size))
-            self._notes = {size: sign_checkpoint(cp, self.ledger.keyring.active())}
+            self._notes = {size: sign_checkpoint(cp, self.ledger.signing_key())}
         return self._notes[size]
 
     def inclusion(self, seq: int, size: int) -> list[bytes]:

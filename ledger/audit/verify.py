@@ -1,10 +1,13 @@
-"""Verify a ledger the way an outside auditor does (LEDGER_FORMAT.md sections 2, 3, 5).
+"""Verify a ledger the way an outside auditor does (LEDGER_FORMAT.md sections 2, 3 v1.1, 5).
 
-Input is a sequence of envelope records (dicts, as parsed from ndjson) and a
-JWKS. For every record, in order: `seq` is the next integer, `prev` is the
-previous `hash`, `hash` recomputes from JCS, `kid` is in the JWKS and `sig`
-verifies. The first failure stops the walk and is reported with its `seq`.
-Then the Merkle root over all hashes is compared with a signed checkpoint.
+Input is a sequence of envelope records (dicts, as parsed from ndjson) and the
+trust anchor. For every record, in order: `seq` is the next integer, `prev` is
+the previous `hash`, `hash` recomputes from JCS, and `sig` verifies under a key
+the endorsement chain rooted in the anchor accepts at that `seq` (key events
+are folded into the chain as they come). The first failure stops the walk and
+is reported with its `seq`. Then the Merkle root over all hashes is compared
+with a signed checkpoint, and with a checkpoint the auditor saved earlier, so
+a truncated or rewritten history fails too. The JWKS is never trusted.
 """
 
 from __future__ import annotations
@@ -16,8 +19,14 @@ from pathlib import Path
 from typing import Any
 
 from ledger import crypto, envelope
-from ledger.audit.checkpoint import CheckpointError, verify_checkpoint
+from ledger.audit.checkpoint import (
+    Checkpoint,
+    CheckpointError,
+    parse_checkpoint,
+    verify_checkpoint,
+)
 from ledger.audit.merkle import root_hash
+from ledger.trust import KEY_COMPROMISED, Anchor, KeyHistory, SignedSeqs, is_key_event
 
 Progress = Callable[[int], None]
 
@@ -31,6 +40,10 @@ class AuditReport:
     problem: str = ""
     root: bytes = b""
     checkpoint_size: int | None = None
+    checkpoint_note: str | None = None
+    since_size: int | None = None
+    anchor_kid: str | None = None
+    anchor_from_log: bool = True
     keys_used: set[str] = field(default_factory=set)
 
     @property
@@ -43,52 +56,58 @@ class AuditReport:
         return self
 
 
-def load_jwks(jwks: dict[str, Any]) -> dict[str, bytes]:
-    """kid -> raw public key, each JWK checked against its own thumbprint."""
-    keys: dict[str, bytes] = {}
-    for jwk in jwks.get("keys", []):
-        raw = crypto.public_key_from_jwk(jwk)
-        keys[crypto.jwk_thumbprint(raw)] = raw
-    return keys
-
-
-def _check_record(
-    record: dict[str, Any], expected_seq: int, prev: str, keys: dict[str, bytes]
-) -> str:
-    """Empty string when the record is sound at this position, else what is wrong."""
+def _check_record(record: dict[str, Any], expected_seq: int, prev: str) -> str:
+    """Empty string when the record's position and content are sound, else what is wrong."""
     if record.get("seq") != expected_seq:
         return f"expected seq {expected_seq}, found {record.get('seq')!r} (gap, deletion or reordering)"
     if record.get("prev") != prev:
         return "prev does not match the previous event's hash (chain broken)"
     if not envelope.check_hash(record):
         return "hash does not match the event's content (event altered)"
-    public = keys.get(str(record.get("kid")))
-    if public is None:
-        return f"signing key {record.get('kid')!r} is not in the JWKS"
-    if not envelope.check_signature(record, public):
-        return "signature does not verify"
     return ""
+
+
+def _check_key(record: dict[str, Any], history: KeyHistory, signed: SignedSeqs) -> tuple[int, str]:
+    """(seq, problem) of the first signature the record makes invalid, or (0, '')."""
+    seq = record["seq"]
+    problem = history.apply(record) if is_key_event(str(record.get("type"))) else ""
+    problem = problem or history.signature_problem(record)
+    if problem:
+        return seq, problem
+    if record.get("type") == KEY_COMPROMISED:
+        kid, since = record["data"]["kid"], record["data"]["since"]
+        voided = signed.first_from(kid, since)
+        if voided is not None:
+            return (
+                voided,
+                f"signed by key {kid}, declared compromised from seq {since} at seq {seq}",
+            )
+    signed.add(record["kid"], seq)
+    return 0, ""
 
 
 def verify_records(
     records: Iterable[dict[str, Any]],
-    jwks: dict[str, Any],
+    anchor: Anchor | None,
     checkpoint: str | None = None,
-    origin: str | None = None,
+    since_checkpoint: str | None = None,
     progress: Progress | None = None,
 ) -> AuditReport:
-    report = AuditReport()
-    try:
-        keys = load_jwks(jwks)
-    except crypto.CryptoError as exc:
-        return report.fail(None, f"JWKS: {exc}")
+    """Audit `records` against `anchor` (None: trust the log's own first key, weaker)."""
+    if anchor is not None and not isinstance(anchor, Anchor):
+        raise TypeError("verify_records takes the trust anchor, not a JWKS")
+    report = AuditReport(anchor_from_log=anchor is None)
+    history, signed = KeyHistory(anchor), SignedSeqs()
     leaves: list[bytes] = []
     prev = crypto.ZERO_HASH
     for record in records:
         expected = report.events + 1
-        problem = _check_record(record, expected, prev, keys)
+        problem = _check_record(record, expected, prev)
         if problem:
             return report.fail(expected, problem)
+        bad_seq, problem = _check_key(record, history, signed)
+        if problem:
+            return report.fail(bad_seq, problem)
         prev = record["hash"]
         leaves.append(bytes.fromhex(prev))
         report.keys_used.add(record["kid"])
@@ -96,17 +115,26 @@ def verify_records(
         if progress:
             progress(1)
     report.root = root_hash(leaves)
+    report.anchor_kid = history.anchor_kid
+    origin = anchor.origin if anchor is not None else None
     if checkpoint is not None:
-        _check_checkpoint(report, checkpoint, origin, keys, leaves)
+        _check_checkpoint(report, checkpoint, origin, history, leaves)
+    if since_checkpoint is not None and report.ok:
+        _check_since(report, since_checkpoint, origin, history, leaves)
     return report
 
 
+def _verified(note: str, origin: str | None, history: KeyHistory) -> Checkpoint:
+    """The checkpoint, signed for `origin` by a key the chain accepts at its size."""
+    cp, _ = parse_checkpoint(note)
+    return verify_checkpoint(note, origin or cp.origin, history.checkpoint_keys(cp.size))
+
+
 def _check_checkpoint(
-    report: AuditReport, note: str, origin: str | None, keys: dict[str, bytes], leaves: list[bytes]
+    report: AuditReport, note: str, origin: str | None, history: KeyHistory, leaves: list[bytes]
 ) -> None:
-    name = origin or note.split("\n", 1)[0]
     try:
-        cp = verify_checkpoint(note, name, keys.values())
+        cp = _verified(note, origin, history)
     except CheckpointError as exc:
         report.fail(None, f"checkpoint: {exc}")
         return
@@ -117,6 +145,39 @@ def _check_checkpoint(
         )
     elif cp.root != root_hash(leaves[: cp.size]):
         report.fail(None, f"checkpoint root for size {cp.size} does not match the events")
+    else:
+        report.checkpoint_note = note
+
+
+def _check_since(
+    report: AuditReport, note: str, origin: str | None, history: KeyHistory, leaves: list[bytes]
+) -> None:
+    """The log still holds, unchanged, every event a previously saved checkpoint covered."""
+    try:
+        size = parse_checkpoint(note)[0].size
+    except CheckpointError as exc:
+        report.fail(None, f"saved checkpoint: {exc}")
+        return
+    if size > report.events:
+        report.fail(
+            report.events + 1,
+            f"the log has {report.events} events but the saved checkpoint covers {size}: "
+            "its tail was truncated",
+        )
+        return
+    try:
+        cp = _verified(note, origin, history)
+    except CheckpointError as exc:
+        report.fail(None, f"saved checkpoint: {exc}")
+        return
+    if cp.root != root_hash(leaves[:size]):
+        report.fail(
+            None,
+            f"the first {size} events differ from the saved checkpoint: "
+            "the history was rewritten or forked",
+        )
+        return
+    report.since_size = size
 
 
 def read_ndjson(path: Path) -> Iterator[dict[str, Any]]:
@@ -130,17 +191,19 @@ def read_ndjson(path: Path) -> Iterator[dict[str, Any]]:
                 yield {"seq": f"unparseable line {number}"}
 
 
-def verify_bundle(directory: Path, progress: Progress | None = None) -> AuditReport:
-    """Verify an export: events.ndjson, jwks.json and (if present) checkpoint.txt."""
+def verify_bundle(
+    directory: Path,
+    anchor: Anchor | None,
+    since_checkpoint: str | None = None,
+    progress: Progress | None = None,
+) -> AuditReport:
+    """Verify an export's events.ndjson and (if present) checkpoint.txt against `anchor`.
+
+    The bundle's jwks.json is a convenience for token checks; keys come from the chain.
+    """
     events = directory / "events.ndjson"
-    jwks_path = directory / "jwks.json"
-    for needed in (events, jwks_path):
-        if not needed.is_file():
-            return AuditReport().fail(None, f"bundle has no {needed.name}")
-    try:
-        jwks = json.loads(jwks_path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        return AuditReport().fail(None, f"jwks.json is not JSON: {exc}")
+    if not events.is_file():
+        return AuditReport().fail(None, f"bundle has no {events.name}")
     checkpoint_path = directory / "checkpoint.txt"
     checkpoint = checkpoint_path.read_text(encoding="utf-8") if checkpoint_path.is_file() else None
-    return verify_records(read_ndjson(events), jwks, checkpoint, progress=progress)
+    return verify_records(read_ndjson(events), anchor, checkpoint, since_checkpoint, progress)

@@ -44,9 +44,9 @@ def current_payload(view: dict[str, Any]) -> dict[str, Any]:
 
 
 def issue_token(ledger: Ledger, view: dict[str, Any]) -> str:
-    """Sign the certificate's current state with the active key."""
+    """Sign the certificate's current state with the chain's current key."""
     claims = CertificateClaims.from_payload(current_payload(view))
-    return sign_token(claims, ledger.keyring.active())
+    return sign_token(claims, ledger.signing_key())
 
 
 def token_url(ledger: Ledger, view: dict[str, Any]) -> str:

@@ -19,6 +19,7 @@ from ledger import crypto, envelope
 from ledger.domain import clock
 from ledger.domain.referential import Referential
 from ledger.envelope import Envelope
+from ledger.lru import LRU
 from ledger.projections.certificates import by_code, public_status
 from ledger.projections.runner import position
 from ledger.services.certification import CENTRE_TZ
@@ -29,48 +30,42 @@ from ledger.services.signed_certificate import (
     fold,
 )
 from ledger.store.application import Ledger
+from ledger.trust import KeyHistory
 
 INTEGRITY_FAILURE = "integrity-failure"
 
 
-def trusted_keys(ledger: Ledger) -> dict[str, bytes]:
-    """kid -> public key of every key whose signatures this server accepts.
+def trusted_keys(ledger: Ledger) -> KeyHistory:
+    """The keys whose signatures this server accepts, and for which seqs.
 
     The one place key trust is decided for the verify page, its JSON and QR
-    tokens. The database is untrusted, so a key announced in the log counts
-    only when this node's own key directory holds the same key: a key someone
-    wrote into the database, with its own announcement, is refused.
+    tokens: only keys endorsed by the chain rooted in the trust anchor (format
+    section 3). The database is untrusted, so a key someone wrote into it,
+    with its own announcement, is refused.
     """
-    held = {key.kid: key.public_raw for key in ledger.keyring.all()}
-    announced: dict[str, bytes] = {}
-    for jwk in ledger.recorder.key_jwks():
-        try:
-            announced[jwk["kid"]] = crypto.public_key_from_jwk(jwk)
-        except (crypto.CryptoError, KeyError, TypeError):
-            continue
-    return {kid: raw for kid, raw in announced.items() if held.get(kid) == raw}
+    return ledger.key_history()
 
 
 def trusted_jwks(ledger: Ledger) -> dict[str, Any]:
-    """The trusted keys as a JWKS, to check QR tokens with."""
-    return {"keys": [crypto.public_jwk(raw) for raw in trusted_keys(ledger).values()]}
+    """The trusted keys as a JWKS (compromised keys left out), to check QR tokens with."""
+    return trusted_keys(ledger).jwks()
 
 
-def check_envelope(ledger: Ledger, env: Envelope, keys: dict[str, bytes]) -> dict[str, Any]:
+def check_envelope(ledger: Ledger, env: Envelope, keys: KeyHistory) -> dict[str, Any]:
     """Hash, trusted signature and chain link of one stored event."""
     try:
         record = json.loads(env.to_json_line())
     except ValueError:  # stored data that is not even JSON
         record = {}
-    public = keys.get(env.kid)
+    key = keys.keys.get(env.kid)
     previous = ledger.recorder.envelope(env.seq - 1) if env.seq > 1 else None
     return {
         "seq": env.seq,
         "hash": env.hash,
         "kid": env.kid,
         "hash_valid": bool(record) and envelope.check_hash(record),
-        "key_trusted": public is not None,
-        "signature_valid": bool(record and public) and envelope.check_signature(record, public),
+        "key_trusted": key is not None and key.may_sign(env.seq),
+        "signature_valid": bool(record) and not keys.signature_problem(record),
         "chain_link_valid": env.prev == (previous.hash if previous else crypto.ZERO_HASH),
     }
 
@@ -108,7 +103,7 @@ def holder_of(ledger: Ledger, sealed: dict[str, Any]) -> dict[str, str] | None:
 
 
 def public_certificate(
-    ledger: Ledger, ref: Referential, code: str, keys: dict[str, bytes] | None = None
+    ledger: Ledger, ref: Referential, code: str, keys: KeyHistory | None = None
 ) -> dict[str, Any] | None:
     """The public view of `code` (None if unknown), or its integrity-failure view."""
     projected = position(ledger.db, "certificates")  # read first: the row is at least this new
@@ -202,19 +197,21 @@ class PublicViews:
     after this process wrote: another node's cancellation shows within 50 ms,
     this node's immediately. Tampering that leaves the head alone (an event
     edited in place) is caught by re-verifying every REVERIFY_S seconds. A view
-    that fails its checks raises an alarm in the API state.
+    that fails its checks raises an alarm in the API state. Both caches are
+    bounded LRUs (clients choose codes and tokens), and neither keeps an unknown
+    code or an invalid token.
     """
 
-    MAX_ENTRIES = 20_000
+    CACHE_SIZE = 256
     FRESHNESS_S = 0.05
     REVERIFY_S = 10.0
 
     def __init__(self, api_state: Any):
         self._state = api_state
         self._key: tuple[int, str, int] | None = None
-        self._views: dict[str, dict[str, Any] | None] = {}
-        self._keys: dict[str, bytes] | None = None
-        self.pages: dict[tuple, str] = {}
+        self._views: LRU[dict[str, Any]] = LRU(self.CACHE_SIZE)  # known codes only
+        self._keys: KeyHistory | None = None
+        self.pages: LRU[str] = LRU(self.CACHE_SIZE)  # never keyed by an unverified token
         self._checked_at = 0.0
         self._seen_writes = -1
 
@@ -237,11 +234,7 @@ class PublicViews:
             clock.now().astimezone(CENTRE_TZ).date().isoformat(),
             int(time.monotonic() // self.REVERIFY_S),
         )
-        if (
-            key != self._key
-            or len(self._views) > self.MAX_ENTRIES
-            or len(self.pages) > self.MAX_ENTRIES
-        ):
+        if key != self._key:
             self._key = key
             self._views.clear()
             self.pages.clear()
@@ -249,12 +242,15 @@ class PublicViews:
 
     def get(self, code: str) -> dict[str, Any] | None:
         self._sync()
-        if code in self._views:
-            return self._views.get(code)
+        view = self._views.get(code)
+        if view is not None:
+            return view
         if self._keys is None:
             self._keys = trusted_keys(self._state.ledger)
         view = public_certificate(self._state.ledger, self._state.referential, code, self._keys)
-        if view is not None and not view["integrity"]["verified"]:
+        if view is None:
+            return None
+        if not view["integrity"]["verified"]:
             self._alarm(view)
         self._views[code] = view
         return view

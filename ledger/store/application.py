@@ -1,7 +1,8 @@
 """The eventsourcing Application wired to the envelope recorder, and the `Ledger` facade.
 
 `Ledger` is what the API, CLI and projections hold: the database, the key
-ring, the application (repository + save) and the personal-data vault.
+ring, the application (repository + save), the personal-data vault, and the
+trust anchor with the key history endorsed from it.
 """
 
 from __future__ import annotations
@@ -12,12 +13,15 @@ from typing import Any
 from eventsourcing.application import Application, Repository
 from eventsourcing.persistence import ApplicationRecorder, Mapper
 
+from ledger import trust
 from ledger.config import Config
+from ledger.crypto import SigningKey
 from ledger.keys import KeyRing
 from ledger.store.db import Database, LedgerMissing, connect
 from ledger.store.mapper import LedgerMapper
 from ledger.store.recorder import LedgerRecorder
 from ledger.store.subjects import SubjectVault
+from ledger.trust import Anchor, KeyHistory
 
 
 class LockedRepository(Repository):
@@ -84,9 +88,13 @@ class Ledger:
         self.config = config
         self.db = db or connect(config.database_url, config.db_timeouts)
         self.keyring = KeyRing(config.keys_dir, config.master_key)
-        self.recorder = LedgerRecorder(self.db, self.keyring, config.signing_threads)
+        self.recorder = LedgerRecorder(
+            self.db, self.keyring, config.signing_threads, anchor=self.trust_anchor
+        )
         self.app = LedgerApplication(self.recorder)
         self.vault = SubjectVault(self.db, self.keyring)
+        self._anchor: tuple[Anchor, str] | None = None
+        self._anchor_read = False
 
     @classmethod
     def open_existing(cls, config: Config) -> Ledger:
@@ -107,11 +115,41 @@ class Ledger:
         return ledger
 
     def init(self) -> None:
-        """Create tables and, if none exist yet, the first signing key and master key."""
+        """Create tables and, if none exist yet, the first signing key, anchor and master key."""
         self.db.create_schema()
         if not self.keyring.exists():
             self.keyring.create()
         self.keyring.ensure_master_key()
+        if not self.config.trust_anchor and not (self.config.keys_dir / trust.ANCHOR_FILE).exists():
+            self._write_anchor()
+
+    def _write_anchor(self) -> None:
+        """Record the anchor: the log's own first key if it has one, else the active key."""
+        genesis = self.recorder.iter_envelopes_of_type(trust.KEY_ACTIVATED)[:1]
+        history = KeyHistory.fold(genesis, None)
+        public = history.public_key(history.anchor_kid or "") or self.keyring.active().public_raw
+        Anchor.of(public, self.config.log_origin).save(self.config.keys_dir)
+        self._anchor_read = False
+
+    def trust_anchor(self) -> Anchor | None:
+        """The configured anchor (LEDGER_TRUST_ANCHOR, else `anchor.json`), or None."""
+        found = self.trust_anchor_source()
+        return found[0] if found else None
+
+    def trust_anchor_source(self) -> tuple[Anchor, str] | None:
+        """The anchor and where it came from; read once per process."""
+        if not self._anchor_read:
+            self._anchor = trust.configured_anchor(self.config.trust_anchor, self.config.keys_dir)
+            self._anchor_read = True
+        return self._anchor
+
+    def key_history(self) -> KeyHistory:
+        """The keys endorsed by the chain rooted in the anchor, as of the log's head."""
+        return self.recorder.key_history()
+
+    def signing_key(self) -> SigningKey:
+        """The key that signs now: the chain's current key, held in the key ring."""
+        return self.recorder.signing_key()
 
     def save(self, *aggregates: Any) -> list[int]:
         """Append the aggregates' pending events atomically; return their seqs."""

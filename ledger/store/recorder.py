@@ -4,12 +4,16 @@ One write transaction, under the append lock: read the chain head, give each
 event the next `seq`, link `prev`, hash, sign, insert. The event and its chain
 link are one row, so neither can exist without the other. A (stream, version)
 already taken means the writer worked on a stale aggregate: ConcurrencyConflict.
+The signing key is the one the key endorsement chain (ledger/trust.py) says is
+current; the first write of a log announces the trust anchor.
 """
 
 from __future__ import annotations
 
+import json
+import threading
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 from uuid import UUID
 
@@ -21,14 +25,14 @@ from eventsourcing.persistence import (
     Subscription,
 )
 
-from ledger import crypto, envelope
+from ledger import crypto, envelope, trust
 from ledger.domain import clock
 from ledger.envelope import Envelope
-from ledger.keys import KeyRing
+from ledger.keys import KeyFileError, KeyRing
 from ledger.store.db import Database, UniqueViolation
 from ledger.store.mapper import LedgerStoredEvent
+from ledger.trust import Anchor, KeyHistory, TrustError
 
-KEY_EVENT_TYPE = "keys.KeyActivated"
 KEY_STREAM_NAMESPACE = uuid.UUID("6d1c1f0e-43a5-4e8e-9a43-2b0b6c1f7a11")
 
 INSERT = (
@@ -50,51 +54,175 @@ def row_to_envelope(row: Sequence[Any]) -> Envelope:
     return Envelope(*row)
 
 
+KeyEventsBuilder = Callable[[KeyHistory], list[LedgerStoredEvent]]
+"""Key events to write first, given the key history as of the chain head."""
+
+
+def _no_key_events(history: KeyHistory) -> list[LedgerStoredEvent]:
+    return []
+
+
+def _key_event(kid: str, version: int, type_name: str, payload: dict) -> LedgerStoredEvent:
+    """A key event in the key's own stream, so the store refuses a second introduction."""
+    return LedgerStoredEvent(
+        originator_id=key_stream(kid),
+        originator_version=version,
+        topic=type_name,
+        state=crypto.canonical_json(payload),
+        time=clock.format_time(clock.now()),
+        event_id=str(uuid.uuid4()),
+    )
+
+
 class LedgerRecorder(ApplicationRecorder):
     """Stores events as signed, hash-chained envelopes in `ledger_events`."""
 
-    def __init__(self, db: Database, keyring: KeyRing, signing_threads: int = 1):
+    def __init__(
+        self,
+        db: Database,
+        keyring: KeyRing,
+        signing_threads: int = 1,
+        anchor: Callable[[], Anchor | None] = lambda: None,
+    ):
         self.db = db
         self.keyring = keyring
         self.signing_threads = signing_threads
+        self.anchor = anchor
         self.writes = 0  # appends by this process: readers' caches watch it
-        self._announced: set[str] = set()
+        self._keys_lock = threading.Lock()
+        self._history: KeyHistory | None = None
+        self._history_upto = 0
 
     # --- writing ----------------------------------------------------------
 
     def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> list[int]:
-        key = self.keyring.active()
+        events = list(stored_events)
+        seqs = self._append(events, _no_key_events)
+        return seqs[len(seqs) - len(events) :]
+
+    def _append(self, events: list[StoredEvent], key_events: KeyEventsBuilder) -> list[int]:
+        """Append `key_events(history)` then `events`, signed by the chain's current key.
+
+        The key history is caught up inside the write transaction (under the append
+        lock), so the signer is the key the chain says is current at the new seqs,
+        whichever node rotated it. Key events written here are first checked against
+        that history with the same rule auditors apply.
+        """
         try:
             with self.db.write() as cur:
                 cur.execute("SELECT seq, hash FROM ledger_events ORDER BY seq DESC LIMIT 1")
                 head = cur.fetchone()
                 seq, prev = (head[0], head[1]) if head else (0, crypto.ZERO_HASH)
-                events = list(stored_events)
-                if key.kid not in self._announced and not self._is_announced(cur, key.kid):
-                    events.insert(0, self._announcement(key))
-                linked = []
-                for stored in events:
-                    row, digest = self._link(seq + 1, prev, stored)
-                    linked.append((row, digest))
-                    seq, prev = row[0], digest.hex()
-                signatures = key.sign_many([digest for _, digest in linked], self.signing_threads)
-                rows = [
-                    (*row, digest.hex(), key.kid, crypto.b64url(signature))
-                    for (row, digest), signature in zip(linked, signatures, strict=True)
-                ]
+                history = self._caught_up(cur, seq)
+                key, genesis = self._signer(history)
+                prepared = ([genesis] if genesis else []) + key_events(history)
+                rows = self._sign(key, seq, prev, [*prepared, *events])
+                history = self._with_key_rows(history, rows[: len(prepared)])
                 cur.executemany(INSERT, rows)
         except UniqueViolation as exc:
             raise ConcurrencyConflict(str(exc)) from exc
-        self._announced.add(key.kid)
+        self._remember(history, rows[-1][0] if rows else seq)
         self.writes += 1
-        return [row[0] for row in rows[len(rows) - len(stored_events) :]]
+        return [row[0] for row in rows]
+
+    def _sign(self, key: crypto.SigningKey, seq: int, prev: str, events: list[Any]) -> list[tuple]:
+        linked = []
+        for stored in events:
+            row, digest = self._link(seq + 1, prev, stored)
+            linked.append((row, digest))
+            seq, prev = row[0], digest.hex()
+        signatures = key.sign_many([digest for _, digest in linked], self.signing_threads)
+        return [
+            (*row, digest.hex(), key.kid, crypto.b64url(signature))
+            for (row, digest), signature in zip(linked, signatures, strict=True)
+        ]
+
+    def _signer(self, history: KeyHistory) -> tuple[crypto.SigningKey, LedgerStoredEvent | None]:
+        """The key that signs next, and the genesis event if the log has no key yet."""
+        if not history.started:
+            key = self.keyring.active()
+            anchor = self.anchor()
+            if anchor is not None and anchor.kid != key.kid:
+                raise KeyFileError(f"the active key {key.kid} is not the trust anchor {anchor.kid}")
+            return key, _key_event(key.kid, 1, trust.KEY_ACTIVATED, trust.activation(key))
+        if history.current is None:
+            why = history.rejected[0][1] if history.rejected else "the log's keys were retired"
+            raise KeyFileError(f"no key may sign this log: {why}")
+        return self.keyring.get(history.current), None
+
+    @staticmethod
+    def _with_key_rows(history: KeyHistory, rows: list[tuple]) -> KeyHistory:
+        """The history after our own key events; refuses one the audit would reject."""
+        if not rows:
+            return history
+        history = history.copy()
+        for row in rows:
+            problem = history.apply(json.loads(Envelope(*row).to_json_line()))
+            if problem:
+                raise TrustError(problem)
+        return history
+
+    def _caught_up(self, cur: Any, head: int) -> KeyHistory:
+        """The key history as of `head`: the cached one plus key events written since."""
+        with self._keys_lock:
+            history, upto = self._history, self._history_upto
+        if history is None or history.anchor != self.anchor():
+            history, upto = KeyHistory(self.anchor()), 0
+        if head <= upto:
+            return history
+        cur.execute(
+            f"SELECT {COLUMNS} FROM ledger_events WHERE seq > ? AND seq <= ? AND type LIKE ?"
+            " ORDER BY seq",
+            (upto, head, trust.KEY_EVENT_PREFIX + "%"),
+        )
+        fresh = [row_to_envelope(r) for r in cur.fetchall()]
+        if fresh:
+            history = history.copy()
+            for env in fresh:
+                history.apply(env)
+        self._remember(history, head)
+        return history
+
+    def _remember(self, history: KeyHistory, upto: int) -> None:
+        with self._keys_lock:
+            if upto >= self._history_upto:
+                self._history, self._history_upto = history, upto
+
+    def key_history(self) -> KeyHistory:
+        """The endorsed keys as of the log's current head (re-read only when it moved)."""
+        with self.db.read() as cur:
+            cur.execute("SELECT MAX(seq) FROM ledger_events")
+            head = cur.fetchone()[0] or 0
+            return self._caught_up(cur, head)
 
     def announce_active_key(self) -> int | None:
-        """Log the active key's public JWK now, if not yet; return its seq (None if known)."""
+        """Log the anchor key's public JWK now if the log has no key yet; return its seq."""
         before = self.max_notification_id() or 0
-        self.insert_events([])
+        self._append([], _no_key_events)
         after = self.max_notification_id() or 0
         return after if after > before else None
+
+    def rotate(self, new_key: crypto.SigningKey) -> int:
+        """Endorse `new_key` with a rotation signed by the key it replaces; return its seq."""
+
+        def build(history: KeyHistory) -> list[LedgerStoredEvent]:
+            current = history.current or self.keyring.active().kid
+            payload = trust.rotation(new_key, replaces=current)
+            return [_key_event(new_key.kid, 1, trust.KEY_ROTATED, payload)]
+
+        return self._append([], build)[-1]
+
+    def declare(self, type_name: str, payload: dict[str, Any]) -> int:
+        """Append a retirement or compromise of `payload["kid"]`, signed by the current key."""
+        kid = str(payload.get("kid"))
+        version = self._next_version(key_stream(kid))
+        event = _key_event(kid, version, type_name, payload)
+        return self._append([], lambda history: [event])[-1]
+
+    def _next_version(self, stream: str) -> int:
+        with self.db.read() as cur:
+            cur.execute("SELECT MAX(version) FROM ledger_events WHERE stream = ?", (stream,))
+            return (cur.fetchone()[0] or 0) + 1
 
     @staticmethod
     def _link(seq: int, prev: str, stored: StoredEvent) -> tuple[tuple, bytes]:
@@ -107,25 +235,6 @@ class LedgerRecorder(ApplicationRecorder):
             data_json, prev,
         )  # fmt: skip
         return row, crypto.sha256(envelope.hashed_bytes(*row))
-
-    def _is_announced(self, cur: Any, kid: str) -> bool:
-        cur.execute(
-            "SELECT 1 FROM ledger_events WHERE stream = ? AND version = 1", (key_stream(kid),)
-        )
-        return cur.fetchone() is not None
-
-    @staticmethod
-    def _announcement(key: crypto.SigningKey) -> LedgerStoredEvent:
-        """A key's first use is preceded by its public JWK, so the log alone yields the JWKS."""
-        payload = {"kid": key.kid, "jwk": key.public_jwk()}
-        return LedgerStoredEvent(
-            originator_id=key_stream(key.kid),
-            originator_version=1,
-            topic=KEY_EVENT_TYPE,
-            state=crypto.canonical_json(payload),
-            time=clock.format_time(clock.now()),
-            event_id=str(uuid.uuid4()),
-        )
 
     # --- reading ----------------------------------------------------------
 
@@ -241,8 +350,12 @@ class LedgerRecorder(ApplicationRecorder):
             return [row_to_envelope(r) for r in cur.fetchall()]
 
     def key_jwks(self) -> list[dict[str, Any]]:
-        """Public JWKs of every key ever announced in the log, oldest first."""
-        return [e.data["jwk"] for e in self.iter_envelopes_of_type(KEY_EVENT_TYPE)]
+        """Public JWKs of the keys the endorsement chain accepts, oldest first."""
+        return self.key_history().jwks()["keys"]
+
+    def signing_key(self) -> crypto.SigningKey:
+        """The key that signs now (checkpoints, tokens): the chain's current key."""
+        return self._signer(self.key_history())[0]
 
     def iter_envelopes_of_type(self, type_name: str) -> list[Envelope]:
         with self.db.read() as cur:
