@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import json
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -255,6 +256,11 @@ def derive_key(secret: bytes, info: bytes) -> bytes:
     return HKDF(algorithm=hashes.SHA256(), length=DATA_KEY_BYTES, salt=None, info=info).derive(
         secret
     )
+
+
+def hmac_sha256_hex(key: bytes, data: bytes) -> str:
+    """Keyed digest: without the key, a guess of `data` cannot be confirmed."""
+    return hmac.new(key, data, hashlib.sha256).hexdigest()
 
 
 def random_token(nbytes: int = 32) -> str:

@@ -24,6 +24,7 @@ from typing import Any
 import psycopg
 
 from ledger import crypto
+from ledger.api.idempotency import request_fingerprint
 from ledger.config import Config
 from ledger.store.application import Ledger
 from ledger.store.db import APPEND_LOCK_ID
@@ -31,7 +32,6 @@ from ledger.store.tokens import TokenStore
 from tests.helpers import IDENTITY
 
 BODY = json.dumps(IDENTITY).encode()
-FINGERPRINT = crypto.sha256_hex(b"POST/api/v1/candidates" + BODY)  # what a claim records
 REGISTERED = "candidates.CandidateRegistered"
 
 
@@ -47,6 +47,12 @@ def _claimed(ledger: Ledger, key: str) -> bool:
     return any(row[1] == key for row in _idempotency_rows(ledger))
 
 
+def _fingerprint(headers: dict[str, str], principal: str, key: str) -> str:
+    """What a claim of POST /api/v1/candidates with BODY records."""
+    token = headers["Authorization"].split()[1]
+    return request_fingerprint(token, principal, key, "POST /api/v1/candidates", BODY)
+
+
 def _registrations(ledger: Ledger) -> int:
     return len(ledger.recorder.iter_envelopes_of_type(REGISTERED))
 
@@ -58,6 +64,18 @@ def _post(client: Any, headers: dict[str, str], key: str) -> Any:
         content_type="application/json",
         headers={**headers, "Idempotency-Key": key},
     )
+
+
+def test_the_stored_fingerprint_cannot_confirm_a_guessed_body(app, client, appender) -> None:
+    """A body holds a person's identity: only an HMAC keyed by the caller's token is kept."""
+    assert _post(client, appender, "guess-1").status_code == 201
+    st = app.extensions["ledger"]
+    principal = st.tokens.authenticate(appender["Authorization"].split()[1]).token_id
+    (row,) = _idempotency_rows(st.ledger)
+    guesses = [crypto.sha256_hex(b"POST/api/v1/candidates" + BODY), crypto.sha256_hex(BODY)]
+    assert row[2] not in guesses
+    assert row[2] == _fingerprint(appender, principal, "guess-1")
+    assert _post(client, appender, "guess-1").headers["Idempotent-Replayed"] == "true"
 
 
 def test_a_created_token_is_replayed_but_never_stored_in_clear(app, client, admin) -> None:
@@ -90,7 +108,7 @@ def test_a_claim_left_by_a_dead_worker_expires_and_one_retry_wins(app, appender)
         cur.execute(
             "INSERT INTO idempotency_keys (principal, key, request_hash, status, body, created)"
             " VALUES (?, 'dead-1', ?, 0, '', ?)",
-            (principal, FINGERPRINT, "2020-01-01T00:00:00.000000Z"),
+            (principal, _fingerprint(appender, principal, "dead-1"), "2020-01-01T00:00:00.000000Z"),
         )
     # A different body under the same key is still refused.
     other = app.test_client().post(
@@ -126,7 +144,7 @@ def test_a_running_claim_is_not_taken_over_before_it_expires(app, client, append
         cur.execute(
             "INSERT INTO idempotency_keys (principal, key, request_hash, status, body, created)"
             " VALUES (?, 'busy-1', ?, 0, '', ?)",
-            (principal, FINGERPRINT, "2999-01-01T00:00:00.000000Z"),
+            (principal, _fingerprint(appender, principal, "busy-1"), "2999-01-01T00:00:00.000000Z"),
         )  # fmt: skip
     response = _post(client, appender, "busy-1")
     assert response.status_code == 409 and response.headers["Retry-After"] == "1"

@@ -14,7 +14,9 @@ own claim, never one a retry took over.
 Stored responses are sealed (AES-256-GCM) under a key derived with HKDF from
 the caller's bearer token, which the database never holds: a created API token
 or a person's data in a response is unreadable in the idempotency table, and
-only the same caller, retrying with the same token, can replay it.
+only the same caller, retrying with the same token, can replay it. The request
+fingerprint is an HMAC under a key derived the same way, so the table cannot
+confirm a guessed body either (a body may hold a person's identity).
 """
 
 from __future__ import annotations
@@ -48,7 +50,9 @@ def idempotent(view: Callable) -> Callable:
         if not key.strip() or len(key) > MAX_KEY_LENGTH:
             raise ApiProblem(400, "invalid-idempotency-key", "Idempotency-Key must be 1-200 chars")
         principal = g.principal.token_id
-        fingerprint = _request_fingerprint()
+        fingerprint = request_fingerprint(
+            _bearer(), principal, key, request.method + " " + request.path, request.get_data()
+        )
         claim = _claim(principal, key, fingerprint)
         if claim is None:
             return _replay(principal, key, fingerprint)
@@ -65,8 +69,16 @@ def idempotent(view: Callable) -> Callable:
     return wrapper
 
 
-def _request_fingerprint() -> str:
-    return crypto.sha256_hex(request.method.encode() + request.path.encode() + request.get_data())
+def request_fingerprint(token: str, principal: str, key: str, target: str, body: bytes) -> str:
+    """HMAC of the request under a key only the caller's bearer token gives."""
+    mac_key = crypto.derive_key(
+        token.encode(), f"ledger idempotency fingerprint v1\0{principal}\0{key}".encode()
+    )
+    return crypto.hmac_sha256_hex(mac_key, target.encode() + b"\0" + body)
+
+
+def _bearer() -> str:
+    return request.headers.get("Authorization", "").partition(" ")[2].strip()
 
 
 def _now() -> str:
@@ -113,8 +125,9 @@ def _release(principal: str, key: str, claim: str) -> None:
 
 def _sealing_key(principal: str, key: str) -> bytes:
     """Derived from the caller's bearer token, which only the caller holds."""
-    token = request.headers.get("Authorization", "").partition(" ")[2].strip()
-    return crypto.derive_key(token.encode(), f"ledger idempotency v1\0{principal}\0{key}".encode())
+    return crypto.derive_key(
+        _bearer().encode(), f"ledger idempotency v1\0{principal}\0{key}".encode()
+    )
 
 
 def _store(principal: str, key: str, claim: str, response: Response) -> None:
