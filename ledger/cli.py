@@ -34,6 +34,7 @@ class CliError(click.ClickException):
 
 
 def _known_errors() -> tuple[type[BaseException], ...]:
+    from ledger.attestation.ca import AttestationKeyError
     from ledger.audit.export import ExportError
     from ledger.crypto import CryptoError
     from ledger.domain.base import DomainError
@@ -45,6 +46,7 @@ def _known_errors() -> tuple[type[BaseException], ...]:
 
     return (
         ConfigError,
+        AttestationKeyError,
         TrustError,
         CryptoError,
         DomainError,
@@ -128,10 +130,15 @@ def keys() -> None:
 @keys.command("init")
 @friendly
 def keys_init() -> None:
-    """Create the first signing key and the master key if missing."""
+    """Create the first signing key, the master key and the attestation CA if missing; log them."""
+    from ledger.attestation import ca
+
     ledger = _ledger(init=True)
     ledger.recorder.announce_active_key()
     click.echo(f"active key {ledger.keyring.active().kid}")
+    identity = ca.load(ledger.config)
+    seq = ca.ensure_published(ledger.recorder, identity)
+    click.echo(f"attestation CA {identity.fingerprint} (SHA-256), logged at seq {seq}")
 
 
 @keys.command("rotate")

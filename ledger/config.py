@@ -46,6 +46,25 @@ SETTINGS: dict[str, tuple[str, str]] = {
         "http://127.0.0.1:8000",
         "Public base URL printed in QR codes and links.",
     ),
+    "LEDGER_ATTESTATION_CERT": (
+        "",
+        "PEM document-signing certificate (ECDSA P-256) for attestation PDFs; default: "
+        "`attestation/signer.pem` in the keys dir, created by `ledger keys init`.",
+    ),
+    "LEDGER_ATTESTATION_KEY": (
+        "",
+        "PEM private key of that certificate; default: `attestation/signer.key` in the keys dir.",
+    ),
+    "LEDGER_ATTESTATION_CA": (
+        "",
+        "PEM issuing CA of that certificate, published at `/.well-known/attestation-ca.pem`; "
+        "default: `attestation/ca.pem` in the keys dir.",
+    ),
+    "LEDGER_TSA_URL": (
+        "",
+        "RFC 3161 timestamp authority: when set, attestation PDFs are signed PAdES B-T "
+        "instead of B-B.",
+    ),
     "LEDGER_LOG_ORIGIN": ("ledger.local/crcn", "Origin line of signed checkpoints."),
     "LEDGER_TRUST_ANCHOR": (
         "",
@@ -135,6 +154,23 @@ def _resolve_db_url(raw: str) -> str:
     )
 
 
+def _attestation_files() -> dict[str, Path | None]:
+    """The three attestation files, all set or none (a partial set would mix identities)."""
+    names = ("LEDGER_ATTESTATION_CERT", "LEDGER_ATTESTATION_KEY", "LEDGER_ATTESTATION_CA")
+    values = [setting(name) for name in names]
+    if any(values) and not all(values):
+        raise ConfigError(f"set all of {', '.join(names)} or none of them")
+    fields = ("attestation_cert", "attestation_key", "attestation_ca")
+    return {f: _resolve_path(v) if v else None for f, v in zip(fields, values, strict=True)}
+
+
+def _url_setting(name: str) -> str:
+    raw = setting(name).strip()
+    if raw and not raw.startswith(("https://", "http://")):
+        raise ConfigError(f"{name} must be an http(s) URL")
+    return raw
+
+
 @dataclass(frozen=True)
 class Config:
     """Resolved settings for one process."""
@@ -158,6 +194,10 @@ class Config:
     signing_threads: int
     db_timeouts: Timeouts = field(default_factory=Timeouts)
     idempotency_claim_ttl_s: int = 30
+    attestation_cert: Path | None = None
+    attestation_key: Path | None = None
+    attestation_ca: Path | None = None
+    tsa_url: str = ""
 
     @classmethod
     def from_env(cls, **overrides: object) -> Config:
@@ -185,6 +225,8 @@ class Config:
                 busy_ms=_positive("LEDGER_DB_BUSY_TIMEOUT_MS"),
             ),
             "idempotency_claim_ttl_s": _positive("LEDGER_IDEMPOTENCY_CLAIM_TTL_S"),
+            **_attestation_files(),
+            "tsa_url": _url_setting("LEDGER_TSA_URL"),
         }
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]

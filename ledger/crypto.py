@@ -1,8 +1,9 @@
 """Every cryptographic primitive the ledger uses, in one place.
 
 JCS canonical JSON (RFC 8785), SHA-256, Ed25519 signing and verification,
-RFC 7638 JWK thumbprints, base64url, and AES-256-GCM sealing/key wrapping.
-Nothing else in the code base touches `cryptography` directly, so an audit of
+RFC 7638 JWK thumbprints, base64url, AES-256-GCM sealing/key wrapping, and the
+ECDSA P-256 X.509 certificates that sign attestation PDFs (PDF readers do not
+validate EdDSA). Nothing else in the code base touches `cryptography` directly, so an audit of
 what is signed, and how, starts and ends here.
 """
 
@@ -14,12 +15,15 @@ import hmac
 import json
 import os
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 from json.encoder import encode_basestring  # type: ignore[attr-defined]
 from typing import Any
 
 import rfc8785
+from cryptography import x509
 from cryptography.exceptions import InvalidSignature, InvalidTag
 from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PrivateKey,
     Ed25519PublicKey,
@@ -265,3 +269,112 @@ def hmac_sha256_hex(key: bytes, data: bytes) -> str:
 
 def random_token(nbytes: int = 32) -> str:
     return b64url(os.urandom(nbytes))
+
+
+# --- ECDSA P-256 X.509: the attestation PDFs' issuing CA and signing certificate ---
+
+
+CA_VALIDITY_DAYS = 25 * 365
+DOCUMENT_CERT_VALIDITY_DAYS = 10 * 365
+
+
+def new_p256_key() -> ec.EllipticCurvePrivateKey:
+    return ec.generate_private_key(ec.SECP256R1())
+
+
+def private_key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+
+
+def load_p256_key(pem: bytes) -> ec.EllipticCurvePrivateKey:
+    """An ECDSA P-256 private key from PEM; CryptoError for anything else."""
+    try:
+        key = serialization.load_pem_private_key(pem, password=None)
+    except (ValueError, TypeError) as exc:
+        raise CryptoError("not a PEM private key") from exc
+    if not isinstance(key, ec.EllipticCurvePrivateKey) or key.curve.name != "secp256r1":
+        raise CryptoError("not an ECDSA P-256 private key")
+    return key
+
+
+def load_certificate(pem: bytes) -> x509.Certificate:
+    try:
+        return x509.load_pem_x509_certificate(pem)
+    except ValueError as exc:
+        raise CryptoError("not a PEM X.509 certificate") from exc
+
+
+def certificate_pem(cert: x509.Certificate) -> bytes:
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+def certificate_fingerprint(cert: x509.Certificate) -> str:
+    """SHA-256 of the DER certificate, lowercase hex: what the log records for the CA."""
+    return cert.fingerprint(hashes.SHA256()).hex()
+
+
+def _name(common_name: str, organization: str) -> x509.Name:
+    return x509.Name(
+        [
+            x509.NameAttribute(x509.NameOID.COUNTRY_NAME, "FR"),
+            x509.NameAttribute(x509.NameOID.ORGANIZATION_NAME, organization[:64]),
+            x509.NameAttribute(x509.NameOID.COMMON_NAME, common_name[:64]),
+        ]
+    )
+
+
+def _builder(subject: x509.Name, issuer: x509.Name, public: Any, days: int) -> Any:
+    now = datetime.now(UTC).replace(microsecond=0)
+    return (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer)
+        .public_key(public)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=days))
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
+    )
+
+
+def issue_ca(key: ec.EllipticCurvePrivateKey, organization: str) -> x509.Certificate:
+    """A self-signed issuing CA: may sign certificates, nothing else, one level deep."""
+    name = _name(f"{organization} attestation CA", organization)
+    usage = x509.KeyUsage(False, False, False, False, False, True, True, False, False)
+    return (
+        _builder(name, name, key.public_key(), CA_VALIDITY_DAYS)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(usage, critical=True)
+        .sign(key, hashes.SHA256())
+    )
+
+
+def issue_document_cert(
+    ca_key: ec.EllipticCurvePrivateKey,
+    ca: x509.Certificate,
+    public: ec.EllipticCurvePublicKey,
+    organization: str,
+) -> x509.Certificate:
+    """A document-signing certificate under `ca`: digitalSignature and nonRepudiation only."""
+    usage = x509.KeyUsage(True, True, False, False, False, False, False, False, False)
+    return (
+        _builder(
+            _name(f"{organization} attestations", organization),
+            ca.subject,
+            public,
+            DOCUMENT_CERT_VALIDITY_DAYS,
+        )
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(usage, critical=True)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+
+
+def ecdsa_p256_sign(key: ec.EllipticCurvePrivateKey, message: bytes) -> bytes:
+    """One ECDSA P-256 / SHA-256 signature (DER): the bare cost the benchmark compares with."""
+    return key.sign(message, ec.ECDSA(hashes.SHA256()))

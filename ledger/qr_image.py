@@ -51,6 +51,11 @@ def _qr(text: str, box_size: int = BOX_PIXELS) -> qrcode.QRCode:
     return code
 
 
+def qr_matrix(text: str) -> list[list[bool]]:
+    """The code's modules, quiet zone included (True is dark), for vector drawing in a PDF."""
+    return _qr(text).get_matrix()
+
+
 def qr_png(text: str) -> bytes:
     out = io.BytesIO()
     _qr(text).make_image().save(out, format="PNG")

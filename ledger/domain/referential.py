@@ -32,6 +32,37 @@ COMPETENCE_CODES = (
     "5.1",
     "5.2",
 )
+ENGLISH_TITLES = {
+    "1": "Information and data literacy",
+    "1.1": "Browsing, searching and monitoring information",
+    "1.2": "Managing data",
+    "1.3": "Processing data",
+    "2": "Communication and collaboration",
+    "2.1": "Interacting through digital technologies",
+    "2.2": "Sharing and publishing",
+    "2.3": "Collaborating through digital technologies",
+    "2.4": "Engaging in the digital world",
+    "3": "Digital content creation",
+    "3.1": "Developing text documents",
+    "3.2": "Developing multimedia documents",
+    "3.3": "Adapting documents to their purpose",
+    "3.4": "Programming",
+    "4": "Safety and security",
+    "4.1": "Securing the digital environment",
+    "4.2": "Protecting personal data and privacy",
+    "4.3": "Protecting health, well-being and the environment",
+    "5": "Digital environment",
+    "5.1": "Solving technical problems",
+    "5.2": "Building a digital environment",
+}
+"""DigComp-style English names of the domains and competences, for documents used abroad."""
+
+
+def title_in(code: str, french_title: str, lang: str) -> str:
+    """The official French title, or its English name when `lang` is "en" and one exists."""
+    return ENGLISH_TITLES.get(code, french_title) if lang == "en" else french_title
+
+
 MIN_DIFFICULTY, MAX_DIFFICULTY = 1, 8
 DOMAIN_CODE = re.compile(r"[1-9][0-9]*")
 COMPETENCE_CODE = re.compile(r"[1-9][0-9]*\.[1-9][0-9]*")

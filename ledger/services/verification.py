@@ -106,12 +106,25 @@ def public_certificate(
     ledger: Ledger, ref: Referential, code: str, keys: KeyHistory | None = None
 ) -> dict[str, Any] | None:
     """The public view of `code` (None if unknown), or its integrity-failure view."""
+    found = verified_certificate(ledger, ref, code, keys)
+    return found[0] if found else None
+
+
+def verified_certificate(
+    ledger: Ledger, ref: Referential, code: str, keys: KeyHistory | None = None
+) -> tuple[dict[str, Any], dict[str, Any] | None] | None:
+    """The public view and, when it verified, the row its signed events fold to.
+
+    The row holds what the public view leaves out (candidate, centre and session
+    ids, sealed identity): attestations and their authorization need it, and
+    must take it from the same checked events.
+    """
     projected = position(ledger.db, "certificates")  # read first: the row is at least this new
     try:
         with ledger.db.read() as cur:
             stored = by_code(cur, code)
     except ValueError:  # a read-model row that is not even JSON
-        return failure_view(code, [], [{"check": "read-model", "seq": None, "fields": []}])
+        return failure_view(code, [], [{"check": "read-model", "seq": None, "fields": []}]), None
     if stored is None:
         return None
     events = certificate_events(ledger.recorder, code)
@@ -124,18 +137,19 @@ def public_certificate(
         for seq in sorted({stored["issued_seq"], stored["latest_seq"]} - seqs)
     ]
     if problems:
-        return failure_view(code, checks, problems)
+        return failure_view(code, checks, problems), None
     try:
         verified = fold(code, events)
         bound = max(projected, stored["latest_seq"])
         mismatch = differences(stored, fold(code, [e for e in events if e.seq <= bound]))
     except EventsUnsound as exc:
-        return failure_view(code, checks, [{"check": "history", "seq": exc.seq}])
+        return failure_view(code, checks, [{"check": "history", "seq": exc.seq}]), None
     if mismatch:
-        return failure_view(
+        view = failure_view(
             code, checks, [{"check": "read-model", "seq": None, "fields": mismatch}]
         )
-    return verified_view(ledger, ref, verified, checks)
+        return view, None
+    return verified_view(ledger, ref, verified, checks), verified
 
 
 def verified_view(

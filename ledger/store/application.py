@@ -14,6 +14,7 @@ from eventsourcing.application import Application, Repository
 from eventsourcing.persistence import ApplicationRecorder, Mapper
 
 from ledger import trust
+from ledger.attestation import ca as attestation_ca
 from ledger.config import Config
 from ledger.crypto import SigningKey
 from ledger.keys import KeyRing
@@ -115,11 +116,13 @@ class Ledger:
         return ledger
 
     def init(self) -> None:
-        """Create tables and, if none exist yet, the first signing key, anchor and master key."""
+        """Create tables and, if none exist yet, the first signing key, anchor, master key
+        and the attestation CA with its document-signing certificate."""
         self.db.create_schema()
         if not self.keyring.exists():
             self.keyring.create()
         self.keyring.ensure_master_key()
+        attestation_ca.ensure_files(self.config)
         if not self.config.trust_anchor and not (self.config.keys_dir / trust.ANCHOR_FILE).exists():
             self._write_anchor()
 

@@ -219,6 +219,22 @@ class LedgerRecorder(ApplicationRecorder):
         event = _key_event(kid, version, type_name, payload)
         return self._append([], lambda history: [event])[-1]
 
+    def record_fact(self, stream: str, type_name: str, payload: dict[str, Any]) -> int:
+        """Append one event that belongs to no aggregate (e.g. a published CA) at version 1.
+
+        The stream is derived from the fact itself, so a second writer of the same
+        fact gets ConcurrencyConflict instead of a duplicate.
+        """
+        event = LedgerStoredEvent(
+            originator_id=stream,
+            originator_version=1,
+            topic=type_name,
+            state=crypto.canonical_json(payload),
+            time=clock.format_time(clock.now()),
+            event_id=str(uuid.uuid4()),
+        )
+        return self._append([event], _no_key_events)[-1]
+
     def _next_version(self, stream: str) -> int:
         with self.db.read() as cur:
             cur.execute("SELECT MAX(version) FROM ledger_events WHERE stream = ?", (stream,))
