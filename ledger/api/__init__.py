@@ -101,9 +101,18 @@ def _body_cap(config: Config, path: str) -> int:
 
 
 def _register(api: Api, app: Flask) -> None:
-    from ledger.api import candidates, certificates, certification, docs, health, log
+    from ledger.api import (
+        attestations,
+        candidates,
+        certificates,
+        certification,
+        docs,
+        health,
+        log,
+    )
 
-    for module in (candidates, certification, certificates, log, health):
+    for module in (candidates, certification, certificates, attestations, log, health):
         api.register_blueprint(module.blp)
     app.register_blueprint(log.well_known)
+    app.register_blueprint(attestations.well_known)
     app.register_blueprint(docs.bp)

@@ -247,6 +247,18 @@ class StaffTokenOut(Schema):
     scopes = fields.List(fields.String())
 
 
+class CandidateTokenIn(StrictSchema):
+    label = fields.String(load_default="candidate", validate=validate.Length(max=200))
+
+
+class AttestationQuery(StrictSchema):
+    lang = fields.String(
+        load_default="fr",
+        validate=validate.OneOf(("fr", "en")),
+        metadata={"description": "fr (default) or en, with the DigComp English titles"},
+    )
+
+
 class SessionIn(StrictSchema):
     date = StrictDate(required=True)
     time = fields.String(

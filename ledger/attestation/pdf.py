@@ -98,7 +98,6 @@ def render(att: Attestation, lang: str = "fr") -> bytes:
     y = page.header(att)
     y = page.holder(att, y)
     y = page.facts_and_qr(att, y)
-    y = page.score(att, y)
     y = page.competences(att, y)
     page.proof(att)
     page.footer()
@@ -163,6 +162,7 @@ class _Page:
         self.pdf.line(MARGIN, y, PAGE_W - MARGIN, y)
 
     def facts_and_qr(self, att: Attestation, y: float) -> float:
+        """Facts and the score on the left, the QR code on the right."""
         side = qr_side(att.qr_url)
         qr_x = PAGE_W - MARGIN - side
         facts = [
@@ -174,34 +174,35 @@ class _Page:
         ]
         if att.rescored_on:
             facts.append((self.w["rescored"], self.date(att.rescored_on)))
-        width = qr_x - MARGIN - 52 * mm
+        left_w = qr_x - MARGIN - 6 * mm
         row = y
         for label, value in facts:
-            self.text(MARGIN, row, label, 9.5, color=MUTED)
+            self.text(MARGIN, row, label, 9, color=MUTED)
             font = self.mono if label == self.w["code"] else self.bold
-            self.text(MARGIN + 48 * mm, row, self.fit(value, font, 10.5, width), 10.5, font)
-            row -= 6.8 * mm
+            self.text(MARGIN + 40 * mm, row, self.fit(value, font, 10, left_w - 40 * mm), 10, font)
+            row -= 6.6 * mm
+        row = self.score(att, row + 2 * mm, left_w)
         top = y + 4 * mm
         draw_qr(self.pdf, att.qr_url, qr_x, top - side, side)
         self.pdf.setFillColor(MUTED)
         self.pdf.setFont(self.regular, 8)
         self.pdf.drawCentredString(qr_x + side / 2, top - side - 3.5 * mm, self.w["scan"])
-        return min(row, top - side - 6 * mm) - 2 * mm
-
-    def score(self, att: Attestation, y: float) -> float:
-        pdf, height = self.pdf, 13 * mm
-        pdf.setFillColor(SHADE)
-        pdf.roundRect(MARGIN, y - height, PAGE_W - 2 * MARGIN, height, 2 * mm, stroke=0, fill=1)
-        self.text(MARGIN + 5 * mm, y - 8.2 * mm, self.w["score"], 11, self.bold, NAVY)
-        reach = max_pix(att.max_level)
-        value = self.w["pix_over"].format(pix=att.pix_score, max=reach)
-        self.right(PAGE_W - MARGIN - 5 * mm, y - 8.6 * mm, value, 15, self.bold, NAVY)
-        y -= height + 3 * mm
+        y = min(row, top - side - 6 * mm)
         if att.max_level < MAX_LEVEL_LIMIT:
             note = self.w["capped"].format(level=att.max_level, limit=MAX_LEVEL_LIMIT)
             self.text(MARGIN, y - 1 * mm, note, 8, color=MUTED)
             y -= 4 * mm
-        return y - 3 * mm
+        return y - 5 * mm
+
+    def score(self, att: Attestation, y: float, width: float) -> float:
+        """The pix score over the maximum reachable, in a shaded box `width` wide."""
+        pdf, height = self.pdf, 13 * mm
+        pdf.setFillColor(SHADE)
+        pdf.roundRect(MARGIN, y - height, width, height, 2 * mm, stroke=0, fill=1)
+        self.text(MARGIN + 4 * mm, y - 8.2 * mm, self.w["score"], 10.5, self.bold, NAVY)
+        value = self.w["pix_over"].format(pix=att.pix_score, max=max_pix(att.max_level))
+        self.right(MARGIN + width - 4 * mm, y - 8.6 * mm, value, 14, self.bold, NAVY)
+        return y - height
 
     def competences(self, att: Attestation, y: float) -> float:
         pdf, width, row_h = self.pdf, PAGE_W - 2 * MARGIN, 5.1 * mm
@@ -260,7 +261,7 @@ class _Page:
 def qr_side(text: str) -> float:
     """Printed side of the QR code: at least QR_MIN_SIDE and MIN_MODULE_MM per module."""
     modules = len(qr_matrix(text))
-    return max(QR_MIN_SIDE, modules * MIN_MODULE_MM * 1.25 * mm)
+    return max(QR_MIN_SIDE, modules * MIN_MODULE_MM * 1.1 * mm)
 
 
 def draw_qr(pdf: Canvas, text: str, x: float, y: float, side: float) -> None:

@@ -28,6 +28,8 @@ WORDS: dict[str, dict[str, str]] = {
         "check": "Vérifier ce document",
         "check_how": "Saisissez le code ou scannez le QR code : le registre public fait foi.",
         "proof": "Inscrit au registre signé : événement n° {seq}, empreinte SHA-256",
+        "signed_by": "Signé électroniquement par",
+        "signature_reason": "Attestation de certification des compétences numériques",
         "footer": "Document signé électroniquement (PAdES). Toute modification "
         "après signature invalide la signature.",
     },
@@ -54,6 +56,8 @@ WORDS: dict[str, dict[str, str]] = {
         "check": "Check this document",
         "check_how": "Enter the code or scan the QR code: the public register is authoritative.",
         "proof": "Recorded in the signed register: event no. {seq}, SHA-256 hash",
+        "signed_by": "Electronically signed by",
+        "signature_reason": "Certificate of achievement in digital competences",
         "footer": "Electronically signed document (PAdES). Any change after "
         "signing invalidates the signature.",
     },

@@ -1,7 +1,9 @@
 """API bearer tokens: random secrets shown once, stored only as SHA-256 hashes.
 
 A token is `lt_<id>_<secret>`; the id finds the row, the hash of the whole
-token must match. Scopes are a fixed vocabulary plus `centre:<id>` scopes.
+token must match. Scopes are a fixed vocabulary plus `centre:<id>` scopes (a
+centre's staff) and `candidate:<id>` scopes (a holder downloading their own
+attestation, created by the platform).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from ledger.store.db import Database
 
 SCOPES = ("events:append", "audit:read", "admin")
 CENTRE_SCOPE = re.compile(r"^centre:[0-9a-f-]{36}$")
+CANDIDATE_SCOPE = re.compile(r"^candidate:[0-9a-f-]{36}$")
 TOKEN_FORMAT = re.compile(r"^lt_([A-Za-z0-9]{12})_([A-Za-z0-9_-]{43})$")
 
 
@@ -32,9 +35,11 @@ class Principal:
     scopes: frozenset[str]
 
     def has(self, scope: str) -> bool:
-        """`centre:*` matches any centre scope; admin holds every scope."""
+        """`centre:*` / `candidate:*` match any such scope; admin holds every scope."""
         if "admin" in self.scopes or scope in self.scopes:
             return True
+        if scope == "candidate:*":
+            return any(s.startswith("candidate:") for s in self.scopes)
         return scope == "centre:*" and bool(self.centres())
 
     @property
@@ -46,7 +51,11 @@ class Principal:
 
 
 def check_scopes(scopes: list[str]) -> list[str]:
-    unknown = [s for s in scopes if s not in SCOPES and not CENTRE_SCOPE.match(s)]
+    unknown = [
+        s
+        for s in scopes
+        if s not in SCOPES and not CENTRE_SCOPE.match(s) and not CANDIDATE_SCOPE.match(s)
+    ]
     if unknown or not scopes:
         raise TokenError(
             f"unknown scope(s): {', '.join(unknown)}" if unknown else "at least one scope needed"

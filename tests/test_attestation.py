@@ -1,0 +1,299 @@
+"""Attestation PDFs end to end: content, QR read from the rendered page, PAdES, who downloads."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+import zxingcpp
+from PIL import Image
+
+from ledger import crypto
+from ledger.attestation import ca, signing
+from ledger.attestation.pdf import MIN_MODULE_MM, qr_side
+from ledger.config import Config, ConfigError
+from ledger.qr_image import qr_matrix
+from ledger.qr_token import parse_qr_url, verify_token
+from ledger.services.signed_certificate import certificate_events
+from tests.certification_flow import Flow
+from tests.conftest import make_token
+
+PROBLEM = "application/problem+json"
+
+
+@pytest.fixture
+def flow(app, client, admin) -> Flow:
+    return Flow(app, client, admin)
+
+
+@pytest.fixture
+def certified(flow: Flow) -> tuple[str, str]:
+    candidate, code, _ = flow.certified()
+    return candidate, code
+
+
+def _holder(flow: Flow, candidate: str) -> dict[str, str]:
+    body = flow.post(f"/api/v1/candidates/{candidate}/tokens", {}, flow.platform)
+    assert body["scopes"] == [f"candidate:{candidate}"]
+    return {"Authorization": f"Bearer {body['token']}"}
+
+
+def _staff_of_another_centre(flow: Flow, admin: dict[str, str]) -> dict[str, str]:
+    centre = flow.post("/api/v1/centres", {"name": "Collège Anne Frank", "kind": "school",
+                                           "city": "Lyon"}, admin)  # fmt: skip
+    token = flow.post(f"/api/v1/centres/{centre['id']}/tokens", {}, admin)["token"]
+    return {"Authorization": f"Bearer {token}"}
+
+
+def _pdf(client: Any, code: str, headers: dict[str, str], lang: str = "fr") -> bytes:
+    response = client.get(
+        f"/api/v1/certificates/{code}/attestation.pdf?lang={lang}", headers=headers
+    )
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert response.mimetype == "application/pdf"
+    assert response.headers["Cache-Control"] == "no-store"
+    return response.get_data()
+
+
+def _text(pdf: bytes, tmp_path: Path) -> str:
+    path = tmp_path / "a.pdf"
+    path.write_bytes(pdf)
+    out = subprocess.run(["pdftotext", "-layout", str(path), "-"], capture_output=True, check=True)
+    return out.stdout.decode("utf-8")
+
+
+def _pdfsig(pdf: bytes, tmp_path: Path, nss: Path | None = None) -> str:
+    path = tmp_path / "signed.pdf"
+    path.write_bytes(pdf)
+    args = ["pdfsig", *(["-nssdir", f"sql:{nss}"] if nss else []), str(path)]
+    return subprocess.run(args, capture_output=True, text=True).stdout
+
+
+def _nss_trusting(ca_pem: bytes, tmp_path: Path) -> Path:
+    nss = tmp_path / "nss"
+    nss.mkdir()
+    (tmp_path / "ca.pem").write_bytes(ca_pem)
+    subprocess.run(["certutil", "-d", f"sql:{nss}", "-N", "--empty-password"], check=True)
+    subprocess.run(
+        ["certutil", "-A", "-d", f"sql:{nss}", "-n", "ca", "-t", "CT,C,C", "-i",
+         str(tmp_path / "ca.pem")],
+        check=True,
+    )  # fmt: skip
+    return nss
+
+
+def _qr_from_rendered_page(pdf: bytes, tmp_path: Path) -> str:
+    (tmp_path / "page.pdf").write_bytes(pdf)
+    subprocess.run(
+        ["pdftoppm", "-r", "150", "-png", "-singlefile", str(tmp_path / "page.pdf"),
+         str(tmp_path / "page")],
+        check=True,
+    )  # fmt: skip
+    image = Image.open(tmp_path / "page.png")
+    found = [
+        r.text for r in zxingcpp.read_barcodes(image) if r.format == zxingcpp.BarcodeFormat.QRCode
+    ]
+    assert len(found) == 1, found
+    return found[0]
+
+
+def test_the_holder_downloads_a_signed_attestation_that_scans_and_validates(
+    flow: Flow, client, certified, tmp_path: Path
+) -> None:
+    candidate, code = certified
+    pdf = _pdf(client, code, _holder(flow, candidate))
+    text = _text(pdf, tmp_path)
+    for expected in ("ATTESTATION DE CERTIFICATION", "Camille LEFÈVRE", "14 mars 2007 à Rennes",
+                     "Lycée Victor Hugo (Rennes)", "24 novembre 2026", "1er décembre 2026",
+                     "jusqu'au 1er décembre 2029", code, "sur 640 atteignables",
+                     "3 sur 5", "Mener une recherche et une veille d'information"):  # fmt: skip
+        assert expected in text, expected
+    view = client.get(f"/api/v1/certificates/{code}").get_json()
+    assert f"{view['pix_score']} pix sur 640" in text
+    assert f"événement n° {view['proof']['seq']}" in text
+    assert view["proof"]["hash"][:32] in text and view["proof"]["hash"][32:] in text
+
+    url = _qr_from_rendered_page(pdf, tmp_path)
+    public_url = client.application.extensions["ledger"].config.public_url
+    assert url.startswith(f"{public_url}/v/{code}?t=")
+    jwks = client.get("/.well-known/jwks.json").get_json()
+    claims = verify_token(parse_qr_url(url)[1], jwks).to_payload()
+    assert (claims["c"], claims["ln"], claims["h"]) == (code, "Lefèvre", view["proof"]["hash"])
+    assert client.get(url.replace(public_url, "")).status_code == 200
+
+    ca_pem = client.get("/.well-known/attestation-ca.pem").get_data()
+    assert "Signature is Valid." in _pdfsig(pdf, tmp_path)
+    trusted = _pdfsig(pdf, tmp_path, _nss_trusting(ca_pem, tmp_path))
+    assert "Signature is Valid." in trusted and "Certificate is Trusted." in trusted
+    assert signing.validate(pdf, ca_pem).ok
+
+    altered = bytearray(pdf)
+    altered[len(pdf) // 4] ^= 0x01  # one byte inside the signed range
+    assert "Signature is Valid." not in _pdfsig(bytes(altered), tmp_path)
+    report = signing.validate(bytes(altered), ca_pem)
+    assert not report.ok and "changed after it was signed" in report.reason
+
+
+def test_the_qr_code_prints_at_least_half_a_millimetre_per_module() -> None:
+    url = "https://verify.example.fr/v/P-2346789B?t=" + "x" * 400
+    assert qr_side(url) / 2.8346 / len(qr_matrix(url)) >= MIN_MODULE_MM  # points -> mm
+
+
+def test_english_attestation_uses_digcomp_titles(flow: Flow, client, certified, tmp_path) -> None:
+    candidate, code = certified
+    text = _text(_pdf(client, code, _holder(flow, candidate), "en"), tmp_path)
+    for expected in ("CERTIFICATE OF ACHIEVEMENT", "born on 14 March 2007 in Rennes",
+                     "Browsing, searching and monitoring information", "Information and data literacy",
+                     "3 out of 5", "out of 640 reachable"):  # fmt: skip
+        assert expected in text, expected
+    bad = client.get(
+        f"/api/v1/certificates/{code}/attestation.pdf?lang=de", headers=_holder(flow, candidate)
+    )
+    assert bad.status_code in (400, 422) and bad.mimetype == PROBLEM
+
+
+def test_the_ca_is_published_and_logged_once(flow: Flow, app, client, certified, auditor) -> None:
+    candidate, code = certified
+    holder = _holder(flow, candidate)
+    _pdf(client, code, holder)
+    _pdf(client, code, holder)
+    pem = client.get("/.well-known/attestation-ca.pem")
+    assert pem.status_code == 200 and pem.get_data().startswith(b"-----BEGIN CERTIFICATE-----")
+    fingerprint = crypto.certificate_fingerprint(crypto.load_certificate(pem.get_data()))
+    recorder = app.extensions["ledger"].ledger.recorder
+    logged = recorder.iter_envelopes_of_type(ca.CA_PUBLISHED)
+    assert [e.data["fingerprint"] for e in logged] == [fingerprint]
+    assert ca.published_fingerprints(recorder) == {fingerprint: logged[0].seq}
+    events = client.get("/api/v1/events?after=0&limit=10000", headers=auditor).get_data(
+        as_text=True
+    )
+    assert fingerprint in events  # auditors see it, signed and chained like every event
+
+
+def test_cancelled_is_gone_and_rescored_shows_its_current_state(
+    flow: Flow, client, admin, tmp_path
+) -> None:
+    candidate, code, course = flow.certified()
+    holder = _holder(flow, candidate)
+    challenge = course["challenges"][0]["challenge"]
+    flow.post(f"/api/v1/certificates/{code}/rescoring",
+              {"neutralize": [challenge], "reason": "late issue report"}, admin)  # fmt: skip
+    text = _text(_pdf(client, code, holder), tmp_path)
+    view = client.get(f"/api/v1/certificates/{code}").get_json()
+    assert "Résultat révisé le" in text and f"{view['pix_score']} pix sur 640" in text
+    flow.post(f"/api/v1/certificates/{code}/cancellation", {"reason": "fraude avérée"}, admin)
+    gone = client.get(f"/api/v1/certificates/{code}/attestation.pdf", headers=holder)
+    assert gone.status_code == 410 and gone.mimetype == PROBLEM
+    assert gone.get_json()["type"] == "/problems/certificate-cancelled"
+
+
+def test_an_integrity_failure_gives_no_pdf(app, client, certified, admin) -> None:
+    _, code = certified
+    seq = certificate_events(app.extensions["ledger"].ledger.recorder, code)[0].seq
+    with app.extensions["ledger"].ledger.db.write() as cur:
+        cur.execute("UPDATE ledger_events SET data = replace(data, 'Rennes', 'Brest') WHERE seq = ?",
+                    (seq,))  # fmt: skip
+    response = client.get(f"/api/v1/certificates/{code}/attestation.pdf", headers=admin)
+    assert response.status_code == 409 and response.mimetype == PROBLEM
+
+
+def test_who_downloads_what(flow: Flow, app, client, admin, certified) -> None:
+    candidate, code = certified
+    url = f"/api/v1/certificates/{code}/attestation.pdf"
+    holder = _holder(flow, candidate)
+    other_candidate = _holder(flow, flow.eligible_candidate())
+    other_centre = _staff_of_another_centre(flow, admin)
+    for headers, status in (
+        ({}, 401),
+        ({"Authorization": "Bearer lt_nothere12345_" + "a" * 43}, 401),
+        ({"Authorization": "Basic abc"}, 401),
+        (flow.platform, 403),
+        (make_token(app, "audit:read"), 403),
+        (other_candidate, 403),
+        (other_centre, 403),
+    ):
+        response = client.get(url, headers=headers)
+        assert response.status_code == status, (headers, response.get_data(as_text=True))
+        assert response.mimetype == PROBLEM
+    for headers in (holder, flow.staff, admin):
+        assert client.get(url, headers=headers).status_code == 200
+
+    # a candidate token is for downloading, nothing else
+    for method, path in (("get", f"/api/v1/candidates/{candidate}/certifications"),
+                         ("get", "/api/v1/events"), ("post", "/api/v1/candidates"),
+                         ("post", f"/api/v1/candidates/{candidate}/tokens")):  # fmt: skip
+        response = getattr(client, method)(path, headers=holder, json={})
+        assert response.status_code == 403 and response.mimetype == PROBLEM, path
+    # only the platform creates candidate tokens, for candidates that exist
+    for headers, status in ((flow.staff, 403), (holder, 403), (admin, 201)):
+        response = client.post(f"/api/v1/candidates/{candidate}/tokens", json={}, headers=headers)
+        assert response.status_code == status, headers
+    missing = client.post("/api/v1/candidates/00000000-0000-4000-8000-000000000000/tokens",
+                          json={}, headers=flow.platform)  # fmt: skip
+    assert missing.status_code == 404 and missing.mimetype == PROBLEM
+    unknown = client.get("/api/v1/certificates/P-22222222/attestation.pdf", headers=admin)
+    assert unknown.status_code == 404 and unknown.mimetype == PROBLEM
+
+
+def test_a_session_zips_its_attestations_for_its_centre(
+    flow: Flow, app, client, admin, tmp_path: Path
+) -> None:
+    candidates = [flow.eligible_candidate() for _ in range(3)]
+    session = flow.session()["id"]
+    courses = []
+    for candidate in candidates:
+        flow.enrol(session, candidate)
+        courses.append(flow.start(session, candidate))
+    for course in courses:
+        flow.answer_all(course)
+    flow.finalize(session)
+    codes = flow.publish(session)
+    assert len(codes) == 3
+    flow.post(f"/api/v1/certificates/{codes[0]}/cancellation", {"reason": "fraude"}, admin)
+    url = f"/api/v1/sessions/{session}/attestations.zip"
+
+    response = client.get(url, headers=flow.staff)
+    assert response.status_code == 200 and response.mimetype == "application/zip"
+    archive = zipfile.ZipFile(io.BytesIO(response.get_data()))
+    names = sorted(archive.namelist())
+    assert names == sorted(f"attestation-{c}-fr.pdf" for c in codes[1:])
+    ca_pem = client.get("/.well-known/attestation-ca.pem").get_data()
+    for name in names:
+        pdf = archive.read(name)
+        assert signing.validate(pdf, ca_pem).ok
+        assert name.split("-", 1)[1][:10] in _text(pdf, tmp_path)
+    assert client.get(url, headers=admin).status_code == 200
+
+    holder = _holder(flow, candidates[1])
+    other_staff = _staff_of_another_centre(flow, admin)
+    for headers, status in (({}, 401), (holder, 403), (flow.platform, 403), (other_staff, 404)):
+        refused = client.get(url, headers=headers)
+        assert refused.status_code == status and refused.mimetype == PROBLEM
+
+
+def test_configured_certificate_files_are_used_and_must_come_together(
+    config: Config, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ca.ensure_files(config)
+    base = config.keys_dir / ca.DIRECTORY
+    monkeypatch.setenv("LEDGER_ATTESTATION_CERT", str(base / ca.CERT))
+    with pytest.raises(ConfigError, match="all of"):
+        Config.from_env()
+    monkeypatch.setenv("LEDGER_ATTESTATION_KEY", str(base / ca.KEY))
+    monkeypatch.setenv("LEDGER_ATTESTATION_CA", str(base / ca.CA_CERT))
+    configured = Config.from_env(keys_dir=tmp_path / "elsewhere")
+    assert not ca.ensure_files(configured)  # nothing generated beside real certificates
+    assert ca.load(configured).fingerprint == ca.load(config).fingerprint
+    other = tmp_path / "other"
+    ca.ensure_files(Config.from_env(keys_dir=other, attestation_cert=None, attestation_key=None,
+                                    attestation_ca=None))  # fmt: skip
+    monkeypatch.setenv("LEDGER_ATTESTATION_CA", str(other / ca.DIRECTORY / ca.CA_CERT))
+    with pytest.raises(ca.AttestationKeyError, match="not issued by the CA"):
+        ca.load(Config.from_env())
+    assert ca.payload_problem({"fingerprint": "AB" * 32, "subject": "x"})
+    assert ca.payload_problem({"fingerprint": "ab" * 32, "subject": "x\n"})
+    assert not ca.payload_problem({"fingerprint": "ab" * 32, "subject": "CN=x"})
