@@ -507,6 +507,69 @@ def verify_qr(source: str, jwks_file: Path) -> None:
     click.echo("  offline check: a later cancellation or rescoring is only visible online")
 
 
+@main.command("verify-pdf")
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
+@click.option(
+    "--ca",
+    "ca_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    required=True,
+    help="The saved /.well-known/attestation-ca.pem the signer must chain to.",
+)
+@click.option(
+    "--jwks",
+    "jwks_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="The saved /.well-known/jwks.json: also check the QR code's signed token.",
+)
+@friendly
+def verify_pdf(file: Path, ca_file: Path, jwks_file: Path | None) -> None:
+    """Check an attestation PDF offline: PAdES signature, chain to the CA, QR token."""
+    from ledger.attestation.signing import validate
+
+    pdf, ca_pem = _read_bytes(file, "PDF"), _read_bytes(ca_file, "CA certificate")
+    report = validate(pdf, ca_pem)
+    if not report.ok:
+        click.echo(f"INVALID ({file.name}): {report.reason}", err=True)
+        sys.exit(EXIT_FAILURE)
+    qr = _pdf_qr_claims(pdf, jwks_file) if jwks_file else None
+    signer = report.signer.split(",")[0].removeprefix("Common Name: ")
+    found = f", QR token of {qr['c']} verified (issuing hash {qr['h'][:16]}…)" if qr else ""
+    click.echo(
+        f"VALID ({file.name}): signature intact, signed by {signer} under the given CA{found}"
+    )
+
+
+def _read_bytes(path: Path, what: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise CliError(f"cannot read {what} {path}: {exc.strerror or exc}") from exc
+
+
+def _pdf_qr_claims(pdf: bytes, jwks_file: Path) -> dict[str, Any]:
+    """The verified claims of the QR code printed on the PDF's first page."""
+    from ledger.qr_image import ImageUnreadable, decode_qr
+    from ledger.qr_token import TokenInvalid, parse_qr_url, verify_token
+
+    try:
+        jwks = json.loads(_read_bytes(jwks_file, "JWKS"))
+    except ValueError as exc:
+        raise CliError(f"cannot read JWKS {jwks_file}: not JSON") from exc
+    try:
+        found = decode_qr(pdf)
+    except ImageUnreadable as exc:
+        raise CliError(f"cannot render the PDF to read its QR code: {exc}") from exc
+    if not found:
+        click.echo("INVALID: no QR code found on the first page", err=True)
+        sys.exit(EXIT_FAILURE)
+    try:
+        return verify_token(parse_qr_url(found[0])[1], jwks).to_payload()
+    except TokenInvalid as exc:
+        click.echo(f"INVALID QR code ({exc.reason}): {exc}", err=True)
+        sys.exit(EXIT_FAILURE)
+
+
 # --- demo and serve ------------------------------------------------------------
 
 

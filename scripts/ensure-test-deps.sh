@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Make sure what the tests talk to is there: PostgreSQL at 127.0.0.1:5432
-# (user postgres, database test, trust auth), Chromium for the browser tests and
-# pdftoppm for PDF scans. Installs what is missing with apt when we are root;
+# (user postgres, database test, trust auth), Chromium for the browser tests,
+# poppler-utils (pdftoppm, pdftotext, pdfsig) for PDF scans and signatures, and
+# certutil to trust the attestation CA in a throwaway NSS database. Installs what is missing with apt when we are root;
 # otherwise says what is missing.
 set -euo pipefail
 
@@ -18,7 +19,8 @@ apt_install() {
 
 missing=()
 command -v chromium >/dev/null || missing+=(chromium)
-command -v pdftoppm >/dev/null || missing+=(poppler-utils)
+command -v pdftoppm >/dev/null && command -v pdfsig >/dev/null || missing+=(poppler-utils)
+command -v certutil >/dev/null || missing+=(libnss3-tools)
 fc-list 2>/dev/null | grep -qi dejavu || missing+=(fonts-dejavu-core)
 [ ${#missing[@]} -eq 0 ] || apt_install "${missing[@]}"
 

@@ -10,11 +10,13 @@ from typing import Any
 
 import pytest
 import zxingcpp
+from click.testing import CliRunner
 from PIL import Image
 
 from ledger import crypto
 from ledger.attestation import ca, signing
 from ledger.attestation.pdf import MIN_MODULE_MM, qr_side
+from ledger.cli import main
 from ledger.config import Config, ConfigError
 from ledger.qr_image import qr_matrix
 from ledger.qr_token import parse_qr_url, verify_token
@@ -297,3 +299,52 @@ def test_configured_certificate_files_are_used_and_must_come_together(
     assert ca.payload_problem({"fingerprint": "AB" * 32, "subject": "x"})
     assert ca.payload_problem({"fingerprint": "ab" * 32, "subject": "x\n"})
     assert not ca.payload_problem({"fingerprint": "ab" * 32, "subject": "CN=x"})
+
+
+def test_verify_pdf_offline(flow: Flow, client, certified, tmp_path: Path) -> None:
+    candidate, code = certified
+    pdf = tmp_path / "attestation.pdf"
+    pdf.write_bytes(_pdf(client, code, _holder(flow, candidate)))
+    ca_file, jwks = tmp_path / "ca.pem", tmp_path / "jwks.json"
+    ca_file.write_bytes(client.get("/.well-known/attestation-ca.pem").get_data())
+    jwks.write_bytes(client.get("/.well-known/jwks.json").get_data())
+    runner = CliRunner()
+
+    def verify(*args: str) -> Any:
+        return runner.invoke(main, ["verify-pdf", *args], catch_exceptions=False)
+
+    good = verify(str(pdf), "--ca", str(ca_file), "--jwks", str(jwks))
+    assert good.exit_code == 0 and good.output.startswith("VALID"), good.output
+    assert f"QR token of {code} verified" in good.output
+    altered = tmp_path / "altered.pdf"
+    data = bytearray(pdf.read_bytes())
+    data[len(data) // 4] ^= 0x01
+    altered.write_bytes(bytes(data))
+    bad = verify(str(altered), "--ca", str(ca_file))
+    assert bad.exit_code == 1 and "changed after it was signed" in bad.stderr
+    other = tmp_path / "other"
+    ca.ensure_files(Config.from_env(keys_dir=other))
+    foreign = verify(str(pdf), "--ca", str(other / ca.DIRECTORY / ca.CA_CERT))
+    assert foreign.exit_code == 1 and "does not chain to the published" in foreign.stderr
+    not_pdf = verify(str(jwks), "--ca", str(ca_file))
+    assert not_pdf.exit_code == 1 and len(not_pdf.stderr.splitlines()) == 1
+    missing = verify(str(tmp_path / "nothere.pdf"), "--ca", str(ca_file))
+    assert missing.exit_code == 1 and "cannot read PDF" in missing.stderr
+
+
+def test_keys_init_creates_and_logs_the_ca_once(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LEDGER_DATABASE_URL", database_url)
+    monkeypatch.setenv("LEDGER_KEYS_DIR", str(tmp_path / "keys"))
+    runner = CliRunner()
+    first = runner.invoke(main, ["keys", "init"], catch_exceptions=False)
+    again = runner.invoke(main, ["keys", "init"], catch_exceptions=False)
+    assert first.exit_code == again.exit_code == 0
+    line = [x for x in first.output.splitlines() if x.startswith("attestation CA")]
+    assert line and line == [x for x in again.output.splitlines() if x.startswith("attestation CA")]
+    files = sorted(p.name for p in (tmp_path / "keys" / ca.DIRECTORY).iterdir())
+    assert files == ["ca.key", "ca.pem", "signer.key", "signer.pem"]
+    assert all((tmp_path / "keys" / ca.DIRECTORY / f).stat().st_mode & 0o077 == 0 for f in files)
+    audit = runner.invoke(main, ["audit", "verify"], catch_exceptions=False)
+    assert audit.exit_code == 0, audit.output
