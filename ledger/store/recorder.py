@@ -27,6 +27,7 @@ from eventsourcing.persistence import (
 
 from ledger import crypto, envelope, trust
 from ledger.domain import clock
+from ledger.domain.payload import check_payload
 from ledger.envelope import Envelope
 from ledger.keys import KeyFileError, KeyRing
 from ledger.store.db import Database, UniqueViolation
@@ -223,8 +224,10 @@ class LedgerRecorder(ApplicationRecorder):
         """Append one event that belongs to no aggregate (e.g. a published CA) at version 1.
 
         The stream is derived from the fact itself, so a second writer of the same
-        fact gets ConcurrencyConflict instead of a duplicate.
+        fact gets ConcurrencyConflict instead of a duplicate. The payload passes the
+        same `check_payload` as every domain event.
         """
+        check_payload(payload)
         event = LedgerStoredEvent(
             originator_id=stream,
             originator_version=1,
