@@ -152,9 +152,11 @@ class _Page:
         self.text(MARGIN, y - 9 * mm, self.fit(name, self.bold, 22, PAGE_W - 2 * MARGIN), 22,
                   self.bold, NAVY)  # fmt: skip
         born = self.w["born"].format(date=self.date(att.birth_date), place=att.birth_place)
-        self.text(MARGIN, y - 15.5 * mm, self.fit(born, self.regular, 11, PAGE_W - 2 * MARGIN), 11)
-        self.rule(y - 19.5 * mm)
-        return y - 26 * mm
+        width = PAGE_W - 2 * MARGIN
+        self.text(MARGIN, y - 15.5 * mm, self.fit(born, self.regular, 11, width), 11)
+        self.text(MARGIN, y - 20.5 * mm, self.w["achieved"], 11)
+        self.rule(y - 24 * mm)
+        return y - 30 * mm
 
     def rule(self, y: float) -> None:
         self.pdf.setStrokeColor(RULE)
@@ -199,9 +201,10 @@ class _Page:
         pdf, height = self.pdf, 13 * mm
         pdf.setFillColor(SHADE)
         pdf.roundRect(MARGIN, y - height, width, height, 2 * mm, stroke=0, fill=1)
-        self.text(MARGIN + 4 * mm, y - 8.2 * mm, self.w["score"], 10.5, self.bold, NAVY)
+        self.text(MARGIN + 4 * mm, y - 4.6 * mm, self.w["score"].upper(), 7.5, self.bold, MUTED)
         value = self.w["pix_over"].format(pix=att.pix_score, max=max_pix(att.max_level))
-        self.right(MARGIN + width - 4 * mm, y - 8.6 * mm, value, 14, self.bold, NAVY)
+        value = self.fit(value, self.bold, 14, width - 8 * mm)
+        self.text(MARGIN + 4 * mm, y - 10.4 * mm, value, 14, self.bold, NAVY)
         return y - height
 
     def competences(self, att: Attestation, y: float) -> float:
