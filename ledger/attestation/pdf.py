@@ -165,7 +165,8 @@ class _Page:
 
     def facts_and_qr(self, att: Attestation, y: float) -> float:
         """Facts and the score on the left, the QR code on the right."""
-        side = qr_side(att.qr_url)
+        matrix = qr_matrix(att.qr_url)
+        side = qr_side(len(matrix))
         qr_x = PAGE_W - MARGIN - side
         facts = [
             (self.w["centre"], f"{att.centre} ({att.centre_city})"),
@@ -185,7 +186,7 @@ class _Page:
             row -= 6.6 * mm
         row = self.score(att, row + 2 * mm, left_w)
         top = y + 4 * mm
-        draw_qr(self.pdf, att.qr_url, qr_x, top - side, side)
+        draw_qr(self.pdf, matrix, qr_x, top - side, side)
         self.pdf.setFillColor(MUTED)
         self.pdf.setFont(self.regular, 8)
         self.pdf.drawCentredString(qr_x + side / 2, top - side - 3.5 * mm, self.w["scan"])
@@ -261,15 +262,13 @@ class _Page:
         self.pdf.drawCentredString(PAGE_W / 2, 6 * mm, self.w["footer"])
 
 
-def qr_side(text: str) -> float:
-    """Printed side of the QR code: at least QR_MIN_SIDE and MIN_MODULE_MM per module."""
-    modules = len(qr_matrix(text))
+def qr_side(modules: int) -> float:
+    """Printed side of a QR code `modules` wide: at least QR_MIN_SIDE and MIN_MODULE_MM each."""
     return max(QR_MIN_SIDE, modules * MIN_MODULE_MM * 1.1 * mm)
 
 
-def draw_qr(pdf: Canvas, text: str, x: float, y: float, side: float) -> None:
+def draw_qr(pdf: Canvas, matrix: list[list[bool]], x: float, y: float, side: float) -> None:
     """The QR code as filled squares (quiet zone included), side `side` from (x, y)."""
-    matrix = qr_matrix(text)
     module = side / len(matrix)
     pdf.setFillColor(white)
     pdf.rect(x, y, side, side, stroke=0, fill=1)
