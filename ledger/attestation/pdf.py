@@ -275,7 +275,18 @@ def draw_qr(pdf: Canvas, matrix: list[list[bool]], x: float, y: float, side: flo
     pdf.setFillColor(HexColor("#000000"))
     path = pdf.beginPath()
     for r, row in enumerate(matrix):
-        for c, dark in enumerate(row):
-            if dark:
-                path.rect(x + c * module, y + side - (r + 1) * module, module, module)
+        for start, length in _dark_runs(row):  # one rectangle per run: a third of the operators
+            path.rect(x + start * module, y + side - (r + 1) * module, length * module, module)
     pdf.drawPath(path, stroke=0, fill=1)
+
+
+def _dark_runs(row: list[bool]) -> list[tuple[int, int]]:
+    """(start, length) of each horizontal run of dark modules."""
+    runs, start = [], None
+    for c, dark in enumerate([*row, False]):
+        if dark and start is None:
+            start = c
+        elif not dark and start is not None:
+            runs.append((start, c - start))
+            start = None
+    return runs
