@@ -351,3 +351,23 @@ def test_keys_init_creates_and_logs_the_ca_once(
     assert all((tmp_path / "keys" / ca.DIRECTORY / f).stat().st_mode & 0o077 == 0 for f in files)
     audit = runner.invoke(main, ["audit", "verify"], catch_exceptions=False)
     assert audit.exit_code == 0, audit.output
+
+
+def test_the_certificate_page_links_the_pdf_only_for_the_holder(
+    flow: Flow, client, admin, certified
+) -> None:
+    candidate, code = certified
+    link = f"/api/v1/certificates/{code}/attestation.pdf"
+    holder = _holder(flow, candidate)
+    other = _holder(flow, flow.eligible_candidate())
+    anonymous = client.get(f"/v/{code}").get_data(as_text=True)
+    for headers in ({}, other, flow.staff, admin, {"Authorization": "Bearer nonsense"}):
+        page = client.get(f"/v/{code}", headers=headers)
+        assert page.status_code == 200 and link not in page.get_data(as_text=True), headers
+    page = client.get(f"/v/{code}", headers=holder)
+    assert page.headers["Vary"] == "Authorization"
+    assert f'href="{link}?lang=fr"' in page.get_data(as_text=True)
+    assert "Télécharger l&#39;attestation" in page.get_data(as_text=True)
+    assert client.get(f"/v/{code}").get_data(as_text=True) == anonymous  # the cache kept no link
+    flow.post(f"/api/v1/certificates/{code}/cancellation", {"reason": "fraude"}, admin)
+    assert link not in client.get(f"/v/{code}", headers=holder).get_data(as_text=True)

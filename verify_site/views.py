@@ -17,7 +17,7 @@ from ledger.domain.certificate import normalize_code
 from ledger.qr_image import ImageUnreadable, decode_qr
 from ledger.qr_token import TokenInvalid, parse_qr_url, verify_token
 from ledger.services.qr import INVALID, TokenCheck, check_token
-from ledger.services.verification import INTEGRITY_FAILURE, trusted_jwks
+from ledger.services.verification import INTEGRITY_FAILURE, trusted_jwks, verified_certificate
 from verify_site.i18n import LANGUAGES, current_language, format_date, translator
 
 site = Blueprint(
@@ -110,21 +110,50 @@ def certificate(code: str) -> Response:
     if canonical != code:
         return redirect(url_for("site.certificate", code=canonical, **request.args), 301)
     token = request.args.get("t")
+    download = _holder_download(canonical)
     key = (canonical, current_language(), token)
-    html = st.views.pages.get(key)
+    html = None if download else st.views.pages.get(key)
     if html is None:
         verified = view["status"] != INTEGRITY_FAILURE
         check = check_token(st.ledger, view, token) if token and verified else None
-        html = _render_certificate(view, token, check)
-        if token is None or (check is not None and check.state != INVALID):
+        html = _render_certificate(view, token, check, download)
+        if download is None and (token is None or (check is not None and check.state != INVALID)):
             st.views.pages[key] = html  # never keyed by a token the ledger did not sign
-    return finish(html, 200)
+    response = finish(html, 200)
+    response.headers["Vary"] = "Authorization"
+    return response
 
 
-def _render_certificate(view: dict[str, Any], token: str | None, check: TokenCheck | None) -> str:
+def _holder_download(code: str) -> str | None:
+    """The attestation link, only when the request carries the holder's own token.
+
+    The public page stays the same for everyone else (centre and operator tokens
+    included): it offers nothing personal beyond what it always shows.
+    """
+    scheme, _, bearer = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    principal = state().tokens.authenticate(bearer.strip())
+    if principal is None or not any(s.startswith("candidate:") for s in principal.scopes):
+        return None
+    st = state()
+    found = verified_certificate(st.ledger, st.referential, code)
+    row = found[1] if found else None
+    if row is None or found[0]["status"] == "cancelled" or found[0]["holder"] is None:
+        return None
+    if f"candidate:{row['candidate']}" not in principal.scopes:
+        return None
+    return url_for("attestations.attestation_pdf", code=code, lang=current_language())
+
+
+def _render_certificate(
+    view: dict[str, Any], token: str | None, check: TokenCheck | None, download: str | None = None
+) -> str:
     t = translator(current_language())
     what = ", ".join(t(f"what_{d}") for d in check.differences if d != "holder") if check else ""
-    return render("certificate.html", cert=view, check=check, token=token, what=what)
+    return render(
+        "certificate.html", cert=view, check=check, token=token, what=what, download=download
+    )
 
 
 @site.route("/scan", methods=["GET"])
