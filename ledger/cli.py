@@ -453,6 +453,8 @@ def _audit_summary(report: Any, source: str) -> str:
         text += f", checkpoint at size {report.checkpoint_size} verified"
     if report.since_size is not None:
         text += f", extends the saved checkpoint of size {report.since_size}"
+    for fingerprint, seq in report.attestation_cas.items():
+        text += f", attestation CA {fingerprint[:16]}… logged at seq {seq}"
     return text
 
 

@@ -21,6 +21,7 @@ from ledger.config import Config, ConfigError
 from ledger.qr_image import qr_matrix
 from ledger.qr_token import parse_qr_url, verify_token
 from ledger.services.signed_certificate import certificate_events
+from ledger.store.application import Ledger
 from tests.certification_flow import Flow
 from tests.conftest import make_token
 
@@ -371,3 +372,43 @@ def test_the_certificate_page_links_the_pdf_only_for_the_holder(
     assert client.get(f"/v/{code}").get_data(as_text=True) == anonymous  # the cache kept no link
     flow.post(f"/api/v1/certificates/{code}/cancellation", {"reason": "fraude"}, admin)
     assert link not in client.get(f"/v/{code}", headers=holder).get_data(as_text=True)
+
+
+def test_the_audit_checks_the_logged_ca_and_the_bundle_carries_it(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LEDGER_DATABASE_URL", database_url)
+    monkeypatch.setenv("LEDGER_KEYS_DIR", str(tmp_path / "keys"))
+    runner = CliRunner()
+
+    def run(*args: str) -> Any:
+        return runner.invoke(main, list(args), catch_exceptions=False)
+
+    assert run("init").exit_code == 0 and run("keys", "init").exit_code == 0
+    bundle = tmp_path / "bundle"
+    assert run("export", str(bundle)).exit_code == 0
+    ca_pem = (tmp_path / "keys" / ca.DIRECTORY / ca.CA_CERT).read_bytes()
+    assert (bundle / ca.CA_FILE).read_bytes() == ca_pem
+    fingerprint = crypto.certificate_fingerprint(crypto.load_certificate(ca_pem))
+    for source in ((), (str(bundle),)):
+        ok = run("audit", "verify", *source)
+        assert ok.exit_code == 0 and f"attestation CA {fingerprint[:16]}" in ok.output, ok.output
+
+    other = tmp_path / "other"
+    ca.ensure_files(Config.from_env(keys_dir=other))
+    (bundle / ca.CA_FILE).write_bytes((other / ca.DIRECTORY / ca.CA_CERT).read_bytes())
+    foreign = run("audit", "verify", str(bundle))
+    assert (
+        foreign.exit_code == 1 and "is not published in the log" in foreign.output + foreign.stderr
+    )
+
+    ledger = Ledger(Config.from_env())
+    try:
+        seq = ledger.recorder.record_fact(
+            ca.ca_stream("zz"), ca.CA_PUBLISHED, {"fingerprint": "zz", "subject": "CN=x"}
+        )
+    finally:
+        ledger.close()
+    bad = run("audit", "verify")
+    assert bad.exit_code == 1 and f"seq {seq}" in bad.output + bad.stderr
+    assert "fingerprint is not 64 lowercase hex" in bad.output + bad.stderr

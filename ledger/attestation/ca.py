@@ -27,6 +27,7 @@ DIRECTORY = "attestation"
 CA_CERT, CA_KEY, CERT, KEY = "ca.pem", "ca.key", "signer.pem", "signer.key"
 ORGANIZATION = "Certification CRCN"
 CA_PUBLISHED = "attestation.CaPublished"
+CA_FILE = "attestation-ca.pem"  # its name in audit bundles
 _STREAM_NAMESPACE = uuid.UUID("0b0e4c52-5d8e-4f43-8f5a-7d2f0e6a9c31")
 _FINGERPRINT = re.compile(r"^[0-9a-f]{64}$")
 MAX_SUBJECT = 300

@@ -1,7 +1,8 @@
 """Read the live store as an auditor would, and write offline bundles.
 
-A bundle is `events.ndjson` (one envelope per line, seq order), `jwks.json`
-and `checkpoint.txt`: everything `ledger audit verify BUNDLE`, or a few dozen
+A bundle is `events.ndjson` (one envelope per line, seq order), `jwks.json`,
+`checkpoint.txt` and, once the log published it, `attestation-ca.pem` (the CA
+attestation PDFs chain to): everything `ledger audit verify BUNDLE`, or a few dozen
 lines in any language, needs to check the whole history without the server.
 """
 
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ledger import crypto
+from ledger.attestation import ca
 from ledger.audit.checkpoint import Checkpoint, sign_checkpoint
 from ledger.audit.merkle import root_hash
 from ledger.store.application import Ledger
@@ -52,6 +54,16 @@ def checkpoint_note(ledger: Ledger, size: int | None = None) -> str:
     return sign_checkpoint(cp, ledger.signing_key())
 
 
+def _export_ca(ledger: Ledger, out: Path) -> None:
+    """The attestation CA, when this node has one the log published: PDFs chain to it."""
+    try:
+        identity = ca.load(ledger.config)
+    except ca.AttestationKeyError:
+        return
+    if identity.fingerprint in ca.published_fingerprints(ledger.recorder):
+        (out / ca.CA_FILE).write_bytes(identity.ca_pem)
+
+
 def export_bundle(ledger: Ledger, out: Path) -> int:
     """Write the bundle into `out` (created if needed); return the number of events."""
     try:
@@ -70,6 +82,7 @@ def export_bundle(ledger: Ledger, out: Path) -> int:
             count += 1
     os.replace(tmp, out / "events.ndjson")
     (out / "jwks.json").write_text(json.dumps(jwks(ledger), indent=2) + "\n", encoding="utf-8")
+    _export_ca(ledger, out)
     cp = Checkpoint(origin=ledger.config.log_origin, size=count, root=root_hash(leaves))
     (out / "checkpoint.txt").write_text(sign_checkpoint(cp, ledger.signing_key()), encoding="utf-8")
     return count

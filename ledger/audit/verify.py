@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ledger import crypto, envelope
+from ledger.attestation.ca import CA_FILE, CA_PUBLISHED, ca_stream, payload_problem
 from ledger.audit.checkpoint import (
     Checkpoint,
     CheckpointError,
@@ -45,6 +46,7 @@ class AuditReport:
     anchor_kid: str | None = None
     anchor_from_log: bool = True
     keys_used: set[str] = field(default_factory=set)
+    attestation_cas: dict[str, int] = field(default_factory=dict)  # CA fingerprint -> seq
 
     @property
     def ok(self) -> bool:
@@ -86,6 +88,20 @@ def _check_key(record: dict[str, Any], history: KeyHistory, signed: SignedSeqs) 
     return 0, ""
 
 
+def _check_fact(record: dict[str, Any], report: AuditReport) -> str:
+    """A logged attestation CA must be well formed and in its fingerprint's own stream."""
+    if record.get("type") != CA_PUBLISHED:
+        return ""
+    data = record.get("data")
+    problem = payload_problem(data)
+    if problem:
+        return problem
+    if record.get("stream") != ca_stream(data["fingerprint"]):
+        return "attestation.CaPublished is not in its fingerprint's stream"
+    report.attestation_cas.setdefault(data["fingerprint"], record["seq"])
+    return ""
+
+
 def verify_records(
     records: Iterable[dict[str, Any]],
     anchor: Anchor | None,
@@ -108,6 +124,9 @@ def verify_records(
         bad_seq, problem = _check_key(record, history, signed)
         if problem:
             return report.fail(bad_seq, problem)
+        problem = _check_fact(record, report)
+        if problem:
+            return report.fail(expected, problem)
         prev = record["hash"]
         leaves.append(bytes.fromhex(prev))
         report.keys_used.add(record["kid"])
@@ -200,10 +219,22 @@ def verify_bundle(
     """Verify an export's events.ndjson and (if present) checkpoint.txt against `anchor`.
 
     The bundle's jwks.json is a convenience for token checks; keys come from the chain.
+    Its attestation-ca.pem, if present, must be a CA the log published.
     """
     events = directory / "events.ndjson"
     if not events.is_file():
         return AuditReport().fail(None, f"bundle has no {events.name}")
     checkpoint_path = directory / "checkpoint.txt"
     checkpoint = checkpoint_path.read_text(encoding="utf-8") if checkpoint_path.is_file() else None
-    return verify_records(read_ndjson(events), anchor, checkpoint, since_checkpoint, progress)
+    report = verify_records(read_ndjson(events), anchor, checkpoint, since_checkpoint, progress)
+    ca_path = directory / CA_FILE
+    if report.ok and ca_path.is_file():
+        try:
+            fingerprint = crypto.certificate_fingerprint(
+                crypto.load_certificate(ca_path.read_bytes())
+            )
+        except crypto.CryptoError:
+            return report.fail(None, f"{CA_FILE} is not a PEM certificate")
+        if fingerprint not in report.attestation_cas:
+            return report.fail(None, f"{CA_FILE} ({fingerprint[:16]}…) is not published in the log")
+    return report
