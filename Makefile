@@ -38,6 +38,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/append.py
 	$(BIN)/python bench/verify.py
 	$(BIN)/python bench/rate_limits.py
+	$(BIN)/python bench/attestation.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache
