@@ -11,17 +11,24 @@ from typing import Any
 import pytest
 import zxingcpp
 from click.testing import CliRunner
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import rsa
 from PIL import Image
+from pyhanko.sign.timestamps import DummyTimeStamper
 
 from ledger import crypto
 from ledger.attestation import ca, signing
-from ledger.attestation.pdf import MIN_MODULE_MM, qr_side
+from ledger.attestation.pdf import MIN_MODULE_MM, Attestation, qr_side, render
 from ledger.cli import main
 from ledger.config import Config, ConfigError
+from ledger.domain.referential import load_referential
 from ledger.qr_image import qr_matrix
 from ledger.qr_token import parse_qr_url, verify_token
 from ledger.services.signed_certificate import certificate_events
+from ledger.services.verification import verified_certificate
 from ledger.store.application import Ledger
+from ledger.store.tokens import Principal, TokenError, check_scopes
 from tests.certification_flow import Flow
 from tests.conftest import make_token
 
@@ -412,3 +419,94 @@ def test_the_audit_checks_the_logged_ca_and_the_bundle_carries_it(
     bad = run("audit", "verify")
     assert bad.exit_code == 1 and f"seq {seq}" in bad.output + bad.stderr
     assert "fingerprint is not 64 lowercase hex" in bad.output + bad.stderr
+
+
+def test_an_erased_holder_gets_no_attestation(flow: Flow, app, client, admin, certified) -> None:
+    candidate, code = certified
+    holder = _holder(flow, candidate)
+    st = app.extensions["ledger"]
+    st.fresh()
+    subject = verified_certificate(st.ledger, st.referential, code)[1]["subject"]
+    flow.post(f"/api/v1/subjects/{subject}/erasure", {"reason": "data-subject-request"}, admin)
+    for headers in (holder, admin):
+        gone = client.get(f"/api/v1/certificates/{code}/attestation.pdf", headers=headers)
+        assert gone.status_code == 410 and gone.get_json()["type"] == "/problems/holder-erased"
+
+
+def test_missing_signing_files_are_a_503_not_a_500(app, client, admin, certified) -> None:
+    _, code = certified
+    config = app.extensions["ledger"].config
+    for name in (ca.CERT, ca.KEY):
+        (config.keys_dir / ca.DIRECTORY / name).unlink()
+    for url in (f"/api/v1/certificates/{code}/attestation.pdf", "/.well-known/attestation-ca.pem"):
+        response = client.get(url, headers=admin)
+        assert response.status_code == 503 and response.mimetype == PROBLEM
+        assert int(response.headers["Retry-After"]) > 0
+
+
+def test_candidate_scopes_are_checked_like_centre_scopes() -> None:
+    assert check_scopes(["candidate:9e5578a3-4f91-48d5-9850-d883ffb2b331"])
+    for bad in ("candidate:", "candidate:*", "candidate:../x", "candidate:9E5578A3-4F91-48D5"):
+        with pytest.raises(TokenError):
+            check_scopes([bad])
+    principal = Principal("t", "", frozenset({"candidate:9e5578a3-4f91-48d5-9850-d883ffb2b331"}))
+    assert principal.has("candidate:*") and not principal.has("centre:*")
+    assert not principal.has("events:append") and not principal.is_admin
+
+
+def test_b_t_signature_with_a_timestamp_authority(tmp_path: Path) -> None:
+    """With a TSA the signature carries an RFC 3161 timestamp (PAdES B-T) and still validates."""
+    config = Config.from_env(keys_dir=tmp_path / "keys")
+    ca.ensure_files(config)
+    identity = ca.load(config)
+    tsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)  # pyHanko's test TSA
+    tsa_cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "Test TSA")]))
+        .issuer_name(identity.ca.subject)
+        .public_key(tsa_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(identity.ca.not_valid_before_utc)
+        .not_valid_after(identity.ca.not_valid_after_utc)
+        .add_extension(x509.ExtendedKeyUsage([x509.ExtendedKeyUsageOID.TIME_STAMPING]), True)
+        .sign(_ca_key(config), hashes.SHA256())
+    )
+    stamper = DummyTimeStamper(signing._asn1_cert(tsa_cert), signing._asn1_key(tsa_key))
+    page = render(_sample_attestation())
+    timestamped = signing.sign(page, identity, stamper=stamper)
+    assert signing.validate(timestamped, identity.ca_pem).ok
+    status = _status(timestamped, identity)
+    assert status.timestamp_validity is not None and status.timestamp_validity.intact
+    assert _status(signing.sign(page, identity), identity).timestamp_validity is None  # B-B
+    assert signing.timestamper("") is None and signing.timestamper("https://tsa.example/")
+
+
+def _ca_key(config: Config) -> Any:
+    return crypto.load_p256_key((config.keys_dir / ca.DIRECTORY / ca.CA_KEY).read_bytes())
+
+
+def _status(pdf: bytes, identity: ca.AttestationIdentity) -> Any:
+    from pyhanko.pdf_utils.reader import PdfFileReader
+    from pyhanko.sign.validation import validate_pdf_signature
+    from pyhanko_certvalidator import ValidationContext
+
+    root = signing._asn1_cert(identity.ca)
+    embedded = PdfFileReader(io.BytesIO(pdf)).embedded_signatures[0]
+    context = ValidationContext(trust_roots=[root], allow_fetching=False)
+    return validate_pdf_signature(embedded, context, ts_validation_context=context)
+
+
+def _sample_attestation() -> Attestation:
+    ref = load_referential()
+    domains = [
+        {"code": d.code, "title": d.title,
+         "competences": [{"code": c.code, "title": c.title, "level": 2} for c in ref.competences_of(d.code)]}
+        for d in ref.domains
+    ]  # fmt: skip
+    return Attestation(
+        code="P-2346789B", first_name="Alex", last_name="Martin", birth_date="2001-05-02",
+        birth_place="Nantes", centre="Centre test", centre_city="Nantes", passed_on="2026-11-24",
+        issued_on="2026-12-01", valid_until="2029-12-01", pix_score=512, max_level=5,
+        domains=domains, qr_url="https://verify.example.fr/v/P-2346789B?t=abc",
+        verify_url="https://verify.example.fr/v/P-2346789B", issued_seq=7, issued_hash="0" * 64,
+    )  # fmt: skip
