@@ -5,6 +5,9 @@ Layout of the keys directory (never committed, never in the database):
     active         the kid of the key in use (a rotation updates it)
     master.key     base64url 32-byte key wrapping per-person data keys
     anchor.json    the trust anchor (public): the first key and the log origin
+    attestation/   ECDSA P-256 CA and document-signing certificate for attestation
+                   PDFs (ledger/attestation/ca.py); a subdirectory, so `*.pem` here
+                   stays the Ed25519 keys only
 Public keys reach the JWKS through key events in the log, each endorsed by
 the key it replaces (ledger/trust.py): the chain, not `active`, decides
 which key signs once the log has its first key.
@@ -25,7 +28,7 @@ class KeyFileError(Exception):
     """A key file is missing or unusable; the message says which and why."""
 
 
-def _write_secret(path: Path, content: bytes) -> None:
+def write_secret(path: Path, content: bytes) -> None:
     """Write a secret atomically, readable by the owner only."""
     tmp = path.with_suffix(path.suffix + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -58,19 +61,19 @@ class KeyRing:
         """Generate and store a key without making it active (a rotation endorses it first)."""
         self.directory.mkdir(parents=True, exist_ok=True)
         key = SigningKey.generate()
-        _write_secret(self.directory / f"{key.kid}.pem", key.to_pem())
+        write_secret(self.directory / f"{key.kid}.pem", key.to_pem())
         self._cache[key.kid] = key
         return key
 
     def activate(self, kid: str) -> None:
-        _write_secret(self.directory / ACTIVE_FILE, kid.encode())
+        write_secret(self.directory / ACTIVE_FILE, kid.encode())
         self._active = None
 
     def ensure_master_key(self) -> None:
         if self._master_override or (self.directory / MASTER_FILE).is_file():
             return
         self.directory.mkdir(parents=True, exist_ok=True)
-        _write_secret(self.directory / MASTER_FILE, b64url(new_data_key()).encode())
+        write_secret(self.directory / MASTER_FILE, b64url(new_data_key()).encode())
 
     def active(self) -> SigningKey:
         """The key that signs now; the `active` file is re-read only when it changes."""

@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from ledger import crypto
 from ledger.config import Config
-from ledger.keys import _write_secret
+from ledger.keys import write_secret
 
 DIRECTORY = "attestation"
 CA_CERT, CA_KEY, CERT, KEY = "ca.pem", "ca.key", "signer.pem", "signer.key"
@@ -72,10 +72,10 @@ def ensure_files(config: Config) -> bool:
     ca_key, key = crypto.new_p256_key(), crypto.new_p256_key()
     ca = crypto.issue_ca(ca_key, ORGANIZATION)
     cert = crypto.issue_document_cert(ca_key, ca, key.public_key(), ORGANIZATION)
-    _write_secret(base / CA_KEY, crypto.private_key_pem(ca_key))
-    _write_secret(base / KEY, crypto.private_key_pem(key))
-    _write_secret(base / CA_CERT, crypto.certificate_pem(ca))
-    _write_secret(base / CERT, crypto.certificate_pem(cert))
+    write_secret(base / CA_KEY, crypto.private_key_pem(ca_key))
+    write_secret(base / KEY, crypto.private_key_pem(key))
+    write_secret(base / CA_CERT, crypto.certificate_pem(ca))
+    write_secret(base / CERT, crypto.certificate_pem(cert))
     return True
 
 

@@ -26,6 +26,7 @@ from pyhanko.stamp import TextStampStyle
 from pyhanko_certvalidator import ValidationContext
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
+from ledger import crypto
 from ledger.attestation.ca import AttestationIdentity
 from ledger.attestation.pdf import SIGNATURE_BOX
 from ledger.attestation.words import WORDS
@@ -107,8 +108,6 @@ class SignatureReport:
 
 def validate(pdf: bytes, ca_pem: bytes) -> SignatureReport:
     """Check the one signature of `pdf` with the CA in `ca_pem` as the only trust root."""
-    from ledger import crypto
-
     try:
         reader = PdfFileReader(io.BytesIO(pdf), strict=False)
         embedded = reader.embedded_signatures
