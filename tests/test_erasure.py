@@ -12,12 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import socket
-import subprocess
-import sys
 import threading
-import time
 import urllib.error
 import urllib.request
 from datetime import timedelta
@@ -34,6 +29,7 @@ from ledger.log_redaction import RedactingFilter, redact_request_line, redact_ta
 from ledger.services.qr import token_url
 from tests.certification_flow import Flow
 from tests.helpers import climb, register
+from tests.served import serve
 from tests.test_api_positioning import assert_problem
 
 FIRST, LAST = "Zéphyrine", "Quatremaine-Oudinot"
@@ -81,40 +77,19 @@ def _person(flow: Flow) -> dict[str, Any]:
     return {**created, "other": other, "session": session, "code": certificate["code"]}
 
 
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _visit_through_gunicorn(app: Any, paths: list[str], log_file: Path) -> None:
     """Run `ledger serve` on the same store, visit `paths`, stop it: its logs land in `log_file`."""
     config = app.extensions["ledger"].config
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGER_")}
-    env.update(LEDGER_DATABASE_URL=config.database_url, LEDGER_KEYS_DIR=str(config.keys_dir))
-    port = _port()
-    with log_file.open("wb") as out:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "ledger.cli", "serve", "--port", str(port), "--workers", "1"],
-            env=env, stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-        base = f"http://127.0.0.1:{port}"
-        try:
-            for _ in range(150):
-                try:
-                    urllib.request.urlopen(f"{base}/api/v1/health", timeout=1)
-                    break
-                except OSError:
-                    time.sleep(0.2)
-            for path in paths:
-                request = urllib.request.Request(base + path, headers={"Referer": base + path})
-                try:
-                    urllib.request.urlopen(request, timeout=10).read()
-                except urllib.error.HTTPError as exc:
-                    exc.read()
-        finally:
-            server.terminate()
-            server.wait(timeout=20)
+    with (
+        log_file.open("wb") as out,
+        serve(config.database_url, config.keys_dir, clean_env=True, stdout=out) as (base, _),
+    ):
+        for path in paths:
+            request = urllib.request.Request(base + path, headers={"Referer": base + path})
+            try:
+                urllib.request.urlopen(request, timeout=10).read()
+            except urllib.error.HTTPError as exc:
+                exc.read()
 
 
 def _tables(cur: Any, kind: str) -> list[str]:
