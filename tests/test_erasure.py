@@ -441,3 +441,24 @@ def test_a_clear_text_reason_of_an_older_event_is_still_shown(flow: Flow, admin)
     ]  # fmt: skip
     page = flow.client.get(f"/v/{code}").get_data(as_text=True)
     assert "ancien motif" in page and "ancienne annulation" in page
+
+
+def test_a_rescoring_that_cancels_seals_its_reason_too(flow: Flow, admin) -> None:
+    candidate, session, course = flow.started()
+    flow.answer_all(course)
+    flow.finalize(session)
+    (code,) = flow.publish(session)
+    everything = [c["challenge"] for c in course["challenges"]]
+    body = {"neutralize": everything, "reason": f"{LAST} : questions faussées"}
+    result = flow.post(f"/api/v1/certificates/{code}/rescoring", body, admin)["result"]
+    view = flow.client.get(f"/api/v1/certificates/{code}").get_json()
+    assert result["status"] != "validated" and view["status"] == "cancelled"
+    assert view["status_reason"] == f"rescored as {result['status']}: {body['reason']}"
+    ledger = flow.app.extensions["ledger"].ledger
+    (cancelled,) = ledger.recorder.iter_envelopes_of_type("certification.CertificateCancelled")
+    assert LAST not in cancelled.to_json_line()
+    subject = flow.client.get(f"/api/v1/candidates/{candidate}/profile", headers=flow.platform)
+    erasure = {"reason": "data-subject-request"}
+    flow.post(f"/api/v1/subjects/{subject.get_json()['subject']}/erasure", erasure, admin)
+    view = flow.client.get(f"/api/v1/certificates/{code}").get_json()
+    assert view["integrity"]["verified"] and view["status_reason"] is None
