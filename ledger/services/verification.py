@@ -102,6 +102,25 @@ def holder_of(ledger: Ledger, sealed: dict[str, Any]) -> dict[str, str] | None:
     return {k: identity[k] for k in ("first_name", "last_name", "birth_date")}
 
 
+def opened_reason(ledger: Ledger, reason: str | dict[str, str] | None) -> tuple[str | None, bool]:
+    """A reason for display and whether it was erased: sealed ones opened, older clear text as is."""
+    if isinstance(reason, dict):
+        text = ledger.vault.open_or_none(reason)
+        return text, text is None
+    return reason, False
+
+
+def opened_history(ledger: Ledger, history: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """History entries with their reasons opened (null and `reason_erased` once erased)."""
+    entries = []
+    for entry in history:
+        if "reason" in entry:
+            text, erased = opened_reason(ledger, entry["reason"])
+            entry = {**entry, "reason": text, **({"reason_erased": True} if erased else {})}
+        entries.append(entry)
+    return entries
+
+
 def public_certificate(
     ledger: Ledger, ref: Referential, code: str, keys: KeyHistory | None = None
 ) -> dict[str, Any] | None:
@@ -143,6 +162,7 @@ def verified_view(
 ) -> dict[str, Any]:
     """What the page shows, every value taken from checked, signed events."""
     status = public_status(cert, clock.now().astimezone(CENTRE_TZ).date())
+    reason, reason_erased = opened_reason(ledger, status["reason"])
     return {
         "code": cert["code"],
         "holder": holder_of(ledger, cert["holder"]),
@@ -152,11 +172,12 @@ def verified_view(
         "valid_until": cert["valid_until"],
         "status": status["status"],
         "status_since": status["since"],
-        "status_reason": status["reason"],
+        "status_reason": reason,
+        "status_reason_erased": reason_erased,
         "max_level": cert["max_level"],
         "pix_score": cert["pix_score"],
         "domains": grouped_levels(ref, cert["competences"]),
-        "history": cert["history"],
+        "history": opened_history(ledger, cert["history"]),
         "proof": {**checks[0], "latest_seq": cert["latest_seq"]},
         "events": checks,
         "integrity": {"verified": True, "problems": []},
@@ -178,6 +199,7 @@ def failure_view(
         "status": INTEGRITY_FAILURE,
         "status_since": None,
         "status_reason": None,
+        "status_reason_erased": False,
         "max_level": None,
         "pix_score": None,
         "domains": [],
