@@ -538,7 +538,7 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
     from ledger.server import run
 
     ledger = _ledger()  # refuses a missing ledger: `ledger init` creates it
-    _refuse_an_unanchored_log(ledger)
+    ledger.check_trust()
     RateLimits(ledger.config).close()  # a bad limit or store fails here, not in every worker
     catch_up(ledger.db, _create_projection_tables(ledger))  # workers start with fresh read models
     ledger.close()
@@ -548,14 +548,6 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
         workers or int(setting("LEDGER_WORKERS")),
         ledger.config.runtime_dir,
     )
-
-
-def _refuse_an_unanchored_log(ledger: Any) -> None:
-    """A log whose key chain does not start at our anchor is not ours to serve or extend."""
-    history = ledger.key_history()
-    if history.started and history.current is None:
-        why = history.rejected[0][1] if history.rejected else "its keys were retired"
-        raise CliError(f"refusing to serve this log: {why}")
 
 
 if __name__ == "__main__":

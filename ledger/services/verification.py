@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ledger import crypto, envelope
 from ledger.domain import clock
+from ledger.domain.certificate import certificate_id
 from ledger.domain.referential import Referential
 from ledger.envelope import Envelope
 from ledger.lru import LRU
@@ -30,6 +31,9 @@ from ledger.services.signed_certificate import (
     fold,
 )
 from ledger.store.application import Ledger
+
+if TYPE_CHECKING:
+    from ledger.audit.tail import TailVerifier
 from ledger.trust import KeyHistory
 
 INTEGRITY_FAILURE = "integrity-failure"
@@ -122,9 +126,18 @@ def opened_history(ledger: Ledger, history: list[dict[str, Any]]) -> list[dict[s
 
 
 def public_certificate(
-    ledger: Ledger, ref: Referential, code: str, keys: KeyHistory | None = None
+    ledger: Ledger,
+    ref: Referential,
+    code: str,
+    keys: KeyHistory | None = None,
+    tail: TailVerifier | None = None,
 ) -> dict[str, Any] | None:
-    """The public view of `code` (None if unknown), or its integrity-failure view."""
+    """The public view of `code` (None if unknown), or its integrity-failure view.
+
+    `tail` is what this process's own audit has verified so far: it catches
+    what the certificate's events alone cannot, a later event deleted with the
+    read model edited to match, or a log that stopped verifying after the issue.
+    """
     projected = position(ledger.db, "certificates")  # read first: the row is at least this new
     try:
         with ledger.db.read() as cur:
@@ -142,6 +155,7 @@ def public_certificate(
         {"check": "missing", "seq": seq}
         for seq in sorted({stored["issued_seq"], stored["latest_seq"]} - seqs)
     ]
+    problems += _against_tail(tail, code, events)
     if problems:
         return failure_view(code, checks, problems)
     try:
@@ -155,6 +169,22 @@ def public_certificate(
             code, checks, [{"check": "read-model", "seq": None, "fields": mismatch}]
         )
     return verified_view(ledger, ref, verified, checks)
+
+
+def _against_tail(
+    tail: TailVerifier | None, code: str, events: list[Envelope]
+) -> list[dict[str, Any]]:
+    """Problems the process's own log audit reveals about this certificate."""
+    if tail is None:
+        return []
+    problems: list[dict[str, Any]] = []
+    seen = tail.revised_certificates.get(str(certificate_id(code)), 0)
+    if seen > max((env.version for env in events), default=0):
+        problems.append({"check": "deleted", "seq": None})
+    first = events[0].seq if events else 0
+    if tail.problem and (tail.problem_seq or 0) >= first:
+        problems.append({"check": "log", "seq": tail.problem_seq})
+    return problems
 
 
 def verified_view(
@@ -269,7 +299,8 @@ class PublicViews:
             return view
         if self._keys is None:
             self._keys = trusted_keys(self._state.ledger)
-        view = public_certificate(self._state.ledger, self._state.referential, code, self._keys)
+        st = self._state
+        view = public_certificate(st.ledger, st.referential, code, self._keys, st.tail)
         if view is None:
             return None
         if not view["integrity"]["verified"]:
