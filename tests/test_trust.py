@@ -452,14 +452,22 @@ def test_the_example_verifier_follows_the_chain(cli, tmp_path: Path) -> None:
     cli("export", str(bundle))
     example = Path(__file__).resolve().parent.parent / "docs" / "verify_example.py"
 
-    def run_example(given: str = anchor) -> subprocess.CompletedProcess:
+    def run_example(given: str = anchor, *saved: Path, of: Path = bundle) -> Any:
         return subprocess.run(
-            [sys.executable, str(example), str(bundle), given], capture_output=True, text=True
-        )
+            [sys.executable, str(example), str(of), given, *map(str, saved)],
+            capture_output=True, text=True,
+        )  # fmt: skip
 
     checked = run_example()
     assert checked.returncode == 0 and checked.stdout.startswith("OK "), checked.stderr
     assert "2 key(s)" in checked.stdout
+    fill(Ledger(Config.from_env()), 2)
+    later = tmp_path / "later"
+    cli("export", str(later))
+    saved = later / "checkpoint.txt"  # what an auditor kept from the longer log
+    assert run_example(anchor, bundle / "checkpoint.txt", of=later).returncode == 0
+    truncated = run_example(anchor, saved)  # the earlier, shorter log no longer extends it
+    assert truncated.returncode == 1 and "truncated" in truncated.stdout, truncated.stdout
     other = Anchor.of(SigningKey.generate().public_raw, ledger.config.log_origin).to_string()
     checked = run_example(other)
     assert (
