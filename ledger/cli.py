@@ -412,6 +412,30 @@ def audit_verify(
     click.echo(_audit_summary(report, source))
 
 
+def _qr_keys(bundle: Path | None, anchor_text: str | None, jwks_file: Path | None) -> Any:
+    """The JWKS to check a QR token with: endorsed from the anchor, or one given as trusted."""
+    from ledger.audit.verify import read_ndjson
+    from ledger.trust import Anchor, KeyHistory
+
+    if bundle is not None:
+        if not anchor_text:
+            raise CliError("--bundle needs --trust-anchor: the bundle cannot vouch for its keys")
+        events = bundle / "events.ndjson"
+        if not events.is_file():
+            raise CliError(f"{bundle} is not a bundle directory")
+        history = KeyHistory.fold(read_ndjson(events), Anchor.load(anchor_text))
+        if history.rejected:
+            seq, why = history.rejected[0]
+            raise CliError(f"the bundle's key chain breaks at seq {seq}: {why}")
+        return history.jwks()
+    if jwks_file is None:
+        raise CliError("give --bundle with --trust-anchor, or --jwks")
+    try:
+        return json.loads(jwks_file.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise CliError(f"cannot read JWKS {jwks_file}: {exc}") from exc
+
+
 def _audit_anchor(text: str | None, ledger: Any) -> tuple[Any, str]:
     """The anchor to audit against, and where it came from; (None, ...) when there is none."""
     from ledger.trust import Anchor, configured_anchor
@@ -459,14 +483,28 @@ def _is_file(path: Path) -> bool:
 @main.command("verify-qr")
 @click.argument("source")
 @click.option(
+    "--bundle",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="An export: the keys are those its events endorse from --trust-anchor (preferred).",
+)
+@click.option(
+    "--trust-anchor",
+    "anchor_text",
+    default=None,
+    help="The log's trust anchor, obtained out of band (with --bundle).",
+)
+@click.option(
     "--jwks",
     "jwks_file",
     type=click.Path(path_type=Path),
-    required=True,
-    help="The saved /.well-known/jwks.json to check signatures against.",
+    default=None,
+    help="Or a /.well-known/jwks.json you trust as it is (fetched over a channel you trust).",
 )
 @friendly
-def verify_qr(source: str, jwks_file: Path) -> None:
+def verify_qr(
+    source: str, bundle: Path | None, anchor_text: str | None, jwks_file: Path | None
+) -> None:
     """Check a certificate QR code offline: SOURCE is an image, a PDF, a URL or a token."""
     from ledger.qr_image import ImageUnreadable, decode_qr
     from ledger.qr_token import TokenInvalid, parse_qr_url, verify_token
@@ -481,10 +519,7 @@ def verify_qr(source: str, jwks_file: Path) -> None:
         if not found:
             raise CliError(f"no QR code found in {path.name}")
         text = found[0]
-    try:
-        jwks = json.loads(jwks_file.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise CliError(f"cannot read JWKS {jwks_file}: {exc}") from exc
+    jwks = _qr_keys(bundle, anchor_text, jwks_file)
     try:
         token = parse_qr_url(text)[1] if "://" in text else text.strip()
         claims = verify_token(token, jwks)
