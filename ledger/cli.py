@@ -296,7 +296,7 @@ def projections() -> None:
 @projections.command("rebuild")
 @friendly
 def projections_rebuild() -> None:
-    """Empty every projection and replay the whole log into it."""
+    """Replay the whole log into fresh read models; swap them in only if all succeed."""
     from ledger.projections.runner import head, rebuild
 
     ledger = _ledger()
