@@ -307,3 +307,50 @@ def test_status_list_encoding_round_trip_and_bounds() -> None:
     for bad in (bomb, short, "uNotGzip", "zabc", 42):
         with pytest.raises(status_list.StatusListError):
             status_list.decode(bad)  # type: ignore[arg-type]
+
+
+# --- ledger verify-credential -------------------------------------------------
+
+
+def _cli(*args: str) -> Any:
+    from click.testing import CliRunner
+
+    from ledger.cli import main
+
+    with clock.frozen_at(LATER):
+        return CliRunner().invoke(main, ["verify-credential", *args], catch_exceptions=False)
+
+
+def test_verify_credential_offline_from_the_command_line(flow, client, admin, tmp_path):
+    _, code, _ = flow.certified()
+    vc = _credential(flow, code)
+    files = {
+        "vc.json": vc,
+        "did.json": _did(client),
+        "jwks.json": client.get("/.well-known/jwks.json").get_json(),
+        "status.json": _status_list(client, vc),
+        "level.json": _tampered(vc)["level"],
+        "broken.json": [1, 2],
+    }
+    for name, document in files.items():
+        (tmp_path / name).write_text(json.dumps(document))
+    (tmp_path / "garbage.json").write_text("{not json")
+    p = {name: str(tmp_path / name) for name in [*files, "garbage.json"]}
+
+    ok = _cli(p["vc.json"], "--did", p["did.json"], "--status", p["status.json"])
+    assert ok.exit_code == 0 and ok.stdout.startswith("VALID proof:"), ok.output
+    by_jwks = _cli(p["vc.json"], "--jwks", p["jwks.json"])
+    assert by_jwks.exit_code == 0 and "revocation not checked" in by_jwks.stdout
+    changed = _cli(p["level.json"], "--did", p["did.json"])
+    assert changed.exit_code == 1 and changed.stderr.startswith("INVALID: the signature")
+    for bad in (p["broken.json"], p["garbage.json"]):
+        refused = _cli(bad, "--did", p["did.json"])
+        assert refused.exit_code == 1 and len(refused.stderr.strip().splitlines()) == 1
+    both = _cli(p["vc.json"], "--did", p["did.json"], "--jwks", p["jwks.json"])
+    assert both.exit_code == 1 and "exactly one" in both.stderr
+
+    with clock.frozen_at(LATER):
+        flow.post(f"/api/v1/certificates/{code}/cancellation", {"reason": "fraude"}, admin)
+    (tmp_path / "status.json").write_text(json.dumps(_status_list(client, vc)))
+    revoked = _cli(p["vc.json"], "--did", p["did.json"], "--status", p["status.json"])
+    assert revoked.exit_code == 1 and "REVOKED" in revoked.stderr

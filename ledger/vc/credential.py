@@ -162,10 +162,14 @@ def verify_credential(vc: dict[str, Any], did_document: dict[str, Any]) -> dict[
     raises CredentialError with a human reason otherwise. Validity dates and
     the status bit are the caller's to judge (see `status_bit`).
     """
-    if not isinstance(vc, dict):
-        raise CredentialError("the credential is not a JSON object")
-    if vc.get("@context", [None])[:1] != [VC_V2] or "VerifiableCredential" not in vc.get(
-        "type", []
+    if not isinstance(vc, dict) or not isinstance(did_document, dict):
+        raise CredentialError("the credential or the DID document is not a JSON object")
+    context, types = vc.get("@context"), vc.get("type")
+    if (
+        not isinstance(context, list)
+        or context[:1] != [VC_V2]
+        or not isinstance(types, list)
+        or "VerifiableCredential" not in types
     ):
         raise CredentialError("not a W3C VC 2.0 credential")
     issuer = vc.get("issuer")
@@ -187,6 +191,8 @@ def verify_credential(vc: dict[str, Any], did_document: dict[str, Any]) -> dict[
 
 def status_bit(vc: dict[str, Any], status_vc: dict[str, Any], did_document: dict[str, Any]) -> bool:
     """True when the (verified) status list says `vc` is revoked; CredentialError if unreadable."""
+    if not isinstance(vc, dict) or not isinstance(status_vc, dict):
+        raise CredentialError("the credential or the status list is not a JSON object")
     entry = vc.get("credentialStatus")
     if not isinstance(entry, dict) or entry.get("type") != "BitstringStatusListEntry":
         raise CredentialError("the credential has no Bitstring Status List entry")
@@ -204,3 +210,19 @@ def status_bit(vc: dict[str, Any], status_vc: dict[str, Any], did_document: dict
         )
     except (status_list.StatusListError, TypeError, ValueError) as exc:
         raise CredentialError(f"status list unreadable: {exc}") from exc
+
+
+def validity_problem(vc: dict[str, Any], now: datetime) -> str:
+    """'' when `now` is within validFrom..validUntil, else why not (dates are the issuer's)."""
+    try:
+        start = datetime.fromisoformat(vc["validFrom"])
+        end = datetime.fromisoformat(vc["validUntil"]) if "validUntil" in vc else None
+    except (KeyError, TypeError, ValueError):
+        return "validFrom/validUntil are not date-times"
+    if start.tzinfo is None or (end is not None and end.tzinfo is None):
+        return "validFrom/validUntil have no time zone"
+    if now < start:
+        return f"not valid before {vc['validFrom']}"
+    if end is not None and now > end:
+        return f"expired on {vc['validUntil']}"
+    return ""

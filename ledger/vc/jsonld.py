@@ -67,8 +67,10 @@ def canonicalize(document: dict[str, Any]) -> str:
     try:
         check_terms(document)
         return jsonld.normalize(document, options)
-    except jsonld.JsonLdError as exc:
-        raise JsonLdError(f"not processable JSON-LD: {exc}") from exc
+    except (jsonld.JsonLdError, TypeError, ValueError, KeyError, AttributeError) as exc:
+        if isinstance(exc, JsonLdError):
+            raise
+        raise JsonLdError(f"not processable JSON-LD: {str(exc).splitlines()[0]}") from exc
 
 
 def check_terms(document: dict[str, Any]) -> None:
