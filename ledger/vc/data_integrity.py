@@ -23,12 +23,12 @@ class ProofError(Exception):
     """A proof that is missing, malformed, from an unknown key or does not verify."""
 
 
-def _hash_data(document: dict[str, Any], proof_config: dict[str, Any]) -> bytes:
+def _hash_data(document: dict[str, Any], proof_config: dict[str, Any], safe: bool) -> bytes:
     unsecured = {k: v for k, v in document.items() if k != "proof"}
     config = {"@context": document.get("@context"), **proof_config}
     try:
-        return crypto.sha256(canonicalize(config).encode()) + crypto.sha256(
-            canonicalize(unsecured).encode()
+        return crypto.sha256(canonicalize(config, safe).encode()) + crypto.sha256(
+            canonicalize(unsecured, safe).encode()
         )
     except JsonLdError as exc:
         raise ProofError(str(exc)) from exc
@@ -45,7 +45,7 @@ def add_proof(
         "verificationMethod": verification_method,
         "proofPurpose": "assertionMethod",
     }
-    signature = key.sign(_hash_data(document, config))
+    signature = key.sign(_hash_data(document, config, safe=False))
     return {**document, "proof": {**config, "proofValue": crypto.multibase_b58(signature)}}
 
 
@@ -71,6 +71,6 @@ def verify_proof(document: dict[str, Any], public_key: Callable[[str], bytes | N
     except crypto.CryptoError as exc:
         raise ProofError(f"proofValue: {exc}") from exc
     config = {k: v for k, v in proof.items() if k != "proofValue"}
-    if not crypto.verify(key, signature, _hash_data(document, config)):
+    if not crypto.verify(key, signature, _hash_data(document, config, safe=True)):
         raise ProofError("the signature does not match the credential: it was changed")
     return method
