@@ -256,6 +256,9 @@ def test_a_certificate_whose_events_do_not_verify_gets_no_credential(flow, clien
         response = client.get(f"/api/v1/certificates/{code}/credential", headers=admin)
     assert_problem(response, 409, "integrity-failure")
     assert_problem(client.get("/api/v1/status/1"), 409, "integrity-failure")
+    alarms = flow.app.extensions["ledger"].integrity_alarms
+    assert any("status_list" in alarm for alarm in alarms)
+    assert client.get("/api/v1/ready").status_code == 503
 
 
 def test_an_erased_holder_gets_no_credential(flow, client, admin):

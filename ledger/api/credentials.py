@@ -42,6 +42,12 @@ def may_download(principal: Principal, view: dict[str, Any]) -> bool:
     return principal.is_admin or view["centre_id"] in principal.centres()
 
 
+def _unsound(exc: StatusUnsound) -> ApiProblem:
+    """No list can be vouched for: readiness fails (an alarm) and the answer is 409."""
+    state().raise_alarm({"status_list": str(exc)})
+    return ApiProblem(409, "integrity-failure", f"the status lists do not verify: {exc}")
+
+
 def _json(document: dict[str, Any], media_type: str, cache: str) -> Response:
     response = jsonify(document)
     response.mimetype = media_type
@@ -79,9 +85,7 @@ def get_credential(code: str) -> Response:
     try:
         vc = issuer().credential(view)
     except StatusUnsound as exc:
-        raise ApiProblem(
-            409, "integrity-failure", f"the status list does not verify: {exc}"
-        ) from exc
+        raise _unsound(exc) from exc
     return _json(vc, VC_MEDIA, "private, no-store")
 
 
@@ -93,9 +97,7 @@ def get_status_list(number: int) -> Response:
     try:
         found = issuer().status_list(number)
     except StatusUnsound as exc:
-        raise ApiProblem(
-            409, "integrity-failure", f"the status list does not verify: {exc}"
-        ) from exc
+        raise _unsound(exc) from exc
     if found is None:
         raise ApiProblem(404, "unknown-status-list", f"there is no status list {number}")
     return _json(found, VC_MEDIA, "public, max-age=60")
