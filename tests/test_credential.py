@@ -261,6 +261,19 @@ def test_a_certificate_whose_events_do_not_verify_gets_no_credential(flow, clien
     assert client.get("/api/v1/ready").status_code == 503
 
 
+def test_a_deleted_event_stops_the_status_lists(flow, client, admin):
+    _, first, _ = flow.certified()
+    _, code, _ = flow.certified()
+    ledger = flow.app.extensions["ledger"].ledger
+    issued = ledger.recorder.stream_envelopes(str(certificate_id(first)))[0]
+    with ledger.db.write() as cur:  # later certificates' indices would all shift by one
+        cur.execute("DELETE FROM ledger_events WHERE seq = ?", (issued.seq,))
+    assert_problem(client.get("/api/v1/status/1"), 409, "integrity-failure")
+    with clock.frozen_at(LATER):
+        response = client.get(f"/api/v1/certificates/{code}/credential", headers=admin)
+    assert_problem(response, 409, "integrity-failure")
+
+
 def test_an_erased_holder_gets_no_credential(flow, client, admin):
     _, code, _ = flow.certified()
     flow.app.extensions["ledger"].fresh()

@@ -40,24 +40,39 @@ class StatusIndex:
         self.revoked: set[int] = set()
         self.seen = 0  # the last seq folded
         self.changed = 0  # the seq of the last event that changed a list
+        self.broken = ""  # why the log cannot be vouched for, once found
         self._lock = threading.Lock()
 
     def refresh(self, ledger: Ledger) -> None:
-        """Fold the issuing and cancelling events appended since the last call."""
+        """Fold the issuing and cancelling events appended since the last call.
+
+        Once the log was found unsound, it stays so for this process (an alarm
+        is raised): no later list or credential is vouched for.
+        """
         with self._lock:
-            keys = None
-            while True:
-                batch = ledger.recorder.envelopes(
-                    after=self.seen, limit=self.PAGE, types=(ISSUED, CANCELLED)
-                )
-                if batch and keys is None:
-                    keys = trusted_keys(ledger)
-                for env in batch:
-                    if not keys.verify_one(env):
-                        raise StatusUnsound(f"event {env.seq} does not verify")
-                    self._apply(env)
-                if len(batch) < self.PAGE:
-                    return
+            if self.broken:
+                raise StatusUnsound(self.broken)
+            try:
+                self._fold(ledger)
+            except StatusUnsound as exc:
+                self.broken = str(exc)
+                raise
+
+    def _fold(self, ledger: Ledger) -> None:
+        while True:
+            batch = ledger.recorder.envelopes(
+                after=self.seen, limit=self.PAGE, types=(ISSUED, CANCELLED)
+            )
+            if not batch:
+                return
+            keys = trusted_keys(ledger)  # read after the batch: it knows every key that signed it
+            for env in batch:
+                if not keys.verify_one(env):
+                    raise StatusUnsound(f"event {env.seq} does not verify")
+                self._apply(env)
+            _no_gap(ledger, batch[-1].seq)
+            if len(batch) < self.PAGE:
+                return
 
     def _apply(self, env: Any) -> None:
         if env.type == ISSUED:
@@ -75,6 +90,14 @@ class StatusIndex:
     def revoked_in(self, number: int) -> list[int]:
         low = (number - 1) * status_list.SIZE
         return sorted(i - low for i in self.revoked if low <= i < low + status_list.SIZE)
+
+
+def _no_gap(ledger: Ledger, seq: int) -> None:
+    """Every seq up to `seq` is there: a deleted issuing event would shift later indices."""
+    with ledger.db.read() as cur:
+        cur.execute("SELECT COUNT(*) FROM ledger_events WHERE seq <= ?", (seq,))
+        if cur.fetchone()[0] != seq:
+            raise StatusUnsound(f"events are missing from the log before seq {seq}")
 
 
 class CredentialIssuer:
