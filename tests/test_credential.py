@@ -156,6 +156,23 @@ def test_a_key_not_in_the_did_document_is_refused(flow, client):
     assert npm_verify(vc, other, _status_list(client, vc))["verified"] is False
 
 
+def test_after_a_key_rotation_old_and_new_credentials_verify(flow, client):
+    _, code, _ = flow.certified()
+    old = _credential(flow, code)
+    ledger = flow.app.extensions["ledger"].ledger
+    new_key = ledger.keyring.generate()
+    ledger.recorder.rotate(new_key)
+    ledger.keyring.activate(new_key.kid)
+    new, did_doc = _credential(flow, code), _did(client)
+    assert new["proof"]["verificationMethod"].endswith(f"#{new_key.kid}")
+    assert len(did_doc["verificationMethod"]) == 2
+    status = _status_list(client, new)
+    assert status["proof"]["verificationMethod"] == new["proof"]["verificationMethod"]
+    for vc in (old, new):
+        verify_credential(vc, did_doc)
+        assert npm_verify(vc, did_doc, status)["verified"] is True
+
+
 def test_cancelling_sets_the_status_bit(flow, client, admin):
     _, first, _ = flow.certified()
     _, code, _ = flow.certified()
