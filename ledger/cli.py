@@ -535,6 +535,78 @@ def verify_qr(
     click.echo("  offline check: a later cancellation or rescoring is only visible online")
 
 
+def _read_json(path: Path, what: str) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CliError(f"cannot read {what} {path}: {exc}") from exc
+
+
+def _issuer_document(vc: Any, did_file: Path | None, jwks_file: Path | None) -> dict[str, Any]:
+    """The DID document to trust: a saved did.json, or one made from a saved JWKS."""
+    from ledger.crypto import public_key_from_jwk
+    from ledger.vc.did import did_document
+
+    if (did_file is None) == (jwks_file is None):
+        raise CliError("give exactly one of --did (saved did.json) or --jwks (saved jwks.json)")
+    if did_file is not None:
+        return _read_json(did_file, "DID document")
+    jwks = _read_json(jwks_file, "JWKS")  # type: ignore[arg-type]
+    keys = jwks.get("keys") if isinstance(jwks, dict) else None
+    if not isinstance(keys, list) or not all(isinstance(k, dict) for k in keys):
+        raise CliError(f"{jwks_file} is not a JWKS")
+    issuer = vc.get("issuer") if isinstance(vc, dict) else None
+    issuer_id = issuer.get("id") if isinstance(issuer, dict) else issuer
+    return did_document(str(issuer_id), [public_key_from_jwk(k) for k in keys])
+
+
+@main.command("verify-credential")
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option(
+    "--did", "did_file", type=click.Path(path_type=Path), help="Saved /.well-known/did.json."
+)
+@click.option(
+    "--jwks",
+    "jwks_file",
+    type=click.Path(path_type=Path),
+    help="Saved jwks.json (e.g. an audit bundle's).",
+)
+@click.option(
+    "--status", "status_file", type=click.Path(path_type=Path), help="Saved status list credential."
+)
+@friendly
+def verify_credential(
+    file: Path, did_file: Path | None, jwks_file: Path | None, status_file: Path | None
+) -> None:
+    """Check a verifiable credential offline: proof, issuer keys, validity dates, revocation."""
+    from ledger.domain import clock
+    from ledger.vc.credential import CredentialError, status_bit, validity_problem
+    from ledger.vc.credential import verify_credential as check
+
+    vc = _read_json(file, "credential")
+    did_doc = _issuer_document(vc, did_file, jwks_file)
+    try:
+        checked = check(vc, did_doc)
+        revoked = (
+            status_bit(vc, _read_json(status_file, "status list"), did_doc) if status_file else None
+        )
+    except CredentialError as exc:
+        click.echo(f"INVALID: {exc}", err=True)
+        sys.exit(EXIT_FAILURE)
+    dates = validity_problem(vc, clock.now())
+    click.echo(f"VALID proof: {vc.get('name')}")
+    click.echo(f"  issuer {checked['issuer']}, key {checked['verification_method'].split('#')[-1]}")
+    click.echo(f"  valid from {vc.get('validFrom')} until {vc.get('validUntil')}")
+    if revoked:
+        click.echo("REVOKED: the status list has this credential's bit set", err=True)
+    if dates:
+        click.echo(f"NOT VALID NOW: {dates}", err=True)
+    if revoked is None:
+        click.echo("  revocation not checked: pass --status with the saved status list")
+    if revoked or dates:
+        sys.exit(EXIT_FAILURE)
+
+
 # --- demo and serve ------------------------------------------------------------
 
 

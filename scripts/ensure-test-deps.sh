@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Make sure what the tests talk to is there: PostgreSQL at 127.0.0.1:5432
-# (user postgres, database test, trust auth), Chromium for the browser tests and
-# pdftoppm for PDF scans. Installs what is missing with apt when we are root;
-# otherwise says what is missing.
+# (user postgres, database test, trust auth), Chromium for the browser tests,
+# pdftoppm for PDF scans and the npm verifier of credentials. Installs what is
+# missing with apt when we are root; otherwise says what is missing.
 set -euo pipefail
 
 apt_install() {
@@ -21,6 +21,14 @@ command -v chromium >/dev/null || missing+=(chromium)
 command -v pdftoppm >/dev/null || missing+=(poppler-utils)
 fc-list 2>/dev/null | grep -qi dejavu || missing+=(fonts-dejavu-core)
 [ ${#missing[@]} -eq 0 ] || apt_install "${missing[@]}"
+
+# The standard credential verifier tests/test_credential.py runs (versions pinned by
+# tests/js/package-lock.json; node_modules is not committed).
+command -v npm >/dev/null || apt_install nodejs npm
+js_dir="$(dirname "$0")/../tests/js"
+if [ ! -d "$js_dir/node_modules/@digitalbazaar/vc" ]; then
+    (cd "$js_dir" && npm ci --no-audit --no-fund --loglevel=error)
+fi
 
 PGHOST=127.0.0.1 PGPORT=5432 PGUSER=postgres
 

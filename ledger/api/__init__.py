@@ -101,9 +101,10 @@ def _body_cap(config: Config, path: str) -> int:
 
 
 def _register(api: Api, app: Flask) -> None:
-    from ledger.api import candidates, certificates, certification, docs, health, log
+    from ledger.api import candidates, certificates, certification, credentials, docs, health, log
 
-    for module in (candidates, certification, certificates, log, health):
+    for module in (candidates, certification, certificates, credentials, log, health):
         api.register_blueprint(module.blp)
     app.register_blueprint(log.well_known)
+    app.register_blueprint(credentials.did_site)
     app.register_blueprint(docs.bp)

@@ -197,6 +197,8 @@ def verified_view(
         "code": cert["code"],
         "holder": holder_of(ledger, cert["holder"]),
         "centre": cert["centre_name"],
+        "centre_id": cert["centre_id"],  # who may download (not in the public JSON)
+        "candidate": cert["candidate"],
         "passed_on": cert["passed_on"],
         "issued_on": cert["issued_on"],
         "valid_until": cert["valid_until"],
@@ -223,6 +225,8 @@ def failure_view(
         "code": code,
         "holder": None,
         "centre": None,
+        "centre_id": None,
+        "candidate": None,
         "passed_on": None,
         "issued_on": None,
         "valid_until": None,
