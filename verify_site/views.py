@@ -137,7 +137,7 @@ def _holder_download(code: str) -> str | None:
     if principal is None or not any(s.startswith("candidate:") for s in principal.scopes):
         return None
     st = state()
-    found = verified_certificate(st.ledger, st.referential, code)
+    found = verified_certificate(st.ledger, st.referential, code, tail=st.tail)
     row = found[1] if found else None
     if row is None or found[0]["status"] == "cancelled" or found[0]["holder"] is None:
         return None

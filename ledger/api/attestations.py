@@ -35,7 +35,7 @@ def attestations() -> Attestations:
     if found is None:
         st = state()
         found = current_app.extensions["ledger.attestations"] = Attestations(
-            st.ledger, st.referential
+            st.ledger, st.referential, st.tail
         )
     return found
 

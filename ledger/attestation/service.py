@@ -42,8 +42,9 @@ class Verified:
     row: dict[str, Any]
 
 
-def verified(ledger: Ledger, ref: Referential, code: str) -> Verified:
-    found = verified_certificate(ledger, ref, code)
+def verified(ledger: Ledger, ref: Referential, code: str, tail: Any = None) -> Verified:
+    """The certificate re-verified now (with the process's own log audit, `tail`, if given)."""
+    found = verified_certificate(ledger, ref, code, tail=tail)
     if found is None:
         raise AttestationRefused(404, "unknown-certificate", "no certificate has this code")
     view, row = found
@@ -112,8 +113,8 @@ def content(ledger: Ledger, cert: Verified) -> Attestation:
 class Attestations:
     """Signed attestation PDFs for one process; the signing identity is loaded once."""
 
-    def __init__(self, ledger: Ledger, ref: Referential):
-        self.ledger, self.ref = ledger, ref
+    def __init__(self, ledger: Ledger, ref: Referential, tail: Any = None):
+        self.ledger, self.ref, self.tail = ledger, ref, tail
         self._identity: ca.AttestationIdentity | None = None
 
     def identity(self) -> ca.AttestationIdentity:
@@ -130,7 +131,7 @@ class Attestations:
         return signing.sign(render(content(self.ledger, cert), lang), identity, lang, stamper)
 
     def for_principal(self, principal: Principal, code: str, lang: str = "fr") -> bytes:
-        cert = verified(self.ledger, self.ref, code)
+        cert = verified(self.ledger, self.ref, code, self.tail)
         authorize(principal, cert)
         return self.pdf(cert, lang)
 
@@ -146,7 +147,7 @@ class Attestations:
         with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
             for code in codes:
                 try:
-                    cert = verified(self.ledger, self.ref, code)
+                    cert = verified(self.ledger, self.ref, code, self.tail)
                     if cert.row["session"] != session_id or cert.row["centre_id"] != centre:
                         continue
                     pdf = self.pdf(cert, lang)
