@@ -241,6 +241,20 @@ def test_who_may_download_a_credential(flow, client, admin, appender):
                    "unknown-certificate")  # fmt: skip
 
 
+def test_a_holder_downloads_their_own_credential_and_no_one_elses(flow, client):
+    candidate, code, _ = flow.certified()
+    _, other_code, _ = flow.certified()
+
+    def token_of(person: str) -> dict[str, str]:
+        body = flow.post(f"/api/v1/candidates/{person}/tokens", {}, flow.platform)
+        return {"Authorization": f"Bearer {body['token']}"}
+
+    holder = token_of(candidate)
+    assert _credential(flow, code, holder)["credentialSubject"]
+    url = f"/api/v1/certificates/{other_code}/credential"
+    assert_problem(client.get(url, headers=holder), 403, "not-your-certificate")
+
+
 def test_status_lists_and_did_document_are_public(flow, client):
     _, code, _ = flow.certified()
     vc = _credential(flow, code)

@@ -38,8 +38,12 @@ def issuer() -> CredentialIssuer:
 
 
 def may_download(principal: Principal, view: dict[str, Any]) -> bool:
-    """Operators anything; a centre's staff their own centre's certificates."""
-    return principal.is_admin or view["centre_id"] in principal.centres()
+    """Operators anything; a centre's staff their own centre's certificates; a holder theirs."""
+    return (
+        principal.is_admin
+        or view["centre_id"] in principal.centres()
+        or f"candidate:{view['candidate']}" in principal.scopes
+    )
 
 
 def _unsound(exc: StatusUnsound) -> ApiProblem:
@@ -60,7 +64,7 @@ def _doc(description: str, media_type: str) -> dict[str, Any]:
 
 
 @blp.route("/certificates/<string:code>/credential", methods=["GET"])
-@require("centre:*")
+@require("centre:*", "candidate:*")
 @lookups
 @blp.doc(
     security=SECURED, **_doc("Open Badges 3.0 credential with a Data Integrity proof", VC_MEDIA)
