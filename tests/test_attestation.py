@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import subprocess
 import zipfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -510,3 +511,34 @@ def _sample_attestation() -> Attestation:
         domains=domains, qr_url="https://verify.example.fr/v/P-2346789B?t=abc",
         verify_url="https://verify.example.fr/v/P-2346789B", issued_seq=7, issued_hash="0" * 64,
     )  # fmt: skip
+
+
+def test_an_unreachable_timestamp_authority_is_a_503(config: Config, tmp_path: Path) -> None:
+    """B-T configured but the TSA is down: a fault with Retry-After, not a 500 or an unstamped PDF."""
+    from ledger.api import create_app
+
+    Ledger(config).init()
+    closed = "http://127.0.0.1:9/"  # the discard port: nothing listens
+    app = create_app(replace(config, tsa_url=closed))
+    app.config["TESTING"] = True
+    try:
+        client = app.test_client()
+        flow = Flow(app, client, make_token(app, "admin"))
+        _, code, _ = flow.certified()
+        for url in (f"/api/v1/certificates/{code}/attestation.pdf",
+                    f"/api/v1/sessions/{_session_of(app, code)}/attestations.zip"):  # fmt: skip
+            response = client.get(url, headers=flow.admin)
+            assert response.status_code == 503 and response.mimetype == PROBLEM, url
+            assert int(response.headers["Retry-After"]) > 0
+        with pytest.raises(signing.TimestampUnavailable):
+            signing.sign(
+                render(_sample_attestation()), ca.load(config), stamper=signing.timestamper(closed)
+            )
+    finally:
+        app.extensions["ledger"].ledger.close()
+
+
+def _session_of(app: Any, code: str) -> str:
+    st = app.extensions["ledger"]
+    st.fresh()
+    return verified_certificate(st.ledger, st.referential, code)[1]["session"]

@@ -7,6 +7,7 @@ examined them (`centre:<id>`), or an operator (`admin`).
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 from flask import Blueprint as FlaskBlueprint
@@ -20,6 +21,7 @@ from ledger.api.problems import RETRY_AFTER_S, ApiProblem
 from ledger.api.state import state
 from ledger.attestation.ca import AttestationKeyError
 from ledger.attestation.service import AttestationRefused, Attestations
+from ledger.attestation.signing import TimestampUnavailable
 from ledger.domain.certificate import normalize_code
 from ledger.services.candidates import load_candidate
 
@@ -44,13 +46,15 @@ def _refused(exc: AttestationRefused) -> ApiProblem:
     return ApiProblem(exc.status, exc.kind, exc.detail)
 
 
-def _unavailable(exc: AttestationKeyError) -> ApiProblem:
-    current_app.logger.error("attestation signing identity unusable: %s", exc)
+def _unavailable(exc: AttestationKeyError | TimestampUnavailable) -> ApiProblem:
+    """Missing signing files or an unreachable timestamp authority: a fault, not bad input."""
+    current_app.logger.error("attestations cannot be signed: %s", exc)
+    wait = RETRY_AFTER_S * (5 if isinstance(exc, TimestampUnavailable) else 60)
     return ApiProblem(
         503,
         "attestation-signing-unavailable",
         "attestations cannot be signed right now",
-        {"Retry-After": str(RETRY_AFTER_S * 60)},
+        {"Retry-After": str(wait)},
     )
 
 
@@ -95,7 +99,7 @@ def attestation_pdf(query: dict[str, str], code: str) -> Response:
         pdf = attestations().for_principal(current_principal(), normalized, query["lang"])
     except AttestationRefused as exc:
         raise _refused(exc) from None
-    except AttestationKeyError as exc:
+    except (AttestationKeyError, TimestampUnavailable) as exc:
         raise _unavailable(exc) from None
     name = f"attestation-{normalized}-{query['lang']}.pdf"
     return Response(pdf, mimetype=PDF, headers=_download(name))
@@ -124,15 +128,16 @@ def session_attestations(query: dict[str, str], session_id: Any) -> Response:
             (str(session_id),),
         )
         codes = [row[0] for row in cur.fetchall()]
-    service = attestations()
-    try:
-        service.identity()
-    except AttestationKeyError as exc:
+    chunks = attestations().session_zip(str(session_id), session.centre, codes, query["lang"])
+    try:  # the first PDF before the 200: a signing fault is still a clean 503
+        first = next(chunks)
+    except (AttestationKeyError, TimestampUnavailable) as exc:
         raise _unavailable(exc) from None
-    chunks = service.session_zip(str(session_id), session.centre, codes, query["lang"])
     name = f"attestations-{session_id}-{query['lang']}.zip"
     return Response(
-        stream_with_context(chunks), mimetype="application/zip", headers=_download(name)
+        stream_with_context(itertools.chain([first], chunks)),
+        mimetype="application/zip",
+        headers=_download(name),
     )
 
 

@@ -143,6 +143,7 @@ class Attestations:
         Each certificate is verified on its own and must belong to this session
         and centre: the list of codes comes from a read model, which is untrusted.
         """
+        self.identity()  # a missing signing identity fails before the first byte
         buffer = _ZipBuffer()
         with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
             for code in codes:

@@ -20,6 +20,7 @@ from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.pdf_utils.text import TextBoxStyle
 from pyhanko.sign import fields, signers
 from pyhanko.sign.timestamps import TimeStamper
+from pyhanko.sign.timestamps.common_utils import TimestampRequestError
 from pyhanko.sign.timestamps.requests_client import HTTPTimeStamper
 from pyhanko.sign.validation import validate_pdf_signature
 from pyhanko.stamp import TextStampStyle
@@ -33,6 +34,10 @@ from ledger.attestation.words import WORDS
 
 FIELD = "Signature-CRCN"
 TSA_TIMEOUT_S = 10
+
+
+class TimestampUnavailable(Exception):
+    """The timestamp authority did not answer usefully: a fault, retry later (503)."""
 
 
 def _asn1_cert(cert: Any) -> asn1_x509.Certificate:
@@ -88,9 +93,13 @@ def sign(
     )
     spec = fields.SigFieldSpec(FIELD, on_page=0, box=(int(x), int(y), int(x + w), int(y + h)))
     out = io.BytesIO()
-    signers.PdfSigner(
+    pdf_signer = signers.PdfSigner(
         meta, signer, timestamper=stamper, stamp_style=_stamp(lang), new_field_spec=spec
-    ).sign_pdf(IncrementalPdfFileWriter(io.BytesIO(pdf), strict=False), output=out)
+    )
+    try:
+        pdf_signer.sign_pdf(IncrementalPdfFileWriter(io.BytesIO(pdf), strict=False), output=out)
+    except TimestampRequestError as exc:  # also what requests raises, wrapped by pyHanko
+        raise TimestampUnavailable(f"timestamp authority: {exc}") from exc
     return out.getvalue()
 
 
