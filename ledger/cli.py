@@ -216,7 +216,7 @@ def tokens() -> None:
     "scopes",
     multiple=True,
     required=True,
-    help="events:append, audit:read, admin, centre:<id>",
+    help="events:append, audit:read, admin, centre:<id>, candidate:<id>",
 )
 @click.option("--label", default="", help="What the token is for.")
 @friendly
