@@ -542,3 +542,21 @@ def _session_of(app: Any, code: str) -> str:
     st = app.extensions["ledger"]
     st.fresh()
     return verified_certificate(st.ledger, st.referential, code)[1]["session"]
+
+
+def test_long_names_are_printed_in_full(tmp_path: Path) -> None:
+    """An official document never cuts a name short: long ones shrink or wrap instead."""
+    long = replace(
+        _sample_attestation(), rescored_on="2027-01-15", first_name="Marie-Françoise-Élisabeth",
+        last_name="de La Tour d'Auvergne-Lauraguais", birth_place="Saint-Rémy-de-Provence",
+        centre="Lycée polyvalent régional Jean-Baptiste Poquelin de Molière",
+        centre_city="Saint-Germain-en-Laye",
+    )  # fmt: skip
+    for lang in ("fr", "en"):
+        text = " ".join(_text(render(long, lang), tmp_path).split())
+        assert "Marie-Françoise-Élisabeth DE LA TOUR D'AUVERGNE-LAURAGUAIS" in text
+        assert (
+            "Lycée polyvalent régional Jean-Baptiste Poquelin de Molière (Saint-Germain-en-Laye)"
+            in text
+        )
+        assert "…" not in text

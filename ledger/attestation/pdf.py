@@ -17,6 +17,7 @@ from typing import Any
 from reportlab.lib.colors import Color, HexColor, white
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.units import mm
+from reportlab.lib.utils import simpleSplit
 from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.pdfgen.canvas import Canvas
@@ -131,6 +132,20 @@ class _Page:
             s = s[:-1]
         return s + "…"
 
+    def shrink(self, s: str, font: str, size: float, width: float, minimum: float) -> float:
+        """The largest size from `size` down to `minimum` at which `s` fits `width`."""
+        while size > minimum and self.pdf.stringWidth(s, font, size) > width:
+            size -= 0.5
+        return size
+
+    def wrap(self, s: str, font: str, size: float, width: float) -> tuple[list[str], float]:
+        """`s` on at most two lines of `width`, smaller if needed; cut only as a last resort."""
+        for attempt in (size, size - 1, size - 2, size - 2.5):
+            lines = simpleSplit(s, font, attempt, width)
+            if len(lines) <= 2:
+                return lines, attempt
+        return [lines[0], self.fit(" ".join(lines[1:]), font, attempt, width)], attempt
+
     def date(self, iso: str) -> str:
         return long_date(iso, self.lang)
 
@@ -149,7 +164,10 @@ class _Page:
     def holder(self, att: Attestation, y: float) -> float:
         self.text(MARGIN, y, self.w["awarded_to"], 10, color=MUTED)
         name = f"{att.first_name} {att.last_name.upper()}"
-        self.text(MARGIN, y - 9 * mm, self.fit(name, self.bold, 22, PAGE_W - 2 * MARGIN), 22,
+        size = self.shrink(
+            name, self.bold, 22, PAGE_W - 2 * MARGIN, 12
+        )  # a name is never cut short
+        self.text(MARGIN, y - 9 * mm, self.fit(name, self.bold, size, PAGE_W - 2 * MARGIN), size,
                   self.bold, NAVY)  # fmt: skip
         born = self.w["born"].format(date=self.date(att.birth_date), place=att.birth_place)
         width = PAGE_W - 2 * MARGIN
@@ -182,9 +200,12 @@ class _Page:
         for label, value in facts:
             self.text(MARGIN, row, label, 9, color=MUTED)
             font = self.mono if label == self.w["code"] else self.bold
-            self.text(MARGIN + 40 * mm, row, self.fit(value, font, 10, left_w - 40 * mm), 10, font)
-            row -= 6.6 * mm
-        row = self.score(att, row + 2 * mm, left_w)
+            lines, size = self.wrap(value, font, 10, left_w - 40 * mm)
+            for line in lines:
+                self.text(MARGIN + 40 * mm, row, line, size, font)
+                row -= 4.2 * mm
+            row -= 2.4 * mm
+        row = self.score(att, row + 2 * mm, left_w) - 2 * mm
         top = y + 4 * mm
         draw_qr(self.pdf, matrix, qr_x, top - side, side)
         self.pdf.setFillColor(MUTED)
