@@ -560,3 +560,23 @@ def test_long_names_are_printed_in_full(tmp_path: Path) -> None:
             in text
         )
         assert "…" not in text
+
+
+def test_a_revision_appended_after_signing_is_reported(tmp_path: Path) -> None:
+    """Changing the page by an incremental update leaves the signed bytes intact: still refused."""
+    from pyhanko.pdf_utils import generic
+    from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+
+    config = Config.from_env(keys_dir=tmp_path / "keys")
+    ca.ensure_files(config)
+    identity = ca.load(config)
+    signed = signing.sign(render(_sample_attestation()), identity)
+    assert signing.validate(signed, identity.ca_pem).ok
+    writer = IncrementalPdfFileWriter(io.BytesIO(signed))
+    writer.root["/Lang"] = generic.TextStringObject("en")
+    writer.update_root()
+    out = io.BytesIO()
+    writer.write(out)
+    report = signing.validate(out.getvalue(), identity.ca_pem)
+    assert not report.ok and "does not cover the whole file" in report.reason
+    assert "Total document signed" not in _pdfsig(out.getvalue(), tmp_path)
