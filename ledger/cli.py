@@ -99,7 +99,7 @@ def main() -> None:
 @main.command()
 @friendly
 def init() -> None:
-    """Create the schema, a signing key, the trust anchor and the master key (idempotent)."""
+    """Create the schema, a signing key, the trust anchor, the master key and the attestation CA."""
     ledger = _ledger(init=True)
     _create_projection_tables(ledger)
     click.echo(
@@ -111,6 +111,17 @@ def init() -> None:
         click.echo(f"trust anchor ({source}; publish it and give it to auditors out of band):")
         click.echo(f"  {anchor.to_string()}")
         click.echo(f"  log origin {anchor.origin}, key {anchor.kid}")
+    _echo_attestation_ca(ledger)
+
+
+def _echo_attestation_ca(ledger: Any) -> None:
+    """Which CA attestation PDFs chain to (its fingerprint is logged at first use)."""
+    from ledger.attestation import ca
+
+    identity = ca.load(ledger.config)
+    click.echo(
+        f"attestation CA (SHA-256 {identity.fingerprint}), served at /.well-known/attestation-ca.pem"
+    )
 
 
 @main.command("config")

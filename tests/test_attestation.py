@@ -392,7 +392,9 @@ def test_the_audit_checks_the_logged_ca_and_the_bundle_carries_it(
     def run(*args: str) -> Any:
         return runner.invoke(main, list(args), catch_exceptions=False)
 
-    assert run("init").exit_code == 0 and run("keys", "init").exit_code == 0
+    init = run("init")
+    assert init.exit_code == 0 and "attestation CA (SHA-256 " in init.output
+    assert run("keys", "init").exit_code == 0
     bundle = tmp_path / "bundle"
     assert run("export", str(bundle)).exit_code == 0
     ca_pem = (tmp_path / "keys" / ca.DIRECTORY / ca.CA_CERT).read_bytes()
