@@ -7,7 +7,9 @@
 - session zip: the 30 attestations of one real 30-candidate session, zipped as the
   `/api/v1/sessions/<id>/attestations.zip` endpoint streams them. Target: under
   10 s, the longest a person waits without a progress indicator (Nielsen's limit).
-Medians over alternating rounds. Run: `python bench/attestation.py [--rounds N]`.
+Then the credential half (bench/credential.py): credentials issued and verified per
+second next to one RDF canonicalization. Medians over alternating rounds.
+Run: `python bench/attestation.py [--rounds N]`.
 """
 
 from __future__ import annotations
@@ -19,6 +21,9 @@ import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+
+from credential import main as credential_bench
+from timing import calls_per_second
 
 from ledger import crypto
 from ledger.attestation.pdf import render
@@ -36,15 +41,6 @@ SESSION_SIZE = 30
 WAIT_LIMIT_S = 10.0
 
 
-def _rate(step, seconds: float = 1.0) -> float:
-    """Calls of `step` per second over about `seconds`."""
-    count, start = 0, time.perf_counter()
-    while (elapsed := time.perf_counter() - start) < seconds:
-        step()
-        count += 1
-    return count / elapsed
-
-
 def _session(config: Config) -> list[str]:
     """One real session of SESSION_SIZE adults, certified through the API's code paths."""
     demo = Demo(config, seed=7)
@@ -57,6 +53,7 @@ def _session(config: Config) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--seconds", type=float, default=1.0, help="(credential half)")
     args = parser.parse_args()
     os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # one core
     with tempfile.TemporaryDirectory() as tmp:
@@ -79,13 +76,19 @@ def main() -> None:
         rows: dict[str, list[float]] = {"ecdsa": [], "render": [], "sign": [], "pdf": []}
         zips = []
         for _ in range(args.rounds):
-            rows["ecdsa"].append(_rate(lambda: crypto.ecdsa_p256_sign(identity.key, digest)))
-            rows["render"].append(_rate(lambda: render(content(ledger, cert))))
-            rows["sign"].append(_rate(lambda: sign(page, identity)))
-            rows["pdf"].append(_rate(lambda: service.pdf(verified(ledger, ref, codes[0]))))
+            rows["ecdsa"].append(
+                calls_per_second(lambda: crypto.ecdsa_p256_sign(identity.key, digest))
+            )
+            rows["render"].append(calls_per_second(lambda: render(content(ledger, cert))))
+            rows["sign"].append(calls_per_second(lambda: sign(page, identity)))
+            rows["pdf"].append(
+                calls_per_second(lambda: service.pdf(verified(ledger, ref, codes[0])))
+            )
             zips.append(_zip_seconds(service, ledger, codes))
         ledger.close()
     _report({k: statistics.median(v) for k, v in rows.items()}, statistics.median(zips), len(codes))
+    print()
+    credential_bench()  # credentials issued per second, next to one RDF canonicalization
 
 
 def _zip_seconds(service: Attestations, ledger: Ledger, codes: list[str]) -> float:

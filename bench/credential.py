@@ -13,14 +13,13 @@ Run: `python bench/credential.py [--rounds 5] [--seconds 1]`.
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from timing import median_rate
 
 from ledger.config import Config
 from ledger.demo import run_demo
@@ -32,18 +31,6 @@ from ledger.services.verification import public_certificate
 from ledger.store.application import Ledger
 from ledger.vc import jsonld
 from ledger.vc.credential import verify_credential
-
-
-def rate(work: Callable[[], object], seconds: float, rounds: int) -> float:
-    """Median calls per second over `rounds` rounds of about `seconds` each."""
-    rates = []
-    for _ in range(rounds):
-        count, start = 0, time.perf_counter()
-        while (elapsed := time.perf_counter() - start) < seconds:
-            work()
-            count += 1
-        rates.append(count / elapsed)
-    return statistics.median(rates)
 
 
 def main() -> None:
@@ -70,19 +57,21 @@ def main() -> None:
         key, message = ledger.signing_key(), b"x" * 64
 
         figures = {
-            "one Ed25519 signature": rate(lambda: key.sign(message), args.seconds, args.rounds),
-            "one RDF canonicalization of a credential": rate(
+            "one Ed25519 signature": median_rate(
+                lambda: key.sign(message), args.seconds, args.rounds
+            ),
+            "one RDF canonicalization of a credential": median_rate(
                 lambda: jsonld.canonicalize(unsigned, safe=False), args.seconds, args.rounds
             ),
-            "credentials issued (from a verified view)": rate(
+            "credentials issued (from a verified view)": median_rate(
                 lambda: issuer.credential(view), args.seconds, args.rounds
             ),
-            "credentials issued (verified view included)": rate(
+            "credentials issued (verified view included)": median_rate(
                 lambda: issuer.credential(public_certificate(ledger, ref, code)),
                 args.seconds,
                 args.rounds,
             ),
-            "credentials verified": rate(
+            "credentials verified": median_rate(
                 lambda: verify_credential(vc, did_doc), args.seconds, args.rounds
             ),
         }
