@@ -1,10 +1,12 @@
 """Independent verifier of a ledger export, written from docs/LEDGER_FORMAT.md (v1.1) alone.
 
-Usage: python verify_example.py BUNDLE_DIR ANCHOR
+Usage: python verify_example.py BUNDLE_DIR ANCHOR [SAVED_CHECKPOINT]
 ANCHOR is the log's trust anchor, obtained out of band (the line `ledger init`
 prints: `<origin>+<key hash>+<base64 key>`). Keys are accepted only through the
-endorsement chain rooted in it; the bundle's jwks.json is not used. Prints OK and
-exits 0, or prints the first failure and exits 1.
+endorsement chain rooted in it; the bundle's jwks.json is not used. With
+SAVED_CHECKPOINT (a checkpoint.txt kept from an earlier audit) the log must still
+extend it: same root over its first events, so a truncated or rewritten history
+fails. Prints OK and exits 0, or prints the first failure and exits 1.
 Needs only `cryptography` and `rfc8785`; shares no code with the ledger.
 """
 
@@ -86,7 +88,7 @@ def endorse(event, seq, keys, current):
     raise ValueError("key event breaks the endorsement rule")
 
 
-def main(bundle, anchor):
+def main(bundle, anchor, saved=None):
     origin, anchor_hash, blob = anchor.strip().split("+", 2)
     raw = base64.b64decode(blob)
     if raw[:1] != b"\x01" or len(raw) != 33 or key_hash(origin, raw[1:]).hex() != anchor_hash:
@@ -131,9 +133,22 @@ def main(bundle, anchor):
         signed.setdefault(event["kid"], []).append(seq)
         prev = event["hash"]
         leaves.append(bytes.fromhex(prev))
-    note = (bundle / "checkpoint.txt").read_text()
+    problem = check_note((bundle / "checkpoint.txt").read_text(), origin, keys, leaves)
+    if problem:
+        return problem
+    if saved is not None:
+        problem = check_note(saved, origin, keys, leaves)
+        if problem:
+            return f"saved checkpoint: {problem}"
+    return f"OK {len(leaves)} events, {len(keys)} key(s), checkpoint of {origin} verified"
+
+
+def check_note(note, origin, keys, leaves):
+    """'' when the signed note is a checkpoint of these leaves, signed by a chain key."""
     text, signatures = note.rsplit("\n\n", 1)
     cp_origin, size, root = text.split("\n")
+    if not (size.isascii() and size.isdigit()) or int(size) > len(leaves):
+        return f"checkpoint size {size!r} is not within the log ({len(leaves)} events: truncated?)"
     if cp_origin != origin or base64.b64decode(root) != merkle_root(leaves[: int(size)]):
         return "checkpoint origin or root mismatch"
     signers = [
@@ -148,17 +163,18 @@ def main(bundle, anchor):
                     Ed25519PublicKey.from_public_bytes(public).verify(
                         sig[4:], (text + "\n").encode()
                     )
-                    return f"OK {len(leaves)} events, {len(keys)} key(s), checkpoint {origin} size {size}"
+                    return ""
                 except Exception:
                     return "checkpoint signature does not verify"
     return "checkpoint not signed by a key of the chain"
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 3:
+    if len(sys.argv) not in (3, 4):
         sys.exit(__doc__)
     try:
-        result = main(Path(sys.argv[1]), sys.argv[2])
+        saved = Path(sys.argv[3]).read_text() if len(sys.argv) == 4 else None
+        result = main(Path(sys.argv[1]), sys.argv[2], saved)
     except Exception as exc:  # unreadable or malformed input is a failure too
         result = f"malformed input: {exc!r}"
     print(result)

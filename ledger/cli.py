@@ -303,7 +303,7 @@ def projections() -> None:
 @projections.command("rebuild")
 @friendly
 def projections_rebuild() -> None:
-    """Empty every projection and replay the whole log into it."""
+    """Replay the whole log into fresh read models; swap them in only if all succeed."""
     from ledger.projections.runner import head, rebuild
 
     ledger = _ledger()
@@ -419,6 +419,30 @@ def audit_verify(
     click.echo(_audit_summary(report, source))
 
 
+def _qr_keys(bundle: Path | None, anchor_text: str | None, jwks_file: Path | None) -> Any:
+    """The JWKS to check a QR token with: endorsed from the anchor, or one given as trusted."""
+    from ledger.audit.verify import read_ndjson
+    from ledger.trust import Anchor, KeyHistory
+
+    if bundle is not None:
+        if not anchor_text:
+            raise CliError("--bundle needs --trust-anchor: the bundle cannot vouch for its keys")
+        events = bundle / "events.ndjson"
+        if not events.is_file():
+            raise CliError(f"{bundle} is not a bundle directory")
+        history = KeyHistory.fold(read_ndjson(events), Anchor.load(anchor_text))
+        if history.rejected:
+            seq, why = history.rejected[0]
+            raise CliError(f"the bundle's key chain breaks at seq {seq}: {why}")
+        return history.jwks()
+    if jwks_file is None:
+        raise CliError("give --bundle with --trust-anchor, or --jwks")
+    try:
+        return json.loads(jwks_file.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise CliError(f"cannot read JWKS {jwks_file}: {exc}") from exc
+
+
 def _audit_anchor(text: str | None, ledger: Any) -> tuple[Any, str]:
     """The anchor to audit against, and where it came from; (None, ...) when there is none."""
     from ledger.trust import Anchor, configured_anchor
@@ -468,14 +492,28 @@ def _is_file(path: Path) -> bool:
 @main.command("verify-qr")
 @click.argument("source")
 @click.option(
+    "--bundle",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="An export: the keys are those its events endorse from --trust-anchor (preferred).",
+)
+@click.option(
+    "--trust-anchor",
+    "anchor_text",
+    default=None,
+    help="The log's trust anchor, obtained out of band (with --bundle).",
+)
+@click.option(
     "--jwks",
     "jwks_file",
     type=click.Path(path_type=Path),
-    required=True,
-    help="The saved /.well-known/jwks.json to check signatures against.",
+    default=None,
+    help="Or a /.well-known/jwks.json you trust as it is (fetched over a channel you trust).",
 )
 @friendly
-def verify_qr(source: str, jwks_file: Path) -> None:
+def verify_qr(
+    source: str, bundle: Path | None, anchor_text: str | None, jwks_file: Path | None
+) -> None:
     """Check a certificate QR code offline: SOURCE is an image, a PDF, a URL or a token."""
     from ledger.qr_image import ImageUnreadable, decode_qr
     from ledger.qr_token import TokenInvalid, parse_qr_url, verify_token
@@ -490,10 +528,7 @@ def verify_qr(source: str, jwks_file: Path) -> None:
         if not found:
             raise CliError(f"no QR code found in {path.name}")
         text = found[0]
-    try:
-        jwks = json.loads(jwks_file.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise CliError(f"cannot read JWKS {jwks_file}: {exc}") from exc
+    jwks = _qr_keys(bundle, anchor_text, jwks_file)
     try:
         token = parse_qr_url(text)[1] if "://" in text else text.strip()
         claims = verify_token(token, jwks)
@@ -572,6 +607,78 @@ def _pdf_qr_claims(pdf: bytes, jwks_file: Path) -> dict[str, Any]:
         sys.exit(EXIT_FAILURE)
 
 
+def _read_json(path: Path, what: str) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CliError(f"cannot read {what} {path}: {exc}") from exc
+
+
+def _issuer_document(vc: Any, did_file: Path | None, jwks_file: Path | None) -> dict[str, Any]:
+    """The DID document to trust: a saved did.json, or one made from a saved JWKS."""
+    from ledger.crypto import public_key_from_jwk
+    from ledger.vc.did import did_document
+
+    if (did_file is None) == (jwks_file is None):
+        raise CliError("give exactly one of --did (saved did.json) or --jwks (saved jwks.json)")
+    if did_file is not None:
+        return _read_json(did_file, "DID document")
+    jwks = _read_json(jwks_file, "JWKS")  # type: ignore[arg-type]
+    keys = jwks.get("keys") if isinstance(jwks, dict) else None
+    if not isinstance(keys, list) or not all(isinstance(k, dict) for k in keys):
+        raise CliError(f"{jwks_file} is not a JWKS")
+    issuer = vc.get("issuer") if isinstance(vc, dict) else None
+    issuer_id = issuer.get("id") if isinstance(issuer, dict) else issuer
+    return did_document(str(issuer_id), [public_key_from_jwk(k) for k in keys])
+
+
+@main.command("verify-credential")
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option(
+    "--did", "did_file", type=click.Path(path_type=Path), help="Saved /.well-known/did.json."
+)
+@click.option(
+    "--jwks",
+    "jwks_file",
+    type=click.Path(path_type=Path),
+    help="Saved jwks.json (e.g. an audit bundle's).",
+)
+@click.option(
+    "--status", "status_file", type=click.Path(path_type=Path), help="Saved status list credential."
+)
+@friendly
+def verify_credential(
+    file: Path, did_file: Path | None, jwks_file: Path | None, status_file: Path | None
+) -> None:
+    """Check a verifiable credential offline: proof, issuer keys, validity dates, revocation."""
+    from ledger.domain import clock
+    from ledger.vc.credential import CredentialError, status_bit, validity_problem
+    from ledger.vc.credential import verify_credential as check
+
+    vc = _read_json(file, "credential")
+    did_doc = _issuer_document(vc, did_file, jwks_file)
+    try:
+        checked = check(vc, did_doc)
+        revoked = (
+            status_bit(vc, _read_json(status_file, "status list"), did_doc) if status_file else None
+        )
+    except CredentialError as exc:
+        click.echo(f"INVALID: {exc}", err=True)
+        sys.exit(EXIT_FAILURE)
+    dates = validity_problem(vc, clock.now())
+    click.echo(f"VALID proof: {vc.get('name')}")
+    click.echo(f"  issuer {checked['issuer']}, key {checked['verification_method'].split('#')[-1]}")
+    click.echo(f"  valid from {vc.get('validFrom')} until {vc.get('validUntil')}")
+    if revoked:
+        click.echo("REVOKED: the status list has this credential's bit set", err=True)
+    if dates:
+        click.echo(f"NOT VALID NOW: {dates}", err=True)
+    if revoked is None:
+        click.echo("  revocation not checked: pass --status with the saved status list")
+    if revoked or dates:
+        sys.exit(EXIT_FAILURE)
+
+
 # --- demo and serve ------------------------------------------------------------
 
 
@@ -610,7 +717,7 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
     from ledger.server import run
 
     ledger = _ledger()  # refuses a missing ledger: `ledger init` creates it
-    _refuse_an_unanchored_log(ledger)
+    ledger.check_trust()
     RateLimits(ledger.config).close()  # a bad limit or store fails here, not in every worker
     catch_up(ledger.db, _create_projection_tables(ledger))  # workers start with fresh read models
     ledger.close()
@@ -620,14 +727,6 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
         workers or int(setting("LEDGER_WORKERS")),
         ledger.config.runtime_dir,
     )
-
-
-def _refuse_an_unanchored_log(ledger: Any) -> None:
-    """A log whose key chain does not start at our anchor is not ours to serve or extend."""
-    history = ledger.key_history()
-    if history.started and history.current is None:
-        why = history.rejected[0][1] if history.rejected else "its keys were retired"
-        raise CliError(f"refusing to serve this log: {why}")
 
 
 if __name__ == "__main__":

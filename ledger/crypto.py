@@ -1,9 +1,10 @@
 """Every cryptographic primitive the ledger uses, in one place.
 
 JCS canonical JSON (RFC 8785), SHA-256, Ed25519 signing and verification,
-RFC 7638 JWK thumbprints, base64url, AES-256-GCM sealing/key wrapping, and the
-ECDSA P-256 X.509 certificates that sign attestation PDFs (PDF readers do not
-validate EdDSA). Nothing else in the code base touches `cryptography` directly, so an audit of
+RFC 7638 JWK thumbprints, base64url, base58btc multibase and Multikey (for
+Data Integrity proofs), AES-256-GCM sealing/key wrapping, and the ECDSA P-256
+X.509 certificates that sign attestation PDFs (PDF readers do not validate
+EdDSA). Nothing else in the code base touches `cryptography` directly, so an audit of
 what is signed, and how, starts and ends here.
 """
 
@@ -78,6 +79,55 @@ def b64_decode(text: str) -> bytes:
         return base64.b64decode(text, validate=True)
     except (ValueError, TypeError) as exc:
         raise CryptoError("not base64") from exc
+
+
+_B58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
+_B58_INDEX = {c: i for i, c in enumerate(_B58)}
+ED25519_MULTICODEC = b"\xed\x01"  # multicodec varint of ed25519-pub
+
+
+def b58btc(raw: bytes) -> str:
+    """Bitcoin base58: leading zero bytes become '1's, the rest a big-endian number."""
+    number = int.from_bytes(raw, "big")
+    digits = ""
+    while number:
+        number, rest = divmod(number, 58)
+        digits = _B58[rest] + digits
+    return "1" * (len(raw) - len(raw.lstrip(b"\0"))) + digits
+
+
+def b58btc_decode(text: str) -> bytes:
+    if not isinstance(text, str) or any(c not in _B58_INDEX for c in text):
+        raise CryptoError("not base58btc")
+    number = 0
+    for c in text:
+        number = number * 58 + _B58_INDEX[c]
+    body = number.to_bytes((number.bit_length() + 7) // 8, "big") if number else b""
+    return b"\0" * (len(text) - len(text.lstrip("1"))) + body
+
+
+def multibase_b58(raw: bytes) -> str:
+    """Multibase base58btc ('z' prefix), as Data Integrity proofValues and Multikeys use."""
+    return "z" + b58btc(raw)
+
+
+def multibase_b58_decode(text: str) -> bytes:
+    if not isinstance(text, str) or not text.startswith("z"):
+        raise CryptoError("not multibase base58btc (no 'z' prefix)")
+    return b58btc_decode(text[1:])
+
+
+def ed25519_multikey(public_raw: bytes) -> str:
+    """`publicKeyMultibase` of an Ed25519 Multikey: 'z6Mk...' (multicodec 0xed01 + key)."""
+    return multibase_b58(ED25519_MULTICODEC + public_raw)
+
+
+def public_key_from_multikey(text: str) -> bytes:
+    """Raw Ed25519 public key of a Multikey `publicKeyMultibase`; CryptoError otherwise."""
+    raw = multibase_b58_decode(text)
+    if not raw.startswith(ED25519_MULTICODEC) or len(raw) != 34:
+        raise CryptoError("not an Ed25519 Multikey")
+    return raw[2:]
 
 
 # --- canonical JSON and hashes --------------------------------------------

@@ -67,10 +67,11 @@ def load_app() -> Any:
     from ledger.api import create_app
     from ledger.config import ConfigError
     from ledger.store.db import StoreError
+    from ledger.trust import TrustError
 
     try:
         return create_app()
-    except (ConfigError, StoreError) as exc:
+    except (ConfigError, StoreError, TrustError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(WORKER_BOOT_ERROR) from None
 

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Make sure what the tests talk to is there: PostgreSQL at 127.0.0.1:5432
 # (user postgres, database test, trust auth), Chromium for the browser tests,
-# poppler-utils (pdftoppm, pdftotext, pdfsig) for PDF scans and signatures, and
-# certutil to trust the attestation CA in a throwaway NSS database. Installs what is missing with apt when we are root;
+# poppler-utils (pdftoppm, pdftotext, pdfsig) for PDF scans and signatures,
+# certutil to trust the attestation CA in a throwaway NSS database, and the npm
+# verifier of credentials. Installs what is missing with apt when we are root;
 # otherwise says what is missing.
 set -euo pipefail
 
@@ -23,6 +24,14 @@ command -v pdftoppm >/dev/null && command -v pdfsig >/dev/null || missing+=(popp
 command -v certutil >/dev/null || missing+=(libnss3-tools)
 fc-list 2>/dev/null | grep -qi dejavu || missing+=(fonts-dejavu-core)
 [ ${#missing[@]} -eq 0 ] || apt_install "${missing[@]}"
+
+# The standard credential verifier tests/test_credential.py runs (versions pinned by
+# tests/js/package-lock.json; node_modules is not committed).
+command -v npm >/dev/null || apt_install nodejs npm
+js_dir="$(dirname "$0")/../tests/js"
+if [ ! -d "$js_dir/node_modules/@digitalbazaar/vc" ]; then
+    (cd "$js_dir" && npm ci --no-audit --no-fund --loglevel=error)
+fi
 
 PGHOST=127.0.0.1 PGPORT=5432 PGUSER=postgres
 

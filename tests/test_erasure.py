@@ -1,7 +1,8 @@
 """Erasure means erased: after it, nothing readable about the person remains anywhere.
 
 One person with a distinctive name goes through the whole certification, with
-free text about them and verify-page visits (through a real gunicorn server,
+free text about them (examiner report, certificate rescoring and cancellation
+reasons) and verify-page visits (through a real gunicorn server,
 whose access log is captured); then they are erased, and their name (UTF-8)
 and their deleted data key are searched for in every table and column, in the
 raw SQLite file and its WAL, in PostgreSQL's heap pages, in an export and in
@@ -12,12 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import socket
-import subprocess
-import sys
 import threading
-import time
 import urllib.error
 import urllib.request
 from datetime import timedelta
@@ -34,6 +30,7 @@ from ledger.log_redaction import RedactingFilter, redact_request_line, redact_ta
 from ledger.services.qr import token_url
 from tests.certification_flow import Flow
 from tests.helpers import climb, register
+from tests.served import serve
 from tests.test_api_positioning import assert_problem
 
 FIRST, LAST = "Zéphyrine", "Quatremaine-Oudinot"
@@ -50,8 +47,16 @@ def flow(app, client, admin) -> Flow:
     return Flow(app, client, admin)
 
 
+RESCORING_REASON = f"Question faussée pour {FIRST} {LAST}"
+CANCELLATION_REASON = f"{FIRST} {LAST} a triché (ZQO-4242)"
+
+
 def _person(flow: Flow) -> dict[str, Any]:
-    """Registered, positioned, certified, with free text about them in the examiner report."""
+    """Registered, positioned, certified, rescored then cancelled, with free text about them.
+
+    The free text: the examiner report, and the certificate's rescoring and
+    cancellation reasons, all naming them.
+    """
     created = register(
         flow.client, flow.platform, first_name=FIRST, last_name=LAST,
         birth_place=PLACE, external_id="INE-ZQO-4242", email="zq@example.org", audience="adult",
@@ -78,43 +83,29 @@ def _person(flow: Flow) -> dict[str, Any]:
         f"/api/v1/candidates/{created['id']}/certifications", headers=flow.platform
     ).get_json()
     (certificate,) = history["certificates"]
-    return {**created, "other": other, "session": session, "code": certificate["code"]}
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    code = certificate["code"]
+    neutralize = [courses[created["id"]]["challenges"][0]["challenge"]]
+    body = {"neutralize": neutralize, "reason": RESCORING_REASON}
+    flow.post(f"/api/v1/certificates/{code}/rescoring", body, flow.admin)
+    flow.post(
+        f"/api/v1/certificates/{code}/cancellation", {"reason": CANCELLATION_REASON}, flow.admin
+    )
+    return {**created, "other": other, "session": session, "code": code}
 
 
 def _visit_through_gunicorn(app: Any, paths: list[str], log_file: Path) -> None:
     """Run `ledger serve` on the same store, visit `paths`, stop it: its logs land in `log_file`."""
     config = app.extensions["ledger"].config
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGER_")}
-    env.update(LEDGER_DATABASE_URL=config.database_url, LEDGER_KEYS_DIR=str(config.keys_dir))
-    port = _port()
-    with log_file.open("wb") as out:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "ledger.cli", "serve", "--port", str(port), "--workers", "1"],
-            env=env, stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-        base = f"http://127.0.0.1:{port}"
-        try:
-            for _ in range(150):
-                try:
-                    urllib.request.urlopen(f"{base}/api/v1/health", timeout=1)
-                    break
-                except OSError:
-                    time.sleep(0.2)
-            for path in paths:
-                request = urllib.request.Request(base + path, headers={"Referer": base + path})
-                try:
-                    urllib.request.urlopen(request, timeout=10).read()
-                except urllib.error.HTTPError as exc:
-                    exc.read()
-        finally:
-            server.terminate()
-            server.wait(timeout=20)
+    with (
+        log_file.open("wb") as out,
+        serve(config.database_url, config.keys_dir, clean_env=True, stdout=out) as (base, _),
+    ):
+        for path in paths:
+            request = urllib.request.Request(base + path, headers={"Referer": base + path})
+            try:
+                urllib.request.urlopen(request, timeout=10).read()
+            except urllib.error.HTTPError as exc:
+                exc.read()
 
 
 def _tables(cur: Any, kind: str) -> list[str]:
@@ -194,6 +185,7 @@ def test_an_erased_person_is_found_nowhere(flow: Flow, app, admin, tmp_path: Pat
     token = token_url(ledger, app.extensions["ledger"].views.get(person["code"])).split("?t=")[1]
     before = _readable(flow, person, token)
     assert FIRST.encode() in before and b"10 minutes de retard" in before and b"ZQO-4242" in before
+    _assert_reasons_shown(flow, person["code"], person["subject"], token)
     code = person["code"]
     log_file = tmp_path / "server.log"
     _visit_through_gunicorn(app, [
@@ -231,11 +223,49 @@ def test_an_erased_person_is_found_nowhere(flow: Flow, app, admin, tmp_path: Pat
     assert other.get_json()["identity"]["first_name"] == "Camille"  # only the erased one goes
     session = flow.client.get(f"/api/v1/sessions/{person['session']}", headers=flow.staff)
     assert session.get_json()["report"]["incidents"] is None  # shared free text went with them
+    _assert_reasons_erased(flow, person, token)
     erased = list(ledger.recorder.iter_envelopes_of_type("subjects.SubjectErased"))
     assert [e.data for e in erased] == [
         {"subject": person["subject"], "reason": "data-subject-request"}
     ]
     assert verify_records(live_records(ledger), ledger.trust_anchor()).ok
+
+
+def _assert_reasons_shown(flow: Flow, code: str, subject: str, token: str) -> None:
+    """Before erasure the verify JSON and page show both reasons, opened; no event holds them."""
+    view = flow.client.get(f"/api/v1/certificates/{code}").get_json()
+    assert view["integrity"]["verified"] and view["status"] == "cancelled"
+    assert view["status_reason"] == CANCELLATION_REASON and not view["status_reason_erased"]
+    reasons = [h.get("reason") for h in view["history"]]
+    assert reasons == [None, RESCORING_REASON, CANCELLATION_REASON]
+    page = flow.client.get(f"/v/{code}?t={token}&lang=fr").get_data(as_text=True)
+    assert RESCORING_REASON in page and CANCELLATION_REASON in page
+    ledger = flow.app.extensions["ledger"].ledger
+    sealed = []
+    for kind in ("CertificateRescored", "CertificateCancelled", "CourseScored"):
+        for env in ledger.recorder.iter_envelopes_of_type(f"certification.{kind}"):
+            assert LAST not in env.to_json_line(), kind
+            if env.data.get("basis", "rescoring") == "rescoring":
+                sealed.append(env.data["reason"]["subject"])
+    assert len(sealed) == 3 and set(sealed) == {subject}
+
+
+def _assert_reasons_erased(flow: Flow, person: dict[str, Any], token: str) -> None:
+    """After erasure the reasons are null, said erased; the signed events still check out."""
+    code = person["code"]
+    view = flow.client.get(f"/api/v1/certificates/{code}").get_json()
+    assert view["integrity"]["verified"] and view["status"] == "cancelled"
+    assert view["status_reason"] is None and view["status_reason_erased"]
+    changes = view["history"][1:]
+    assert [(h["reason"], h["reason_erased"]) for h in changes] == [(None, True), (None, True)]
+    history = flow.client.get(
+        f"/api/v1/candidates/{person['id']}/certifications", headers=flow.platform
+    ).get_json()
+    (certificate,) = history["certificates"]
+    assert certificate["status_reason"] is None and certificate["status_reason_erased"]
+    assert "motif effacé" in flow.client.get(f"/v/{code}?t={token}&lang=fr").get_data(as_text=True)
+    english = flow.client.get(f"/v/{code}?t={token}&lang=en").get_data(as_text=True)
+    assert "reason erased" in english
 
 
 def test_an_erasure_reason_comes_from_the_closed_list(flow: Flow, admin) -> None:
@@ -365,3 +395,45 @@ def test_a_purge_kept_waiting_by_a_reader_is_logged_and_done_by_the_next_one(
     assert "until the next purge" in caplog.text
     assert vault.erase(second) == "erased"
     assert key not in _raw_storage(ledger)
+
+
+def test_a_clear_text_reason_of_an_older_event_is_still_shown(flow: Flow, admin) -> None:
+    """Events written before reasons were sealed keep reading, and keep passing the checks."""
+    _, session, course = flow.started()
+    flow.answer_all(course)
+    flow.finalize(session)
+    (code,) = flow.publish(session)
+    service = flow.app.extensions["ledger"].certification
+    certificate = service.certificate(code)
+    certificate.rescore("ancien motif", "2026-01-02", certificate.competences, 400)
+    certificate.cancel("ancienne annulation", "2026-01-03")
+    flow.app.extensions["ledger"].ledger.save(certificate)
+    view = flow.client.get(f"/api/v1/certificates/{code}").get_json()
+    assert view["integrity"]["verified"] and view["status"] == "cancelled"
+    assert view["status_reason"] == "ancienne annulation" and not view["status_reason_erased"]
+    assert [h.get("reason") for h in view["history"]] == [
+        None, "ancien motif", "ancienne annulation"
+    ]  # fmt: skip
+    page = flow.client.get(f"/v/{code}").get_data(as_text=True)
+    assert "ancien motif" in page and "ancienne annulation" in page
+
+
+def test_a_rescoring_that_cancels_seals_its_reason_too(flow: Flow, admin) -> None:
+    candidate, session, course = flow.started()
+    flow.answer_all(course)
+    flow.finalize(session)
+    (code,) = flow.publish(session)
+    everything = [c["challenge"] for c in course["challenges"]]
+    body = {"neutralize": everything, "reason": f"{LAST} : questions faussées"}
+    result = flow.post(f"/api/v1/certificates/{code}/rescoring", body, admin)["result"]
+    view = flow.client.get(f"/api/v1/certificates/{code}").get_json()
+    assert result["status"] != "validated" and view["status"] == "cancelled"
+    assert view["status_reason"] == f"rescored as {result['status']}: {body['reason']}"
+    ledger = flow.app.extensions["ledger"].ledger
+    (cancelled,) = ledger.recorder.iter_envelopes_of_type("certification.CertificateCancelled")
+    assert LAST not in cancelled.to_json_line()
+    subject = flow.client.get(f"/api/v1/candidates/{candidate}/profile", headers=flow.platform)
+    erasure = {"reason": "data-subject-request"}
+    flow.post(f"/api/v1/subjects/{subject.get_json()['subject']}/erasure", erasure, admin)
+    view = flow.client.get(f"/api/v1/certificates/{code}").get_json()
+    assert view["integrity"]["verified"] and view["status_reason"] is None

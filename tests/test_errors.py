@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import http.client
 import io
-import os
 import socket
-import subprocess
 import sys
 import threading
 import time
@@ -30,6 +28,7 @@ from ledger.domain.base import LedgerAggregate
 from ledger.store.application import Ledger
 from ledger.store.recorder import ConcurrencyConflict
 from tests.helpers import event_count
+from tests.served import free_port, serve
 
 PROBLEM = "application/problem+json"
 
@@ -252,12 +251,6 @@ def test_concurrent_writes_and_reads_of_one_cached_aggregate_never_fail(ledger: 
 # --- a real `ledger serve`: limits gunicorn enforces before the app ---------------
 
 
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, str]]:
     tmp = tmp_path_factory.mktemp("served")
@@ -265,24 +258,9 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, str]
     ledger = Ledger(Config.from_env(database_url=url, keys_dir=tmp / "keys", master_key=""))
     ledger.init()
     ledger.close()
-    port = _port()
-    env = {**os.environ, "LEDGER_DATABASE_URL": url, "LEDGER_KEYS_DIR": str(tmp / "keys")}
-    server = subprocess.Popen(
-        [sys.executable, "-m", "ledger.cli", "serve", "--port", str(port), "--workers", "1"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=1):
-                    break
-            except OSError:
-                time.sleep(0.2)
+    port = free_port()
+    with serve(url, tmp / "keys", port=port, timeout=60, stop_timeout=30):
         yield port, url
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 def _raw(port: int, request: bytes) -> tuple[int, dict[str, str], bytes]:

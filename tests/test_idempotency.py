@@ -6,10 +6,7 @@ import dataclasses
 import json
 import os
 import signal
-import socket
 import sqlite3
-import subprocess
-import sys
 import threading
 import time
 import urllib.error
@@ -30,6 +27,7 @@ from ledger.store.application import Ledger
 from ledger.store.db import APPEND_LOCK_ID
 from ledger.store.tokens import TokenStore
 from tests.helpers import IDENTITY
+from tests.served import serve
 
 BODY = json.dumps(IDENTITY).encode()
 REGISTERED = "candidates.CandidateRegistered"
@@ -155,12 +153,6 @@ def test_a_running_claim_is_not_taken_over_before_it_expires(app, client, append
 # --- a real worker, really killed --------------------------------------------------
 
 
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _children(pid: int) -> list[int]:
     found = []
     for entry in os.listdir("/proc"):
@@ -255,26 +247,11 @@ def test_a_killed_workers_claim_expires_and_the_retry_succeeds_once(
     ledger = Ledger(config)
     ledger.init()
     _, token = TokenStore(ledger.db).create(["events:append"], "kill test")
-    port = _port()
-    env = {
-        **os.environ,
-        "LEDGER_DATABASE_URL": database_url,
-        "LEDGER_KEYS_DIR": str(tmp_path / "keys"),
-        "LEDGER_IDEMPOTENCY_CLAIM_TTL_S": "2",
-    }
-    server = subprocess.Popen(
-        [sys.executable, "-m", "ledger.cli", "serve", "--port", str(port), "--workers", "1"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}/api/v1/candidates"
-    try:
-        for _ in range(150):
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/health", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.2)
-
+    with serve(database_url, tmp_path / "keys", env={"LEDGER_IDEMPOTENCY_CLAIM_TTL_S": "2"}) as (
+        base,
+        server,
+    ):
+        url = f"{base}/api/v1/candidates"
         key, finished_early = _kill_after_claim(server.pid, ledger, database_url, url, token)
         assert [row[3] for row in _idempotency_rows(ledger) if row[1] == key] == [0]
         assert _registrations(ledger) == finished_early  # the killed request wrote nothing
@@ -292,8 +269,5 @@ def test_a_killed_workers_claim_expires_and_the_retry_succeeds_once(
         replay = _http_post(url, token, key)
         assert replay[0] == 201 and replay[1].get("Idempotent-Replayed") == "true"
         assert replay[2] == body
-    finally:
-        server.terminate()
-        server.wait(timeout=20)
     assert _registrations(ledger) == finished_early + 1
     ledger.close()

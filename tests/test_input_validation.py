@@ -20,7 +20,7 @@ from marshmallow import ValidationError, fields
 
 from ledger.api.schemas import FREE_TEXT, StrictSchema
 from ledger.domain import clock
-from ledger.domain.payload import InvalidInput, check_payload
+from ledger.domain.payload import FREE_TEXT_FIELDS, InvalidInput, check_payload
 from ledger.projections.runner import head
 from tests.helpers import IDENTITY, answer, register
 
@@ -145,6 +145,25 @@ def test_free_text_may_span_lines_names_may_not(client, admin) -> None:
     assert "birth_place" in refused.get_json()["errors"]
     spec = client.get("/api/v1/openapi.json").get_json()["components"]["schemas"]
     assert spec["FinalizationIn"]["properties"]["incidents"].get("x-free-text") is True
+
+
+def _schemas(base: type) -> list[type]:
+    found = [base]
+    for sub in base.__subclasses__():
+        found += _schemas(sub)
+    return found
+
+
+def test_the_api_marks_free_text_only_where_the_log_allows_it() -> None:
+    """One rule: a field the API lets span lines must be one the domain check lets through."""
+    marked = {
+        name
+        for schema in _schemas(StrictSchema)
+        if schema.__module__.startswith("ledger.")  # not this file's own test schemas
+        for name, field in schema._declared_fields.items()
+        if field.metadata == FREE_TEXT or getattr(field, "inner", field).metadata == FREE_TEXT
+    }
+    assert marked and marked <= FREE_TEXT_FIELDS, marked - FREE_TEXT_FIELDS
 
 
 def test_deeply_nested_values_are_422(client, admin) -> None:

@@ -13,13 +13,13 @@ import os
 import secrets
 import socket
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager, ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +35,7 @@ from ledger.lru import LRU
 from ledger.store.application import Ledger
 from tests.certification_flow import Flow
 from tests.conftest import make_token
-from tests.test_server import _port
+from tests.served import free_port, serve
 
 REDIS_URL = os.environ.get("LEDGER_TEST_REDIS", "redis://127.0.0.1:6379/15")
 FOREVER = 10**9  # a window that cannot end during a test (epoch 2e9 is in 2033)
@@ -56,26 +56,12 @@ def _get(url: str) -> tuple[int, dict[str, str], bytes]:
         return exc.code, dict(exc.headers), exc.read()
 
 
-def _serve(config: Config, port: int, **env: str) -> subprocess.Popen:
-    environment = {
-        **os.environ,
-        "LEDGER_DATABASE_URL": config.database_url,
-        "LEDGER_KEYS_DIR": str(config.keys_dir),
-        "LEDGER_RUNTIME_DIR": str(config.runtime_dir),
-        **env,
-    }
-    server = subprocess.Popen(
-        [sys.executable, "-m", "ledger.cli", "serve", "--port", str(port), "--workers", "2"],
-        env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    for _ in range(150):
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1)
-            return server
-        except OSError:
-            time.sleep(0.2)
-    server.kill()
-    raise AssertionError("ledger serve did not start")
+def _serve(
+    config: Config, port: int | None = None, **env: str
+) -> AbstractContextManager[tuple[str, subprocess.Popen]]:
+    """`ledger serve` with two workers on `config`'s store and runtime dir."""
+    env = {"LEDGER_RUNTIME_DIR": str(config.runtime_dir), **env}
+    return serve(config.database_url, config.keys_dir, workers=2, port=port, env=env)
 
 
 def _init(config: Config) -> None:
@@ -84,25 +70,17 @@ def _init(config: Config) -> None:
     ledger.close()
 
 
-def _stop(server: subprocess.Popen) -> None:
-    server.terminate()
-    server.wait(timeout=20)
-
-
 def test_two_workers_share_one_limit(database_url: str, tmp_path: Path) -> None:
     """Limit 10 with 2 workers: exactly 10 answers in total, then problem+json 429."""
     config = Config.from_env(database_url=database_url, keys_dir=tmp_path / "keys")
     _init(config)
-    port = _port()
-    server = _serve(
-        config, port, LEDGER_LOOKUP_RATE_LIMIT="10/hour", LEDGER_RATELIMIT_STORAGE="node://"
-    )
-    try:
+    with _serve(config, LEDGER_LOOKUP_RATE_LIMIT="10/hour", LEDGER_RATELIMIT_STORAGE="node://") as (
+        base,
+        _,
+    ):
         _fresh_hour()
         with ThreadPoolExecutor(16) as pool:  # concurrent, so both workers take requests
-            answers = list(pool.map(_get, [f"http://127.0.0.1:{port}{UNKNOWN}"] * 40))
-    finally:
-        _stop(server)
+            answers = list(pool.map(_get, [f"{base}{UNKNOWN}"] * 40))
     served = [headers for status, headers, _ in answers if status == 404]
     refused = [(headers, body) for status, headers, body in answers if status == 429]
     assert len(served) == 10 and len(refused) == 30
@@ -223,11 +201,12 @@ def test_two_servers_on_one_host_have_their_own_control_socket(
 ) -> None:
     config = Config.from_env(database_url=database_url, keys_dir=tmp_path / "keys")
     _init(config)
-    ports = [_port(), _port()]
-    with ThreadPoolExecutor(2) as pool:
-        servers = list(pool.map(lambda port: _serve(config, port), ports))
+    ports = [free_port(), free_port()]
     sockets = [config.runtime_dir / f"gunicorn-127.0.0.1-{port}.ctl" for port in ports]
-    try:
+    with ExitStack() as stack:
+        with ThreadPoolExecutor(2) as pool:  # started side by side; each stopped on exit
+            started = pool.map(lambda port: stack.enter_context(_serve(config, port)), ports)
+            servers = [server for _, server in started]
         for port in ports:
             assert _get(f"http://127.0.0.1:{port}/api/v1/health")[0] == 200
         for _ in range(50):  # the arbiter opens its socket just after the workers start
@@ -237,13 +216,10 @@ def test_two_servers_on_one_host_have_their_own_control_socket(
         for path in sockets:
             with socket.socket(socket.AF_UNIX) as conn:
                 conn.connect(str(path))
-        _stop(servers[0])
+        servers[0].terminate()
+        servers[0].wait(timeout=20)
         assert not sockets[0].exists() and sockets[1].exists()  # the first took only its own
         assert _get(f"http://127.0.0.1:{ports[1]}/api/v1/health")[0] == 200
-    finally:
-        for server in servers:
-            if server.poll() is None:
-                _stop(server)
 
 
 def test_forged_tokens_and_unknown_codes_do_not_grow_the_page_cache(

@@ -58,6 +58,20 @@ def _centre_names(st: Any) -> set[str]:
         return {r[0] for r in cur.fetchall()}
 
 
+def _shadows(db: Any) -> list[str]:
+    """Tables and indexes with the rebuild's suffix, in the ledger's schema."""
+    if db.kind == "sqlite":
+        sql = "SELECT name FROM sqlite_master WHERE name LIKE '%rebuild%'"
+    else:
+        sql = (
+            "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+            " WHERE n.nspname = current_schema() AND strpos(c.relname, 'rebuild') > 0"
+        )
+    with db.read() as cur:
+        cur.execute(sql)
+        return sorted(r[0] for r in cur.fetchall())
+
+
 @pytest.fixture
 def poisoned(app, client, admin) -> dict[str, Any]:
     """Centre A, then a CentreCreated without a name, then centre B and a candidate."""
@@ -127,6 +141,7 @@ def test_a_failing_rebuild_leaves_the_read_models_intact(poisoned) -> None:
     assert dump(st.ledger.db, st.projections) == before
     assert {p.name: position(st.ledger.db, p.name) for p in st.projections} == positions
     assert stalls(st.ledger.db)["sessions"]["seq"] == bad
+    assert _shadows(st.ledger.db) == []  # the half-built shadow tables are gone
 
 
 def test_the_server_starts_with_a_stalled_projection(poisoned, config) -> None:

@@ -3,11 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
-import time
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
@@ -19,12 +14,7 @@ from ledger.config import Config
 from ledger.store.application import Ledger
 from ledger.store.tokens import TokenStore
 from tests.helpers import IDENTITY, climb
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.served import serve
 
 
 def _call(url: str, token: str, body: dict | None = None) -> tuple[int, dict]:
@@ -46,24 +36,8 @@ def test_two_workers_and_eight_concurrent_clients_keep_one_valid_chain(
     ledger = Ledger(config)
     ledger.init()
     _, token = TokenStore(ledger.db).create(["events:append"], "server test")
-    port = _port()
-    env = {
-        **os.environ,
-        "LEDGER_DATABASE_URL": database_url,
-        "LEDGER_KEYS_DIR": str(tmp_path / "keys"),
-    }
-    server = subprocess.Popen(
-        [sys.executable, "-m", "ledger.cli", "serve", "--port", str(port), "--workers", "2"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}/api/v1"
-    try:
-        for _ in range(100):
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.2)
+    with serve(database_url, tmp_path / "keys", workers=2) as (root, _):
+        base = f"{root}/api/v1"
 
         def client(n: int) -> list[int]:
             statuses = []
@@ -76,9 +50,6 @@ def test_two_workers_and_eight_concurrent_clients_keep_one_valid_chain(
 
         with ThreadPoolExecutor(8) as pool:
             statuses = [s for batch in pool.map(client, range(8)) for s in batch]
-    finally:
-        server.terminate()
-        server.wait(timeout=20)
     assert statuses == [201] * 64
     seqs = [e.seq for e in ledger.recorder.iter_envelopes()]
     assert seqs == list(range(1, len(seqs) + 1))

@@ -244,6 +244,20 @@ def test_a_compromised_keys_later_signatures_are_rejected(ledger: Ledger) -> Non
     assert history.verify_one(envelopes(ledger)[2]) and not history.verify_one(envelopes(ledger)[3])
 
 
+def test_the_serving_tail_audit_honours_a_later_compromise(ledger: Ledger) -> None:
+    """/api/v1/ready's own audit applies the same rule as `ledger audit verify`."""
+    from ledger.audit.tail import TailVerifier
+
+    fill(ledger, 4)
+    old, _, _ = rotate(ledger)
+    tail = TailVerifier(ledger)
+    verified = tail.advance().size
+    assert not tail.problem and verified == len(envelopes(ledger))
+    ledger.recorder.declare(trust.KEY_COMPROMISED, trust.compromise(old, 4))
+    tail.advance()
+    assert tail.problem_seq == 4 and "compromised from seq 4" in tail.problem
+
+
 def test_a_compromise_after_the_rotation_keeps_the_history_valid(ledger: Ledger) -> None:
     fill(ledger, 2)
     old, _, rotation_seq = rotate(ledger)
@@ -438,14 +452,22 @@ def test_the_example_verifier_follows_the_chain(cli, tmp_path: Path) -> None:
     cli("export", str(bundle))
     example = Path(__file__).resolve().parent.parent / "docs" / "verify_example.py"
 
-    def run_example(given: str = anchor) -> subprocess.CompletedProcess:
+    def run_example(given: str = anchor, *saved: Path, of: Path = bundle) -> Any:
         return subprocess.run(
-            [sys.executable, str(example), str(bundle), given], capture_output=True, text=True
-        )
+            [sys.executable, str(example), str(of), given, *map(str, saved)],
+            capture_output=True, text=True,
+        )  # fmt: skip
 
     checked = run_example()
     assert checked.returncode == 0 and checked.stdout.startswith("OK "), checked.stderr
     assert "2 key(s)" in checked.stdout
+    fill(Ledger(Config.from_env()), 2)
+    later = tmp_path / "later"
+    cli("export", str(later))
+    saved = later / "checkpoint.txt"  # what an auditor kept from the longer log
+    assert run_example(anchor, bundle / "checkpoint.txt", of=later).returncode == 0
+    truncated = run_example(anchor, saved)  # the earlier, shorter log no longer extends it
+    assert truncated.returncode == 1 and "truncated" in truncated.stdout, truncated.stdout
     other = Anchor.of(SigningKey.generate().public_raw, ledger.config.log_origin).to_string()
     checked = run_example(other)
     assert (
@@ -468,3 +490,34 @@ def test_cli_refuses_to_serve_a_log_whose_first_key_is_not_the_anchor(cli) -> No
     refused = cli("serve", "--port", "1", code=1)
     assert "refusing to serve" in refused.stderr and "trust anchor" in refused.stderr
     assert one_line(refused.stderr)
+
+
+def test_the_app_refuses_to_serve_without_an_anchor_or_for_another_origin(
+    ledger: Ledger, config: Config
+) -> None:
+    from ledger.api import create_app
+
+    fill(ledger)
+    anchor_file = config.keys_dir / trust.ANCHOR_FILE
+    saved = anchor_file.read_text()
+    anchor_file.unlink()  # no anchor: the database would vouch for its own keys
+    with pytest.raises(TrustError, match="no trust anchor"):
+        create_app(config)
+    anchor_file.write_text(saved)
+    other = dataclasses.replace(config, log_origin="elsewhere.example/ledger")
+    with pytest.raises(TrustError, match="log origin"):
+        create_app(other)
+    application = create_app(config)  # the right anchor for the right origin serves
+    assert application.test_client().get("/api/v1/health").status_code == 200
+    application.extensions["ledger"].ledger.close()
+
+
+def test_init_never_adopts_a_first_key_this_node_does_not_hold(
+    ledger: Ledger, config: Config, tmp_path: Path
+) -> None:
+    fill(ledger)
+    forged_log(ledger, SigningKey.generate())  # the whole log rewritten under a stranger's key
+    (config.keys_dir / trust.ANCHOR_FILE).unlink()
+    with pytest.raises(TrustError, match="not held in the keys directory"):
+        Ledger(config, ledger.db).init()
+    assert not (config.keys_dir / trust.ANCHOR_FILE).exists()

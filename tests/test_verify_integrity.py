@@ -137,6 +137,30 @@ def test_a_read_model_that_hides_a_cancellation_fails(app, client, admin, certif
     _assert_integrity_failure(app, client, code, "read-model")
 
 
+def test_a_deleted_cancellation_with_a_read_model_to_match_fails(
+    app, client, admin, certified
+) -> None:
+    """Every remaining event verifies; only what this process audited earlier tells."""
+    flow, code = certified
+    with clock.frozen_at(DAY_AFTER):
+        flow.post(f"/api/v1/certificates/{code}/cancellation", {"reason": "fraude"}, admin)
+    assert client.get("/api/v1/ready").status_code == 200  # the tail audit saw the cancellation
+    cancelled = _json(client, code)["events"][-1]["seq"]
+    issued = _issued_seq(app, code)
+    history = json.dumps([{"event": "issued", "seq": issued, "on": "2026-12-01"}])
+    _sql(app, "DELETE FROM ledger_events WHERE seq = ?", (cancelled,))
+    _sql(app, "UPDATE proj_certificates SET status = 'issued', status_reason = NULL,"
+              " status_on = NULL, latest_seq = ?, history = ? WHERE code = ?",
+         (issued, history, code))  # fmt: skip
+    _state(app).views.REVERIFY_S = 0.01
+    time.sleep(0.02)
+    _assert_integrity_failure(app, client, code, "deleted")
+    ready = client.get("/api/v1/ready")  # and the log's head fell below what was verified
+    assert ready.status_code == 503
+    assert "truncated" in ready.get_json()["checks"]["integrity"]["alarms"][-1]["problems"][0]
+    assert "log" in {p["check"] for p in _json(client, code)["integrity"]["problems"]}
+
+
 def test_a_lagging_read_model_is_not_tampering(app, certified) -> None:
     """An event newer than the projection shows from the log, with no alarm."""
     _, code = certified

@@ -263,6 +263,28 @@ def test_verify_qr_offline_from_an_image_and_a_saved_jwks(
     assert missing.exit_code == 1 and "cannot read JWKS" in missing.stderr
 
 
+def test_verify_qr_offline_with_keys_endorsed_from_the_anchor(
+    certified, client, app, tmp_path: Path
+) -> None:
+    from ledger.audit.export import export_bundle
+    from ledger.crypto import SigningKey
+    from ledger.trust import Anchor
+
+    _, code = certified
+    ledger = app.extensions["ledger"].ledger
+    export_bundle(ledger, tmp_path / "bundle")
+    anchor = ledger.trust_anchor().to_string()
+    token = token_of(client, code)
+    args = ["verify-qr", token, "--bundle", str(tmp_path / "bundle")]
+    result = CliRunner().invoke(main, [*args, "--trust-anchor", anchor])
+    assert result.exit_code == 0 and f"certificate {code}" in result.stdout, result.output
+    stranger = Anchor.of(SigningKey.generate().public_raw, ledger.config.log_origin).to_string()
+    refused = CliRunner().invoke(main, [*args, "--trust-anchor", stranger])
+    assert refused.exit_code == 1 and "key chain breaks at seq 1" in refused.stderr
+    unanchored = CliRunner().invoke(main, args)
+    assert unanchored.exit_code == 1 and "needs --trust-anchor" in unanchored.stderr
+
+
 def test_another_nodes_cancellation_shows_within_the_freshness_window(
     certified, client, config
 ) -> None:

@@ -106,13 +106,15 @@ def _register(api: Api, app: Flask) -> None:
         candidates,
         certificates,
         certification,
+        credentials,
         docs,
         health,
         log,
     )
 
-    for module in (candidates, certification, certificates, attestations, log, health):
+    for module in (candidates, certification, certificates, attestations, credentials, log, health):
         api.register_blueprint(module.blp)
     app.register_blueprint(log.well_known)
     app.register_blueprint(attestations.well_known)
+    app.register_blueprint(credentials.did_site)
     app.register_blueprint(docs.bp)

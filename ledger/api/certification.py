@@ -16,6 +16,7 @@ from ledger.projections.certificates import by_candidate, public_status
 from ledger.projections.courses import history_of
 from ledger.projections.sessions import centre_of, sessions_of
 from ledger.services.certification import CENTRE_TZ
+from ledger.services.verification import opened_history, opened_reason
 
 blp = Blueprint(
     "certification", __name__, url_prefix="/api/v1", description="Centres, sessions and courses"
@@ -274,5 +275,9 @@ def certification_history(candidate_id: Any) -> dict[str, Any]:
     for cert in certificates:
         cert.pop("holder")
         current = public_status(cert, today)
-        cert.update(status=current["status"], status_since=current["since"])
+        reason, erased = opened_reason(st.ledger, cert["status_reason"])
+        cert.update(
+            status=current["status"], status_since=current["since"], status_reason=reason,
+            status_reason_erased=erased, history=opened_history(st.ledger, cert["history"]),
+        )  # fmt: skip
     return {"courses": courses, "certificates": certificates}

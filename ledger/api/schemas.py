@@ -433,7 +433,13 @@ class PublicCertificateOut(Schema):
         }
     )
     status_since = fields.String(allow_none=True)
-    status_reason = fields.String(allow_none=True)
+    status_reason = fields.String(
+        allow_none=True,
+        metadata={"description": "the latest cancellation or rescoring reason; null once erased"},
+    )
+    status_reason_erased = fields.Boolean(
+        metadata={"description": "the reason was sealed under the holder's subject, now erased"}
+    )
     max_level = fields.Integer(allow_none=True)
     pix_score = fields.Integer(allow_none=True)
     domains = fields.List(fields.Nested(CertifiedDomainOut))

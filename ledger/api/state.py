@@ -50,6 +50,11 @@ class ApiState:
     @classmethod
     def open(cls, config: Config) -> ApiState:
         ledger = Ledger.open_existing(config)
+        try:
+            ledger.check_trust()
+        except BaseException:
+            ledger.close()
+            raise
         referential = load_referential()
         return cls(
             config=config,

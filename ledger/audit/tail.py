@@ -1,10 +1,15 @@
 """The serving process's own audit of the log, a page at a time.
 
 `/api/v1/ready` advances it: each call checks the events appended since the
-last verified one (seq, chain link, hash, signature by a key the endorsement
-chain rooted in the trust anchor accepts at that seq) and keeps the Merkle root of what it verified, the "last verified
-checkpoint". A failure is permanent for this process and raised as an
-integrity alarm: the service then reports itself not ready.
+last verified one with the auditor's own per-event checks (seq, chain link,
+hash, signature by a key the endorsement chain rooted in the trust anchor
+accepts at that seq, compromise declarations) and keeps the Merkle root of
+what it verified, the "last verified checkpoint". It also notices a log whose
+head fell below what it already verified (a truncated tail), and remembers
+how many events each certificate had, so the verify page can tell a
+certificate whose later event (a cancellation) was deleted. A failure is
+permanent for this process and raised as an integrity alarm: the service then
+reports itself not ready.
 """
 
 from __future__ import annotations
@@ -13,10 +18,13 @@ import json
 import threading
 from dataclasses import dataclass
 
-from ledger import crypto, envelope
+from ledger import crypto
 from ledger.audit.merkle import MerkleAccumulator
+from ledger.audit.verify import check_key, check_record
+from ledger.projections.runner import head
+from ledger.services.signed_certificate import TYPES as CERTIFICATE_TYPES
 from ledger.store.application import Ledger
-from ledger.trust import KeyHistory, is_key_event
+from ledger.trust import KeyHistory, SignedSeqs
 
 PAGE = 500  # events verified per call, so one probe stays fast (~0.1 s)
 
@@ -36,31 +44,53 @@ class TailVerifier:
         self._tree = MerkleAccumulator()
         self._prev = crypto.ZERO_HASH
         self._history = KeyHistory(ledger.trust_anchor())
+        self._signed = SignedSeqs()
         self._lock = threading.Lock()
         self.problem = ""
+        self.problem_seq: int | None = None
+        # stream -> versions verified, for certificates revised after issue (few of them)
+        self.revised_certificates: dict[str, int] = {}
+
+    @property
+    def size(self) -> int:
+        return len(self._tree)
 
     def advance(self) -> VerifiedCheckpoint:
         """Verify up to one page of new events; a problem is kept in `problem`."""
         with self._lock:
             if not self.problem:
-                after = len(self._tree)
-                for env in self.ledger.recorder.envelopes(after=after, limit=PAGE):
-                    self.problem = self._check(env.to_json_line(), len(self._tree) + 1)
-                    if self.problem:
-                        break
-                    self._prev = env.hash
-                    self._tree.append(bytes.fromhex(env.hash))
+                self._advance()
             return VerifiedCheckpoint(len(self._tree), crypto.b64(self._tree.root()))
 
-    def _check(self, line: str, seq: int) -> str:
-        try:
-            record = json.loads(line)
-        except ValueError:
-            return f"seq {seq}: stored event is not JSON"
-        if record["seq"] != seq or record["prev"] != self._prev:
-            return f"seq {seq}: chain broken"
-        if not envelope.check_hash(record):
-            return f"seq {seq}: hash does not match the event"
-        problem = self._history.apply(record) if is_key_event(str(record["type"])) else ""
-        problem = problem or self._history.signature_problem(record)
-        return f"seq {seq}: {problem}" if problem else ""
+    def _advance(self) -> None:
+        verified = len(self._tree)
+        if head(self.ledger.db) < verified:
+            self._fail(
+                verified, f"the log ends before seq {verified}, already verified (truncated)"
+            )
+            return
+        for env in self.ledger.recorder.envelopes(after=verified, limit=PAGE):
+            seq = len(self._tree) + 1
+            try:
+                record = json.loads(env.to_json_line())
+            except ValueError:
+                self._fail(seq, "stored event is not JSON")
+                return
+            bad_seq, problem = self._check(record, seq)
+            if problem:
+                self._fail(bad_seq, problem)
+                return
+            self._prev = env.hash
+            self._tree.append(bytes.fromhex(env.hash))
+            if env.type in CERTIFICATE_TYPES and env.version > 1:
+                self.revised_certificates[env.stream] = env.version
+
+    def _check(self, record: dict, seq: int) -> tuple[int, str]:
+        problem = check_record(record, seq, self._prev)
+        if problem:
+            return seq, problem
+        return check_key(record, self._history, self._signed)
+
+    def _fail(self, seq: int, problem: str) -> None:
+        self.problem_seq = seq
+        self.problem = f"seq {seq}: {problem}"

@@ -58,7 +58,7 @@ class AuditReport:
         return self
 
 
-def _check_record(record: dict[str, Any], expected_seq: int, prev: str) -> str:
+def check_record(record: dict[str, Any], expected_seq: int, prev: str) -> str:
     """Empty string when the record's position and content are sound, else what is wrong."""
     if record.get("seq") != expected_seq:
         return f"expected seq {expected_seq}, found {record.get('seq')!r} (gap, deletion or reordering)"
@@ -69,7 +69,7 @@ def _check_record(record: dict[str, Any], expected_seq: int, prev: str) -> str:
     return ""
 
 
-def _check_key(record: dict[str, Any], history: KeyHistory, signed: SignedSeqs) -> tuple[int, str]:
+def check_key(record: dict[str, Any], history: KeyHistory, signed: SignedSeqs) -> tuple[int, str]:
     """(seq, problem) of the first signature the record makes invalid, or (0, '')."""
     seq = record["seq"]
     problem = history.apply(record) if is_key_event(str(record.get("type"))) else ""
@@ -118,10 +118,10 @@ def verify_records(
     prev = crypto.ZERO_HASH
     for record in records:
         expected = report.events + 1
-        problem = _check_record(record, expected, prev)
+        problem = check_record(record, expected, prev)
         if problem:
             return report.fail(expected, problem)
-        bad_seq, problem = _check_key(record, history, signed)
+        bad_seq, problem = check_key(record, history, signed)
         if problem:
             return report.fail(bad_seq, problem)
         problem = _check_fact(record, report)

@@ -1,5 +1,9 @@
 """Certificates: issued at publication, later cancelled or rescored, never edited.
 
+A cancellation's or rescoring's `reason` is an operator's free text, which may
+name the holder: it is sealed under the holder's subject (events written
+before that rule hold it in clear).
+
 The stream id derives from the verification code, so two certificates can
 never share a code: the store's (stream, version) uniqueness refuses it.
 """
@@ -80,6 +84,7 @@ class Certificate(LedgerAggregate):
     ) -> None:  # fmt: skip
         self.code = code
         self.candidate = candidate
+        self.subject = subject
         self.course = course
         self.status = ISSUED
         self.competences = competences
@@ -87,26 +92,28 @@ class Certificate(LedgerAggregate):
 
     class Cancelled(LedgerAggregate.Event):
         TYPE = "certification.CertificateCancelled"
-        reason: str
+        reason: str | dict  # sealed under the holder's subject
         cancelled_on: str
 
-    def cancel(self, reason: str, cancelled_on: str) -> None:
+    def cancel(self, reason: str | dict, cancelled_on: str) -> None:
         if self.status == CANCELLED:
             raise Conflict(f"certificate {self.code} is already cancelled")
         self._cancel(reason=reason, cancelled_on=cancelled_on)
 
     @event(Cancelled)
-    def _cancel(self, reason: str, cancelled_on: str) -> None:
+    def _cancel(self, reason: str | dict, cancelled_on: str) -> None:
         self.status = CANCELLED
 
     class Rescored(LedgerAggregate.Event):
         TYPE = "certification.CertificateRescored"
-        reason: str
+        reason: str | dict  # sealed under the holder's subject
         rescored_on: str
         competences: list
         pix_score: int
 
-    def rescore(self, reason: str, rescored_on: str, competences: list, pix_score: int) -> None:
+    def rescore(
+        self, reason: str | dict, rescored_on: str, competences: list, pix_score: int
+    ) -> None:
         if self.status == CANCELLED:
             raise Conflict(f"certificate {self.code} is cancelled; it cannot be rescored")
         self._rescore(
@@ -114,6 +121,8 @@ class Certificate(LedgerAggregate):
         )
 
     @event(Rescored)
-    def _rescore(self, reason: str, rescored_on: str, competences: list, pix_score: int) -> None:
+    def _rescore(
+        self, reason: str | dict, rescored_on: str, competences: list, pix_score: int
+    ) -> None:
         self.competences = competences
         self.pix_score = pix_score

@@ -2,6 +2,11 @@
 
 Status is stored as issued / cancelled; "valid" or "expired" depends on the
 day it is read, so `public_status` computes it with the domain clock.
+
+A reason is kept as the event holds it: sealed under the holder's subject
+(`status_reason` holds its JSON, `history` the object), or clear text from
+events written before reasons were sealed. Rows read back hold the sealed
+object, to be opened for display (`ledger.services.verification.opened_reason`).
 """
 
 from __future__ import annotations
@@ -46,6 +51,27 @@ COLUMNS = (
     "history",
 )  # fmt: skip
 JSON_COLUMNS = ("holder", "competences", "history")
+SEALED_PREFIX = '{"sealed":'
+
+
+def reason_column(reason: str | dict[str, str] | None) -> str | None:
+    """`status_reason` as stored: a sealed reason as JSON, clear text (older events) as is."""
+    if isinstance(reason, dict):
+        return json.dumps(reason, sort_keys=True, separators=(",", ":"))
+    return reason
+
+
+def reason_value(text: str | None) -> str | dict[str, str] | None:
+    """Back from `reason_column`: the sealed object, or the clear text of an older event."""
+    if text is None or not text.startswith(SEALED_PREFIX):
+        return text
+    try:
+        found = json.loads(text)
+    except ValueError:
+        return text
+    if isinstance(found, dict) and set(found) == {"sealed", "subject"}:
+        return found
+    return text
 
 
 class CertificatesProjection:
@@ -79,8 +105,9 @@ class CertificatesProjection:
             cur.execute(
                 "UPDATE proj_certificates SET status = 'cancelled', status_reason = ?, status_on = ?,"
                 " latest_seq = ?, history = ? WHERE certificate = ?",
-                (data["reason"], data["cancelled_on"], env.seq, json.dumps(history), env.stream),
-            )
+                (reason_column(data["reason"]), data["cancelled_on"], env.seq,
+                 json.dumps(history), env.stream),
+            )  # fmt: skip
         else:
             history.append(
                 {"event": "rescored", "seq": env.seq, "on": data["rescored_on"], "reason": data["reason"],
@@ -89,7 +116,7 @@ class CertificatesProjection:
             cur.execute(
                 "UPDATE proj_certificates SET competences = ?, pix_score = ?, status_reason = ?,"
                 " status_on = ?, latest_seq = ?, history = ? WHERE certificate = ?",
-                (json.dumps(data["competences"]), data["pix_score"], data["reason"],
+                (json.dumps(data["competences"]), data["pix_score"], reason_column(data["reason"]),
                  data["rescored_on"], env.seq, json.dumps(history), env.stream),
             )  # fmt: skip
 
@@ -112,6 +139,7 @@ def _row(row: Any) -> dict[str, Any]:
     found = dict(zip(COLUMNS, row, strict=True))
     for column in JSON_COLUMNS:
         found[column] = json.loads(found[column])
+    found["status_reason"] = reason_value(found["status_reason"])
     return found
 
 

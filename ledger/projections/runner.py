@@ -10,21 +10,26 @@ A projection can never wedge the service: an event it fails to apply rolls
 its transaction back, is recorded in `projection_stalls` with its `seq`, and
 the projection keeps the state just before that event while the others go on;
 it is retried with exponential backoff (a fix deployed, it catches up alone).
-A rebuild replays into the emptied tables inside one transaction, so a
-failure leaves the old read models exactly as they were.
+A rebuild replays the log into fresh shadow tables (`<table>__rebuild`), a
+page per short transaction, while readers keep the live tables and appends go
+on; only when every projection replayed cleanly does one short transaction
+apply the events appended meanwhile, drop the live tables, rename the shadows
+in and set the positions. A failure drops the shadows: the live read models
+and positions stay exactly as they were.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import timedelta
 from typing import Any, Protocol
 
 from ledger.domain import clock
 from ledger.envelope import Envelope
-from ledger.store.db import Database
+from ledger.store.db import Database, StoreError
 from ledger.store.recorder import COLUMNS, row_to_envelope
 
 PAGE = 2000
@@ -158,12 +163,15 @@ def _clear_stall(db: Database, name: str) -> None:
         cur.execute("DELETE FROM projection_stalls WHERE name = ?", (name,))
 
 
+def _statements(schema: str) -> list[str]:
+    return [s.strip() for s in schema.split(";") if s.strip()]
+
+
 def create_tables(db: Database, projections: Iterable[Projection]) -> None:
     for projection in projections:
         with db.write(lock=_lock_id(projection.name)) as cur:
-            for statement in projection.schema.split(";"):
-                if statement.strip():
-                    cur.execute(statement)
+            for statement in _statements(projection.schema):
+                cur.execute(statement)
 
 
 def catch_up(db: Database, projections: Iterable[Projection]) -> set[str]:
@@ -193,26 +201,176 @@ def catch_up(db: Database, projections: Iterable[Projection]) -> set[str]:
     return still
 
 
-def rebuild(db: Database, projections: Iterable[Projection]) -> None:
-    """Empty each projection and replay the whole log into it, all or nothing.
+# --- rebuild into shadow tables ----------------------------------------------
 
-    Each projection is rebuilt in one transaction: on failure it rolls back,
-    the old read model stays exactly as it was, the stall is recorded and
-    ProjectionStalled is raised.
+SHADOW = "__rebuild"
+Progress = Callable[[str, int], None]  # (projection, last seq replayed) after each page
+_INDEX = re.compile(r"CREATE\s+(?:UNIQUE\s+)?INDEX\s+(?:IF\s+NOT\s+EXISTS\s+)?(\w+)", re.I)
+
+
+def _is_index(statement: str) -> bool:
+    return _INDEX.match(statement) is not None
+
+
+def shadow_names(projection: Projection) -> dict[str, str]:
+    """Each table and index the projection declares, and the name its shadow copy takes."""
+    names = [*projection.tables]
+    names += [m.group(1) for s in _statements(projection.schema) if (m := _INDEX.match(s))]
+    return {name: name + SHADOW for name in names}
+
+
+class _Renamed:
+    """A cursor that sends a projection's statements to its shadow tables.
+
+    Projections write SQL naming their live tables; each declared table (and
+    index) name, as a whole word, becomes its shadow's name.
     """
+
+    def __init__(self, cur: Any, names: dict[str, str]):
+        self._cur = cur
+        self._names = names
+        self._pattern = re.compile(r"\b(" + "|".join(map(re.escape, names)) + r")\b")
+
+    def sql(self, sql: str) -> str:
+        return self._pattern.sub(lambda m: self._names[m.group(1)], sql)
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        return self._cur.execute(self.sql(sql), params)
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> Any:
+        return self._cur.executemany(self.sql(sql), rows)
+
+    def fetchone(self) -> Any:
+        return self._cur.fetchone()
+
+    def fetchall(self) -> list[Any]:
+        return self._cur.fetchall()
+
+    @property
+    def rowcount(self) -> int:
+        return self._cur.rowcount
+
+
+def _drop_shadow(cur: Any, projection: Projection) -> None:
+    for table in projection.tables:
+        cur.execute(f"DROP TABLE IF EXISTS {table}{SHADOW}")  # its indexes go with it
+
+
+def _create_shadow(db: Database, projection: Projection) -> None:
+    """Empty shadow tables (a crashed rebuild's leftovers dropped first).
+
+    PostgreSQL builds the indexes there too and renames them on the swap;
+    SQLite cannot rename an index, so it creates them on the swap instead.
+    """
+    with db.write(lock=None) as cur:
+        _drop_shadow(cur, projection)
+        shadow = _Renamed(cur, shadow_names(projection))
+        for statement in _statements(projection.schema):
+            if db.kind == "postgresql" or not _is_index(statement):
+                shadow.execute(statement)
+
+
+def _replay(cur: Any, projection: Projection, after: int) -> tuple[int, int]:
+    """Apply one page after `after` to the shadow; return the last seq and the page's size."""
+    envelopes = _read_page(cur, after)
+    _apply_all(_Renamed(cur, shadow_names(projection)), projection, envelopes)
+    return (envelopes[-1].seq if envelopes else after), len(envelopes)
+
+
+def _build(db: Database, projection: Projection, progress: Progress | None) -> int:
+    """Replay the log into the shadow a page per transaction; return the last seq applied."""
+    after, count = 0, PAGE
+    while count == PAGE:
+        with db.write(lock=None) as cur:  # short: appends and catch-up go on between pages
+            after, count = _replay(cur, projection, after)
+        if progress:
+            progress(projection.name, after)
+    return after
+
+
+def _rename_in(cur: Any, kind: str, projection: Projection) -> None:
+    """Replace the live tables by their shadows (same transaction as the positions)."""
+    for table in projection.tables:
+        cur.execute(f"DROP TABLE IF EXISTS {table}")
+        cur.execute(f"ALTER TABLE {table}{SHADOW} RENAME TO {table}")
+        if kind == "postgresql":
+            _rename_pg_objects(cur, table)
+    if kind != "postgresql":
+        for statement in _statements(projection.schema):
+            if _is_index(statement):
+                cur.execute(statement)
+
+
+def _rename_pg_objects(cur: Any, table: str) -> None:
+    """Indexes (with their primary key or unique constraints) and constraints lose the suffix."""
+    cur.execute(
+        "SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
+        " WHERE i.indrelid = to_regclass(?)",
+        (table,),
+    )
+    for (index,) in cur.fetchall():
+        if SHADOW in index:
+            cur.execute(f'ALTER INDEX "{index}" RENAME TO "{index.replace(SHADOW, "")}"')
+    cur.execute(
+        "SELECT conname FROM pg_constraint WHERE conrelid = to_regclass(?)"
+        " AND contype NOT IN ('p', 'u', 'x')",
+        (table,),
+    )
+    for (constraint,) in cur.fetchall():
+        if SHADOW in constraint:
+            new = constraint.replace(SHADOW, "")
+            cur.execute(f'ALTER TABLE {table} RENAME CONSTRAINT "{constraint}" TO "{new}"')
+
+
+def _swap(db: Database, projections: list[Projection], built: dict[str, int]) -> None:
+    """One short transaction: the events appended meanwhile, then every shadow in at once."""
+    locks = sorted({_lock_id(p.name) for p in projections})
+    with db.write(lock=None) as cur:
+        if db.kind == "postgresql":  # catch-up of these projections waits for the swap
+            for lock in locks:
+                cur.execute("SELECT pg_advisory_xact_lock(?)", (lock,))
+        for projection in projections:
+            after, count = built[projection.name], PAGE
+            while count == PAGE:
+                after, count = _replay(cur, projection, after)
+            _rename_in(cur, db.kind, projection)
+            _set_position(cur, projection.name, after)
+
+
+def _drop_shadows(db: Database, projections: list[Projection]) -> None:
+    try:
+        with db.write(lock=None) as cur:
+            for projection in projections:
+                _drop_shadow(cur, projection)
+    except StoreError as exc:  # the next rebuild drops them first
+        log.warning("could not drop the rebuild's shadow tables: %s", exc)
+
+
+def rebuild(
+    db: Database, projections: Iterable[Projection], progress: Progress | None = None
+) -> None:
+    """Replay the whole log into fresh shadow tables, then swap them in: all or nothing.
+
+    Pages are replayed in short transactions (appends are not held up, readers
+    keep the old read models); `progress(name, seq)` is called after each page.
+    Once every projection is built, one transaction applies the events appended
+    meanwhile, replaces the live tables and sets the positions. An event a
+    projection cannot apply drops every shadow, leaves the live read models and
+    positions as they were, records the stall and raises ProjectionStalled.
+    """
+    projections = list(projections)
+    try:
+        built = {}
+        for projection in projections:
+            _create_shadow(db, projection)
+            built[projection.name] = _build(db, projection, progress)
+        _swap(db, projections, built)
+    except ProjectionStalled as exc:
+        _record_stall(db, exc, stalls(db).get(exc.name))
+        raise
+    finally:
+        _drop_shadows(db, projections)  # nothing left after a swap; every shadow after a failure
     for projection in projections:
-        try:
-            with db.write(lock=_lock_id(projection.name)) as cur:
-                for table in projection.tables:
-                    cur.execute(f"DELETE FROM {table}")
-                after = 0
-                while envelopes := _read_page(cur, after):
-                    _apply_all(cur, projection, envelopes)
-                    after = envelopes[-1].seq
-                _set_position(cur, projection.name, after)
-        except ProjectionStalled as exc:
-            _record_stall(db, exc, stalls(db).get(projection.name))
-            raise
         _clear_stall(db, projection.name)
 
 

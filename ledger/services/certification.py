@@ -307,27 +307,38 @@ class CertificationService:
     # --- after publication --------------------------------------------------------
 
     def cancel_certificate(self, code: str, reason: str) -> int:
+        """The reason may name the holder: it is sealed under their subject."""
+
         def command() -> int:
             certificate = self.certificate(code)
-            certificate.cancel(reason, clock.now().astimezone(CENTRE_TZ).date().isoformat())
+            certificate.cancel(
+                self.ledger.vault.seal(certificate.subject, reason),
+                clock.now().astimezone(CENTRE_TZ).date().isoformat(),
+            )
             return self.ledger.save(certificate)[0]
 
         return retrying(command)
 
     def rescore_certificate(self, code: str, neutralize: list[str], reason: str) -> dict[str, Any]:
-        """A late issue report: rescore the course; the certificate follows the new result."""
+        """A late issue report: rescore the course; the certificate follows the new result.
+
+        The reason may name the holder: it is sealed under their subject, in the
+        course's and the certificate's events alike.
+        """
 
         def command() -> dict[str, Any]:
             certificate = self.certificate(code)
             course = self.course(certificate.course)
-            result = course.score("rescoring", reason, self.max_level, neutralized=set(neutralize))
+            sealed = self.ledger.vault.seal(certificate.subject, reason)
+            result = course.score("rescoring", sealed, self.max_level, neutralized=set(neutralize))
             today = clock.now().astimezone(CENTRE_TZ).date().isoformat()
             if result.status == VALIDATED:
                 certificate.rescore(
-                    reason, today, certified_levels(result.to_dict()), result.pix_score
+                    sealed, today, certified_levels(result.to_dict()), result.pix_score
                 )
             else:
-                certificate.cancel(f"rescored as {result.status}: {reason}", today)
+                why = f"rescored as {result.status}: {reason}"
+                certificate.cancel(self.ledger.vault.seal(certificate.subject, why), today)
             self.ledger.save(course, certificate)
             return result.to_dict()
 

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ledger import crypto, envelope
 from ledger.domain import clock
+from ledger.domain.certificate import certificate_id
 from ledger.domain.referential import Referential
 from ledger.envelope import Envelope
 from ledger.lru import LRU
@@ -30,6 +31,9 @@ from ledger.services.signed_certificate import (
     fold,
 )
 from ledger.store.application import Ledger
+
+if TYPE_CHECKING:
+    from ledger.audit.tail import TailVerifier
 from ledger.trust import KeyHistory
 
 INTEGRITY_FAILURE = "integrity-failure"
@@ -102,16 +106,48 @@ def holder_of(ledger: Ledger, sealed: dict[str, Any]) -> dict[str, str] | None:
     return {k: identity[k] for k in ("first_name", "last_name", "birth_date")}
 
 
+def opened_reason(ledger: Ledger, reason: str | dict[str, str] | None) -> tuple[str | None, bool]:
+    """A reason for display and whether it was erased: sealed ones opened, older clear text as is."""
+    if isinstance(reason, dict):
+        text = ledger.vault.open_or_none(reason)
+        return text, text is None
+    return reason, False
+
+
+def opened_history(ledger: Ledger, history: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """History entries with their reasons opened (null and `reason_erased` once erased)."""
+    entries = []
+    for entry in history:
+        if "reason" in entry:
+            text, erased = opened_reason(ledger, entry["reason"])
+            entry = {**entry, "reason": text, **({"reason_erased": True} if erased else {})}
+        entries.append(entry)
+    return entries
+
+
 def public_certificate(
-    ledger: Ledger, ref: Referential, code: str, keys: KeyHistory | None = None
+    ledger: Ledger,
+    ref: Referential,
+    code: str,
+    keys: KeyHistory | None = None,
+    tail: TailVerifier | None = None,
 ) -> dict[str, Any] | None:
-    """The public view of `code` (None if unknown), or its integrity-failure view."""
-    found = verified_certificate(ledger, ref, code, keys)
+    """The public view of `code` (None if unknown), or its integrity-failure view.
+
+    `tail` is what this process's own audit has verified so far: it catches
+    what the certificate's events alone cannot, a later event deleted with the
+    read model edited to match, or a log that stopped verifying after the issue.
+    """
+    found = verified_certificate(ledger, ref, code, keys, tail)
     return found[0] if found else None
 
 
 def verified_certificate(
-    ledger: Ledger, ref: Referential, code: str, keys: KeyHistory | None = None
+    ledger: Ledger,
+    ref: Referential,
+    code: str,
+    keys: KeyHistory | None = None,
+    tail: TailVerifier | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any] | None] | None:
     """The public view and, when it verified, the row its signed events fold to.
 
@@ -136,6 +172,7 @@ def verified_certificate(
         {"check": "missing", "seq": seq}
         for seq in sorted({stored["issued_seq"], stored["latest_seq"]} - seqs)
     ]
+    problems += _against_tail(tail, code, events)
     if problems:
         return failure_view(code, checks, problems), None
     try:
@@ -152,25 +189,45 @@ def verified_certificate(
     return verified_view(ledger, ref, verified, checks), verified
 
 
+def _against_tail(
+    tail: TailVerifier | None, code: str, events: list[Envelope]
+) -> list[dict[str, Any]]:
+    """Problems the process's own log audit reveals about this certificate."""
+    if tail is None:
+        return []
+    problems: list[dict[str, Any]] = []
+    seen = tail.revised_certificates.get(str(certificate_id(code)), 0)
+    if seen > max((env.version for env in events), default=0):
+        problems.append({"check": "deleted", "seq": None})
+    first = events[0].seq if events else 0
+    if tail.problem and (tail.problem_seq or 0) >= first:
+        problems.append({"check": "log", "seq": tail.problem_seq})
+    return problems
+
+
 def verified_view(
     ledger: Ledger, ref: Referential, cert: dict[str, Any], checks: list[dict[str, Any]]
 ) -> dict[str, Any]:
     """What the page shows, every value taken from checked, signed events."""
     status = public_status(cert, clock.now().astimezone(CENTRE_TZ).date())
+    reason, reason_erased = opened_reason(ledger, status["reason"])
     return {
         "code": cert["code"],
         "holder": holder_of(ledger, cert["holder"]),
         "centre": cert["centre_name"],
+        "centre_id": cert["centre_id"],  # who may download (not in the public JSON)
+        "candidate": cert["candidate"],
         "passed_on": cert["passed_on"],
         "issued_on": cert["issued_on"],
         "valid_until": cert["valid_until"],
         "status": status["status"],
         "status_since": status["since"],
-        "status_reason": status["reason"],
+        "status_reason": reason,
+        "status_reason_erased": reason_erased,
         "max_level": cert["max_level"],
         "pix_score": cert["pix_score"],
         "domains": grouped_levels(ref, cert["competences"]),
-        "history": cert["history"],
+        "history": opened_history(ledger, cert["history"]),
         "proof": {**checks[0], "latest_seq": cert["latest_seq"]},
         "events": checks,
         "integrity": {"verified": True, "problems": []},
@@ -186,12 +243,15 @@ def failure_view(
         "code": code,
         "holder": None,
         "centre": None,
+        "centre_id": None,
+        "candidate": None,
         "passed_on": None,
         "issued_on": None,
         "valid_until": None,
         "status": INTEGRITY_FAILURE,
         "status_since": None,
         "status_reason": None,
+        "status_reason_erased": False,
         "max_level": None,
         "pix_score": None,
         "domains": [],
@@ -261,7 +321,8 @@ class PublicViews:
             return view
         if self._keys is None:
             self._keys = trusted_keys(self._state.ledger)
-        view = public_certificate(self._state.ledger, self._state.referential, code, self._keys)
+        st = self._state
+        view = public_certificate(st.ledger, st.referential, code, self._keys, st.tail)
         if view is None:
             return None
         if not view["integrity"]["verified"]:

@@ -22,7 +22,7 @@ from ledger.store.db import Database, LedgerMissing, connect
 from ledger.store.mapper import LedgerMapper
 from ledger.store.recorder import LedgerRecorder
 from ledger.store.subjects import SubjectVault
-from ledger.trust import Anchor, KeyHistory
+from ledger.trust import Anchor, KeyHistory, TrustError
 
 
 class LockedRepository(Repository):
@@ -127,12 +127,46 @@ class Ledger:
             self._write_anchor()
 
     def _write_anchor(self) -> None:
-        """Record the anchor: the log's own first key if it has one, else the active key."""
+        """Record the anchor: the log's own first key if it has one, else the active key.
+
+        The database is untrusted: the log's first key is pinned only when this
+        node holds its private key, so a log rewritten under someone else's key
+        is never adopted as ours.
+        """
         genesis = self.recorder.iter_envelopes_of_type(trust.KEY_ACTIVATED)[:1]
         history = KeyHistory.fold(genesis, None)
-        public = history.public_key(history.anchor_kid or "") or self.keyring.active().public_raw
+        public = history.public_key(history.anchor_kid or "")
+        if public is None:
+            public = self.keyring.active().public_raw
+        elif public not in {key.public_raw for key in self.keyring.all()}:
+            raise TrustError(
+                "the log's first key is not held in the keys directory: set LEDGER_TRUST_ANCHOR"
+                " to the published anchor instead of deriving it from the database"
+            )
         Anchor.of(public, self.config.log_origin).save(self.config.keys_dir)
         self._anchor_read = False
+
+    def check_trust(self) -> Anchor:
+        """The anchor this node serves under; TrustError when it cannot vouch for its log.
+
+        Serving without an anchor would let the database vouch for its own keys,
+        and an anchor for another origin would make every checkpoint fail audit.
+        """
+        anchor = self.trust_anchor()
+        if anchor is None:
+            raise TrustError(
+                "no trust anchor: run `ledger init` or set LEDGER_TRUST_ANCHOR to the published one"
+            )
+        if anchor.origin != self.config.log_origin:
+            raise TrustError(
+                f"the trust anchor is for log origin {anchor.origin!r},"
+                f" not LEDGER_LOG_ORIGIN {self.config.log_origin!r}"
+            )
+        history = self.key_history()
+        if history.started and history.current is None:
+            why = history.rejected[0][1] if history.rejected else "its keys were retired"
+            raise TrustError(f"refusing to serve this log: {why}")
+        return anchor
 
     def trust_anchor(self) -> Anchor | None:
         """The configured anchor (LEDGER_TRUST_ANCHOR, else `anchor.json`), or None."""

@@ -368,10 +368,6 @@ class LedgerRecorder(ApplicationRecorder):
             )
             return [row_to_envelope(r) for r in cur.fetchall()]
 
-    def key_jwks(self) -> list[dict[str, Any]]:
-        """Public JWKs of the keys the endorsement chain accepts, oldest first."""
-        return self.key_history().jwks()["keys"]
-
     def signing_key(self) -> crypto.SigningKey:
         """The key that signs now (checkpoints, tokens): the chain's current key."""
         return self._signer(self.key_history())[0]
