@@ -52,7 +52,7 @@ _REPORT = {
                 "other",
                 None,
             ],
-        },  # fmt: skip
+        },
         "link": {"type": "string", "nullable": True, "description": "the public page"},
         "signature": {
             "allOf": [_FINDING],
