@@ -22,6 +22,7 @@ from __future__ import annotations
 import io
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from typing import Any
 
 from asn1crypto import pem
@@ -70,6 +71,7 @@ class Report:
     signer: str = ""
     ca_fingerprint: str | None = None
     ca_seq: int | None = None
+    signed_at: datetime | None = None  # when the PDF was made, from its signature
 
     @property
     def ok(self) -> bool:
@@ -88,6 +90,7 @@ class Report:
                 "ca_fingerprint": self.ca_fingerprint,
                 "ca_seq": self.ca_seq,
             },
+            "signed_at": self.signed_at.isoformat() if self.signed_at else None,
             "qr": asdict(self.qr),
             "certificate": asdict(self.certificate),
         }
@@ -118,23 +121,28 @@ def logged_cas(ledger: Ledger) -> dict[str, int]:
     return trusted
 
 
-def embedded_certs(pdf: bytes) -> list[bytes]:
-    """PEM of the certificates the one signature carries: its CA chain, then the signer's."""
+def embedded_certs(pdf: bytes) -> tuple[list[bytes], datetime | None]:
+    """PEM of the certificates the one signature carries (CA chain, then signer), and its time.
+
+    The time is the signed `signingTime` attribute: covered by the signature,
+    so trustworthy once the signature and its chain are.
+    """
     from pyhanko.pdf_utils.reader import PdfFileReader
 
     try:
         embedded = PdfFileReader(io.BytesIO(pdf), strict=False).embedded_signatures
         if len(embedded) != 1:
-            return []
+            return [], None
         certs = [*embedded[0].other_embedded_certs, embedded[0].signer_cert]
+        signed_at = embedded[0].self_reported_timestamp
     except Exception:  # pyHanko raises many kinds on garbage; validate() reports it
-        return []
-    return [pem.armor("CERTIFICATE", cert.dump()) for cert in certs if cert is not None]
+        return [], None
+    return [pem.armor("CERTIFICATE", c.dump()) for c in certs if c is not None], signed_at
 
 
 def check_signature(pdf: bytes, published: dict[str, int]) -> tuple[Finding, Finding, Report]:
     """(signature, chain) findings; the partial report carries signer and CA."""
-    carried = embedded_certs(pdf)
+    carried, partial_signed_at = embedded_certs(pdf)
     root = next(((c, f) for c in carried if (f := _fingerprint(c)) in published), None)
     # Without a logged CA, integrity is still judged, against the carried chain.
     anchor = root[0] if root else (carried[0] if carried else None)
@@ -145,6 +153,7 @@ def check_signature(pdf: bytes, published: dict[str, int]) -> tuple[Finding, Fin
     )
     signature = _signature_finding(report)
     partial = Report(signature, Finding(False), Finding(False), Finding(False))
+    partial.signed_at = partial_signed_at
     partial.signer = report.signer.split(",")[0].removeprefix("Common Name: ")
     if not signature.ok and report.problem in ("unreadable", "signature-count",
                                                "unreadable-signature"):  # fmt: skip
@@ -213,8 +222,16 @@ STATUS_WORDS = {
 }
 
 
-def certificate_finding(ledger: Ledger, view: dict[str, Any] | None, token: str) -> Finding:
-    """The certificate's status now, from its verified view, against the PDF's token."""
+def certificate_finding(
+    ledger: Ledger, view: dict[str, Any] | None, token: str, signed_at: datetime | None = None
+) -> Finding:
+    """The certificate's status now, from its verified view, against the PDF's token.
+
+    Rescored since: the results the token states differ from today's, or a
+    rescoring was logged in a later second than the PDF's signature (a rescoring
+    may leave the results as they were; the PDF then misses its mention). Both
+    times count in whole seconds: within the second of signing, results decide.
+    """
     if view is None:
         return _status("unknown")
     if view["status"] == INTEGRITY_FAILURE:
@@ -226,11 +243,25 @@ def certificate_finding(ledger: Ledger, view: dict[str, Any] | None, token: str)
         return _status("other")
     if "cancelled" in check.differences or view["status"] == "cancelled":
         return _status("cancelled")
-    if "rescored" in check.differences:
+    if "rescored" in check.differences or _rescored_after(ledger, view, signed_at):
         return _status("rescored")
     if view["status"] == "expired":
         return _status("expired")
     return Finding(True, "", STATUS_WORDS["valid"])
+
+
+def _rescored_after(ledger: Ledger, view: dict[str, Any], signed_at: datetime | None) -> bool:
+    if signed_at is None:
+        return False
+    for entry in view["history"]:
+        env = ledger.recorder.envelope(entry["seq"]) if entry.get("event") == "rescored" else None
+        if env is not None and _second(env.time) > signed_at.replace(microsecond=0):
+            return True
+    return False
+
+
+def _second(iso: str) -> datetime:
+    return datetime.fromisoformat(iso.replace("Z", "+00:00")).replace(microsecond=0)
 
 
 def _status(reason: str) -> Finding:
@@ -249,7 +280,8 @@ def check_pdf(ledger: Ledger, pdf: bytes, view_of: ViewOf) -> Report:
         return report
     code, token, _ = found
     report.code, report.link = code, f"/v/{code}?t={token}"
-    report.certificate = certificate_finding(ledger, view_of(code), token)
+    signed_at = report.signed_at if signature.ok and chain.ok else None
+    report.certificate = certificate_finding(ledger, view_of(code), token, signed_at)
     report.status = report.certificate.reason or "valid"
     if report.status not in STATUS_WORDS:
         report.status = None
