@@ -152,6 +152,7 @@ def test_what_is_not_a_pdf_is_refused_with_a_problem(client) -> None:
     cases = [
         (client.post(CHECK, data=b"hello", content_type="text/plain"), 415),
         (client.post(CHECK, data=b"GIF89a...", content_type="application/pdf"), 422),
+        (client.post(CHECK, data=b"%PDF-1.7 nonsense", content_type="application/pdf"), 422),
         (client.post(CHECK, data={"other": "x"}, content_type="multipart/form-data"), 422),
         (client.post(CHECK, data={"file": (io.BytesIO(b"PK\x03\x04"), "a.pdf")},
                      content_type="multipart/form-data"), 422),

@@ -101,8 +101,8 @@ def checked(data: bytes) -> dict[str, Any]:
     st.fresh()
     try:
         return check_pdf(st.ledger, data, st.views.get).to_json()
-    except NotAPdf:
-        raise ApiProblem(422, "not-a-pdf", "the file is not a PDF") from None
+    except NotAPdf as exc:
+        raise ApiProblem(422, "not-a-pdf", str(exc)) from None
 
 
 @blp.route("/attestations/check", methods=["POST"])

@@ -281,11 +281,13 @@ def _status(reason: str) -> Finding:
 
 
 def check_pdf(ledger: Ledger, pdf: bytes, view_of: ViewOf) -> Report:
-    """Every finding about `pdf` against this ledger; NotAPdf if it is not a PDF."""
+    """Every finding about `pdf` against this ledger; NotAPdf if it is not a readable PDF."""
     require_pdf(pdf)
     signature, chain, report = check_signature(pdf, logged_cas(ledger))
     report.signature, report.chain = signature, chain
     qr, found = read_qr(pdf, trusted_jwks(ledger), ledger.config.public_url)
+    if signature.reason == "unreadable" and qr.reason == "unreadable":
+        raise NotAPdf("the file is not a readable PDF")  # nothing in it could be checked
     report.qr = qr
     if found is None:
         report.certificate = Finding(False, "no-qr", "without a valid QR code, no certificate")
