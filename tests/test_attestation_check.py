@@ -210,3 +210,13 @@ def test_the_scan_page_says_cancelled_in_english(flow: Flow, client, admin) -> N
     english = _upload(client, pdf, "en")
     assert "Genuine attestation, but the certificate is no longer as it states" in english
     assert "Cancelled since this attestation was issued." in english
+
+
+def test_checks_count_in_the_upload_rate_limit(app, client) -> None:
+    """Public, so limited per client like the page's uploads: past the limit, 429."""
+    limit = int(app.extensions["ledger"].config.upload_rate_limit.split("/")[0])
+    for _ in range(limit):
+        assert client.post(CHECK, data=b"x", content_type="text/plain").status_code == 415
+    refused = client.post(CHECK, data=b"x", content_type="text/plain")
+    assert refused.status_code == 429 and refused.mimetype == PROBLEM
+    assert int(refused.headers["Retry-After"]) >= 1
