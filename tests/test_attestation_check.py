@@ -94,6 +94,16 @@ def test_a_pdf_signed_under_another_ca_fails_the_chain(
     assert "not one this ledger published" in report["chain"]["detail"]
 
 
+def test_an_unsigned_pdf_has_no_signature_to_follow(flow: Flow, app, client) -> None:
+    _, code, _ = flow.certified()
+    st = app.extensions["ledger"]
+    st.fresh()
+    page = render(content(st.ledger, verified(st.ledger, st.referential, code)), "en")
+    report = _check(client, page)
+    assert _failed(report) == {"signature": "signature-count", "chain": "no-signature"}
+    assert report["status"] == "valid" and report["ok"] is False  # the QR alone is not enough
+
+
 def test_a_ca_event_that_no_longer_verifies_trusts_no_ca(flow: Flow, app, client) -> None:
     """The database is untrusted: the CA counts only through its signed, verifying event."""
     candidate, code, _ = flow.certified()

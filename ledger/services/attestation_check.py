@@ -66,7 +66,7 @@ class Report:
     qr: Finding
     certificate: Finding
     code: str | None = None
-    status: str | None = None  # valid, expired, cancelled, rescored, integrity-failure, unknown
+    status: str | None = None  # valid expired cancelled rescored integrity-failure unknown other
     link: str | None = None  # the public page the QR code points to (path and token)
     signer: str = ""
     ca_fingerprint: str | None = None
@@ -121,60 +121,81 @@ def logged_cas(ledger: Ledger) -> dict[str, int]:
     return trusted
 
 
-def embedded_certs(pdf: bytes) -> tuple[list[bytes], datetime | None]:
-    """PEM of the certificates the one signature carries (CA chain, then signer), and its time.
+@dataclass(frozen=True)
+class Carried:
+    """What the one signature carries: its CA chain, the signer's certificate, its time.
 
     The time is the signed `signingTime` attribute: covered by the signature,
     so trustworthy once the signature and its chain are.
     """
+
+    chain: list[bytes]
+    signer: bytes | None = None
+    signed_at: datetime | None = None
+
+
+def carried_by(pdf: bytes) -> Carried:
+    """PEM certificates and signing time of the PDF's one signature (empty when unreadable)."""
     from pyhanko.pdf_utils.reader import PdfFileReader
 
     try:
         embedded = PdfFileReader(io.BytesIO(pdf), strict=False).embedded_signatures
         if len(embedded) != 1:
-            return [], None
-        certs = [*embedded[0].other_embedded_certs, embedded[0].signer_cert]
-        signed_at = embedded[0].self_reported_timestamp
+            return Carried([])
+        signature = embedded[0]
+        chain = [pem.armor("CERTIFICATE", c.dump()) for c in signature.other_embedded_certs]
+        signer = signature.signer_cert
+        return Carried(
+            chain,
+            pem.armor("CERTIFICATE", signer.dump()) if signer is not None else None,
+            signature.self_reported_timestamp,
+        )
     except Exception:  # pyHanko raises many kinds on garbage; validate() reports it
-        return [], None
-    return [pem.armor("CERTIFICATE", c.dump()) for c in certs if c is not None], signed_at
+        return Carried([])
 
 
-def check_signature(pdf: bytes, published: dict[str, int]) -> tuple[Finding, Finding, Report]:
-    """(signature, chain) findings; the partial report carries signer and CA."""
-    carried, partial_signed_at = embedded_certs(pdf)
-    root = next(((c, f) for c in carried if (f := _fingerprint(c)) in published), None)
+PENDING = Finding(False, "not-checked", "not checked")
+NO_SIGNATURE = Finding(False, "no-signature", "no readable signature to follow")
+FOREIGN_CA = Finding(
+    False, "ca-not-published", "the signer's CA is not one this ledger published in its log"
+)
+BROKEN_CHAIN = Finding(
+    False, "chain-broken", "the signer's certificate does not chain to the published attestation CA"
+)
+UNSIGNED = ("unreadable", "signature-count", "unreadable-signature")
+
+
+def check_signature(pdf: bytes, published: dict[str, int]) -> Report:
+    """A report with the signature and chain findings, the signer, the CA and the time."""
+    carried = carried_by(pdf)
+    root = next(((c, f) for c in carried.chain if (f := _fingerprint(c)) in published), None)
     # Without a logged CA, integrity is still judged, against the carried chain.
-    anchor = root[0] if root else (carried[0] if carried else None)
-    report = (
-        signing.validate(pdf, anchor)
-        if anchor
-        else signing.SignatureReport(False, False, False, "no readable signature", "", "unreadable")
-    )
-    signature = _signature_finding(report)
-    partial = Report(signature, Finding(False), Finding(False), Finding(False))
-    partial.signed_at = partial_signed_at
-    partial.signer = report.signer.split(",")[0].removeprefix("Common Name: ")
-    if not signature.ok and report.problem in ("unreadable", "signature-count",
-                                               "unreadable-signature"):  # fmt: skip
-        return signature, Finding(False, "no-signature", "no readable signature to follow"), partial
-    if root is None:
-        return signature, Finding(
-            False, "ca-not-published",
-            "the signer's CA is not one this ledger published in its log",
-        ), partial  # fmt: skip
-    partial.ca_fingerprint, partial.ca_seq = root[1], published[root[1]]
-    if not report.trusted and not (not signature.ok and _issued_by(carried[-1], root[0])):
-        return signature, Finding(
-            False, "chain-broken",
-            "the signer's certificate does not chain to the published attestation CA",
-        ), partial  # fmt: skip
-    return signature, Finding(True), partial
+    anchor = root[0] if root else next(iter(carried.chain), carried.signer)
+    try:  # no certificate at all: validate() still says how many signatures there are
+        validated = signing.validate(pdf, anchor or b"")
+    except crypto.CryptoError:
+        validated = signing.SignatureReport(
+            False, False, False, "the signature carries no certificate", "", "unreadable-signature"
+        )
+    signature = _signature_finding(validated)
+    report = Report(signature, PENDING, PENDING, PENDING, signed_at=carried.signed_at)
+    report.signer = validated.signer.split(",")[0].removeprefix("Common Name: ")
+    if validated.problem in UNSIGNED:
+        report.chain = NO_SIGNATURE
+    elif root is None:
+        report.chain = FOREIGN_CA
+    else:
+        report.ca_fingerprint, report.ca_seq = root[1], published[root[1]]
+        # An altered document fails pyHanko's path validation too: judge the chain apart.
+        chained = validated.trusted or (
+            not signature.ok and carried.signer is not None and _issued_by(carried.signer, root[0])
+        )
+        report.chain = Finding(True) if chained else BROKEN_CHAIN
+    return report
 
 
 def _issued_by(signer_pem: bytes, ca_pem: bytes) -> bool:
-    """The signer's certificate bears the CA's signature: the chain judged apart from the
-    document, whose alteration makes pyHanko's path validation fail as well."""
+    """The signer's certificate bears the CA's signature."""
     try:
         crypto.load_certificate(signer_pem).verify_directly_issued_by(
             crypto.load_certificate(ca_pem)
@@ -283,8 +304,8 @@ def _status(reason: str) -> Finding:
 def check_pdf(ledger: Ledger, pdf: bytes, view_of: ViewOf) -> Report:
     """Every finding about `pdf` against this ledger; NotAPdf if it is not a readable PDF."""
     require_pdf(pdf)
-    signature, chain, report = check_signature(pdf, logged_cas(ledger))
-    report.signature, report.chain = signature, chain
+    report = check_signature(pdf, logged_cas(ledger))
+    signature = report.signature
     qr, found = read_qr(pdf, trusted_jwks(ledger), ledger.config.public_url)
     if signature.reason == "unreadable" and qr.reason == "unreadable":
         raise NotAPdf("the file is not a readable PDF")  # nothing in it could be checked
@@ -294,7 +315,7 @@ def check_pdf(ledger: Ledger, pdf: bytes, view_of: ViewOf) -> Report:
         return report
     code, token, _ = found
     report.code, report.link = code, f"/v/{code}?t={token}"
-    signed_at = report.signed_at if signature.ok and chain.ok else None
+    signed_at = report.signed_at if signature.ok and report.chain.ok else None
     report.certificate = certificate_finding(ledger, view_of(code), token, signed_at)
     report.status = report.certificate.reason or "valid"
     if report.status not in STATUS_WORDS:
