@@ -54,6 +54,12 @@ _REPORT = {
             ],
         },
         "link": {"type": "string", "nullable": True, "description": "the public page"},
+        "signed_at": {
+            "type": "string",
+            "format": "date-time",
+            "nullable": True,
+            "description": "the PDF's signing time, from its signature",
+        },
         "signature": {
             "allOf": [_FINDING],
             "description": "reasons: altered, not-covered, unreadable, signature-count, "
