@@ -669,25 +669,17 @@ def _read_bytes(path: Path, what: str) -> bytes:
 
 def _pdf_qr_claims(pdf: bytes, jwks_file: Path) -> dict[str, Any]:
     """The verified claims of the QR code printed on the PDF's first page."""
-    from ledger.qr_image import ImageUnreadable, decode_qr
-    from ledger.qr_token import TokenInvalid, parse_qr_url, verify_token
+    from ledger.services.attestation_check import read_qr
 
     try:
         jwks = json.loads(_read_bytes(jwks_file, "JWKS"))
     except ValueError as exc:
         raise CliError(f"cannot read JWKS {jwks_file}: not JSON") from exc
-    try:
-        found = decode_qr(pdf)
-    except ImageUnreadable as exc:
-        raise CliError(f"cannot render the PDF to read its QR code: {exc}") from exc
-    if not found:
-        click.echo("INVALID: no QR code found on the first page", err=True)
+    finding, found = read_qr(pdf, jwks, None)
+    if found is None:
+        click.echo(f"INVALID QR code ({finding.reason}): {finding.detail}", err=True)
         sys.exit(EXIT_FAILURE)
-    try:
-        return verify_token(parse_qr_url(found[0])[1], jwks).to_payload()
-    except TokenInvalid as exc:
-        click.echo(f"INVALID QR code ({exc.reason}): {exc}", err=True)
-        sys.exit(EXIT_FAILURE)
+    return found[2]
 
 
 # --- demo and serve ------------------------------------------------------------

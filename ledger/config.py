@@ -79,12 +79,18 @@ SETTINGS: dict[str, tuple[str, str]] = {
     ),
     "LEDGER_MAX_BATCH": ("1000", "Largest batch of answers accepted in one request."),
     "LEDGER_MAX_BODY_BYTES": ("4194304", "Largest request body the API reads."),
-    "LEDGER_MAX_UPLOAD_BYTES": ("5242880", "Largest file the verify site's QR upload accepts."),
+    "LEDGER_MAX_UPLOAD_BYTES": (
+        "5242880",
+        "Largest file the verify site's QR upload and the attestation PDF check accept.",
+    ),
     "LEDGER_LOOKUP_RATE_LIMIT": (
         "60/minute",
         "Certificate lookups per client (page, JSON, QR image), e.g. `60/minute`.",
     ),
-    "LEDGER_UPLOAD_RATE_LIMIT": ("10/minute", "QR uploads per client on the verify site."),
+    "LEDGER_UPLOAD_RATE_LIMIT": (
+        "10/minute",
+        "Uploads per client: the verify site's QR and PDF uploads and the API's attestation PDF checks.",
+    ),
     "LEDGER_RATELIMIT_STORAGE": (
         "node://",
         "Where rate-limit counters live: `node://` (shared by every worker of this host, "

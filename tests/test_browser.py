@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shutil
 import threading
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -130,6 +131,44 @@ def test_unknown_code_page(site, browser: Browser) -> None:
     assert response is not None and response.status == 404
     assert "Aucun certificat" in page.content()
     shoot(page, "07-unknown-code")
+    page.close()
+
+
+def _attestation(site: dict[str, Any], altered: bool) -> Path:
+    """Fetched from the live server: pyHanko's event loop cannot run in Playwright's thread."""
+    flow: Flow = site["flow"]
+    url = f"{site['url']}/api/v1/certificates/{site['code']}/attestation.pdf"
+    with urllib.request.urlopen(urllib.request.Request(url, headers=flow.admin)) as response:
+        data = bytearray(response.read())
+    if altered:
+        data[len(data) // 4] ^= 0x01
+    path = site["work"] / ("altered.pdf" if altered else "attestation.pdf")
+    path.write_bytes(bytes(data))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("lang", "altered", "button", "verdict", "shot"),
+    [
+        ("fr", False, "Lire le QR code", "Attestation authentique", "09-scan-pdf-genuine-fr"),
+        ("en", False, "Read the QR code", "Genuine attestation", "10-scan-pdf-genuine-en"),
+        ("fr", True, "Lire le QR code", "ne peut pas être tenue", "11-scan-pdf-altered-fr"),
+        ("en", True, "Read the QR code", "cannot be taken as genuine", "12-scan-pdf-altered-en"),
+    ],
+)
+def test_upload_an_attestation_pdf_and_see_every_check(
+    site, browser: Browser, lang: str, altered: bool, button: str, verdict: str, shot: str
+) -> None:
+    pdf = _attestation(site, altered)
+    page = browser.new_page(viewport={"width": 1100, "height": 900})
+    page.goto(f"{site['url']}/scan?lang={lang}")
+    page.set_input_files("#file", str(pdf))
+    page.get_by_role("button", name=button).click()
+    page.wait_for_selector("#pdf-report")
+    assert verdict in page.locator("#pdf-report .status").inner_text()
+    marks = page.locator("#pdf-report td.ko").count()
+    shoot(page, shot)
+    assert marks == (1 if altered else 0)
     page.close()
 
 

@@ -16,9 +16,10 @@ from ledger.api.state import state
 from ledger.domain.certificate import normalize_code
 from ledger.qr_image import ImageUnreadable, decode_qr
 from ledger.qr_token import TokenInvalid, parse_qr_url, verify_token
+from ledger.services.attestation_check import PDF_MAGIC, NotAPdf, check_pdf
 from ledger.services.qr import INVALID, TokenCheck, check_token
 from ledger.services.verification import INTEGRITY_FAILURE, trusted_jwks, verified_certificate
-from verify_site.i18n import LANGUAGES, current_language, format_date, translator
+from verify_site.i18n import LANGUAGES, MESSAGES, current_language, format_date, translator
 
 site = Blueprint(
     "site", __name__, template_folder="templates", static_folder="static", static_url_path="/static"
@@ -173,6 +174,8 @@ def scan_upload() -> Response:
     data = upload.read(limit + 1)
     if len(data) > limit:
         return page("scan.html", 413, error="too_large")
+    if upload.mimetype == "application/pdf" or data.startswith(PDF_MAGIC):
+        return _check_pdf(data)
     try:
         texts = decode_qr(data)
     except ImageUnreadable:
@@ -180,6 +183,17 @@ def scan_upload() -> Response:
     if not texts:
         return page("scan.html", 422, error="no_qr")
     return _follow(texts[0])
+
+
+def _check_pdf(data: bytes) -> Response:
+    """An attestation PDF gets every check (signature, CA, QR, status), shown on the page."""
+    st = state()
+    st.fresh()
+    try:
+        report = check_pdf(st.ledger, data, st.views.get)
+    except NotAPdf:
+        return page("scan.html", 422, error="unreadable")
+    return page("scan.html", report=report, messages=MESSAGES[current_language()])
 
 
 def _follow(text: str) -> Response:

@@ -11,6 +11,7 @@ from werkzeug.exceptions import HTTPException, ServiceUnavailable
 
 from ledger import log_redaction
 from ledger.api import problems, schemas
+from ledger.api.attestation_check import PATH as PDF_CHECK_PATH
 from ledger.api.body import BoundedBody, check_api_body
 from ledger.api.headers import ResponseHeaders
 from ledger.api.openapi import ProblemResponses
@@ -74,8 +75,8 @@ def create_app(config: Config | None = None) -> Flask:
     @app.before_request
     def check_api_bodies() -> None:
         """API bodies: capped lower than the verify site's uploads, JSON, well-formed."""
-        if request.path.startswith("/api/"):
-            check_api_body(request, config.max_body_bytes)
+        if request.path.startswith("/api/") and request.path != PDF_CHECK_PATH:
+            check_api_body(request, config.max_body_bytes)  # the PDF check reads its own
 
     app.register_error_handler(StoreUnavailable, _unavailable)
     app.register_error_handler(DomainError, problems.from_domain)
@@ -97,11 +98,13 @@ def _unavailable(error: StoreUnavailable) -> Response:
 
 
 def _body_cap(config: Config, path: str) -> int:
-    return config.max_body_bytes if path.startswith("/api/") else config.max_upload_bytes
+    api = path.startswith("/api/") and path != PDF_CHECK_PATH
+    return config.max_body_bytes if api else config.max_upload_bytes
 
 
 def _register(api: Api, app: Flask) -> None:
     from ledger.api import (
+        attestation_check,
         attestations,
         candidates,
         certificates,
@@ -112,7 +115,16 @@ def _register(api: Api, app: Flask) -> None:
         log,
     )
 
-    for module in (candidates, certification, certificates, attestations, credentials, log, health):
+    for module in (
+        candidates,
+        certification,
+        certificates,
+        attestations,
+        attestation_check,
+        credentials,
+        log,
+        health,
+    ):
         api.register_blueprint(module.blp)
     app.register_blueprint(log.well_known)
     app.register_blueprint(attestations.well_known)

@@ -106,9 +106,18 @@ def sign(
 class SignatureReport:
     """What a validator says of a PDF's signature, with a human reason when it fails."""
 
-    def __init__(self, valid: bool, trusted: bool, intact: bool, reason: str, signer: str = ""):
+    def __init__(
+        self,
+        valid: bool,
+        trusted: bool,
+        intact: bool,
+        reason: str,
+        signer: str = "",
+        problem: str = "",
+    ):
         self.valid, self.trusted, self.intact = valid, trusted, intact
         self.reason, self.signer = reason, signer
+        self.problem = problem  # a stable slug for `reason`, for pages that translate it
 
     @property
     def ok(self) -> bool:
@@ -121,23 +130,29 @@ def validate(pdf: bytes, ca_pem: bytes) -> SignatureReport:
         reader = PdfFileReader(io.BytesIO(pdf), strict=False)
         embedded = reader.embedded_signatures
     except Exception:  # pyHanko raises many kinds on garbage: all mean "not a signed PDF"
-        return SignatureReport(False, False, False, "the file is not a readable PDF")
+        return SignatureReport(
+            False, False, False, "the file is not a readable PDF", "", "unreadable"
+        )
     if len(embedded) != 1:
-        return SignatureReport(False, False, False, f"{len(embedded)} signatures, expected 1")
+        reason = f"{len(embedded)} signatures, expected 1"
+        return SignatureReport(False, False, False, reason, "", "signature-count")
     root = _asn1_cert(crypto.load_certificate(ca_pem))
     context = ValidationContext(trust_roots=[root], allow_fetching=False)
     try:
         status = validate_pdf_signature(embedded[0], context)
     except Exception as exc:  # a malformed signature dictionary or CMS structure
-        return SignatureReport(False, False, False, f"the signature cannot be read ({exc})")
+        reason = f"the signature cannot be read ({exc})"
+        return SignatureReport(False, False, False, reason, "", "unreadable-signature")
     intact = status.intact and status.coverage.name == "ENTIRE_FILE"
     signer = status.signing_cert.subject.human_friendly if status.signing_cert else ""
     if not status.intact or not status.valid:
-        reason = "the document was changed after it was signed"
+        problem, reason = "altered", "the document was changed after it was signed"
     elif not intact:
+        problem = "not-covered"
         reason = "the signature does not cover the whole file (content added after signing)"
     elif not status.trusted:
+        problem = "untrusted"
         reason = "the signer's certificate does not chain to the published attestation CA"
     else:
-        reason = ""
-    return SignatureReport(status.valid, status.trusted, intact, reason, signer)
+        problem, reason = "", ""
+    return SignatureReport(status.valid, status.trusted, intact, reason, signer, problem)
