@@ -89,7 +89,7 @@ def test_upload_the_qr_image_and_see_valid_checked_in_the_browser(site, browser:
     page.goto(site["url"] + "/scan")
     shoot(page, "03-scan")
     page.set_input_files("#file", str(image))
-    page.get_by_role("button", name="Lire le QR code").click()
+    page.get_by_role("button", name="Vérifier le fichier").click()
     page.wait_for_url("**/v/*?t=*")
     assert "Valide" in page.locator(".status").inner_text()
     assert "correspond à l'état actuel" in page.locator(".token").inner_text()
@@ -150,10 +150,10 @@ def _attestation(site: dict[str, Any], altered: bool) -> Path:
 @pytest.mark.parametrize(
     ("lang", "altered", "button", "verdict", "shot"),
     [
-        ("fr", False, "Lire le QR code", "Attestation authentique", "09-scan-pdf-genuine-fr"),
-        ("en", False, "Read the QR code", "Genuine attestation", "10-scan-pdf-genuine-en"),
-        ("fr", True, "Lire le QR code", "ne peut pas être tenue", "11-scan-pdf-altered-fr"),
-        ("en", True, "Read the QR code", "cannot be taken as genuine", "12-scan-pdf-altered-en"),
+        ("fr", False, "Vérifier le fichier", "Attestation authentique", "09-scan-pdf-genuine-fr"),
+        ("en", False, "Check the file", "Genuine attestation", "10-scan-pdf-genuine-en"),
+        ("fr", True, "Vérifier le fichier", "ne peut pas être tenue", "11-scan-pdf-altered-fr"),
+        ("en", True, "Check the file", "cannot be taken as genuine", "12-scan-pdf-altered-en"),
     ],
 )
 def test_upload_an_attestation_pdf_and_see_every_check(
