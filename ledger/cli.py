@@ -142,13 +142,16 @@ def keys() -> None:
 @friendly
 def keys_init() -> None:
     """Create the first signing key, the master key and the attestation CA if missing; log them."""
+    from functools import partial
+
     from ledger.attestation import ca
+    from ledger.services.attestation_check import ca_event_sound
 
     ledger = _ledger(init=True)
     ledger.recorder.announce_active_key()
     click.echo(f"active key {ledger.keyring.active().kid}")
     identity = ca.load(ledger.config)
-    seq = ca.ensure_published(ledger.recorder, identity)
+    seq = ca.ensure_published(ledger.recorder, identity, partial(ca_event_sound, ledger))
     click.echo(f"attestation CA {identity.fingerprint} (SHA-256), logged at seq {seq}")
 
 

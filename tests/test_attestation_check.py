@@ -173,6 +173,28 @@ def test_what_is_not_a_pdf_is_refused_with_a_problem(client) -> None:
     assert cases[1][0].get_json()["type"] == "/problems/not-a-pdf"
 
 
+def test_a_pdf_beyond_the_checks_limits_is_422_and_the_server_lives_on(
+    flow: Flow, client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The upload is parsed in a limited child: a PDF that needs too much is refused there."""
+    from ledger.services import pdf_sandbox
+
+    candidate, code, _ = flow.certified()
+    pdf = _pdf(client, code, _holder(flow, candidate))
+    monkeypatch.setattr(pdf_sandbox, "MEMORY_BYTES", 32 << 20)  # less than parsing needs
+    refused = client.post(CHECK, data=pdf, content_type="application/pdf")
+    assert refused.status_code == 422 and refused.mimetype == PROBLEM
+    assert "too complex" in refused.get_json()["detail"]
+    page = client.post(
+        "/scan?lang=en",
+        data={"file": (io.BytesIO(pdf), "attestation.pdf", "application/pdf")},
+        content_type="multipart/form-data",
+    )
+    assert page.status_code == 422 and "too large or too complex" in page.get_data(as_text=True)
+    monkeypatch.undo()
+    assert _check(client, pdf)["ok"] is True  # the serving process was never at risk
+
+
 def test_an_oversize_upload_is_413(app, client) -> None:
     limit = app.extensions["ledger"].config.max_upload_bytes
     big = b"%PDF-1.7\n" + b"0" * limit

@@ -12,11 +12,13 @@ from flask import Blueprint, Response, redirect, render_template, request, url_f
 from werkzeug.exceptions import HTTPException
 
 from ledger.api.limits import lookups, uploads
+from ledger.api.problems import RETRY_AFTER_S
 from ledger.api.state import state
 from ledger.domain.certificate import normalize_code
 from ledger.qr_image import ImageUnreadable, decode_qr
 from ledger.qr_token import TokenInvalid, parse_qr_url, verify_token
-from ledger.services.attestation_check import PDF_MAGIC, NotAPdf, check_pdf
+from ledger.services.attestation_check import PDF_MAGIC, NotAPdf, TooComplex, check_pdf
+from ledger.services.pdf_sandbox import SandboxBusy
 from ledger.services.qr import INVALID, TokenCheck, check_token
 from ledger.services.verification import INTEGRITY_FAILURE, trusted_jwks, verified_certificate
 from verify_site.i18n import LANGUAGES, MESSAGES, current_language, format_date, translator
@@ -191,8 +193,14 @@ def _check_pdf(data: bytes) -> Response:
     st.fresh()
     try:
         report = check_pdf(st.ledger, data, st.views.get)
+    except TooComplex:
+        return page("scan.html", 422, error="too_complex")
     except NotAPdf:
         return page("scan.html", 422, error="unreadable")
+    except SandboxBusy:
+        response = page("scan.html", 503, error="busy")
+        response.headers["Retry-After"] = str(RETRY_AFTER_S)
+        return response
     return page("scan.html", report=report, messages=MESSAGES[current_language()])
 
 

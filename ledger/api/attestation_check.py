@@ -16,9 +16,10 @@ from flask_smorest import Blueprint
 
 from ledger.api.body import TOO_LARGE
 from ledger.api.limits import uploads
-from ledger.api.problems import ApiProblem
+from ledger.api.problems import RETRY_AFTER_S, ApiProblem
 from ledger.api.state import state
 from ledger.services.attestation_check import NotAPdf, check_pdf
+from ledger.services.pdf_sandbox import SandboxBusy
 
 PATH = "/api/v1/attestations/check"
 PDF = "application/pdf"
@@ -109,6 +110,8 @@ def checked(data: bytes) -> dict[str, Any]:
         return check_pdf(st.ledger, data, st.views.get).to_json()
     except NotAPdf as exc:
         raise ApiProblem(422, "not-a-pdf", str(exc)) from None
+    except SandboxBusy as exc:
+        raise ApiProblem(503, "busy", str(exc), {"Retry-After": str(RETRY_AFTER_S)}) from None
 
 
 @blp.route("/attestations/check", methods=["POST"])

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -130,19 +131,31 @@ def ca_stream(fingerprint: str) -> str:
     return str(uuid.uuid5(_STREAM_NAMESPACE, fingerprint))
 
 
-def published_fingerprints(recorder: Any) -> dict[str, int]:
-    """Fingerprint -> seq of every well-formed CaPublished event in the log."""
-    found: dict[str, int] = {}
+def published_seqs(recorder: Any) -> dict[str, list[int]]:
+    """Fingerprint -> seqs of every well-formed CaPublished event in the log (unverified)."""
+    found: dict[str, list[int]] = {}
     for env in recorder.iter_envelopes_of_type(CA_PUBLISHED):
         data = env.data
         if not payload_problem(data) and env.stream == ca_stream(data["fingerprint"]):
-            found.setdefault(data["fingerprint"], env.seq)
+            found.setdefault(data["fingerprint"], []).append(env.seq)
     return found
 
 
-def ensure_published(recorder: Any, identity: AttestationIdentity) -> int:
-    """The seq of the event logging this CA, written now if the log has none yet."""
-    known = published_fingerprints(recorder).get(identity.fingerprint)
+def published_fingerprints(recorder: Any) -> dict[str, int]:
+    """Fingerprint -> seq of the first well-formed CaPublished event of each CA (unverified)."""
+    return {fingerprint: seqs[0] for fingerprint, seqs in published_seqs(recorder).items()}
+
+
+def ensure_published(
+    recorder: Any, identity: AttestationIdentity, sound: Callable[[int], bool]
+) -> int:
+    """The seq of the event logging this CA, written now if the log has no sound one yet.
+
+    `sound(seq)` checks a stored event (hash, trusted signature, chain link): a
+    row someone inserted for our fingerprint must not stop the genuine event.
+    """
+    seqs = published_seqs(recorder).get(identity.fingerprint, [])
+    known = next((seq for seq in seqs if sound(seq)), None)
     if known is not None:
         return known
     payload = published_payload(identity)

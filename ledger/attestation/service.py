@@ -14,12 +14,14 @@ import io
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from ledger.attestation import ca, signing
 from ledger.attestation.pdf import Attestation, render
 from ledger.domain.referential import Referential
 from ledger.qr_token import qr_url
+from ledger.services.attestation_check import ca_event_sound
 from ledger.services.qr import issue_token
 from ledger.services.verification import INTEGRITY_FAILURE, verified_certificate
 from ledger.store.application import Ledger
@@ -121,7 +123,8 @@ class Attestations:
         """The signing identity, its CA logged in the ledger before its first use."""
         if self._identity is None:
             identity = ca.load(self.ledger.config)
-            ca.ensure_published(self.ledger.recorder, identity)
+            ledger = self.ledger
+            ca.ensure_published(ledger.recorder, identity, partial(ca_event_sound, ledger))
             self._identity = identity
         return self._identity
 

@@ -9,6 +9,7 @@ embedded, so a verifier needs only the published CA certificate.
 from __future__ import annotations
 
 import io
+import logging
 from typing import Any
 
 from asn1crypto import keys as asn1_keys
@@ -34,6 +35,8 @@ from ledger.attestation.words import WORDS
 
 FIELD = "Signature-CRCN"
 TSA_TIMEOUT_S = 10
+
+log = logging.getLogger("ledger.attestation")
 
 
 class TimestampUnavailable(Exception):
@@ -140,8 +143,9 @@ def validate(pdf: bytes, ca_pem: bytes) -> SignatureReport:
     context = ValidationContext(trust_roots=[root], allow_fetching=False)
     try:
         status = validate_pdf_signature(embedded[0], context)
-    except Exception as exc:  # a malformed signature dictionary or CMS structure
-        reason = f"the signature cannot be read ({exc})"
+    except Exception:  # a malformed signature dictionary or CMS structure
+        log.info("unreadable PDF signature", exc_info=True)  # never echoed to the uploader
+        reason = "the signature cannot be read"
         return SignatureReport(False, False, False, reason, "", "unreadable-signature")
     intact = status.intact and status.coverage.name == "ENTIRE_FILE"
     signer = status.signing_cert.subject.human_friendly if status.signing_cert else ""

@@ -31,6 +31,7 @@ from ledger import crypto
 from ledger.attestation import ca, signing
 from ledger.qr_image import ImageUnreadable, decode_qr
 from ledger.qr_token import TokenInvalid, parse_qr_url, verify_token
+from ledger.services.pdf_sandbox import LimitsExceeded, run_isolated
 from ledger.services.qr import INVALID, OTHER, check_token
 from ledger.services.verification import (
     INTEGRITY_FAILURE,
@@ -112,13 +113,21 @@ def logged_cas(ledger: Ledger) -> dict[str, int]:
     """
     keys = trusted_keys(ledger)
     trusted = {}
-    for fingerprint, seq in ca.published_fingerprints(ledger.recorder).items():
-        env = ledger.recorder.envelope(seq)
-        check = check_envelope(ledger, env, keys) if env is not None else None
-        if check and all(check[k] for k in ("hash_valid", "key_trusted", "signature_valid",
-                                             "chain_link_valid")):  # fmt: skip
-            trusted[fingerprint] = seq
+    for fingerprint, seqs in ca.published_seqs(ledger.recorder).items():
+        sound = next((seq for seq in seqs if ca_event_sound(ledger, seq, keys)), None)
+        if sound is not None:
+            trusted[fingerprint] = sound
     return trusted
+
+
+def ca_event_sound(ledger: Ledger, seq: int, keys: Any = None) -> bool:
+    """The stored event at `seq` has its hash, a trusted signature and its chain link."""
+    env = ledger.recorder.envelope(seq)
+    if env is None:
+        return False
+    check = check_envelope(ledger, env, keys if keys is not None else trusted_keys(ledger))
+    return all(check[k] for k in ("hash_valid", "key_trusted", "signature_valid",
+                                  "chain_link_valid"))  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -301,12 +310,32 @@ def _status(reason: str) -> Finding:
     return Finding(False, reason, STATUS_WORDS[reason])
 
 
+class TooComplex(NotAPdf):
+    """The file exceeded what checking a genuine attestation ever takes."""
+
+
+def parse_untrusted(
+    pdf: bytes, published: dict[str, int], jwks: dict[str, Any], public_url: str | None
+) -> tuple[Report, Finding, Any]:
+    """Everything that parses or renders the uploaded file: run in the sandbox."""
+    return (check_signature(pdf, published), *read_qr(pdf, jwks, public_url))
+
+
 def check_pdf(ledger: Ledger, pdf: bytes, view_of: ViewOf) -> Report:
-    """Every finding about `pdf` against this ledger; NotAPdf if it is not a readable PDF."""
+    """Every finding about `pdf` against this ledger; NotAPdf if it is not a readable PDF.
+
+    The file is parsed only in a limited child process (pdf_sandbox): TooComplex
+    when it exceeds the limits, SandboxBusy when every check slot is taken.
+    """
     require_pdf(pdf)
-    report = check_signature(pdf, logged_cas(ledger))
+    published, jwks = logged_cas(ledger), trusted_jwks(ledger)
+    try:
+        report, qr, found = run_isolated(
+            parse_untrusted, pdf, published, jwks, ledger.config.public_url
+        )
+    except LimitsExceeded as exc:
+        raise TooComplex(f"the PDF is too complex to check: {exc}") from None
     signature = report.signature
-    qr, found = read_qr(pdf, trusted_jwks(ledger), ledger.config.public_url)
     if signature.reason == "unreadable" and qr.reason == "unreadable":
         raise NotAPdf("the file is not a readable PDF")  # nothing in it could be checked
     report.qr = qr
