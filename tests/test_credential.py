@@ -201,7 +201,7 @@ def status_error(vc: dict[str, Any], did_doc: dict[str, Any], status: dict[str, 
     return npm_verify(vc, did_doc, status)["error"]
 
 
-def test_rescoring_issues_a_new_credential_at_the_same_index(flow, client, admin):
+def test_rescoring_issues_a_new_credential_and_revokes_the_old(flow, client, admin):
     _, session, course = flow.started()
     flow.answer_all(course, wrong=2)
     flow.finalize(session)
@@ -218,13 +218,18 @@ def test_rescoring_issues_a_new_credential_at_the_same_index(flow, client, admin
     assert after["id"] != before["id"]
     assert after["validFrom"] == "2027-01-10T00:00:00+01:00"
     assert after["validUntil"] == before["validUntil"]
-    assert after["credentialStatus"] == before["credentialStatus"]
+    old_index = int(before["credentialStatus"]["statusListIndex"])
+    assert int(after["credentialStatus"]["statusListIndex"]) > old_index  # a place of its own
     pix = {c["credentialSubject"]["result"][-1]["value"] for c in (before, after)}
     public = client.get(f"/api/v1/certificates/{code}").get_json()
     assert str(public["pix_score"]) == after["credentialSubject"]["result"][-1]["value"]
     assert len(pix) == 2
     did_doc = _did(client)
     assert npm_verify(after, did_doc, _status_list(client, after))["verified"] is True
+    # The superseded credential, with the old levels, no longer passes.
+    assert status_bit(before, _status_list(client, before), did_doc) is True
+    assert status_bit(after, _status_list(client, after), did_doc) is False
+    assert npm_verify(before, did_doc, _status_list(client, before))["verified"] is False
 
 
 def test_who_may_download_a_credential(flow, client, admin, appender):

@@ -1,10 +1,13 @@
 """Issuing verifiable credentials of certificates, the status lists, and the DID document.
 
-Each certificate's place in the status lists is its rank among the log's
-`CertificateIssued` events (0 for the first certificate ever issued): fixed
-once issued, never shared, and recomputable by anyone holding the log. The
-lists are folded from the signed issuing and cancelling events, each checked
-under the trusted keys, incrementally as the log grows.
+Each credential's place in the status lists is the rank, among the log's
+`CertificateIssued` and `CertificateRescored` events, of the event it states
+(0 for the first certificate ever issued): fixed once logged, never shared, and
+recomputable by anyone holding the log. A rescoring issues a new credential at
+a new place and revokes the one it supersedes, so a credential with old levels
+stops verifying; a cancellation revokes the current one. The lists are folded
+from those signed events and the cancellations, each checked under the trusted
+keys, incrementally as the log grows.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from typing import Any
 from ledger.domain import clock
 from ledger.domain.certificate import certificate_id
 from ledger.services.certification import CENTRE_TZ
-from ledger.services.signed_certificate import CANCELLED, ISSUED
+from ledger.services.signed_certificate import CANCELLED, ISSUED, RESCORED
 from ledger.services.verification import trusted_keys
 from ledger.store.application import Ledger
 from ledger.vc import credential, did, status_list
@@ -31,12 +34,13 @@ class StatusUnsound(Exception):
 
 
 class StatusIndex:
-    """Certificate stream -> global index, and the set of cancelled indices, from the log."""
+    """Certificate stream -> index of its current credential, and the revoked indices."""
 
     PAGE = 2000
 
     def __init__(self) -> None:
         self.index: dict[str, int] = {}
+        self.issued = 0  # credentials placed so far: the next index
         self.revoked: set[int] = set()
         self.seen = 0  # the last seq folded
         self.changed = 0  # the seq of the last event that changed a list
@@ -61,7 +65,7 @@ class StatusIndex:
     def _fold(self, ledger: Ledger) -> None:
         while True:
             batch = ledger.recorder.envelopes(
-                after=self.seen, limit=self.PAGE, types=(ISSUED, CANCELLED)
+                after=self.seen, limit=self.PAGE, types=(ISSUED, RESCORED, CANCELLED)
             )
             if not batch:
                 return
@@ -75,17 +79,21 @@ class StatusIndex:
                 return
 
     def _apply(self, env: Any) -> None:
-        if env.type == ISSUED:
-            if env.stream in self.index:
-                raise StatusUnsound(f"certificate issued twice (seq {env.seq})")
-            self.index[env.stream] = len(self.index)
-        elif env.stream in self.index:
-            self.revoked.add(self.index[env.stream])
+        current = self.index.get(env.stream)
+        if env.type == ISSUED and current is not None:
+            raise StatusUnsound(f"certificate issued twice (seq {env.seq})")
+        if env.type != ISSUED and current is None:
+            raise StatusUnsound(f"event {env.seq} revises a certificate never issued")
+        if current is not None:  # rescored (superseded) or cancelled
+            self.revoked.add(current)
+        if env.type in (ISSUED, RESCORED):
+            self.index[env.stream] = self.issued
+            self.issued += 1
         self.seen = self.changed = env.seq
 
     def lists(self) -> int:
-        """How many lists exist: enough for every issued certificate (at least one)."""
-        return max(1, -(-len(self.index) // status_list.SIZE))
+        """How many lists exist: enough for every credential placed (at least one)."""
+        return max(1, -(-self.issued // status_list.SIZE))
 
     def revoked_in(self, number: int) -> list[int]:
         low = (number - 1) * status_list.SIZE

@@ -18,6 +18,7 @@ from ledger.projections.certificates import COLUMNS, CertificatesProjection
 
 ISSUED = "certification.CertificateIssued"
 CANCELLED = "certification.CertificateCancelled"
+RESCORED = "certification.CertificateRescored"
 TYPES = CertificatesProjection.types
 
 
