@@ -435,26 +435,31 @@ def audit_verify(
 
 def _qr_keys(bundle: Path | None, anchor_text: str | None, jwks_file: Path | None) -> Any:
     """The JWKS to check a QR token with: endorsed from the anchor, or one given as trusted."""
-    from ledger.audit.verify import read_ndjson
-    from ledger.trust import Anchor, KeyHistory
-
     if bundle is not None:
-        if not anchor_text:
-            raise CliError("--bundle needs --trust-anchor: the bundle cannot vouch for its keys")
-        events = bundle / "events.ndjson"
-        if not events.is_file():
-            raise CliError(f"{bundle} is not a bundle directory")
-        history = KeyHistory.fold(read_ndjson(events), Anchor.load(anchor_text))
-        if history.rejected:
-            seq, why = history.rejected[0]
-            raise CliError(f"the bundle's key chain breaks at seq {seq}: {why}")
-        return history.jwks()
+        return _bundle_history(bundle, anchor_text).jwks()
     if jwks_file is None:
         raise CliError("give --bundle with --trust-anchor, or --jwks")
     try:
         return json.loads(jwks_file.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
         raise CliError(f"cannot read JWKS {jwks_file}: {exc}") from exc
+
+
+def _bundle_history(bundle: Path, anchor_text: str | None) -> Any:
+    """The keys an export's events endorse from the anchor (the bundle never vouches)."""
+    from ledger.audit.verify import read_ndjson
+    from ledger.trust import Anchor, KeyHistory
+
+    if not anchor_text:
+        raise CliError("--bundle needs --trust-anchor: the bundle cannot vouch for its keys")
+    events = bundle / "events.ndjson"
+    if not events.is_file():
+        raise CliError(f"{bundle} is not a bundle directory")
+    history = KeyHistory.fold(read_ndjson(events), Anchor.load(anchor_text))
+    if history.rejected:
+        seq, why = history.rejected[0]
+        raise CliError(f"the bundle's key chain breaks at seq {seq}: {why}")
+    return history
 
 
 def _audit_anchor(text: str | None, ledger: Any) -> tuple[Any, str]:
@@ -633,29 +638,50 @@ def verify_credential(
 @main.command("verify-pdf")
 @click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
 @click.option(
+    "--bundle",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="An export: its CA and keys, accepted only as the anchor's chain endorses them.",
+)
+@click.option("--trust-anchor", "anchor_text", default=None, help="With --bundle.")
+@click.option(
     "--ca",
     "ca_file",
     type=click.Path(path_type=Path, dir_okay=False),
-    required=True,
-    help="The saved /.well-known/attestation-ca.pem the signer must chain to.",
+    default=None,
+    help="Or a saved /.well-known/attestation-ca.pem you trust as it is.",
 )
 @click.option(
     "--jwks",
     "jwks_file",
     type=click.Path(path_type=Path, dir_okay=False),
-    help="The saved /.well-known/jwks.json: also check the QR code's signed token.",
+    help="With --ca: a saved /.well-known/jwks.json to check the QR code's token.",
 )
 @friendly
-def verify_pdf(file: Path, ca_file: Path, jwks_file: Path | None) -> None:
+def verify_pdf(
+    file: Path,
+    bundle: Path | None,
+    anchor_text: str | None,
+    ca_file: Path | None,
+    jwks_file: Path | None,
+) -> None:
     """Check an attestation PDF offline: PAdES signature, chain to the CA, QR token."""
     from ledger.attestation.signing import validate
 
-    pdf, ca_pem = _read_bytes(file, "PDF"), _read_bytes(ca_file, "CA certificate")
+    pdf = _read_bytes(file, "PDF")
+    if bundle is not None:
+        history = _bundle_history(bundle, anchor_text)
+        ca_pem, jwks = _logged_ca(bundle, history), history.jwks()
+    elif ca_file is not None:
+        ca_pem = _read_bytes(ca_file, "CA certificate")
+        jwks = _qr_keys(None, None, jwks_file) if jwks_file else None
+    else:
+        raise CliError("give --bundle with --trust-anchor, or --ca")
     report = validate(pdf, ca_pem)
     if not report.ok:
         click.echo(f"INVALID ({file.name}): {report.reason}", err=True)
         sys.exit(EXIT_FAILURE)
-    qr = _pdf_qr_claims(pdf, jwks_file) if jwks_file else None
+    qr = _pdf_qr_claims(pdf, jwks) if jwks else None
     signer = report.signer.split(",")[0].removeprefix("Common Name: ")
     found = f", QR token of {qr['c']} verified (issuing hash {qr['h'][:16]}…)" if qr else ""
     click.echo(
@@ -670,14 +696,29 @@ def _read_bytes(path: Path, what: str) -> bytes:
         raise CliError(f"cannot read {what} {path}: {exc.strerror or exc}") from exc
 
 
-def _pdf_qr_claims(pdf: bytes, jwks_file: Path) -> dict[str, Any]:
+def _logged_ca(bundle: Path, history: Any) -> bytes:
+    """The bundle's attestation CA, if a CaPublished event signed through the chain logs it."""
+    from ledger import crypto
+    from ledger.attestation.ca import CA_PUBLISHED
+    from ledger.audit.verify import read_ndjson
+
+    ca_pem = _read_bytes(bundle / "attestation-ca.pem", "CA certificate")
+    try:
+        fingerprint = crypto.certificate_fingerprint(crypto.load_certificate(ca_pem))
+    except crypto.CryptoError as exc:
+        raise CliError(f"the bundle's attestation-ca.pem is unreadable: {exc}") from exc
+    for record in read_ndjson(bundle / "events.ndjson"):
+        data = record.get("data") or {}
+        logs_it = record.get("type") == CA_PUBLISHED and data.get("fingerprint") == fingerprint
+        if logs_it and history.verify_one(record):
+            return ca_pem
+    raise CliError("the bundle's attestation CA is not logged by a signed CaPublished event")
+
+
+def _pdf_qr_claims(pdf: bytes, jwks: dict[str, Any]) -> dict[str, Any]:
     """The verified claims of the QR code printed on the PDF's first page."""
     from ledger.services.attestation_check import read_qr
 
-    try:
-        jwks = json.loads(_read_bytes(jwks_file, "JWKS"))
-    except ValueError as exc:
-        raise CliError(f"cannot read JWKS {jwks_file}: not JSON") from exc
     finding, found = read_qr(pdf, jwks, None)
     if found is None:
         click.echo(f"INVALID QR code ({finding.reason}): {finding.detail}", err=True)

@@ -21,6 +21,7 @@ from pyhanko.sign.timestamps import DummyTimeStamper
 from ledger import crypto
 from ledger.attestation import ca, signing
 from ledger.attestation.pdf import MIN_MODULE_MM, Attestation, qr_side, render
+from ledger.audit.export import export_bundle
 from ledger.cli import main
 from ledger.config import Config, ConfigError
 from ledger.domain.referential import load_referential
@@ -342,6 +343,16 @@ def test_verify_pdf_offline(flow: Flow, client, certified, tmp_path: Path) -> No
     assert not_pdf.exit_code == 1 and len(not_pdf.stderr.splitlines()) == 1
     missing = verify(str(tmp_path / "nothere.pdf"), "--ca", str(ca_file))
     assert missing.exit_code == 1 and "cannot read PDF" in missing.stderr
+    ledger = flow.app.extensions["ledger"].ledger  # from an export, through the anchor only
+    export_bundle(ledger, tmp_path / "bundle")
+    anchor = ledger.trust_anchor().to_string()
+    bundled = verify(str(pdf), "--bundle", str(tmp_path / "bundle"), "--trust-anchor", anchor)
+    assert bundled.exit_code == 0 and f"QR token of {code} verified" in bundled.output
+    (tmp_path / "bundle" / "attestation-ca.pem").write_bytes(
+        (other / ca.DIRECTORY / ca.CA_CERT).read_bytes()
+    )  # a CA the log never published, slipped into the bundle
+    slipped = verify(str(pdf), "--bundle", str(tmp_path / "bundle"), "--trust-anchor", anchor)
+    assert slipped.exit_code == 1 and "not logged by a signed" in slipped.stderr
 
 
 def test_keys_init_creates_and_logs_the_ca_once(
