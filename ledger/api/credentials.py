@@ -1,7 +1,7 @@
 """Verifiable credentials: a certificate's Open Badges 3.0 credential, status lists, did.json.
 
 The credential is personal (the holder's name): a token is needed, and
-`may_download` decides whose. Status lists and the DID document are public:
+`may_download` (the attestations' own rule) decides whose. Status lists and the DID document are public:
 verifiers fetch them.
 """
 
@@ -18,9 +18,9 @@ from ledger.api.certificates import _view
 from ledger.api.limits import lookups
 from ledger.api.problems import ApiProblem
 from ledger.api.state import state
+from ledger.attestation.service import may_download
 from ledger.services.credentials import CredentialIssuer, StatusUnsound
 from ledger.services.verification import INTEGRITY_FAILURE
-from ledger.store.tokens import Principal
 
 blp = Blueprint("credentials", __name__, url_prefix="/api/v1", description="Verifiable credentials")
 did_site = FlaskBlueprint("did", __name__)
@@ -35,15 +35,6 @@ def issuer() -> CredentialIssuer:
             st.ledger, st.config.public_url
         )
     return found
-
-
-def may_download(principal: Principal, view: dict[str, Any]) -> bool:
-    """Operators anything; a centre's staff their own centre's certificates; a holder theirs."""
-    return (
-        principal.is_admin
-        or view["centre_id"] in principal.centres()
-        or f"candidate:{view['candidate']}" in principal.scopes
-    )
 
 
 def _unsound(exc: StatusUnsound) -> ApiProblem:
