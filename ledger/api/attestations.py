@@ -33,13 +33,7 @@ PDF = "application/pdf"
 
 
 def attestations() -> Attestations:
-    found = current_app.extensions.get("ledger.attestations")
-    if found is None:
-        st = state()
-        found = current_app.extensions["ledger.attestations"] = Attestations(
-            st.ledger, st.referential, st.tail
-        )
-    return found
+    return state().attestations
 
 
 def _refused(exc: AttestationRefused) -> ApiProblem:

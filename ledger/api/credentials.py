@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint as FlaskBlueprint
-from flask import Response, current_app, jsonify
+from flask import Response, jsonify
 from flask_smorest import Blueprint
 
 from ledger.api.auth import SECURED, current_principal, require
@@ -28,13 +28,7 @@ VC_MEDIA = "application/vc+ld+json"
 
 
 def issuer() -> CredentialIssuer:
-    found = current_app.extensions.get("ledger.credentials")
-    if found is None:
-        st = state()
-        found = current_app.extensions["ledger.credentials"] = CredentialIssuer(
-            st.ledger, st.config.public_url
-        )
-    return found
+    return state().credentials
 
 
 def _unsound(exc: StatusUnsound) -> ApiProblem:

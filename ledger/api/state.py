@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from flask import current_app
 
+from ledger.attestation.service import Attestations
 from ledger.audit.tail import TailVerifier
 from ledger.config import Config
 from ledger.domain import clock
@@ -14,6 +15,7 @@ from ledger.projections import all_projections
 from ledger.projections.runner import Projection, catch_up, head
 from ledger.services.candidates import CandidateService
 from ledger.services.certification import CertificationService
+from ledger.services.credentials import CredentialIssuer
 from ledger.services.verification import PublicViews
 from ledger.store.application import Ledger
 from ledger.store.tokens import TokenStore
@@ -32,6 +34,8 @@ class ApiState:
     certification: CertificationService
     views: PublicViews = field(init=False)
     tail: TailVerifier = field(init=False)
+    attestations: Attestations = field(init=False)
+    credentials: CredentialIssuer = field(init=False)
     # Integrity failures seen while serving (e.g. a read model that disagrees with
     # its verified events): any entry makes /api/v1/ready answer 503.
     integrity_alarms: list[dict[str, object]] = field(default_factory=list, init=False)
@@ -40,6 +44,8 @@ class ApiState:
     def __post_init__(self) -> None:
         self.views = PublicViews(self)
         self.tail = TailVerifier(self.ledger)
+        self.attestations = Attestations(self.ledger, self.referential, self.tail)
+        self.credentials = CredentialIssuer(self.ledger, self.config.public_url)
 
     def raise_alarm(self, alarm: dict[str, object]) -> None:
         """Record an integrity failure once (bounded); /api/v1/ready reports it until restart."""
