@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from flask import g, request
 
-LANGUAGES = ("fr", "en")
+from ledger.domain.referential import LANGUAGES
 
 MESSAGES: dict[str, dict[str, str]] = {
     "fr": {

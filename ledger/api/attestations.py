@@ -15,7 +15,7 @@ from flask import Response, current_app, stream_with_context
 from flask_smorest import Blueprint
 
 from ledger.api import schemas
-from ledger.api.auth import SECURED, current_principal, idempotent, require
+from ledger.api.auth import SECURED, current_principal, idempotent, require, scoped_token
 from ledger.api.certification import centres_allowed
 from ledger.api.problems import RETRY_AFTER_S, ApiProblem
 from ledger.api.state import state
@@ -74,9 +74,7 @@ def create_candidate_token(body: dict[str, Any], candidate_id: Any) -> dict[str,
     """A token for the candidate: downloads their own attestations and nothing else; shown once."""
     st = state()
     load_candidate(st.ledger, str(candidate_id))
-    scope = f"candidate:{candidate_id}"
-    token_id, token = st.tokens.create([scope], body["label"])
-    return {"token_id": token_id, "token": token, "scopes": [scope]}
+    return scoped_token(f"candidate:{candidate_id}", body["label"])
 
 
 @blp.route("/certificates/<string:code>/attestation.pdf", methods=["GET"])

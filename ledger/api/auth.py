@@ -56,3 +56,9 @@ def require(*scopes: str) -> Callable:
 
 def current_principal() -> Principal:
     return g.principal
+
+
+def scoped_token(scope: str, label: str) -> dict[str, Any]:
+    """Create a token holding only `scope`: what the API returns, once (the store keeps a hash)."""
+    token_id, token = state().tokens.create([scope], label)
+    return {"token_id": token_id, "token": token, "scopes": [scope]}

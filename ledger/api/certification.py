@@ -7,7 +7,7 @@ from typing import Any
 from flask_smorest import Blueprint
 
 from ledger.api import schemas
-from ledger.api.auth import SECURED, current_principal, idempotent, require
+from ledger.api.auth import SECURED, current_principal, idempotent, require, scoped_token
 from ledger.api.openapi import json_doc
 from ledger.api.state import appended, state
 from ledger.domain import clock
@@ -54,9 +54,7 @@ def create_staff_token(body: dict[str, Any], centre_id: Any) -> dict[str, Any]:
     """A staff token scoped to this one centre; shown once."""
     st = state()
     st.certification.centre(str(centre_id), None)
-    scope = f"centre:{centre_id}"
-    token_id, token = st.tokens.create([scope], body["label"])
-    return {"token_id": token_id, "token": token, "scopes": [scope]}
+    return scoped_token(f"centre:{centre_id}", body["label"])
 
 
 @blp.route("/centres/<uuid:centre_id>/sessions", methods=["POST"])

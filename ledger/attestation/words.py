@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-LANGUAGES = ("fr", "en")
-
 WORDS: dict[str, dict[str, str]] = {
     "fr": {
         "title": "Attestation de certification",

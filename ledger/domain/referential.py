@@ -57,6 +57,8 @@ ENGLISH_TITLES = {
 }
 """DigComp-style English names of the domains and competences, for documents used abroad."""
 
+LANGUAGES = ("fr", "en")  # French is the document of record; English for use abroad
+
 
 def title_in(code: str, french_title: str, lang: str) -> str:
     """The official French title, or its English name when `lang` is "en" and one exists."""
