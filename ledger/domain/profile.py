@@ -3,8 +3,9 @@
 Knowledge: a correct answer validates its skill and the easier skills of its tube; any
 other result invalidates its skill and the harder ones; the latest evidence per skill
 wins. Pix: each level of a competence is worth 8 pix, shared equally among that
-competence's skills of that difficulty. Shares are exact fractions, floored once per
-competence, so recorded pix never depend on float rounding.
+competence's skills of that difficulty, one skill being worth at most 4 pix
+(`min(4, 8 / n)`). Shares are exact fractions, floored once per competence, so
+recorded pix never depend on float rounding.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from ledger.domain.referential import (
 CORRECT = "ok"
 ANSWER_RESULTS = ("ok", "ko", "partially", "timedout", "focusedOut", "aband")
 PIX_PER_LEVEL = 8
+MAX_PIX_PER_SKILL = 4
 ELIGIBILITY_MIN_COMPETENCES = 5
 DEFAULT_MAX_LEVEL = 5
 
@@ -105,10 +107,13 @@ def competence_pix(
         per_difficulty[skill.difficulty] = per_difficulty.get(skill.difficulty, 0) + 1
     difficulty_of = {skill.id: skill.difficulty for skill in skills}
     validated = set(validated_skill_ids) & difficulty_of.keys()
-    total = sum(
-        (Fraction(PIX_PER_LEVEL, per_difficulty[difficulty_of[s]]) for s in validated), Fraction(0)
-    )
+    total = sum((skill_pix(per_difficulty[difficulty_of[s]]) for s in validated), Fraction(0))
     return min(total.numerator // total.denominator, PIX_PER_LEVEL * max_level)
+
+
+def skill_pix(skills_at_difficulty: int) -> Fraction:
+    """One skill's share of its level's 8 pix, never above 4 (a lone skill is not worth 8)."""
+    return min(Fraction(PIX_PER_LEVEL, skills_at_difficulty), Fraction(MAX_PIX_PER_SKILL))
 
 
 def level_from_pix(pix: int, max_level: int) -> int:

@@ -1,4 +1,4 @@
-"""Certification scoring: pure, deterministic, integers only.
+"""Certification scoring: pure, deterministic, integers only (DOMAIN.md, "Scoring").
 
 Rules, first match wins:
 
@@ -10,14 +10,21 @@ Rules, first match wins:
 3. fewer challenges left after neutralization than 66% of those asked, rounded up
    -> cancelled (not trustable). This covers "every challenge neutralized", so the
    reproducibility rate never divides by zero on the way to a decision;
-4. reproducibility rate (correct / non-neutralized, in per-mille, floored) below
-   500 -> rejected. Flooring cannot move a rate across an integer threshold;
-5. otherwise validated, each competence validated / downgraded / uncertified by TABLE
-   from its own counts and the rate band (>= 800, 700..799, < 700 per-mille).
+4. reproducibility rate (correct / non-neutralized, an integer percentage rounded
+   half up) below 50 -> rejected, or cancelled when the test was aborted for a
+   technical reason (lack of answers is then not the candidate's doing);
+5. each competence validated / downgraded / uncertified by TABLE from its own counts
+   and the rate band (>= 80, 70..79, < 70), from the uncapped profile: downgrade
+   first, cap at the maximum level last;
+6. a total of 0 certified pix is never a validated certificate: rejected at exactly
+   50%, a scoring error above (for the operator to look at).
 
 TABLE is the published table row by row. Rows "correct 0, any neutralized" are spelled
 out for 0..3 neutralized; with the consistency checks of rule 2 the table then covers
 every possible (asked, correct, neutralized), so no outcome is extrapolated.
+
+RULES_VERSION names these rules in every `CourseScored` event. Results written
+before rules were versioned are rules "1" (a per-mille rate, floored).
 """
 
 from __future__ import annotations
@@ -33,9 +40,22 @@ OUTCOMES = (OK, DOWN, NONE)
 PIX_PER_LEVEL = 8
 MAX_ASKED = 3
 MAX_LEVEL_LIMIT = 8
-MIN_RATE_PERMILLE = 500
+MIN_RATE_PERCENT = 50
 MIN_REMAINING_PERCENT = 66
-BANDS_PERMILLE = (800, 700)  # >= 800, then >= 700, then below
+BANDS_PERCENT = (80, 70)  # >= 80, then >= 70, then below
+BAND_NAMES = ("80-100", "70-79", "0-69")
+TECHNICAL, CANDIDATE = "technical", "candidate"
+ABORT_REASONS = (CANDIDATE, TECHNICAL)
+
+RULES_VERSION = "2"
+LEGACY_RULES = "1"
+RULES: dict[str, str] = {
+    LEGACY_RULES: "reproducibility rate in per mille, floored; profile capped before the downgrade",
+    RULES_VERSION: (
+        "national arithmetic: integer rate rounded half up; uncapped profile, downgrade then"
+        " cap; no validated 0-pix result; a technical abort neutralizes unanswered challenges"
+    ),
+}
 
 # (asked, correct, neutralized) -> outcome in the >= 80%, 70-80% and < 70% bands.
 TABLE: dict[tuple[int, int, int], tuple[str, str, str]] = {
@@ -57,7 +77,7 @@ TABLE: dict[tuple[int, int, int], tuple[str, str, str]] = {
 
 @dataclass(frozen=True)
 class CompetenceEvidence:
-    """What the course says about one tested competence."""
+    """What the course says about one tested competence; the profile is uncapped."""
 
     code: str
     profile_level: int
@@ -77,33 +97,52 @@ class CompetenceEvidence:
             return f"{self.code}: more correct and neutralized answers than challenges"
         if self.profile_level > MAX_LEVEL_LIMIT:
             return f"{self.code}: profile level {self.profile_level} above {MAX_LEVEL_LIMIT}"
+        if self.profile_pix > PIX_PER_LEVEL * MAX_LEVEL_LIMIT:
+            return f"{self.code}: profile pix {self.profile_pix} above {PIX_PER_LEVEL * MAX_LEVEL_LIMIT}"
         return None
 
 
 @dataclass(frozen=True)
 class CompetenceResult:
+    """One competence's outcome, with the counts it was read from (shown to centres)."""
+
     code: str
     outcome: str
     level: int
     pix: int
+    asked: int = 0
+    correct: int = 0
+    neutralized: int = 0
 
     def to_dict(self) -> dict[str, Any]:
-        return {"code": self.code, "outcome": self.outcome, "level": self.level, "pix": self.pix}
+        return {
+            "code": self.code,
+            "outcome": self.outcome,
+            "level": self.level,
+            "pix": self.pix,
+            "asked": self.asked,
+            "correct": self.correct,
+            "neutralized": self.neutralized,
+        }
 
 
 @dataclass(frozen=True)
 class ScoringResult:
     status: str
-    reproducibility_permille: int
+    reproducibility_rate: int  # integer percentage
     competences: tuple[CompetenceResult, ...]
     pix_score: int
     reasons: tuple[str, ...]
+    band: str | None = None  # BAND_NAMES entry; None when no rate was read
+    rules: str = RULES_VERSION
 
     def to_dict(self) -> dict[str, Any]:
         """Plain str/int/list/dict, ready to be an event payload."""
         return {
+            "rules": self.rules,
             "status": self.status,
-            "reproducibility_permille": self.reproducibility_permille,
+            "reproducibility_rate": self.reproducibility_rate,
+            "band": self.band,
             "competences": [c.to_dict() for c in self.competences],
             "pix_score": self.pix_score,
             "reasons": list(self.reasons),
@@ -113,16 +152,30 @@ class ScoringResult:
     def from_dict(cls, data: dict[str, Any]) -> ScoringResult:
         return cls(
             status=data["status"],
-            reproducibility_permille=data["reproducibility_permille"],
+            reproducibility_rate=rate_of(data),
             competences=tuple(CompetenceResult(**c) for c in data["competences"]),
             pix_score=data["pix_score"],
             reasons=tuple(data["reasons"]),
+            band=data.get("band"),
+            rules=rules_of(data),
         )
 
 
-def reproducibility_permille(correct: int, remaining: int) -> int:
-    """Correct among non-neutralized challenges, floored per-mille; 0 when none remain."""
-    return correct * 1000 // remaining if remaining > 0 else 0
+def rules_of(result: dict[str, Any]) -> str:
+    """The rules version a recorded result was computed with (legacy results name none)."""
+    return str(result.get("rules", LEGACY_RULES))
+
+
+def rate_of(result: dict[str, Any]) -> int:
+    """A recorded result's rate in percent; a legacy per-mille rate is read as it was floored."""
+    if "reproducibility_rate" in result:
+        return int(result["reproducibility_rate"])
+    return int(result.get("reproducibility_permille", 0)) // 10
+
+
+def reproducibility_rate(correct: int, remaining: int) -> int:
+    """Correct among non-neutralized challenges, integer percent rounded half up; 0 if none remain."""
+    return (200 * correct + remaining) // (2 * remaining) if remaining > 0 else 0
 
 
 def minimum_remaining(asked: int) -> int:
@@ -130,18 +183,17 @@ def minimum_remaining(asked: int) -> int:
     return -(-MIN_REMAINING_PERCENT * asked // 100)
 
 
-def band(rate_permille: int) -> int:
-    """Column of TABLE: 0 for >= 80%, 1 for 70-80%, 2 for < 70%."""
-    return sum(1 for threshold in BANDS_PERMILLE if rate_permille < threshold)
+def band(rate_percent: int) -> int:
+    """Column of TABLE: 0 for >= 80%, 1 for 70-79%, 2 for < 70%."""
+    return sum(1 for threshold in BANDS_PERCENT if rate_percent < threshold)
 
 
-def outcome(evidence: CompetenceEvidence, rate_permille: int) -> str:
-    return TABLE[(evidence.asked, evidence.correct, evidence.neutralized)][band(rate_permille)]
+def outcome(evidence: CompetenceEvidence, rate_percent: int) -> str:
+    return TABLE[(evidence.asked, evidence.correct, evidence.neutralized)][band(rate_percent)]
 
 
 def certify(evidence: CompetenceEvidence, result: str, max_level: int) -> CompetenceResult:
-    """Level and pix for one outcome; the maximum level caps both, last."""
-    cap = PIX_PER_LEVEL * max_level
+    """Level and pix for one outcome from the uncapped profile; the maximum level caps both, last."""
     if result == OK:
         level, pix = evidence.profile_level, evidence.profile_pix
     elif result == DOWN:
@@ -149,7 +201,10 @@ def certify(evidence: CompetenceEvidence, result: str, max_level: int) -> Compet
         pix = max(evidence.profile_pix - PIX_PER_LEVEL, 0)
     else:
         level, pix = 0, 0
-    return CompetenceResult(evidence.code, result, min(level, max_level), min(pix, cap))
+    return CompetenceResult(
+        evidence.code, result, min(level, max_level), min(pix, PIX_PER_LEVEL * max_level),
+        evidence.asked, evidence.correct, evidence.neutralized,
+    )  # fmt: skip
 
 
 def _evidence_problem(evidence: Sequence[CompetenceEvidence], max_level: int) -> str | None:
@@ -168,18 +223,30 @@ def score(
     *,
     fraud_confirmed: bool = False,
     cancelled_by_operator: bool = False,
+    technical_abort: bool = False,
     max_level: int = 5,
 ) -> ScoringResult:
-    """Score one certification test; the same inputs always give the same result."""
+    """Score one certification test; the same inputs always give the same result.
+
+    `technical_abort`: the test was left unfinished for a technical reason; the
+    caller has already neutralized its unanswered challenges.
+    """
     problem = _evidence_problem(evidence, max_level)
-    asked = sum(ev.asked for ev in evidence) if problem is None else 0
-    remaining = asked - sum(ev.neutralized for ev in evidence) if problem is None else 0
-    correct = sum(ev.correct for ev in evidence) if problem is None else 0
-    rate = reproducibility_permille(correct, remaining)
+    sound = problem is None
+    asked = sum(ev.asked for ev in evidence) if sound else 0
+    remaining = asked - sum(ev.neutralized for ev in evidence) if sound else 0
+    correct = sum(ev.correct for ev in evidence) if sound else 0
+    rate = reproducibility_rate(correct, remaining)
+    rate_band = BAND_NAMES[band(rate)] if sound and remaining > 0 else None
 
     def fail(status: str, reason: str) -> ScoringResult:
-        none = tuple(CompetenceResult(ev.code, NONE, 0, 0) for ev in evidence)
-        return ScoringResult(status, rate, none, 0, (reason,))
+        none = tuple(
+            CompetenceResult(
+                ev.code, NONE, 0, 0, *((ev.asked, ev.correct, ev.neutralized) if sound else ())
+            )
+            for ev in evidence
+        )
+        return ScoringResult(status, rate, none, 0, (reason,), rate_band)
 
     if cancelled_by_operator:
         return fail(CANCELLED, "cancelled by the operator")
@@ -193,7 +260,18 @@ def score(
             f"only {remaining} of {asked} challenges left after neutralization,"
             f" {minimum_remaining(asked)} needed",
         )
-    if rate < MIN_RATE_PERMILLE:
-        return fail(REJECTED, f"reproducibility rate {rate} per mille, below {MIN_RATE_PERMILLE}")
+    if rate < MIN_RATE_PERCENT:
+        if technical_abort:
+            return fail(
+                CANCELLED,
+                f"reproducibility rate {rate}% below {MIN_RATE_PERCENT}% after a technical abort:"
+                " lack of answers for a technical reason",
+            )
+        return fail(REJECTED, f"reproducibility rate {rate}%, below {MIN_RATE_PERCENT}%")
     results = tuple(certify(ev, outcome(ev, rate), max_level) for ev in evidence)
-    return ScoringResult(VALIDATED, rate, results, sum(r.pix for r in results), ())
+    total = sum(r.pix for r in results)
+    if total == 0 and rate == MIN_RATE_PERCENT:
+        return fail(REJECTED, f"no pix certified at a reproducibility rate of {rate}%")
+    if total == 0:
+        return fail(ERROR, f"no pix certified at a reproducibility rate of {rate}%: to be reviewed")
+    return ScoringResult(VALIDATED, rate, results, total, (), rate_band)
