@@ -146,7 +146,7 @@ def test_completing_the_course_and_scoring_it() -> None:
             course.answer(item["challenge"], "ok", 1000)
     assert course.state == "completed"
     result = course.score("completion", "done", max_level=5)
-    assert result.status == "validated" and result.reproducibility_permille == 1000
+    assert result.status == "validated" and result.reproducibility_rate == 100
     levels = {c.code: c.level for c in result.competences}
     assert levels == {"1.1": 2, "2.1": 1, "3.1": 3, "4.1": 1, "5.1": 2}
     neutral = {course.challenges[0]["challenge"]}
