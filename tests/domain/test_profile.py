@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -17,6 +19,7 @@ from ledger.domain.profile import (
     is_eligible,
     level_from_pix,
     profile_of,
+    skill_pix,
 )
 from ledger.domain.referential import COMPETENCE_CODES, UnknownSkill, load_referential
 
@@ -92,29 +95,74 @@ def test_validated_skills_by_competence() -> None:
     assert len(knowledge) == 2 + 1 + 8
 
 
-def test_pix_are_shared_among_the_skills_of_a_difficulty() -> None:
-    # 1.1 has three skills at difficulty 1, four at 2..6, two at 7, one at 8.
-    assert competence_pix(REF, "1.1", ["@recherche1"], 5) == 2  # 8/3
-    assert competence_pix(REF, "1.1", ["@recherche1", "@veille1"], 5) == 5  # 16/3
-    assert competence_pix(REF, "1.1", ["@recherche1", "@veille1", "@sourcesInfo1"], 5) == 8
-    # Shares add up exactly before the single floor: 8/3 + 8/3 + 2 = 22/3, not 2 + 2 + 2.
-    assert competence_pix(REF, "1.1", ["@recherche1", "@veille1", "@recherche2"], 5) == 7
-    assert competence_pix(REF, "1.1", ["@recherche8"], 8) == 8
-    assert competence_pix(REF, "1.1", ["@recherche7"], 8) == 4
-    # 1.3 has two tubes, so two skills per difficulty up to 6.
-    assert competence_pix(REF, "1.3", ["@tableur1"], 5) == 4
+# One skill's share of its level's 8 pix: min(4, 8 / n) for n skills at that difficulty.
+SKILL_PIX = [
+    (1, Fraction(4)),  # a lone skill is worth 4, not 8
+    (2, Fraction(4)),
+    (3, Fraction(8, 3)),
+    (4, Fraction(2)),
+    (5, Fraction(8, 5)),
+    (8, Fraction(1)),
+]
 
 
-def test_pix_ignore_skills_of_other_competences_and_duplicates() -> None:
-    assert competence_pix(REF, "1.3", ["@recherche1", "@recherche2"], 5) == 0
-    assert competence_pix(REF, "1.3", ["@tableur1", "@tableur1"], 5) == 4
+@pytest.mark.parametrize(("skills_at_difficulty", "pix"), SKILL_PIX)
+def test_one_skill_is_worth_at_most_4_pix(skills_at_difficulty: int, pix: Fraction) -> None:
+    assert skill_pix(skills_at_difficulty) == pix
 
 
-def test_pix_are_capped_at_eight_times_the_max_level() -> None:
-    every = [s.id for s in REF.skills_of("1.3")]
-    assert competence_pix(REF, "1.3", every, 8) == 64
-    assert competence_pix(REF, "1.3", every, 5) == 40
-    assert competence_pix(REF, "1.3", every, 3) == 24
+# (competence, validated skills, max level, pix). 1.1 has three skills at difficulty 1,
+# four at 2..6, two at 7 and one at 8; 1.3 two per difficulty up to 6, then one at 7 and 8.
+COMPETENCE_PIX = [
+    ("1.1", ["@recherche8"], 8, 4),  # lone skill at its difficulty: 4, not 8
+    ("1.3", ["@tableur7"], 8, 4),
+    ("1.3", ["@tableur7", "@tableur8"], 8, 8),
+    ("1.3", ["@tableur1"], 5, 4),  # two skills at difficulty 1: 4 each
+    ("1.3", ["@tableur1", "@graphique1"], 5, 8),
+    ("1.1", ["@recherche7"], 8, 4),
+    ("1.1", ["@recherche7", "@veille7"], 8, 8),
+    ("1.1", ["@recherche1"], 5, 2),  # three skills: 8/3 each, floored once
+    ("1.1", ["@recherche1", "@veille1"], 5, 5),  # 16/3
+    ("1.1", ["@recherche1", "@veille1", "@sourcesInfo1"], 5, 8),
+    ("1.1", ["@recherche1", "@veille1", "@recherche2"], 5, 7),  # 8/3 + 8/3 + 2 = 22/3, not 6
+    ("1.3", ["@recherche1", "@recherche2"], 5, 0),  # skills of another competence are ignored
+    ("1.3", ["@tableur1", "@tableur1"], 5, 4),  # and duplicates counted once
+]
+
+
+@pytest.mark.parametrize(("code", "skills", "max_level", "pix"), COMPETENCE_PIX)
+def test_competence_pix(code: str, skills: list[str], max_level: int, pix: int) -> None:
+    assert competence_pix(REF, code, skills, max_level) == pix
+
+
+def every_skill(code: str) -> list[str]:
+    return [s.id for s in REF.skills_of(code)]
+
+
+# Every skill of a competence: 8 pix per level, except 4 for a level with a lone skill;
+# then capped at 8 x max level.
+CAPPED = [
+    ("1.3", 8, 56),  # 6 x 8 + 4 + 4
+    ("1.1", 8, 60),  # 7 x 8 + 4
+    ("2.4", 8, 64),
+    ("1.3", 7, 56),
+    ("1.3", 6, 48),
+    ("1.3", 5, 40),
+    ("1.3", 3, 24),
+    ("2.4", 1, 8),
+]
+
+
+@pytest.mark.parametrize(("code", "max_level", "pix"), CAPPED)
+def test_pix_are_capped_at_eight_times_the_max_level(code: str, max_level: int, pix: int) -> None:
+    assert competence_pix(REF, code, every_skill(code), max_level) == pix
+
+
+@pytest.mark.parametrize("code", COMPETENCE_CODES)
+@pytest.mark.parametrize("difficulty", range(1, 9))
+def test_a_level_shares_at_most_8_pix(code: str, difficulty: int) -> None:
+    count = sum(1 for s in REF.skills_of(code) if s.difficulty == difficulty)
+    assert skill_pix(count) * count == min(8, 4 * count)
 
 
 @pytest.mark.parametrize(
@@ -164,14 +212,41 @@ def test_is_eligible() -> None:
     assert not is_eligible([])
 
 
-def test_profile_is_capped_at_max_level() -> None:
+def hardest_everywhere() -> Knowledge:
+    """The hardest skill of every tube answered correctly: every skill validated."""
     knowledge = Knowledge()
     for position, tube in enumerate(REF.tubes):
         knowledge.apply(REF, REF.tube_skills(tube.name)[-1].id, "ok", position)
+    return knowledge
+
+
+# (competence, uncapped (pix, level) with max level 8, (pix, level) capped at 5)
+UNCAPPED = [
+    ("1.1", (60, 7), (40, 5)),
+    ("1.3", (56, 7), (40, 5)),
+    ("2.4", (64, 8), (40, 5)),
+    ("5.2", (56, 7), (40, 5)),
+]
+
+
+@pytest.mark.parametrize(("code", "uncapped", "capped"), UNCAPPED)
+def test_uncapped_profile_keeps_levels_above_the_certifiable_maximum(
+    code: str, uncapped: tuple[int, int], capped: tuple[int, int]
+) -> None:
+    knowledge = hardest_everywhere()
+    eight, five = profile_of(REF, knowledge, max_level=8), profile_of(REF, knowledge, 5)
+    assert next((c.pix, c.level) for c in eight.competences if c.code == code) == uncapped
+    assert next((c.pix, c.level) for c in five.competences if c.code == code) == capped
+
+
+def test_profile_is_capped_at_max_level() -> None:
+    knowledge = hardest_everywhere()
     five, eight = profile_of(REF, knowledge, 5), profile_of(REF, knowledge, 8)
     assert {(c.pix, c.level) for c in five.competences} == {(40, 5)}
-    assert {(c.pix, c.level) for c in eight.competences} == {(64, 8)}
-    assert (five.total_pix, eight.total_pix) == (640, 1024)
+    expected = {code: competence_pix(REF, code, every_skill(code), 8) for code in COMPETENCE_CODES}
+    assert {c.code: c.pix for c in eight.competences} == expected
+    assert all(c.level == c.pix // 8 for c in eight.competences)
+    assert (five.total_pix, eight.total_pix) == (640, sum(expected.values()))
 
 
 @pytest.mark.parametrize("code", COMPETENCE_CODES)
