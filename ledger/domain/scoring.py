@@ -49,11 +49,18 @@ ABORT_REASONS = (CANDIDATE, TECHNICAL)
 
 RULES_VERSION = "2"
 LEGACY_RULES = "1"
+# What each version computes, in words a certificate's history can show (docs/scoring.md).
 RULES: dict[str, str] = {
-    LEGACY_RULES: "reproducibility rate in per mille, floored; profile capped before the downgrade",
+    LEGACY_RULES: (
+        "reproducibility rate in per mille, floored; profile capped before the downgrade;"
+        " a 0-pix total could be validated; unanswered challenges counted wrong whatever"
+        " the abort reason; an issue report could neutralize a correct answer"
+    ),
     RULES_VERSION: (
         "national arithmetic: integer rate rounded half up; uncapped profile, downgrade then"
-        " cap; no validated 0-pix result; a technical abort neutralizes unanswered challenges"
+        " cap; no validated 0-pix result (rejected at 50%, an error above); a technical abort"
+        " neutralizes unanswered challenges and cancels below 50%; an issue report"
+        " neutralizes only a wrong or skipped answer"
     ),
 }
 
