@@ -505,6 +505,20 @@ def test_a_legacy_result_is_read_as_it_was_recorded() -> None:
     assert result.competences[0].asked == 0
 
 
+# A legacy per-mille rate read as a percentage keeps the band and decision it was
+# recorded with: the thresholds are multiples of 10 per mille.
+@pytest.mark.parametrize(
+    ("permille", "rate"),
+    [(1000, 100), (875, 87), (800, 80), (799, 79), (795, 79), (700, 70), (699, 69), (500, 50),
+     (499, 49), (0, 0)],
+)  # fmt: skip
+def test_legacy_rates_keep_their_band(permille: int, rate: int) -> None:
+    assert rate_of({"reproducibility_permille": permille}) == rate
+    legacy_band = HIGH if permille >= 800 else MIDDLE if permille >= 700 else LOW
+    assert BAND_NAMES[band(rate)] == legacy_band
+    assert rate_of({"reproducibility_rate": rate, "reproducibility_permille": 1}) == rate
+
+
 # --- properties -----------------------------------------------------------------------
 
 RANK = {U: 0, D: 1, V: 2}
