@@ -22,6 +22,7 @@ from ledger.domain.session import InvalidAccommodation, Session
 from ledger.projections.runner import dump, rebuild
 from tests.certification_flow import MORNING, Flow
 from tests.conftest import make_token
+from tests.helpers import answer
 from tests.test_api_positioning import assert_problem
 
 LEVELS = {"1.1": 3, "1.2": 2, "2.1": 3, "3.1": 1, "4.1": 2, "5.1": 1}
@@ -217,8 +218,6 @@ def test_a_course_is_re_derived_from_the_log_alone(flow: Flow) -> None:
 
 
 def climb_more(candidate: str) -> list[dict[str, Any]]:
-    from tests.helpers import answer
-
     return [answer(candidate, "1.3", d) for d in (2, 1, 1)] + [answer(candidate, "1.1", 4)]
 
 

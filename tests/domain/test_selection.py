@@ -216,7 +216,7 @@ def test_selection_properties(
 
 
 def test_direct_evidence_is_order_independent() -> None:
-    answers = ok("@a2", "@a4") + [("@b3", "ko"), ("@b1", "ok"), ("@c2", "ok"), ("@c1", "ko")]
+    answers = [*ok("@a2", "@a4"), ("@b3", "ko"), ("@b1", "ok"), ("@c2", "ok"), ("@c1", "ko")]
     forwards = knowledge_of(answers)
     backwards = Knowledge()
     for position, (skill, result) in reversed(list(enumerate(answers, start=1))):
