@@ -15,6 +15,7 @@ from typing import Any
 from ledger.config import Config
 from ledger.domain import clock
 from ledger.domain.referential import Referential
+from ledger.domain.session import TIERS_TEMPS
 
 FIRST_NAMES = (
     "Camille",
@@ -204,8 +205,11 @@ class Demo:
                     "room": f"B{self.rng.randint(1, 30)}", "examiner": self.rng.choice(LAST_NAMES),
                     "audience": audience}  # fmt: skip
             session = self.post(f"/api/v1/centres/{centre}/sessions", body, staff)["id"]
+            first = self.totals["sessions"]
             enrolled = [
-                c for i, c in enumerate(candidates) if self._enrol(session, c, staff, _needs(i))
+                c
+                for i, c in enumerate(candidates, start=first)
+                if self._enrol(session, c, staff, _needs(i))
             ]
         self.totals["sessions"] += 1
         if not enrolled:
@@ -282,10 +286,9 @@ class Demo:
 
 
 def _needs(index: int) -> dict[str, Any]:
-    """Accommodations without drawing from the PRNG: a tiers-temps candidate per session (the
-    second one), accessibility needs for every seventh."""
-    needs: dict[str, Any] = {"extra_time_percent": 33} if index == 1 else {}
-    return {**needs, "accessibility": True} if index % 7 == 6 else needs
+    """Accommodations without drawing from the PRNG (same seed, same history otherwise)."""
+    needs: dict[str, Any] = {"extra_time_percent": TIERS_TEMPS} if index % 5 == 1 else {}
+    return {**needs, "accessibility": True} if index % 7 == 3 else needs
 
 
 def run_demo(
