@@ -15,6 +15,7 @@ from typing import Any
 from ledger.config import Config
 from ledger.domain import clock
 from ledger.domain.referential import Referential
+from ledger.domain.session import TIERS_TEMPS
 
 FIRST_NAMES = (
     "Camille",
@@ -204,7 +205,12 @@ class Demo:
                     "room": f"B{self.rng.randint(1, 30)}", "examiner": self.rng.choice(LAST_NAMES),
                     "audience": audience}  # fmt: skip
             session = self.post(f"/api/v1/centres/{centre}/sessions", body, staff)["id"]
-            enrolled = [c for c in candidates if self._enrol(session, c, staff)]
+            first = self.totals["sessions"]
+            enrolled = [
+                c
+                for i, c in enumerate(candidates, start=first)
+                if self._enrol(session, c, staff, _needs(i))
+            ]
         self.totals["sessions"] += 1
         if not enrolled:
             return
@@ -234,9 +240,13 @@ class Demo:
                 )
             self.totals["cancelled"] += 1
 
-    def _enrol(self, session: str, candidate: str, staff: dict[str, str]) -> bool:
+    def _enrol(
+        self, session: str, candidate: str, staff: dict[str, str], needs: dict[str, Any]
+    ) -> bool:
         response = self.client.post(
-            f"/api/v1/sessions/{session}/candidates", json={"candidate": candidate}, headers=staff
+            f"/api/v1/sessions/{session}/candidates",
+            json={"candidate": candidate, **needs},
+            headers=staff,
         )
         if response.status_code == 422:  # not eligible: the centre is told why and moves on
             return False
@@ -273,6 +283,12 @@ class Demo:
                 {"candidate": course["candidate"], "category": "in-challenge", "neutralize": True,
                  "challenge": challenges[0]["challenge"], "description": "l'image ne s'affichait pas"}
             )  # fmt: skip
+
+
+def _needs(index: int) -> dict[str, Any]:
+    """Accommodations without drawing from the PRNG (same seed, same history otherwise)."""
+    needs: dict[str, Any] = {"extra_time_percent": TIERS_TEMPS} if index % 5 == 1 else {}
+    return {**needs, "accessibility": True} if index % 7 == 3 else needs
 
 
 def run_demo(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
+from ledger.domain.profile import Knowledge
 from ledger.domain.referential import load_referential
 
 _ids = itertools.count(1)
@@ -72,3 +73,13 @@ def climb(candidate: str, competence: str, level: int) -> list[dict[str, Any]]:
 def event_count(client: Any, headers: dict[str, str]) -> int:
     body = client.get("/api/v1/events?after=0&limit=10000", headers=headers).get_data(as_text=True)
     return len([line for line in body.splitlines() if line.strip()])
+
+
+def climbed_knowledge(levels: dict[str, int]) -> Knowledge:
+    """The knowledge `climb` gives: the top skill of each tube up to the level, directly."""
+    ref = load_referential()
+    answers = [a for code, level in levels.items() for a in climb("k", code, level)]
+    knowledge = Knowledge()
+    for position, item in enumerate(answers, start=1):
+        knowledge.apply(ref, item["skill"], item["result"], position)
+    return knowledge

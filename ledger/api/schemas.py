@@ -13,6 +13,7 @@ from ledger.domain import clock
 from ledger.domain.erasure import REASON_CODES
 from ledger.domain.payload import MAX_DEPTH, text_problem
 from ledger.domain.profile import ANSWER_RESULTS
+from ledger.domain.session import MAX_EXTRA_TIME_PERCENT
 from ledger.services.candidates import AUDIENCES
 
 NAME = validate.Length(min=1, max=200)
@@ -281,6 +282,10 @@ class SessionOut(Schema):
     state = fields.String()
     enrolled = fields.Integer()
     started = fields.Integer()
+    with_extra_time = fields.Integer(metadata={"description": "enrolled with extra time"})
+    with_accessibility = fields.Integer(
+        metadata={"description": "enrolled with accessibility needs"}
+    )
     created_at = fields.String()
     finalized_at = fields.String(allow_none=True)
     published_on = fields.String(allow_none=True)
@@ -299,6 +304,28 @@ class CandidateRefIn(StrictSchema):
     candidate = fields.UUID(required=True)
 
 
+class StrictBoolean(fields.Boolean):
+    """JSON true or false only: "yes" or 1 could be a typo for a signed fact."""
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> bool:
+        if not isinstance(value, bool):
+            raise self.make_error("invalid", input=value)
+        return value
+
+
+class EnrolmentIn(CandidateRefIn):
+    extra_time_percent = fields.Integer(
+        load_default=0,
+        strict=True,
+        validate=validate.Range(min=0, max=MAX_EXTRA_TIME_PERCENT),
+        metadata={"description": "extra test time in percent (33 = tiers-temps); default 0"},
+    )
+    accessibility = StrictBoolean(
+        load_default=False,
+        metadata={"description": "accessibility needs: only accessible challenges are asked"},
+    )
+
+
 class CourseChallengeOut(Schema):
     challenge = fields.String()
     skill = fields.String()
@@ -312,7 +339,9 @@ class CourseOut(Schema):
     candidate = fields.String()
     state = fields.String()
     started_at = fields.String()
-    deadline = fields.String()
+    deadline = fields.String(metadata={"description": "105 minutes, extended by extra time"})
+    extra_time_percent = fields.Integer()
+    accessibility = fields.Boolean()
     challenges = fields.List(fields.Nested(CourseChallengeOut))
     answered = fields.List(fields.String())
     result = fields.Dict(allow_none=True)

@@ -1,8 +1,9 @@
 """A candidate's certification course: individualized challenges, final answers, scores.
 
 Starting the course fixes, in one event, the challenges derived from the
-candidate's profile at that moment and the deadline (105 minutes of effective
-test time). Answers are final: one per assigned challenge, none late, none
+candidate's knowledge at that moment, the uncapped profile, the scoring rules
+version, the accommodations and the deadline (105 minutes of effective test
+time, extended by the candidate's extra time). Answers are final: one per assigned challenge, none late, none
 after the end. Every scoring or rescoring is a new event, never an update.
 """
 
@@ -18,9 +19,9 @@ from eventsourcing.domain import event
 
 from ledger.domain import clock
 from ledger.domain.base import Conflict, DomainError, LedgerAggregate
-from ledger.domain.profile import CORRECT, Profile
-from ledger.domain.referential import Referential
-from ledger.domain.scoring import CompetenceEvidence, ScoringResult, score
+from ledger.domain.profile import CORRECT, Knowledge, Profile
+from ledger.domain.referential import Challenge, Referential, Skill
+from ledger.domain.scoring import LEGACY_RULES, CompetenceEvidence, ScoringResult, score
 
 EFFECTIVE_MINUTES = 105
 PER_COMPETENCE = 3
@@ -47,45 +48,68 @@ class UnassignedChallenge(DomainError):
 
 
 def select_challenges(
-    ref: Referential, profile: Profile, seen: set[str], seed: str
+    ref: Referential,
+    profile: Profile,
+    knowledge: Knowledge,
+    seen: set[str],
+    seed: str,
+    accessibility: bool = False,
 ) -> list[dict[str, Any]]:
-    """Up to 3 challenges per competence at level >= 1, at the candidate's level.
+    """For each competence at level >= 1, up to 3 challenges, as the national platform picks.
 
-    At the level: one challenge per distinct skill first, then further challenges of
-    those skills; lower difficulties only when the level has too few challenges.
-    Challenges the candidate has not seen in positioning come first. Deterministic
-    for a given seed, so anyone can re-derive a course's selection from the log.
+    Only skills the candidate validated directly (not by inference) are asked, hardest
+    first, one challenge per skill; at equal difficulty a skill of a tube not yet used
+    in this competence comes first; for each skill a challenge not answered in
+    positioning (`seen`) comes first; with `accessibility`, only accessible challenges.
+    Remaining ties follow a PRNG seeded from `seed` (the course id), so anyone can
+    re-derive a course's selection from the log. Fewer such skills, fewer challenges.
     """
     rng = random.Random(hashlib.sha256(seed.encode()).digest())
     chosen: list[dict[str, Any]] = []
     for comp in profile.competences:
-        picked: list[dict[str, Any]] = []
-        for difficulty in range(comp.level, 0, -1):
-            for skill, challenge in _ordered_options(ref, comp.code, difficulty, seen, rng):
-                if len(picked) == PER_COMPETENCE:
-                    break
-                picked.append(
-                    {"challenge": challenge.id, "skill": skill.id, "competence": comp.code,
-                     "difficulty": skill.difficulty}
-                )  # fmt: skip
-        chosen.extend(picked)
+        if comp.level < 1:
+            continue
+        options = _skill_options(ref, comp.code, knowledge, seen, rng, accessibility)
+        for skill, challenge in _pick(options):
+            chosen.append(
+                {"challenge": challenge.id, "skill": skill.id, "competence": comp.code,
+                 "difficulty": skill.difficulty}
+            )  # fmt: skip
     return chosen
 
 
-def _ordered_options(
-    ref: Referential, competence: str, difficulty: int, seen: set[str], rng: random.Random
-) -> list[tuple[Any, Any]]:
-    """(skill, challenge) pairs: a first round with one per skill, then the rest; unseen first."""
-    skills = [s for s in ref.skills_of(competence) if s.difficulty == difficulty]
+def _skill_options(
+    ref: Referential,
+    competence: str,
+    knowledge: Knowledge,
+    seen: set[str],
+    rng: random.Random,
+    accessibility: bool,
+) -> list[tuple[Skill, Challenge]]:
+    """(skill, its preferred challenge) per directly validated skill, in the PRNG's order."""
+    direct = knowledge.directly_validated_skills(competence)
+    skills = [s for s in ref.skills_of(competence) if s.id in direct]
     rng.shuffle(skills)
-    first, rest = [], []
+    options = []
     for skill in skills:
-        options = sorted(ref.challenges_of(skill.id), key=lambda c: (c.id in seen, rng.random()))
-        if options:
-            first.append((skill, options[0]))
-            rest.extend((skill, c) for c in options[1:])
-    rest.sort(key=lambda pair: pair[1].id in seen)
-    return first + rest
+        usable = [c for c in ref.challenges_of(skill.id) if c.accessible or not accessibility]
+        rng.shuffle(usable)
+        if usable:
+            options.append((skill, min(usable, key=lambda c: c.id in seen)))
+    return options
+
+
+def _pick(options: list[tuple[Skill, Challenge]]) -> list[tuple[Skill, Challenge]]:
+    """Hardest first, at most 3; at equal difficulty a tube not yet used first (stable)."""
+    left, picked, tubes = list(options), [], set()
+    while left and len(picked) < PER_COMPETENCE:
+        hardest = max(skill.difficulty for skill, _ in left)
+        level = [o for o in left if o[0].difficulty == hardest]
+        best = next((o for o in level if o[0].tube not in tubes), level[0])
+        left.remove(best)
+        picked.append(best)
+        tubes.add(best[0].tube)
+    return picked
 
 
 class Course(LedgerAggregate):
@@ -107,6 +131,9 @@ class Course(LedgerAggregate):
         profile: list
         started_at: str
         deadline: str
+        extra_time_percent: int
+        accessibility: bool
+        rules: str
 
     @event(Started)
     def __init__(
@@ -120,6 +147,9 @@ class Course(LedgerAggregate):
         profile: list,
         started_at: str,
         deadline: str,
+        extra_time_percent: int = 0,  # the defaults read courses started before these fields
+        accessibility: bool = False,
+        rules: str = LEGACY_RULES,
     ) -> None:
         self.session = session
         self.candidate = candidate
@@ -129,6 +159,9 @@ class Course(LedgerAggregate):
         self.profile = profile
         self.started_at = started_at
         self.deadline = deadline
+        self.extra_time_percent = extra_time_percent
+        self.accessibility = accessibility
+        self.rules = rules
         self.answers: dict[str, dict[str, Any]] = {}
         self.state = IN_PROGRESS
         self.end_reason = ""
@@ -297,5 +330,7 @@ class Course(LedgerAggregate):
         return self.scores[-1]["result"] if self.scores else None
 
 
-def deadline_from(start: datetime) -> datetime:
-    return start + timedelta(minutes=EFFECTIVE_MINUTES)
+def deadline_from(start: datetime, extra_time_percent: int = 0) -> datetime:
+    """105 minutes of test time, extended by the candidate's extra time, in whole seconds."""
+    seconds = EFFECTIVE_MINUTES * 60 * (100 + extra_time_percent) // 100
+    return start + timedelta(seconds=seconds)

@@ -61,10 +61,15 @@ def inferred_knowledge(ref: Referential, skill_id: str, result: str) -> dict[str
 
 
 class Knowledge(Mapping[str, tuple[bool, int]]):
-    """Latest evidence per skill: skill id -> (validated, position of the answer)."""
+    """Latest evidence per skill: skill id -> (validated, position of the answer).
+
+    It also keeps, per skill, the latest answer to a challenge of that very skill:
+    certification asks only skills the candidate validated directly, not by inference.
+    """
 
     def __init__(self) -> None:
         self._status: dict[str, tuple[bool, int]] = {}
+        self._direct: dict[str, tuple[bool, int]] = {}  # the skill's own latest answer
         self._competence: dict[str, str] = {}
 
     def __getitem__(self, skill_id: str) -> tuple[bool, int]:
@@ -84,6 +89,9 @@ class Knowledge(Mapping[str, tuple[bool, int]]):
             if known is None or known[1] <= position:
                 self._status[skill] = (validated, position)
                 self._competence[skill] = competence
+        own = self._direct.get(skill_id)
+        if own is None or own[1] <= position:
+            self._direct[skill_id] = (is_correct(result), position)
 
     def validated_skills(self, competence_code: str | None = None) -> set[str]:
         return {
@@ -91,6 +99,19 @@ class Knowledge(Mapping[str, tuple[bool, int]]):
             for skill, (validated, _) in self._status.items()
             if validated and competence_code in (None, self._competence[skill])
         }
+
+    def is_direct(self, skill_id: str) -> bool:
+        """Validated now, and the latest answer to this very skill was correct.
+
+        An agreeing inference from a harder skill does not erase that the candidate
+        answered this one; any later invalidation does (the skill is then not validated).
+        """
+        status, own = self._status.get(skill_id), self._direct.get(skill_id)
+        return bool(status and status[0] and own and own[0])
+
+    def directly_validated_skills(self, competence_code: str | None = None) -> set[str]:
+        """Skills the candidate validated by a correct answer of their own, not by inference."""
+        return {s for s in self.validated_skills(competence_code) if self.is_direct(s)}
 
 
 def competence_pix(

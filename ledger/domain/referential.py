@@ -124,6 +124,14 @@ class Skill:
 class Challenge:
     id: str
     skill: str
+    accessible: bool = True  # usable by a candidate with accessibility needs (adapted)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON row; `accessible` only when False, so older versions keep their content."""
+        row: dict[str, Any] = {"id": self.id, "skill": self.skill}
+        if not self.accessible:
+            row["accessible"] = False
+        return row
 
 
 def code_key(code: str) -> tuple[int, ...]:
@@ -155,6 +163,10 @@ def _lookup(table: dict[str, T], key: str, error: type[ReferentialError], kind: 
         raise error(f"unknown {kind} {key!r}") from None
 
 
+def _row(item: Any) -> dict[str, Any]:
+    return item.to_dict() if isinstance(item, Challenge) else asdict(item)
+
+
 class Referential:
     """One version of the referential, with the lookups the domain needs."""
 
@@ -178,6 +190,7 @@ class Referential:
         self._check_codes()
         self._check_references()
         self._check_skills()
+        self._check_challenges()
         self._by_competence = _group(
             self._skills.values(), lambda s: self._tubes[s.tube].competence, self._competences
         )
@@ -220,6 +233,11 @@ class Referential:
             if skill.id != f"{skill.tube}{difficulty}":
                 raise ReferentialError(f"skill {skill.id} should be named {skill.tube}{difficulty}")
 
+    def _check_challenges(self) -> None:
+        for challenge in self._challenges.values():
+            if type(challenge.accessible) is not bool:
+                raise ReferentialError(f"challenge {challenge.id} accessible must be true or false")
+
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Referential:
         """Parse and validate the JSON shape written by the referential generator."""
@@ -244,7 +262,7 @@ class Referential:
             "skills": self._skills,
             "challenges": self._challenges,
         }
-        rows = {name: [asdict(item) for item in table.values()] for name, table in tables.items()}
+        rows = {name: [_row(item) for item in table.values()] for name, table in tables.items()}
         return {"version": self.version, **rows}
 
     @property

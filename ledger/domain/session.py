@@ -47,6 +47,26 @@ class IneligibleCandidate(DomainError):
     code = "ineligible-candidate"
 
 
+class InvalidAccommodation(DomainError):
+    code = "invalid-accommodation"
+
+
+MAX_EXTRA_TIME_PERCENT = 100
+TIERS_TEMPS = 33  # the usual extra third of time
+
+
+def accommodation(extra_time_percent: int = 0, accessibility: bool = False) -> dict[str, Any]:
+    """A candidate's accommodations, checked: whole percent 0..100, accessibility a boolean."""
+    if type(extra_time_percent) is not int or not 0 <= extra_time_percent <= MAX_EXTRA_TIME_PERCENT:
+        raise InvalidAccommodation(
+            f"extra_time_percent must be a whole number from 0 to {MAX_EXTRA_TIME_PERCENT}",
+            field="extra_time_percent",
+        )
+    if type(accessibility) is not bool:
+        raise InvalidAccommodation("accessibility must be true or false", field="accessibility")
+    return {"extra_time_percent": extra_time_percent, "accessibility": accessibility}
+
+
 class Session(LedgerAggregate):
     TYPE = "certification.Session"
 
@@ -80,6 +100,7 @@ class Session(LedgerAggregate):
         self.examiner = examiner
         self.state = CREATED
         self.enrolled: dict[str, str] = {}  # candidate -> audience
+        self.accommodations: dict[str, dict[str, Any]] = {}  # candidate -> accommodation()
         self.courses: dict[str, str] = {}  # candidate -> course
         self.report: dict[str, Any] | None = None
 
@@ -96,11 +117,20 @@ class Session(LedgerAggregate):
         TYPE = "certification.CandidateEnrolled"
         candidate: str
         audience: str
+        extra_time_percent: int
+        accessibility: bool
 
     def enrol(
-        self, candidate: str, audience: str, eligible: bool, competences_at_level_1: int
+        self,
+        candidate: str,
+        audience: str,
+        eligible: bool,
+        competences_at_level_1: int,
+        extra_time_percent: int = 0,
+        accessibility: bool = False,
     ) -> None:
         self._require(CREATED)
+        accommodation(extra_time_percent, accessibility)
         if candidate in self.enrolled:
             raise Conflict(f"candidate {candidate} is already enrolled in this session")
         if not eligible:
@@ -109,11 +139,29 @@ class Session(LedgerAggregate):
                 f"this one has {competences_at_level_1}",
                 competences_at_level_1=competences_at_level_1,
             )
-        self._enrol(candidate=candidate, audience=audience)
+        self._enrol(
+            candidate=candidate,
+            audience=audience,
+            extra_time_percent=extra_time_percent,
+            accessibility=accessibility,
+        )
 
     @event(CandidateEnrolled)
-    def _enrol(self, candidate: str, audience: str) -> None:
+    def _enrol(
+        self,
+        candidate: str,
+        audience: str,
+        extra_time_percent: int = 0,  # the defaults read enrolments made before these fields
+        accessibility: bool = False,
+    ) -> None:
         self.enrolled[candidate] = audience
+        self.accommodations[candidate] = {
+            "extra_time_percent": extra_time_percent,
+            "accessibility": accessibility,
+        }
+
+    def accommodation_of(self, candidate: str) -> dict[str, Any]:
+        return self.accommodations.get(candidate) or accommodation()
 
     # --- courses ------------------------------------------------------------
 

@@ -1,4 +1,9 @@
-"""Centres and their sessions, with each session's state and counts."""
+"""Centres and their sessions, with each session's state and counts.
+
+The counts include the enrolled candidates with extra time or accessibility needs, so a
+centre sees what to prepare. A database built before those columns needs a rebuild
+(`ledger projections rebuild`).
+"""
 
 from __future__ import annotations
 
@@ -25,6 +30,8 @@ CREATE TABLE IF NOT EXISTS proj_sessions (
     state TEXT NOT NULL,
     enrolled INTEGER NOT NULL,
     started INTEGER NOT NULL,
+    with_extra_time INTEGER NOT NULL DEFAULT 0,
+    with_accessibility INTEGER NOT NULL DEFAULT 0,
     created_at TEXT NOT NULL,
     finalized_at TEXT,
     published_on TEXT,
@@ -35,7 +42,8 @@ CREATE INDEX IF NOT EXISTS proj_sessions_by_centre ON proj_sessions (centre, dat
 
 SESSION_COLUMNS = (
     "session", "centre", "audience", "date", "time", "address", "room", "state", "enrolled",
-    "started", "created_at", "finalized_at", "published_on",
+    "started", "with_extra_time", "with_accessibility", "created_at", "finalized_at",
+    "published_on",
 )  # fmt: skip
 STATE_OF = {
     "certification.SessionFinalized": "finalized",
@@ -74,11 +82,22 @@ class SessionsProjection:
                  data["address"], data["room"], env.time, env.seq),
             )  # fmt: skip
         elif env.type == "certification.CandidateEnrolled":
-            self._bump(cur, env, "enrolled")
+            self._enrolled(cur, env, data)
         elif env.type == "certification.SessionCourseStarted":
             self._bump(cur, env, "started")
         else:
             self._state(cur, env, data)
+
+    @staticmethod
+    def _enrolled(cur: Any, env: Envelope, data: dict[str, Any]) -> None:
+        """Count the candidate, and the accommodations the centre must provide (older: none)."""
+        extra = 1 if data.get("extra_time_percent", 0) > 0 else 0
+        accessible = 1 if data.get("accessibility", False) else 0
+        cur.execute(
+            "UPDATE proj_sessions SET enrolled = enrolled + 1, with_extra_time = with_extra_time + ?,"
+            " with_accessibility = with_accessibility + ?, updated_seq = ? WHERE session = ?",
+            (extra, accessible, env.seq, env.stream),
+        )
 
     @staticmethod
     def _bump(cur: Any, env: Envelope, column: str) -> None:

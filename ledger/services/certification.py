@@ -24,9 +24,10 @@ from ledger.domain.centre import Centre, create_centre
 from ledger.domain.certificate import Certificate, certificate_id, new_code, valid_until
 from ledger.domain.course import Course, CourseError, deadline_from, select_challenges
 from ledger.domain.payload import InvalidInput
-from ledger.domain.referential import COMPETENCE_CODES, Referential
+from ledger.domain.profile import profile_of
+from ledger.domain.referential import COMPETENCE_CODES, MAX_DIFFICULTY, Referential
 from ledger.domain.referential_release import ReferentialRelease, release
-from ledger.domain.scoring import ERROR, VALIDATED
+from ledger.domain.scoring import ERROR, RULES_VERSION, VALIDATED
 from ledger.domain.session import IN_PROCESS, Session
 from ledger.services import retrying
 from ledger.services.candidates import load_candidate
@@ -116,7 +117,16 @@ class CertificationService:
         (seq,) = self.ledger.save(session)
         return session, seq
 
-    def enrol(self, session_id: str, candidate_id: str, centres: Centres) -> int:
+    def enrol(
+        self,
+        session_id: str,
+        candidate_id: str,
+        centres: Centres,
+        extra_time_percent: int = 0,
+        accessibility: bool = False,
+    ) -> int:
+        """Enrol with the candidate's accommodations (extra time, accessibility), signed facts."""
+
         def command() -> int:
             session = self.session(session_id, centres)
             candidate = load_candidate(self.ledger, candidate_id)
@@ -127,6 +137,8 @@ class CertificationService:
                 candidate.audience,
                 profile.eligible,
                 profile.competences_at_level_1,
+                extra_time_percent=extra_time_percent,
+                accessibility=accessibility,
             )
             return self.ledger.save(session)[-1]
 
@@ -143,16 +155,22 @@ class CertificationService:
             now = clock.now()
             if now.astimezone(CENTRE_TZ).date().isoformat() != session.date:
                 raise WrongDay(f"the session is on {session.date}; a test starts on that day only")
-            profile = candidate.profile(self.ref, self.max_level)
+            knowledge = candidate.knowledge(self.ref)
+            profile = profile_of(self.ref, knowledge, max_level=MAX_DIFFICULTY)  # uncapped
             seen = {a.challenge for a in candidate.answers.values()}
             seed = str(uuid.uuid4())
-            challenges = select_challenges(self.ref, profile, seen, seed=seed)
+            needs = session.accommodation_of(str(candidate.id))
+            challenges = select_challenges(
+                self.ref, profile, knowledge, seen, seed, accessibility=needs["accessibility"]
+            )
             if not challenges:
                 raise CourseError("the candidate's profile gives no challenge to ask")
+            deadline = deadline_from(now, needs["extra_time_percent"])
             course = Course(
                 selection_seed=seed, session=str(session.id), candidate=str(candidate.id), centre=session.centre,
                 referential=self.ref.version, challenges=challenges, profile=profile.to_list(),
-                started_at=clock.format_time(now), deadline=clock.format_time(deadline_from(now)),
+                started_at=clock.format_time(now), deadline=clock.format_time(deadline),
+                rules=RULES_VERSION, **needs,
             )  # fmt: skip
             session.start_course(str(candidate.id), str(course.id))
             seqs = self.ledger.save(course, session)
