@@ -16,10 +16,16 @@ on; only when every projection replayed cleanly does one short transaction
 apply the events appended meanwhile, drop the live tables, rename the shadows
 in and set the positions. A failure drops the shadows: the live read models
 and positions stay exactly as they were.
+
+A read model whose schema changed since it was built (a new release adds a
+column) is rebuilt when the tables are created, in one transaction under its
+lock: a crash leaves the old tables, a concurrent worker waits and then finds
+it done. `projection_schemas` keeps the digest of the schema each was built by.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 import zlib
@@ -168,10 +174,53 @@ def _statements(schema: str) -> list[str]:
 
 
 def create_tables(db: Database, projections: Iterable[Projection]) -> None:
+    """Create missing read-model tables; rebuild those built by an older schema."""
     for projection in projections:
+        statements = _statements(projection.schema)
         with db.write(lock=_lock_id(projection.name)) as cur:
-            for statement in _statements(projection.schema):
+            for statement in (s for s in statements if not _is_index(s)):
                 cur.execute(statement)
+        try:
+            _upgrade(db, projection)
+        except ProjectionStalled as exc:  # the old tables stay; the stall is shown by /ready
+            _record_stall(db, exc, stalls(db).get(exc.name))
+            log.error("read model %s kept its old schema: %s", projection.name, exc)
+            continue
+        with db.write(lock=_lock_id(projection.name)) as cur:  # indexes may name new columns
+            for statement in (s for s in statements if _is_index(s)):
+                cur.execute(statement)
+
+
+def schema_digest(projection: Projection) -> str:
+    return hashlib.sha256(projection.schema.encode()).hexdigest()[:32]
+
+
+def _set_digest(cur: Any, projection: Projection) -> None:
+    cur.execute(
+        "INSERT INTO projection_schemas (name, digest) VALUES (?, ?) "
+        "ON CONFLICT (name) DO UPDATE SET digest = excluded.digest",
+        (projection.name, schema_digest(projection)),
+    )
+
+
+def _upgrade(db: Database, projection: Projection) -> None:
+    """Rebuild in one transaction a read model built by another schema (positions > 0)."""
+    with db.write(lock=_lock_id(projection.name)) as cur:
+        cur.execute("SELECT digest FROM projection_schemas WHERE name = ?", (projection.name,))
+        row = cur.fetchone()
+        if row is not None and row[0] == schema_digest(projection):
+            return
+        cur.execute("SELECT position FROM projection_positions WHERE name = ?", (projection.name,))
+        built = cur.fetchone()
+        if built is not None and built[0] > 0:
+            log.warning("read model %s: schema changed, rebuilding it", projection.name)
+            _shadow_tables(cur, db.kind, projection)
+            after, count = 0, PAGE
+            while count == PAGE:
+                after, count = _replay(cur, projection, after)
+            _rename_in(cur, db.kind, projection)
+            _set_position(cur, projection.name, after)
+        _set_digest(cur, projection)
 
 
 def catch_up(db: Database, projections: Iterable[Projection]) -> set[str]:
@@ -263,11 +312,15 @@ def _create_shadow(db: Database, projection: Projection) -> None:
     SQLite cannot rename an index, so it creates them on the swap instead.
     """
     with db.write(lock=None) as cur:
-        _drop_shadow(cur, projection)
-        shadow = _Renamed(cur, shadow_names(projection))
-        for statement in _statements(projection.schema):
-            if db.kind == "postgresql" or not _is_index(statement):
-                shadow.execute(statement)
+        _shadow_tables(cur, db.kind, projection)
+
+
+def _shadow_tables(cur: Any, kind: str, projection: Projection) -> None:
+    _drop_shadow(cur, projection)
+    shadow = _Renamed(cur, shadow_names(projection))
+    for statement in _statements(projection.schema):
+        if kind == "postgresql" or not _is_index(statement):
+            shadow.execute(statement)
 
 
 def _replay(cur: Any, projection: Projection, after: int) -> tuple[int, int]:
@@ -335,6 +388,7 @@ def _swap(db: Database, projections: list[Projection], built: dict[str, int]) ->
                 after, count = _replay(cur, projection, after)
             _rename_in(cur, db.kind, projection)
             _set_position(cur, projection.name, after)
+            _set_digest(cur, projection)
 
 
 def _drop_shadows(db: Database, projections: list[Projection]) -> None:

@@ -53,6 +53,10 @@ CREATE TABLE IF NOT EXISTS projection_positions (
     name TEXT PRIMARY KEY,
     position BIGINT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS projection_schemas (
+    name TEXT PRIMARY KEY,
+    digest TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS projection_stalls (
     name TEXT PRIMARY KEY,
     seq BIGINT NOT NULL,
