@@ -285,6 +285,94 @@ class Demo:
             )  # fmt: skip
 
 
+SHOWCASE_DAY = date(2026, 11, 5)
+SHOWCASE_LEVELS = {"1.1": 4, "1.2": 3, "2.1": 4, "3.1": 3, "4.1": 4, "4.2": 3, "5.1": 3}
+
+
+class Showcase:
+    """One scripted adult session where each certification rule applies at least once.
+
+    Four candidates: a tiers-temps candidate who answers after the usual 105
+    minutes; a test aborted for a technical reason, mostly wrong (cancelled, not
+    rejected); an issue report on a wrong answer (neutralized) with an operator
+    neutralization during review; an issue report on a correct answer (kept) in a
+    test the candidate abandoned (unanswered challenges counted wrong).
+    """
+
+    def __init__(self, demo: Demo, centre: str):
+        self.demo, self.centre, self.staff = demo, centre, demo.staff[centre]
+        self.morning = datetime(
+            SHOWCASE_DAY.year, SHOWCASE_DAY.month, SHOWCASE_DAY.day, 8, tzinfo=UTC
+        )
+
+    def run(self) -> None:
+        demo, morning = self.demo, self.morning
+        people = self._candidates(4)
+        with demo.at(morning - timedelta(days=14)):
+            body = {"date": SHOWCASE_DAY.isoformat(), "time": "09:00", "address": "Salle des examens",
+                    "room": "A1", "examiner": "Laurent", "audience": "adult"}  # fmt: skip
+            session = demo.post(f"/api/v1/centres/{self.centre}/sessions", body, self.staff)["id"]
+            for index, candidate in enumerate(people):
+                needs = {"extra_time_percent": TIERS_TEMPS} if index == 0 else {}
+                demo.post(f"/api/v1/sessions/{session}/candidates",
+                          {"candidate": candidate, **needs}, self.staff)  # fmt: skip
+        with demo.at(morning + timedelta(minutes=30)):
+            tiers, technical, wrong, kept = (
+                demo.post(f"/api/v1/sessions/{session}/courses", {"candidate": c}, demo.platform)
+                for c in people
+            )
+        self._answer(technical, ["ok", "ko", "ko"], share=0.7, minutes=80)
+        self._answer(wrong, ["ko"] + ["ok"] * 47, share=1.0, minutes=80)
+        self._answer(kept, ["ok"], share=0.85, minutes=80)
+        self._answer(tiers, ["ok"], share=1.0, minutes=150)  # past 105 min: 33% extra time
+        report = {"absent": [], "aborts": [
+            {"candidate": technical["candidate"], "reason": "technical"},
+            {"candidate": kept["candidate"], "reason": "candidate"},
+        ], "issue_reports": [
+            {"candidate": c["candidate"], "category": "in-challenge", "neutralize": True,
+             "challenge": c["challenges"][0]["challenge"], "description": "l'image ne s'affichait pas"}
+            for c in (wrong, kept)
+        ]}  # fmt: skip
+        with demo.at(morning + timedelta(hours=3)):
+            demo.post(f"/api/v1/sessions/{session}/finalization", report, self.staff)
+        with demo.at(morning + timedelta(days=7)):
+            demo.post(f"/api/v1/sessions/{session}/review", {})
+            demo.post(f"/api/v1/courses/{wrong['id']}/neutralizations",
+                      {"challenge": wrong["challenges"][1]["challenge"],
+                       "reason": "épreuve signalée défectueuse par l'éditeur"})  # fmt: skip
+            codes = demo.post(f"/api/v1/sessions/{session}/publication", {})["certificates"]
+        demo.codes.extend(codes)
+        demo.totals["sessions"] += 1
+        demo.totals["courses"] += len(people)
+        demo.totals["certificates"] += len(codes)
+
+    def _candidates(self, count: int) -> list[str]:
+        demo, ids, answers = self.demo, [], []
+        with demo.at(self.morning - timedelta(days=21)):
+            for _ in range(count):
+                identity = {**_identity(demo.rng), "audience": "adult"}
+                created = demo.post("/api/v1/candidates", identity, demo.platform)["id"]
+                answers += positioning_answers(demo.rng, demo.ref, created, SHOWCASE_LEVELS)
+                ids.append(created)
+            demo.post("/api/v1/answers", {"answers": answers}, demo.platform)
+        demo.totals["candidates"] += count
+        demo.totals["answers"] += len(answers)
+        return ids
+
+    def _answer(
+        self, course: dict[str, Any], results: list[str], share: float, minutes: int
+    ) -> None:
+        """Answer the first `share` of the challenges, cycling through `results`."""
+        challenges = course["challenges"]
+        count = max(1, -(-len(challenges) * int(share * 100) // 100))
+        with self.demo.at(self.morning + timedelta(minutes=minutes)):
+            for index, item in enumerate(challenges[:count]):
+                self.demo.post(f"/api/v1/courses/{course['id']}/answers",
+                               {"challenge": item["challenge"], "result": results[index % len(results)],
+                                "time_spent_ms": 60_000}, self.demo.platform)  # fmt: skip
+        self.demo.totals["answers"] += count
+
+
 def _needs(index: int) -> dict[str, Any]:
     """Accommodations without drawing from the PRNG (same seed, same history otherwise)."""
     needs: dict[str, Any] = {"extra_time_percent": TIERS_TEMPS} if index % 5 == 1 else {}
@@ -308,6 +396,8 @@ def run_demo(
             break
         group = demo.candidates(count, audience, when)
         demo.session(centres[index % len(centres)], when.date(), audience, group)
+    if clock.now().date() > SHOWCASE_DAY:
+        Showcase(demo, centres[-1]).run()
     echo(
         f"demo: {demo.totals['centres']} centres, {demo.totals['sessions']} sessions, "
         f"{demo.totals['candidates']} candidates, {demo.totals['answers']} answers, "
