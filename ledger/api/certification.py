@@ -306,12 +306,12 @@ def certification_history(candidate_id: Any) -> dict[str, Any]:
     st.fresh()
     with st.ledger.db.read() as cur:
         courses = history_of(cur, str(candidate_id))
-        for course in courses:
-            course["scoring"] = _opened_scoring(course["scoring"])
         certificates = by_candidate(cur, str(candidate_id))
         cur.execute("SELECT 1 FROM proj_candidates WHERE candidate = ?", (str(candidate_id),))
         if cur.fetchone() is None:
             raise NotFound(f"no candidate {candidate_id}")
+    for course in courses:
+        course["scoring"] = _opened_scoring(course["scoring"])
     today = clock.now().astimezone(CENTRE_TZ).date()
     for cert in certificates:
         cert.pop("holder")
