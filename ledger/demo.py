@@ -229,6 +229,7 @@ class Demo:
         self.totals["courses"] += len(courses)
         with self.at(morning + timedelta(days=7)):
             self.post(f"/api/v1/sessions/{session}/review", {})
+            self._review(courses)
             codes = self.post(f"/api/v1/sessions/{session}/publication", {})["certificates"]
         self.codes.extend(codes)
         self.totals["certificates"] += len(codes)
@@ -259,15 +260,10 @@ class Demo:
     def _take(self, course: dict[str, Any], report: dict[str, Any]) -> None:
         skill = self.rng.uniform(0.55, 0.98)
         challenges = course["challenges"]
-        stop = len(challenges)
-        if self.rng.random() < 0.05:  # a test interrupted: the examiner reports why
-            stop = self.rng.randint(1, len(challenges) - 1) if len(challenges) > 1 else 1
-            report["aborts"].append(
-                {
-                    "candidate": course["candidate"],
-                    "reason": self.rng.choice(("candidate", "technical")),
-                }
-            )
+        stop, abort = self._interruption(len(challenges))
+        if abort:  # a test interrupted: the examiner reports why
+            report["aborts"].append({"candidate": course["candidate"], "reason": abort})
+        answered = []
         for item in challenges[:stop]:
             result = (
                 "ok"
@@ -278,11 +274,34 @@ class Demo:
                       {"challenge": item["challenge"], "result": result,
                        "time_spent_ms": self.rng.randint(20_000, 150_000)}, self.platform)  # fmt: skip
             self.totals["answers"] += 1
-        if stop == len(challenges) and self.rng.random() < 0.1:
+            answered.append((item["challenge"], result))
+        if stop == len(challenges):
+            self._issue_report(course["candidate"], answered, report)
+
+    def _interruption(self, size: int) -> tuple[int, str | None]:
+        """Where a test stops and why (the showcase session has each reason for sure)."""
+        if self.rng.random() < 0.05:
+            stop = self.rng.randint(1, size - 1) if size > 1 else 1
+            return stop, self.rng.choice(("candidate", "technical"))
+        return size, None
+
+    def _issue_report(
+        self, candidate: str, answered: list[tuple[str, str]], report: dict[str, Any]
+    ) -> None:
+        """Now and then a report asking to neutralize: granted only if the answer was not correct."""
+        if self.rng.random() < 0.1:
             report["issue_reports"].append(
-                {"candidate": course["candidate"], "category": "in-challenge", "neutralize": True,
-                 "challenge": challenges[0]["challenge"], "description": "l'image ne s'affichait pas"}
+                {"candidate": candidate, "category": "in-challenge", "neutralize": True,
+                 "challenge": answered[0][0], "description": "l'image ne s'affichait pas"}
             )  # fmt: skip
+
+    def _review(self, courses: list[dict[str, Any]]) -> None:
+        """The operator's review: a scoring error (no pix certified) is cancelled."""
+        for course in courses:
+            path = f"/api/v1/courses/{course['id']}"
+            if self.client.get(path, headers=self.admin).get_json()["result"]["status"] == "error":
+                body = {"decision": "cancel", "reason": "aucun pix certifié : à repasser"}
+                self.post(f"{path}/decision", body)
 
 
 SHOWCASE_DAY = date(2026, 11, 5)

@@ -109,7 +109,7 @@ def test_rescoring_after_a_late_issue_report(flow: Flow, client, admin) -> None:
         admin,
     )["result"]
     after = client.get(f"/api/v1/certificates/{code}").get_json()
-    assert result["status"] == "validated" and result["reproducibility_permille"] == 1000
+    assert result["status"] == "validated" and result["reproducibility_rate"] == 100
     assert after["pix_score"] >= before["pix_score"]
     assert [h["event"] for h in after["history"]] == ["issued", "rescored"]
     assert (
@@ -269,7 +269,7 @@ def test_neutralizing_issue_report_at_finalization(flow: Flow, client, admin) ->
     result = client.get(f"/api/v1/courses/{course['id']}", headers=flow.platform).get_json()[
         "result"
     ]
-    assert result["reproducibility_permille"] == 1000
+    assert result["reproducibility_rate"] == 100
     bad = {
         "issue_reports": [
             {"candidate": candidate, "category": "fraud", "challenge": wrong, "neutralize": True}
