@@ -35,6 +35,36 @@ def test_demo_export_and_offline_audit(run, tmp_path: Path) -> None:
     assert {p.name for p in bundle.iterdir()} == {"events.ndjson", "jwks.json", "checkpoint.txt"}
     assert run("audit", "verify", str(bundle)).stdout.startswith("OK:")
     assert run("audit", "verify").stdout.startswith("OK:")
+    _assert_every_certification_rule_applies(bundle / "events.ndjson")
+
+
+def _assert_every_certification_rule_applies(events: Path) -> None:
+    """The demo history shows each rule at least once (DOMAIN.md, "The certification")."""
+    records = [json.loads(line) for line in events.read_text().splitlines()]
+    of = lambda kind: [r for r in records if r["type"] == f"certification.{kind}"]  # noqa: E731
+    scored = [r["data"] for r in of("CourseScored")]
+    assert {(s["abort_reason"], s["result"]["status"]) for s in scored} >= {
+        ("technical", "cancelled"),
+        ("candidate", "validated"),
+    }
+    sources = {n["source"] for s in scored for n in s.get("neutralizations", [])}
+    assert sources >= {"issue-report", "operator", "technical-abort"}
+    assert any(s.get("kept") for s in scored) and of("ChallengeNeutralized")
+    assert all(s["result"]["rules"] == "2" for s in scored)
+    tiers = {r["stream"]: r["data"] for r in of("CourseStarted") if r["data"]["extra_time_percent"]}
+    late = [
+        r for r in of("ChallengeAnswered") if r["stream"] in tiers
+        and r["data"]["answered_at"] > _plus_minutes(tiers[r["stream"]]["started_at"], 105)
+    ]  # fmt: skip
+    assert late, "a tiers-temps candidate answers after the usual 105 minutes"
+
+
+def _plus_minutes(moment: str, minutes: int) -> str:
+    from datetime import timedelta
+
+    from ledger.domain import clock
+
+    return clock.format_time(clock.parse_time(moment) + timedelta(minutes=minutes))
 
 
 def test_the_independent_example_verifier_agrees(run, tmp_path: Path) -> None:
