@@ -146,15 +146,18 @@ def test_completing_the_course_and_scoring_it() -> None:
             course.answer(item["challenge"], "ok", 1000)
     assert course.state == "completed"
     result = course.score("completion", "done", max_level=5)
-    assert result.status == "validated" and result.reproducibility_permille == 1000
+    assert result.status == "validated" and result.reproducibility_rate == 100
     levels = {c.code: c.level for c in result.competences}
     assert levels == {"1.1": 2, "2.1": 1, "3.1": 3, "4.1": 1, "5.1": 2}
-    neutral = {course.challenges[0]["challenge"]}
-    again = course.score("rescoring", "late report", max_level=5, neutralized=neutral)
-    assert again.status == "validated" and len(course.scores) == 2
-    assert course.scores[-1]["neutralized"] == sorted(neutral)
+    first = course.challenges[0]["challenge"]
+    report = {"id": "r", "category": "in-challenge", "challenge": first}
+    kept = course.score("rescoring", "late report", max_level=5, issue_reports=[report])
+    assert kept.status == "validated" and len(course.scores) == 2
+    assert course.scores[-1]["neutralized"] == []  # a correct answer is kept
+    again = course.neutralize(first, {"sealed": "operator"}, max_level=5)
+    assert again.status == "validated" and course.scores[-1]["neutralized"] == [first]
     fraud = course.score("operator", "phone", max_level=5, fraud_confirmed=True)
-    assert fraud.status == "rejected" and course.scores[-1]["neutralized"] == sorted(neutral)
+    assert fraud.status == "rejected" and course.scores[-1]["neutralized"] == [first]
 
 
 def test_codes_are_unambiguous_and_input_is_tolerant() -> None:

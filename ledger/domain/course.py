@@ -20,12 +20,20 @@ from ledger.domain import clock
 from ledger.domain.base import Conflict, DomainError, LedgerAggregate
 from ledger.domain.profile import CORRECT, Profile
 from ledger.domain.referential import Referential
-from ledger.domain.scoring import CompetenceEvidence, ScoringResult, score
+from ledger.domain.scoring import (
+    ABORT_REASONS,
+    TECHNICAL,
+    CompetenceEvidence,
+    ScoringResult,
+    score,
+)
 
 EFFECTIVE_MINUTES = 105
 PER_COMPETENCE = 3
 ANSWER_RESULTS = ("ok", "ko", "partially", "timedout", "focusedOut", "aband")
 IN_PROGRESS, COMPLETED, ENDED = "in_progress", "completed", "ended"
+ISSUE_REPORT, OPERATOR, TECHNICAL_ABORT = "issue-report", "operator", "technical-abort"
+NEUTRALIZATION_SOURCES = (ISSUE_REPORT, OPERATOR, TECHNICAL_ABORT)
 
 
 class CourseError(DomainError):
@@ -133,6 +141,7 @@ class Course(LedgerAggregate):
         self.state = IN_PROGRESS
         self.end_reason = ""
         self.scores: list[dict[str, Any]] = []
+        self.neutralizations: dict[str, dict[str, Any]] = {}  # challenge -> entry (see _entry)
 
     @property
     def assigned(self) -> dict[str, dict[str, Any]]:
@@ -206,11 +215,15 @@ class Course(LedgerAggregate):
         basis: str
         reason: str | dict  # an operator's free text is sealed under the candidate's subject
         neutralized: list
+        neutralizations: list
+        kept: list
+        abort_reason: str | None
         fraud_confirmed: bool
         cancelled_by_operator: bool
         result: dict
 
     def evidence(self, neutralized: set[str]) -> list[CompetenceEvidence]:
+        """Counts per competence from the uncapped profile; unanswered counts as not correct."""
         per: dict[str, dict[str, int]] = {}
         for item in self.challenges:
             counts = per.setdefault(
@@ -219,7 +232,7 @@ class Course(LedgerAggregate):
             counts["asked"] += 1
             if item["challenge"] in neutralized:
                 counts["neutralized"] += 1
-            elif self.answers.get(item["challenge"], {}).get("result") == CORRECT:
+            elif self.answer_result(item["challenge"]) == CORRECT:
                 counts["correct"] += 1
         levels = {p["code"]: p for p in self.profile}
         return [
@@ -232,44 +245,108 @@ class Course(LedgerAggregate):
             for code, counts in sorted(per.items())
         ]
 
+    def answer_result(self, challenge: str) -> str | None:
+        """The recorded result of an assigned challenge, None when it was never answered."""
+        return self.answers.get(challenge, {}).get("result")
+
     def score(
         self,
         basis: str,
         reason: str | dict,
         max_level: int,
-        neutralized: set[str] | None = None,
+        *,
+        issue_reports: list[dict[str, Any]] | None = None,
+        abort_reason: str | None = None,
         fraud_confirmed: bool | None = None,
         cancelled_by_operator: bool | None = None,
     ) -> ScoringResult:
-        """Score (or rescore) from all evidence so far; earlier decisions carry over."""
-        last = self.scores[-1] if self.scores else {}
-        neutral = set(last.get("neutralized", [])) | set(neutralized or ())
-        unknown = neutral - set(self.assigned)
-        if unknown:
-            raise UnassignedChallenge(
-                f"challenge(s) {', '.join(sorted(unknown))} not in this course"
-            )
-        fraud = last.get("fraud_confirmed", False) if fraud_confirmed is None else fraud_confirmed
+        """Score (or rescore) from all evidence so far; earlier decisions carry over.
+
+        `issue_reports` ({"id", "category", "challenge"}) ask to neutralize a challenge:
+        granted only when its answer is not correct (a correct answer is kept, so a
+        report can never take a point away). `abort_reason` "technical" neutralizes
+        every unanswered challenge; "candidate" leaves them counted as wrong.
+        """
+        if abort_reason is not None and abort_reason not in ABORT_REASONS:
+            raise CourseError(f"abort reason must be {' or '.join(ABORT_REASONS)}")
+        neutralizations = dict(self.neutralizations)
+        kept = list(self.kept)
+        for report in issue_reports or ():
+            self._apply_report(report, neutralizations, kept)
+        if abort_reason == TECHNICAL:
+            self._neutralize_unanswered(neutralizations)
+        abort = self.abort_reason if abort_reason is None else abort_reason
+        fraud = self.fraud_confirmed if fraud_confirmed is None else fraud_confirmed
         cancelled = (
-            last.get("cancelled_by_operator", False)
-            if cancelled_by_operator is None
-            else cancelled_by_operator
+            self.cancelled_by_operator if cancelled_by_operator is None else cancelled_by_operator
         )
-        result = score(
-            self.evidence(neutral),
+        result = self._compute(neutralizations, abort, fraud, cancelled, max_level)
+        self._record(basis, reason, neutralizations, kept, abort, fraud, cancelled, result)
+        return result
+
+    def _apply_report(
+        self,
+        report: dict[str, Any],
+        neutralizations: dict[str, dict[str, Any]],
+        kept: list[dict[str, Any]],
+    ) -> None:
+        """Neutralize the reported challenge unless it was answered correctly (then keep it)."""
+        challenge = report["challenge"]
+        self._require_assigned(challenge)
+        ref = {"report": report.get("id"), "category": report.get("category")}
+        if self.answer_result(challenge) == CORRECT:
+            if {"challenge": challenge, **ref} not in kept:
+                kept.append({"challenge": challenge, **ref})
+                kept.sort(key=lambda k: (k["challenge"], str(k["report"])))
+        elif challenge not in neutralizations:
+            neutralizations[challenge] = _entry(challenge, ISSUE_REPORT, **ref)
+
+    def _neutralize_unanswered(self, neutralizations: dict[str, dict[str, Any]]) -> None:
+        """A technical abort: what the candidate could not answer counts neither way."""
+        for item in self.challenges:
+            if self.answer_result(item["challenge"]) is None:
+                neutralizations.setdefault(
+                    item["challenge"], _entry(item["challenge"], TECHNICAL_ABORT)
+                )
+
+    def _compute(
+        self,
+        neutralizations: dict[str, dict[str, Any]],
+        abort_reason: str | None,
+        fraud: bool,
+        cancelled: bool,
+        max_level: int,
+    ) -> ScoringResult:
+        return score(
+            self.evidence(set(neutralizations)),
             fraud_confirmed=fraud,
             cancelled_by_operator=cancelled,
+            technical_abort=abort_reason == TECHNICAL,
             max_level=max_level,
         )
+
+    def _record(
+        self,
+        basis: str,
+        reason: str | dict,
+        neutralizations: dict[str, dict[str, Any]],
+        kept: list[dict[str, Any]],
+        abort_reason: str | None,
+        fraud: bool,
+        cancelled: bool,
+        result: ScoringResult,
+    ) -> None:
         self._scored(
             basis=basis,
             reason=reason,
-            neutralized=sorted(neutral),
+            neutralized=sorted(neutralizations),
+            neutralizations=[neutralizations[c] for c in sorted(neutralizations)],
+            kept=kept,
+            abort_reason=abort_reason,
             fraud_confirmed=fraud,
             cancelled_by_operator=cancelled,
             result=result.to_dict(),
         )
-        return result
 
     @event(Scored)
     def _scored(
@@ -280,21 +357,132 @@ class Course(LedgerAggregate):
         fraud_confirmed: bool,
         cancelled_by_operator: bool,
         result: dict,
+        neutralizations: list | None = None,
+        kept: list | None = None,
+        abort_reason: str | None = None,
     ) -> None:
+        """Also replays events written before neutralizations, kept reports and aborts were recorded."""
+        entries = neutralizations
+        if entries is None:  # an older event: its neutralizations came from issue reports
+            entries = [_entry(c, ISSUE_REPORT) for c in neutralized]
         self.scores.append(
             {
                 "basis": basis,
                 "reason": reason,
                 "neutralized": neutralized,
+                "neutralizations": entries,
+                "kept": kept or [],
+                "abort_reason": abort_reason,
                 "fraud_confirmed": fraud_confirmed,
                 "cancelled_by_operator": cancelled_by_operator,
                 "result": result,
             }
         )
+        self.neutralizations = {n["challenge"]: n for n in entries}
+
+    # --- operator review: neutralization by hand ----------------------------------
+
+    class Neutralized(LedgerAggregate.Event):
+        TYPE = "certification.ChallengeNeutralized"
+        challenge: str
+        reason: dict  # sealed under the candidate's subject
+
+    class Deneutralized(LedgerAggregate.Event):
+        TYPE = "certification.ChallengeDeneutralized"
+        challenge: str
+        reason: dict
+
+    def neutralize(self, challenge: str, reason: str | dict, max_level: int) -> ScoringResult:
+        """The operator neutralizes any assigned challenge, whatever its answer; then rescore."""
+        self._require_assigned(challenge)
+        if challenge in self.neutralizations:
+            raise Conflict(f"challenge {challenge} is already neutralized", challenge=challenge)
+        self._neutralize(challenge=challenge, reason=reason)
+        return self.score("neutralization", reason, max_level)
+
+    def deneutralize(self, challenge: str, reason: str | dict, max_level: int) -> ScoringResult:
+        """The operator lets a neutralized challenge count again (as answered); then rescore."""
+        self._require_assigned(challenge)
+        if challenge not in self.neutralizations:
+            raise Conflict(f"challenge {challenge} is not neutralized", challenge=challenge)
+        self._deneutralize(challenge=challenge, reason=reason)
+        return self.score("deneutralization", reason, max_level)
+
+    def _require_assigned(self, challenge: str) -> None:
+        if challenge not in self.assigned:
+            raise UnassignedChallenge(
+                f"challenge {challenge} was not assigned in this course", challenge=challenge
+            )
+
+    @event(Neutralized)
+    def _neutralize(self, challenge: str, reason: str | dict) -> None:
+        self.neutralizations = {
+            **self.neutralizations,
+            challenge: _entry(challenge, OPERATOR, reason=reason),
+        }
+
+    @event(Deneutralized)
+    def _deneutralize(self, challenge: str, reason: str | dict) -> None:
+        self.neutralizations = {c: n for c, n in self.neutralizations.items() if c != challenge}
+
+    # --- rescoring under the current rules -----------------------------------------
+
+    def rescore(self, basis: str, reason: str | dict, max_level: int) -> ScoringResult | None:
+        """The same facts under the current rules; None (nothing recorded) if that changes nothing."""
+        result = self._compute(
+            self.neutralizations, self.abort_reason, self.fraud_confirmed,
+            self.cancelled_by_operator, max_level,
+        )  # fmt: skip
+        if result.to_dict() == self.latest_result:
+            return None
+        self._record(
+            basis, reason, dict(self.neutralizations), list(self.kept), self.abort_reason,
+            self.fraud_confirmed, self.cancelled_by_operator, result,
+        )  # fmt: skip
+        return result
+
+    # --- what the latest scoring says ------------------------------------------------
+
+    @property
+    def latest(self) -> dict[str, Any]:
+        return self.scores[-1] if self.scores else {}
 
     @property
     def latest_result(self) -> dict[str, Any] | None:
-        return self.scores[-1]["result"] if self.scores else None
+        return self.latest.get("result")
+
+    @property
+    def kept(self) -> list[dict[str, Any]]:
+        return list(self.latest.get("kept", []))
+
+    @property
+    def abort_reason(self) -> str | None:
+        return self.latest.get("abort_reason")
+
+    @property
+    def fraud_confirmed(self) -> bool:
+        return bool(self.latest.get("fraud_confirmed", False))
+
+    @property
+    def cancelled_by_operator(self) -> bool:
+        return bool(self.latest.get("cancelled_by_operator", False))
+
+
+def _entry(
+    challenge: str,
+    source: str,
+    report: str | None = None,
+    category: str | None = None,
+    reason: str | dict | None = None,
+) -> dict[str, Any]:
+    """One neutralization as CourseScored records it: which challenge, by whom, why."""
+    return {
+        "challenge": challenge,
+        "source": source,
+        "report": report,
+        "category": category,
+        "reason": reason,
+    }
 
 
 def deadline_from(start: datetime) -> datetime:

@@ -330,7 +330,8 @@ class CertificationService:
             certificate = self.certificate(code)
             course = self.course(certificate.course)
             sealed = self.ledger.vault.seal(certificate.subject, reason)
-            result = course.score("rescoring", sealed, self.max_level, neutralized=set(neutralize))
+            reports = [{"id": None, "category": None, "challenge": c} for c in neutralize]
+            result = course.score("rescoring", sealed, self.max_level, issue_reports=reports)
             today = clock.now().astimezone(CENTRE_TZ).date().isoformat()
             if result.status == VALIDATED:
                 certificate.rescore(

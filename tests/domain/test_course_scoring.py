@@ -1,0 +1,250 @@
+"""Scoring a course: aborts, issue reports, operator neutralization, rescoring, replay.
+
+Courses are built with explicit challenges (5 competences x 3, level 2, 16 pix), so
+every count below is written out; the rules themselves are tested in test_scoring.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from ledger.domain import clock
+from ledger.domain.base import Conflict
+from ledger.domain.course import Course, CourseError, UnassignedChallenge
+from ledger.domain.scoring import RULES_VERSION
+from ledger.store.mapper import LedgerMapper
+
+START = datetime(2026, 11, 24, 8, 30, tzinfo=UTC)
+COMPETENCES = ("1.1", "2.1", "3.1", "4.1", "5.1")
+SEED = "7f1c1a3e-2b1f-4a9c-8d5e-1c2b3a4d5e6f"
+# Fields other parts add to CourseStarted; passed only when the constructor takes them.
+LATER_START_FIELDS = {"extra_time_percent": 0, "accessibility": False, "rules": RULES_VERSION}
+
+
+def new_course() -> Course:
+    challenges = [
+        {"challenge": f"ch-{code}-{i}", "skill": f"sk-{code}-{i}", "competence": code,
+         "difficulty": 2}
+        for code in COMPETENCES
+        for i in range(3)
+    ]  # fmt: skip
+    profile = [{"code": code, "level": 2, "pix": 16} for code in COMPETENCES]
+    params = inspect.signature(Course.__init__).parameters
+    extra = {k: v for k, v in LATER_START_FIELDS.items() if k in params}
+    with clock.frozen_at(START):
+        return Course(
+            selection_seed=SEED, session="s", candidate="k", centre="c", referential="v1",
+            challenges=challenges, profile=profile, started_at=clock.format_time(START),
+            deadline=clock.format_time(START + timedelta(minutes=105)), **extra,
+        )  # fmt: skip
+
+
+def ids(course: Course) -> list[str]:
+    return [c["challenge"] for c in course.challenges]
+
+
+def answer(course: Course, results: list[str]) -> None:
+    """Answer the first len(results) challenges, in order."""
+    with clock.frozen_at(START + timedelta(minutes=30)):
+        for challenge, result in zip(ids(course), results, strict=False):
+            course.answer(challenge, result, 1000)
+
+
+def replayed(course: Course, drop: tuple[str, ...] = ()) -> Course:
+    """The course as the store rebuilds it; `drop` removes new CourseScored fields (older events)."""
+    mapper = LedgerMapper()
+    aggregate = None
+    for domain_event in course.collect_events():
+        stored = mapper.to_stored_event(domain_event)
+        if stored.topic == "certification.CourseScored" and drop:
+            state = {k: v for k, v in json.loads(stored.state).items() if k not in drop}
+            stored = replace(stored, state=json.dumps(state))
+        aggregate = mapper.to_domain_event(stored).mutate(aggregate)
+    return aggregate
+
+
+def test_every_scoring_records_its_rules_and_carries_over_neutralizations() -> None:
+    course = new_course()
+    answer(course, ["ok"] * 15)
+    result = course.score("completion", "all challenges answered", 5)
+    assert result.status == "validated" and result.reproducibility_rate == 100
+    recorded = course.scores[-1]
+    assert recorded["result"]["rules"] == RULES_VERSION
+    assert recorded["neutralizations"] == [] and recorded["kept"] == []
+    assert recorded["abort_reason"] is None
+    course.neutralize(ids(course)[0], {"sealed": "x"}, 5)
+    course.score("operator", {"sealed": "y"}, 5, fraud_confirmed=True)
+    assert course.scores[-1]["neutralized"] == [ids(course)[0]]
+    assert course.latest_result["status"] == "rejected"
+
+
+# (answers given in order, abort reason) -> status, rate, neutralized count
+ABORTS = [
+    # 10 answered of 15: 4 correct, 6 wrong, 5 unanswered
+    (["ok"] * 4 + ["ko"] * 6, "candidate", "rejected", 27, 0),
+    (["ok"] * 4 + ["ko"] * 6, "technical", "cancelled", 40, 5),
+    # 12 answered, 11 correct: the 3 unanswered no longer count against the candidate
+    (["ok"] * 11 + ["ko"], "technical", "validated", 92, 3),
+    (["ok"] * 11 + ["ko"], "candidate", "validated", 73, 0),
+    # 9 answered: 6 unanswered neutralized leave fewer than 66% of 15
+    (["ok"] * 9, "technical", "cancelled", 100, 6),
+]
+
+
+@pytest.mark.parametrize(("answers", "abort", "status", "rate", "neutralized"), ABORTS)
+def test_unfinished_tests_by_abort_reason(
+    answers: list[str], abort: str, status: str, rate: int, neutralized: int
+) -> None:
+    course = new_course()
+    answer(course, answers)
+    course.end("aborted")
+    result = course.score("finalization", "examiner report", 5, abort_reason=abort)
+    assert (result.status, result.reproducibility_rate) == (status, rate)
+    assert course.abort_reason == abort
+    entries = course.scores[-1]["neutralizations"]
+    assert len(entries) == neutralized
+    assert all(e["source"] == "technical-abort" for e in entries)
+    unanswered = set(ids(course)[len(answers) :])
+    assert {e["challenge"] for e in entries} == (unanswered if abort == "technical" else set())
+
+
+def test_a_technical_abort_is_remembered_by_later_scorings() -> None:
+    course = new_course()
+    answer(course, ["ok"] * 4 + ["ko"] * 6)
+    course.end("aborted")
+    course.score("finalization", "examiner report", 5, abort_reason="technical")
+    again = course.score("operator", {"sealed": "z"}, 5)
+    assert again.status == "cancelled" and course.abort_reason == "technical"
+    with pytest.raises(CourseError):
+        course.score("finalization", "examiner report", 5, abort_reason="tired")
+
+
+def report(challenge: str, ident: str = "r-1") -> dict[str, Any]:
+    return {"id": ident, "category": "in-challenge", "challenge": challenge}
+
+
+@pytest.mark.parametrize(
+    ("result", "neutralized"),
+    [("ok", False), ("ko", True), ("aband", True), ("timedout", True), ("partially", True)],
+)
+def test_an_issue_report_neutralizes_only_a_challenge_not_answered_correctly(
+    result: str, neutralized: bool
+) -> None:
+    course = new_course()
+    answer(course, [result] + ["ok"] * 14)
+    first = ids(course)[0]
+    course.score("finalization", "examiner report", 5, issue_reports=[report(first)])
+    recorded = course.scores[-1]
+    assert (first in recorded["neutralized"]) is neutralized
+    if neutralized:
+        assert recorded["neutralizations"] == [
+            {"challenge": first, "source": "issue-report", "report": "r-1",
+             "category": "in-challenge", "reason": None}
+        ]  # fmt: skip
+        assert recorded["kept"] == []
+    else:
+        assert recorded["kept"] == [
+            {"challenge": first, "report": "r-1", "category": "in-challenge"}
+        ]
+        assert course.latest_result["reproducibility_rate"] == 100
+
+
+def test_an_issue_report_on_an_unanswered_challenge_neutralizes_it() -> None:
+    course = new_course()
+    answer(course, ["ok"] * 14)
+    course.end("aborted")
+    last = ids(course)[-1]
+    course.score(
+        "finalization", "report", 5, issue_reports=[report(last)], abort_reason="candidate"
+    )
+    assert course.scores[-1]["neutralized"] == [last]
+    assert course.latest_result["reproducibility_rate"] == 100
+
+
+def test_an_issue_report_on_an_unassigned_challenge_is_refused() -> None:
+    course = new_course()
+    answer(course, ["ok"] * 15)
+    with pytest.raises(UnassignedChallenge):
+        course.score("finalization", "report", 5, issue_reports=[report("nope")])
+
+
+def test_the_operator_neutralizes_and_deneutralizes_any_challenge() -> None:
+    course = new_course()
+    answer(course, ["ok"] * 12 + ["ko"] * 3)
+    course.score("completion", "all challenges answered", 5)
+    assert course.latest_result["reproducibility_rate"] == 80
+    first = ids(course)[0]  # a correct answer: only the operator may neutralize it
+    result = course.neutralize(first, {"sealed": "screen froze"}, 5)
+    assert result.reproducibility_rate == 79  # 11 of 14, rounded half up
+    assert course.scores[-1]["basis"] == "neutralization"
+    assert course.neutralizations[first]["source"] == "operator"
+    assert course.neutralizations[first]["reason"] == {"sealed": "screen froze"}
+    with pytest.raises(Conflict):
+        course.neutralize(first, {"sealed": "again"}, 5)
+    back = course.deneutralize(first, {"sealed": "it did not"}, 5)
+    assert back.reproducibility_rate == 80 and course.scores[-1]["basis"] == "deneutralization"
+    assert course.neutralizations == {}
+    with pytest.raises(Conflict):
+        course.deneutralize(first, {"sealed": "twice"}, 5)
+    with pytest.raises(UnassignedChallenge):
+        course.neutralize("nope", {"sealed": "x"}, 5)
+    types = [type(e).__name__ for e in course.collect_events()][-4:]
+    assert types == ["Neutralized", "Scored", "Deneutralized", "Scored"]
+
+
+def test_deneutralizing_an_issue_report_counts_the_answer_again() -> None:
+    course = new_course()
+    answer(course, ["ko"] + ["ok"] * 14)
+    first = ids(course)[0]
+    course.score("finalization", "report", 5, issue_reports=[report(first)])
+    assert course.latest_result["reproducibility_rate"] == 100
+    course.deneutralize(first, {"sealed": "the report was wrong"}, 5)
+    assert course.latest_result["reproducibility_rate"] == 93
+    assert course.scores[-1]["neutralized"] == []
+
+
+def test_rescoring_the_same_facts_under_the_same_rules_records_nothing() -> None:
+    course = new_course()
+    answer(course, ["ok"] * 12 + ["ko"] * 3)
+    course.score("completion", "all challenges answered", 5)
+    before = len(course.scores)
+    assert course.rescore("rules", "rules 2", 5) is None
+    assert len(course.scores) == before
+    course.scores[-1]["result"] = {**course.latest_result, "rules": "1"}  # as if scored earlier
+    result = course.rescore("rules", "rules 2", 5)
+    assert result is not None and course.scores[-1]["basis"] == "rules"
+    assert course.rescore("rules", "rules 2", 5) is None
+
+
+def test_the_store_replays_every_scoring_fact() -> None:
+    course = new_course()
+    answer(course, ["ko"] + ["ok"] * 9)
+    course.end("aborted")
+    course.score(
+        "finalization", "report", 5, issue_reports=[report(ids(course)[0])],
+        abort_reason="technical",
+    )  # fmt: skip
+    course.neutralize(ids(course)[1], {"sealed": "x"}, 5)
+    again = replayed(course)
+    assert again.scores == course.scores
+    assert again.neutralizations == course.neutralizations
+    assert again.abort_reason == "technical" and again.kept == []
+
+
+def test_older_scorings_replay_without_the_new_fields() -> None:
+    course = new_course()
+    answer(course, ["ko"] + ["ok"] * 14)
+    course.score("finalization", "report", 5, issue_reports=[report(ids(course)[0])])
+    old = replayed(course, drop=("neutralizations", "kept", "abort_reason"))
+    assert old.abort_reason is None and old.kept == []
+    assert old.neutralizations == {
+        ids(course)[0]: {"challenge": ids(course)[0], "source": "issue-report", "report": None,
+                         "category": None, "reason": None}
+    }  # fmt: skip
+    assert old.rescore("rules", "same facts", 5) is None
