@@ -69,7 +69,7 @@ def _person(flow: Flow) -> dict[str, Any]:
     for candidate in (created["id"], other):
         flow.enrol(session, candidate)
         courses[candidate] = flow.start(session, candidate)
-        flow.answer_all(courses[candidate])
+        flow.answer_all(courses[candidate], wrong=int(candidate == created["id"]))
     report = {
         "incidents": f"{FIRST} {LAST} est arrivée avec 10 minutes de retard.",
         "issue_reports": [
@@ -84,7 +84,7 @@ def _person(flow: Flow) -> dict[str, Any]:
     ).get_json()
     (certificate,) = history["certificates"]
     code = certificate["code"]
-    neutralize = [courses[created["id"]]["challenges"][0]["challenge"]]
+    neutralize = [courses[created["id"]]["challenges"][0]["challenge"]]  # answered wrongly
     body = {"neutralize": neutralize, "reason": RESCORING_REASON}
     flow.post(f"/api/v1/certificates/{code}/rescoring", body, flow.admin)
     flow.post(
@@ -405,7 +405,10 @@ def test_a_clear_text_reason_of_an_older_event_is_still_shown(flow: Flow, admin)
     (code,) = flow.publish(session)
     service = flow.app.extensions["ledger"].certification
     certificate = service.certificate(code)
-    certificate.rescore("ancien motif", "2026-01-02", certificate.competences, 400)
+    certificate.rescore(
+        "ancien motif", "2026-01-02", certificate.competences, 400,
+        rules="1", cause="late-issue-report",
+    )  # fmt: skip
     certificate.cancel("ancienne annulation", "2026-01-03")
     flow.app.extensions["ledger"].ledger.save(certificate)
     view = flow.client.get(f"/api/v1/certificates/{code}").get_json()
@@ -420,11 +423,12 @@ def test_a_clear_text_reason_of_an_older_event_is_still_shown(flow: Flow, admin)
 
 def test_a_rescoring_that_cancels_seals_its_reason_too(flow: Flow, admin) -> None:
     candidate, session, course = flow.started()
-    flow.answer_all(course)
+    wrong = len(course["challenges"]) * 2 // 5  # validated at 60%, too few left once neutralized
+    flow.answer_all(course, wrong=wrong)
     flow.finalize(session)
     (code,) = flow.publish(session)
-    everything = [c["challenge"] for c in course["challenges"]]
-    body = {"neutralize": everything, "reason": f"{LAST} : questions faussées"}
+    reported = [c["challenge"] for c in course["challenges"][:wrong]]
+    body = {"neutralize": reported, "reason": f"{LAST} : questions faussées"}
     result = flow.post(f"/api/v1/certificates/{code}/rescoring", body, admin)["result"]
     view = flow.client.get(f"/api/v1/certificates/{code}").get_json()
     assert result["status"] != "validated" and view["status"] == "cancelled"
