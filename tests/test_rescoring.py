@@ -307,3 +307,27 @@ def test_the_cli_rescores_every_outdated_course(
     missing = run("rescore")
     assert missing.exit_code == 2 and "--all-outdated" in missing.output
     assert run("audit", "verify").stdout.startswith("OK:")
+
+
+def test_an_older_rescoring_without_rules_or_cause_reads_as_a_late_report(flow: Flow) -> None:
+    """Rescorings written before causes and rules were recorded: late reports under rules 1."""
+    _, code, _ = _published(flow)
+    issued = _public(flow, code)
+    certificate = flow.app.extensions["ledger"].certification.certificate(code)
+    older = {"reason": "ancien motif", "rescored_on": "2027-01-02", "pix_score": 400,
+             "competences": certificate.competences}  # fmt: skip
+    stored = LedgerStoredEvent(
+        originator_id=certificate.id, originator_version=certificate.version + 1, topic=RESCORED,
+        state=crypto.canonical_json(older), time=clock.format_time(clock.now()),
+        event_id=str(uuid.uuid4()),
+    )  # fmt: skip
+    _ledger(flow).recorder.insert_events([stored])
+    reloaded = flow.app.extensions["ledger"].certification.certificate(code)
+    assert reloaded.pix_score == 400
+    after = _public(flow, code)
+    assert after["integrity"]["verified"]
+    assert {k: after["history"][-1][k] for k in ("cause", "rules", "previous_pix_score")} == {
+        "cause": "late-issue-report", "rules": "1", "previous_pix_score": issued["pix_score"],
+    }  # fmt: skip
+    assert "Règles de calcul v1 : taux de reproductibilité en pour mille" in _page(flow, code, "fr")
+    assert f"Scoring rules v1: {RULES['1']}" in _page(flow, code, "en")
