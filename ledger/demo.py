@@ -154,6 +154,7 @@ class Demo:
                        "certificates": 0, "cancelled": 0}  # fmt: skip
         self.codes: list[str] = []
         self.staff: dict[str, dict[str, str]] = {}
+        self.shown: set[str] = set()  # rules the history has exercised at least once
 
     def post(self, path: str, body: Any, headers: dict[str, str] | None = None) -> Any:
         return _post(self.client, headers or self.admin, path, body)
@@ -223,6 +224,7 @@ class Demo:
         self.totals["courses"] += len(courses)
         with self.at(morning + timedelta(days=7)):
             self.post(f"/api/v1/sessions/{session}/review", {})
+            self._review(courses)
             codes = self.post(f"/api/v1/sessions/{session}/publication", {})["certificates"]
         self.codes.extend(codes)
         self.totals["certificates"] += len(codes)
@@ -249,15 +251,10 @@ class Demo:
     def _take(self, course: dict[str, Any], report: dict[str, Any]) -> None:
         skill = self.rng.uniform(0.55, 0.98)
         challenges = course["challenges"]
-        stop = len(challenges)
-        if self.rng.random() < 0.05:  # a test interrupted: the examiner reports why
-            stop = self.rng.randint(1, len(challenges) - 1) if len(challenges) > 1 else 1
-            report["aborts"].append(
-                {
-                    "candidate": course["candidate"],
-                    "reason": self.rng.choice(("candidate", "technical")),
-                }
-            )
+        stop, abort = self._interruption(len(challenges))
+        if abort:  # a test interrupted: the examiner reports why
+            report["aborts"].append({"candidate": course["candidate"], "reason": abort})
+        answered = []
         for item in challenges[:stop]:
             result = (
                 "ok"
@@ -268,11 +265,59 @@ class Demo:
                       {"challenge": item["challenge"], "result": result,
                        "time_spent_ms": self.rng.randint(20_000, 150_000)}, self.platform)  # fmt: skip
             self.totals["answers"] += 1
-        if stop == len(challenges) and self.rng.random() < 0.1:
-            report["issue_reports"].append(
-                {"candidate": course["candidate"], "category": "in-challenge", "neutralize": True,
-                 "challenge": challenges[0]["challenge"], "description": "l'image ne s'affichait pas"}
-            )  # fmt: skip
+            answered.append((item["challenge"], result))
+        if stop == len(challenges):
+            self._issue_report(course["candidate"], answered, report)
+
+    def _interruption(self, size: int) -> tuple[int, str | None]:
+        """Where a test stops and why: the history shows each abort reason at least once."""
+        for reason, stop in (("technical", size - 1), ("candidate", size // 2)):
+            if size >= 4 and reason not in self.shown:
+                self.shown.add(reason)
+                return stop, reason
+        if self.rng.random() < 0.05:
+            stop = self.rng.randint(1, size - 1) if size > 1 else 1
+            return stop, self.rng.choice(("candidate", "technical"))
+        return size, None
+
+    def _issue_report(
+        self, candidate: str, answered: list[tuple[str, str]], report: dict[str, Any]
+    ) -> None:
+        """A report asking to neutralize: granted on a wrong or skipped answer, kept on a correct one."""
+        wrong = [c for c, result in answered if result != "ok"]
+        right = [c for c, result in answered if result == "ok"]
+        if wrong and "neutralized" not in self.shown:
+            challenge, shown = wrong[0], "neutralized"
+        elif right and "kept" not in self.shown:
+            challenge, shown = right[0], "kept"
+        elif self.rng.random() < 0.1:
+            challenge, shown = answered[0][0], ""
+        else:
+            return
+        self.shown.add(shown)
+        report["issue_reports"].append(
+            {"candidate": candidate, "category": "in-challenge", "neutralize": True,
+             "challenge": challenge, "description": "l'image ne s'affichait pas"}
+        )  # fmt: skip
+
+    def _review(self, courses: list[dict[str, Any]]) -> None:
+        """The operator's review: one challenge neutralized by hand; a scoring error cancelled."""
+        for course in courses:
+            path = f"/api/v1/courses/{course['id']}"
+            view = self.client.get(path, headers=self.admin).get_json()
+            status = view["result"]["status"]
+            entries = (view["scoring"] or {}).get("neutralizations", [])
+            neutralized = {n["challenge"] for n in entries}
+            free = [
+                c["challenge"] for c in course["challenges"] if c["challenge"] not in neutralized
+            ]
+            if status == "validated" and free and "operator" not in self.shown:
+                self.shown.add("operator")
+                body = {"challenge": free[-1], "reason": "consigne ambiguë signalée à la relecture"}
+                status = self.post(f"{path}/neutralizations", body)["result"]["status"]
+            if status == "error":
+                body = {"decision": "cancel", "reason": "aucun pix certifié : à repasser"}
+                self.post(f"{path}/decision", body)
 
 
 def run_demo(

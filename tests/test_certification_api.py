@@ -265,7 +265,7 @@ def test_neutralizing_issue_report_at_finalization(flow: Flow, client, admin) ->
     result = client.get(f"/api/v1/courses/{course['id']}", headers=flow.platform).get_json()[
         "result"
     ]
-    assert result["reproducibility_permille"] == 1000
+    assert result["reproducibility_rate"] == 100
     bad = {
         "issue_reports": [
             {"candidate": candidate, "category": "fraud", "challenge": wrong, "neutralize": True}

@@ -13,7 +13,7 @@ from ledger.api.state import appended, state
 from ledger.domain import clock
 from ledger.domain.base import NotFound
 from ledger.projections.certificates import by_candidate, public_status
-from ledger.projections.courses import history_of
+from ledger.projections.courses import history_of, scoring_view, summaries_of_session
 from ledger.projections.sessions import centre_of, sessions_of
 from ledger.services.certification import CENTRE_TZ
 from ledger.services.verification import opened_history, opened_reason
@@ -92,8 +92,10 @@ def get_session(session_id: Any) -> dict[str, Any]:
     """One session: details, enrolled candidates, their courses, the examiner report."""
     st = state()
     session = st.certification.session(str(session_id), centres_allowed())
+    st.fresh()
     with st.ledger.db.read() as cur:
         centre = centre_of(cur, session.centre)
+        results = summaries_of_session(cur, str(session.id))
     return {
         "id": str(session.id),
         "centre": centre or {"id": session.centre},
@@ -106,6 +108,7 @@ def get_session(session_id: Any) -> dict[str, Any]:
         "state": session.state,
         "enrolled": sorted(session.enrolled),
         "courses": session.courses,
+        "results": results,
         "report": _opened_report(session.report),
     }
 
@@ -150,8 +153,18 @@ def _course_view(course: Any) -> dict[str, Any]:
         "deadline": course.deadline,
         "challenges": course.challenges,
         "answered": sorted(course.answers),
+        "referential": course.referential,
         "result": course.latest_result,
+        "scoring": _opened_scoring(scoring_view(course.latest) if course.scores else None),
     }
+
+
+def _opened_scoring(scoring: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A scoring view with the operator's neutralization reasons opened (null once erased)."""
+    if scoring is None:
+        return None
+    opened = opened_history(state().ledger, scoring["neutralizations"])
+    return {**scoring, "neutralizations": opened}
 
 
 def _platform_or_centre() -> set[str] | None:
@@ -244,6 +257,34 @@ def decide(body: dict[str, Any], course_id: Any) -> dict[str, Any]:
     return appended(seq)
 
 
+@blp.route("/courses/<uuid:course_id>/neutralizations", methods=["POST"])
+@require("admin")
+@idempotent
+@blp.arguments(schemas.NeutralizationIn)
+@blp.response(201, schemas.NeutralizationOut)
+@blp.doc(security=SECURED)
+def neutralize(body: dict[str, Any], course_id: Any) -> dict[str, Any]:
+    """During review, neutralize any challenge of the course, with a reason; it is rescored."""
+    seq, result = state().certification.neutralize(
+        str(course_id), body["challenge"], body["reason"]
+    )
+    return {"result": result, **appended(seq)}
+
+
+@blp.route("/courses/<uuid:course_id>/deneutralizations", methods=["POST"])
+@require("admin")
+@idempotent
+@blp.arguments(schemas.NeutralizationIn)
+@blp.response(201, schemas.NeutralizationOut)
+@blp.doc(security=SECURED)
+def deneutralize(body: dict[str, Any], course_id: Any) -> dict[str, Any]:
+    """During review, let a neutralized challenge count again, with a reason; it is rescored."""
+    seq, result = state().certification.neutralize(
+        str(course_id), body["challenge"], body["reason"], undo=True
+    )
+    return {"result": result, **appended(seq)}
+
+
 @blp.route("/sessions/<uuid:session_id>/publication", methods=["POST"])
 @require("admin")
 @idempotent
@@ -269,6 +310,8 @@ def certification_history(candidate_id: Any) -> dict[str, Any]:
         cur.execute("SELECT 1 FROM proj_candidates WHERE candidate = ?", (str(candidate_id),))
         if cur.fetchone() is None:
             raise NotFound(f"no candidate {candidate_id}")
+    for course in courses:
+        course["scoring"] = _opened_scoring(course["scoring"])
     today = clock.now().astimezone(CENTRE_TZ).date()
     for cert in certificates:
         cert.pop("holder")

@@ -315,7 +315,16 @@ class CourseOut(Schema):
     deadline = fields.String()
     challenges = fields.List(fields.Nested(CourseChallengeOut))
     answered = fields.List(fields.String())
-    result = fields.Dict(allow_none=True)
+    referential = fields.String()
+    result = fields.Dict(allow_none=True, metadata={"description": "the latest result as recorded"})
+    scoring = fields.Dict(
+        allow_none=True,
+        metadata={
+            "description": "the latest scoring explained: rules, rate (percent), band, abort"
+            " reason, per competence asked/correct/neutralized, each neutralization with its"
+            " source and reason (null once erased), issue reports kept on correct answers"
+        },
+    )
 
 
 class CourseAnswerIn(StrictSchema):
@@ -341,7 +350,14 @@ class IssueReportIn(StrictSchema):
     candidate = fields.String(required=True)
     category = fields.String(required=True)
     challenge = fields.String(load_default=None)
-    neutralize = fields.Boolean(load_default=False)
+    neutralize = fields.Boolean(
+        load_default=False,
+        metadata={
+            "description": "ask to neutralize `challenge` (in-challenge or technical-problem"
+            " reports only); granted only when the answer was wrong or skipped, a correct"
+            " answer is kept"
+        },
+    )
     description = fields.String(
         load_default=None, validate=validate.Length(max=2000), metadata=FREE_TEXT
     )
@@ -409,6 +425,14 @@ class CourseRescoringOut(Schema):
     certificate_action = fields.String(
         allow_none=True, metadata={"description": "rescored, cancelled or unchanged"}
     )
+
+
+class NeutralizationIn(ReasonIn):
+    challenge = fields.String(required=True, validate=validate.Length(min=1, max=100))
+
+
+class NeutralizationOut(AppendedOut):
+    result = fields.Dict(metadata={"description": "the course's new result"})
 
 
 class CertifiedCompetenceOut(Schema):

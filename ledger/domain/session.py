@@ -166,8 +166,14 @@ class Session(LedgerAggregate):
         aborts: list[dict[str, str]],
         reports: list[dict[str, Any]],
         unfinished: set[str],
+        *,
+        assigned: dict[str, set[str]] | None = None,
     ) -> None:
-        """Refuse an examiner report that contradicts the session (raises InvalidReport)."""
+        """Refuse an examiner report that contradicts the session (raises InvalidReport).
+
+        `assigned`: each candidate's course challenges, when known, so a report cannot
+        ask to neutralize a challenge the candidate was never given.
+        """
         self._require(CREATED)
         for candidate in absent:
             if candidate not in self.enrolled:
@@ -191,12 +197,22 @@ class Session(LedgerAggregate):
                 raise InvalidReport(f"issue report for {report['candidate']}, who has no test")
             if report["category"] not in ISSUE_CATEGORIES:
                 raise InvalidReport(f"unknown issue report category {report['category']!r}")
-            if report.get("neutralize") and report["category"] not in NEUTRALIZING_CATEGORIES:
-                raise InvalidReport(
-                    "only in-challenge and technical reports neutralize a challenge"
-                )
-            if report.get("neutralize") and not report.get("challenge"):
-                raise InvalidReport("a neutralizing report names its challenge")
+            if report.get("neutralize"):
+                self._check_neutralizing(report, assigned)
+
+    @staticmethod
+    def _check_neutralizing(report: dict[str, Any], assigned: dict[str, set[str]] | None) -> None:
+        """A request to neutralize: granted at scoring only if the answer was not correct."""
+        if report["category"] not in NEUTRALIZING_CATEGORIES:
+            raise InvalidReport("only in-challenge and technical reports neutralize a challenge")
+        challenge = report.get("challenge")
+        if not challenge:
+            raise InvalidReport("a neutralizing report names its challenge")
+        if assigned is not None and challenge not in assigned.get(report["candidate"], set()):
+            raise InvalidReport(
+                f"challenge {challenge} was not in the test of candidate {report['candidate']}",
+                challenge=challenge,
+            )
 
     @event(Finalized)
     def _finalize(

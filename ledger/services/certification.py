@@ -203,27 +203,31 @@ class CertificationService:
                     ended_now.add(candidate)
             unfinished = {c for c, course in courses.items() if course.unfinished}
             raw_reports = report["issue_reports"]
-            session.check_report(report["absent"], report["aborts"], raw_reports, unfinished)
+            assigned = {c: set(course.assigned) for c, course in courses.items()}
+            session.check_report(
+                report["absent"], report["aborts"], raw_reports, unfinished, assigned=assigned
+            )
             reports = [self._seal_report(r) for r in raw_reports]  # sealed only once valid
             incidents = report.get("incidents")
             sealed_incidents = self._seal_incidents(session, incidents) if incidents else None
             session.finalize(
                 report["absent"], sealed_incidents, report["aborts"], reports, unfinished
             )
-            aborted = {a["candidate"] for a in report["aborts"]}
+            aborted = {a["candidate"]: a["reason"] for a in report["aborts"]}
             for candidate, course in courses.items():
                 if course.state == "in_progress" and candidate in aborted:
                     course.end("aborted")
-                    ended_now.add(candidate)
-                neutral = {
-                    r["challenge"]
-                    for r in reports
-                    if r["candidate"] == candidate and r.get("neutralize")
-                }
-                if course.latest_result is None or neutral or candidate in ended_now:
+                asks = _neutralization_requests(reports, candidate)
+                if (
+                    course.latest_result is None
+                    or asks
+                    or candidate in aborted
+                    or candidate in ended_now
+                ):
                     course.score(
-                        "finalization", "examiner report", self.max_level, neutralized=neutral
-                    )
+                        "finalization", "examiner report", self.max_level,
+                        issue_reports=asks, abort_reason=aborted.get(candidate),
+                    )  # fmt: skip
             return self.ledger.save(session, *courses.values())[0]
 
         return retrying(command)
@@ -256,24 +260,49 @@ class CertificationService:
 
         return retrying(command)
 
-    def operator_decision(self, course_id: str, decision: str, reason: str) -> int:
-        """Confirm fraud (rejected) or cancel (cancelled) a course under review.
+    def _under_review(self, course_id: str, reason: str) -> tuple[Course, dict[str, str]]:
+        """The course, if its session is in operator review, and the reason sealed for it.
 
         The reason describes what one candidate did: it is sealed under their subject.
         """
+        course = self.course(course_id)
+        session = self.session(course.session, None)
+        if session.state != IN_PROCESS:
+            raise Conflict(
+                "operator decisions are taken while the session is in process",
+                session_state=session.state,
+            )
+        subject = load_candidate(self.ledger, course.candidate).subject
+        return course, self.ledger.vault.seal(subject, reason)
+
+    def operator_decision(self, course_id: str, decision: str, reason: str) -> int:
+        """Confirm fraud (rejected) or cancel (cancelled) a course under review."""
 
         def command() -> int:
-            course = self.course(course_id)
-            session = self.session(course.session, None)
-            if session.state != IN_PROCESS:
-                raise Conflict("operator decisions are taken while the session is in process")
-            subject = load_candidate(self.ledger, course.candidate).subject
+            course, sealed = self._under_review(course_id, reason)
             course.score(
-                "operator", self.ledger.vault.seal(subject, reason), self.max_level,
+                "operator", sealed, self.max_level,
                 fraud_confirmed=True if decision == "fraud" else None,
                 cancelled_by_operator=True if decision == "cancel" else None,
             )  # fmt: skip
             return self.ledger.save(course)[0]
+
+        return retrying(command)
+
+    def neutralize(
+        self, course_id: str, challenge: str, reason: str, *, undo: bool = False
+    ) -> tuple[int, dict[str, Any]]:
+        """The operator neutralizes (or, `undo`, de-neutralizes) any challenge during review.
+
+        One ChallengeNeutralized / ChallengeDeneutralized event and the new CourseScored,
+        in one save. Returns the first event's seq and the new result.
+        """
+
+        def command() -> tuple[int, dict[str, Any]]:
+            course, sealed = self._under_review(course_id, reason)
+            change = course.deneutralize if undo else course.neutralize
+            result = change(challenge, sealed, self.max_level)
+            return self.ledger.save(course)[0], result.to_dict()
 
         return retrying(command)
 
@@ -464,6 +493,15 @@ def outdated_courses(ledger: Ledger) -> list[str]:
     for env in ledger.recorder.iter_envelopes_of_type(COURSE_SCORED):
         latest[env.stream] = env.data["result"]
     return [course for course, result in latest.items() if rules_of(result) != RULES_VERSION]
+
+
+def _neutralization_requests(reports: list[dict[str, Any]], candidate: str) -> list[dict[str, Any]]:
+    """The candidate's issue reports that ask to neutralize a challenge (granted if not correct)."""
+    return [
+        {"id": r["id"], "category": r["category"], "challenge": r["challenge"]}
+        for r in reports
+        if r["candidate"] == candidate and r.get("neutralize")
+    ]
 
 
 def certified_levels(result: dict[str, Any]) -> list[dict[str, Any]]:
