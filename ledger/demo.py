@@ -155,6 +155,7 @@ class Demo:
         self.codes: list[str] = []
         self.staff: dict[str, dict[str, str]] = {}
         self.shown: set[str] = set()  # rules the history has exercised at least once
+        self.answered: dict[str, list[tuple[str, str]]] = {}  # course -> (challenge, result)
 
     def post(self, path: str, body: Any, headers: dict[str, str] | None = None) -> Any:
         return _post(self.client, headers or self.admin, path, body)
@@ -228,6 +229,9 @@ class Demo:
             codes = self.post(f"/api/v1/sessions/{session}/publication", {})["certificates"]
         self.codes.extend(codes)
         self.totals["certificates"] += len(codes)
+        if codes and "late-report" not in self.shown:
+            with self.at(morning + timedelta(days=30)):
+                self._late_report(courses)
         if codes and self.rng.random() < 0.15:
             with self.at(morning + timedelta(days=40)):
                 self.post(
@@ -266,6 +270,7 @@ class Demo:
                        "time_spent_ms": self.rng.randint(20_000, 150_000)}, self.platform)  # fmt: skip
             self.totals["answers"] += 1
             answered.append((item["challenge"], result))
+        self.answered[course["id"]] = answered
         if stop == len(challenges):
             self._issue_report(course["candidate"], answered, report)
 
@@ -299,6 +304,19 @@ class Demo:
             {"candidate": candidate, "category": "in-challenge", "neutralize": True,
              "challenge": challenge, "description": "l'image ne s'affichait pas"}
         )  # fmt: skip
+
+    def _late_report(self, courses: list[dict[str, Any]]) -> None:
+        """Once in the history: an issue reported after publication neutralizes a wrong answer."""
+        for course in courses:
+            wrong = [c for c, result in self.answered.get(course["id"], []) if result != "ok"]
+            path = f"/api/v1/candidates/{course['candidate']}/certifications"
+            mine = self.client.get(path, headers=self.admin).get_json()["certificates"]
+            codes = [c["code"] for c in mine if c["course"] == course["id"]]
+            if wrong and codes:
+                body = {"neutralize": wrong[-1:], "reason": "problème signalé après la publication"}
+                self.post(f"/api/v1/certificates/{codes[0]}/rescoring", body)
+                self.shown.add("late-report")
+                return
 
     def _review(self, courses: list[dict[str, Any]]) -> None:
         """The operator's review: one challenge neutralized by hand; a scoring error cancelled."""

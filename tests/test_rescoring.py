@@ -114,12 +114,12 @@ def test_a_late_report_on_a_wrong_answer_neutralizes_it_and_the_history_says_why
     french = _page(flow, code, "fr")
     assert "signalement tardif d&#39;un problème pendant l&#39;épreuve" in french
     assert f"Score : {before['pix_score']} → {after['pix_score']} pix" in french
-    assert f"Règles de calcul v{RULES_VERSION} : arithmétique nationale" in french
+    assert f"Règles de calcul v{RULES_VERSION} — arithmétique nationale" in french
     assert "écran figé pendant l&#39;épreuve" in french
     english = _page(flow, code, "en")
     assert "rescored: late report of an issue during the test" in english
     assert f"Score: {before['pix_score']} → {after['pix_score']} pix" in english
-    assert f"Scoring rules v{RULES_VERSION}: {RULES[RULES_VERSION]}" in english
+    assert f"Scoring rules v{RULES_VERSION} — {RULES[RULES_VERSION]}" in english
     with clock.frozen_at(LATER):
         mine = flow.client.get(
             f"/api/v1/candidates/{candidate}/certifications", headers=flow.admin
@@ -329,5 +329,5 @@ def test_an_older_rescoring_without_rules_or_cause_reads_as_a_late_report(flow: 
     assert {k: after["history"][-1][k] for k in ("cause", "rules", "previous_pix_score")} == {
         "cause": "late-issue-report", "rules": "1", "previous_pix_score": issued["pix_score"],
     }  # fmt: skip
-    assert "Règles de calcul v1 : taux de reproductibilité en pour mille" in _page(flow, code, "fr")
-    assert f"Scoring rules v1: {RULES['1']}" in _page(flow, code, "en")
+    assert "Règles de calcul v1 — taux de reproductibilité en pour mille" in _page(flow, code, "fr")
+    assert f"Scoring rules v1 — {RULES['1']}" in _page(flow, code, "en")
