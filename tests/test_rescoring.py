@@ -80,7 +80,7 @@ def test_a_late_report_on_a_correct_answer_keeps_it_and_leaves_the_certificate(
     correct = course["challenges"][0]["challenge"]
     answer = _late_report(flow, code, [correct])
     assert answer["kept"] == [correct] and answer["neutralized"] == []
-    assert answer["certificate"] == "unchanged" and answer["unchanged"] is True
+    assert answer["certificate_action"] == "unchanged" and answer["unchanged"] is True
     assert answer["result"]["pix_score"] == before["pix_score"]
     assert _events(flow, RESCORED) == []
     after = _public(flow, code)
@@ -99,7 +99,7 @@ def test_a_late_report_on_a_wrong_answer_neutralizes_it_and_the_history_says_why
     wrong, correct = course["challenges"][0]["challenge"], course["challenges"][2]["challenge"]
     answer = _late_report(flow, code, [wrong, correct])
     assert answer["neutralized"] == [wrong] and answer["kept"] == [correct]
-    assert answer["certificate"] == "rescored" and answer["unchanged"] is False
+    assert answer["certificate_action"] == "rescored" and answer["unchanged"] is False
     assert answer["result"]["rules"] == RULES_VERSION
     (event,) = _events(flow, RESCORED)
     assert (event.data["cause"], event.data["rules"]) == ("late-issue-report", RULES_VERSION)
@@ -134,7 +134,7 @@ def test_a_late_report_that_leaves_too_few_challenges_cancels(flow: Flow) -> Non
     flow.finalize(session)
     (code,) = flow.publish(session)
     answer = _late_report(flow, code, [c["challenge"] for c in course["challenges"][:wrong]])
-    assert answer["result"]["status"] == "cancelled" and answer["certificate"] == "cancelled"
+    assert answer["result"]["status"] == "cancelled" and answer["certificate_action"] == "cancelled"
     after = _public(flow, code)
     assert after["status"] == "cancelled" and after["integrity"]["verified"]
     assert [h["event"] for h in after["history"]] == ["issued", "cancelled"]

@@ -408,7 +408,7 @@ class RescoringOut(Schema):
     kept = fields.List(
         fields.String(), metadata={"description": "answered correctly: the answer was kept"}
     )
-    certificate = fields.String(metadata={"description": "rescored, cancelled or unchanged"})
+    certificate_action = fields.String(metadata={"description": "rescored, cancelled or unchanged"})
     unchanged = fields.Boolean(metadata={"description": "no certificate event was written"})
 
 

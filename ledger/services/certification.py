@@ -392,7 +392,7 @@ class CertificationService:
                 "result": result.to_dict(),
                 "neutralized": granted,
                 "kept": sorted(set(neutralize) - set(course.neutralizations)),
-                "certificate": action,
+                "certificate_action": action,
                 "unchanged": action == UNCHANGED,
             }
 
