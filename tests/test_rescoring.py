@@ -20,6 +20,7 @@ from ledger import crypto
 from ledger.cli import main
 from ledger.domain import clock
 from ledger.domain.scoring import RULES, RULES_VERSION, score
+from ledger.projections.runner import dump, rebuild
 from ledger.store.mapper import LedgerStoredEvent
 from tests.certification_flow import MORNING, Flow
 
@@ -125,6 +126,10 @@ def test_a_late_report_on_a_wrong_answer_neutralizes_it_and_the_history_says_why
             f"/api/v1/candidates/{candidate}/certifications", headers=flow.admin
         ).get_json()
     assert mine["certificates"][0]["history"] == after["history"]  # the page's entries
+    st = flow.app.extensions["ledger"]
+    live = dump(st.ledger.db, st.projections)
+    rebuild(st.ledger.db, st.projections)
+    assert dump(st.ledger.db, st.projections) == live  # the read model is the log's, replayed
 
 
 def test_a_late_report_that_leaves_too_few_challenges_cancels(flow: Flow) -> None:
