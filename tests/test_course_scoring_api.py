@@ -12,7 +12,7 @@ import pytest
 
 from ledger.domain import clock
 from ledger.domain.scoring import RULES_VERSION, minimum_remaining, reproducibility_rate
-from ledger.projections.runner import dump, rebuild
+from ledger.projections.runner import catch_up, create_tables, dump, position, rebuild
 from ledger.services.candidates import load_candidate
 from tests.certification_flow import MORNING, Flow
 from tests.test_api_positioning import assert_problem
@@ -223,3 +223,29 @@ def test_the_courses_read_model_rebuilds_to_the_same_rows(flow: Flow, app) -> No
     before = dump(st.ledger.db, st.projections)
     rebuild(st.ledger.db, st.projections)
     assert dump(st.ledger.db, st.projections) == before
+
+
+OLD_COURSES_TABLE = """CREATE TABLE proj_courses (course TEXT PRIMARY KEY, candidate TEXT NOT NULL,
+    session TEXT NOT NULL, centre TEXT NOT NULL, started_at TEXT NOT NULL, deadline TEXT NOT NULL,
+    challenges INTEGER NOT NULL, answered INTEGER NOT NULL, state TEXT NOT NULL, end_reason TEXT,
+    result_status TEXT, pix_score INTEGER, reproducibility_permille INTEGER, scored_basis TEXT,
+    updated_seq BIGINT NOT NULL)"""
+
+
+def test_a_read_model_built_by_an_older_schema_is_replayed_from_the_log(flow: Flow, app) -> None:
+    candidate, _, _, view = reported(flow, "ko")
+    st = app.extensions["ledger"]
+    st.fresh()
+    expected = dump(st.ledger.db, st.projections)
+    with st.ledger.db.write(lock=None) as cur:  # a ledger whose tables predate this schema
+        cur.execute("DROP TABLE proj_courses")
+        cur.execute(OLD_COURSES_TABLE)
+        cur.execute("DELETE FROM projection_schemas WHERE name = 'courses'")
+    create_tables(st.ledger.db, st.projections)  # what a restarted process does first
+    assert position(st.ledger.db, "courses") == 0
+    assert catch_up(st.ledger.db, st.projections) == set()
+    history = flow.client.get(
+        f"/api/v1/candidates/{candidate}/certifications", headers=flow.platform
+    ).get_json()
+    assert history["courses"][0]["scoring"] == view["scoring"]
+    assert dump(st.ledger.db, st.projections) == expected

@@ -4,6 +4,13 @@ Starting the course fixes, in one event, the challenges derived from the
 candidate's profile at that moment and the deadline (105 minutes of effective
 test time). Answers are final: one per assigned challenge, none late, none
 after the end. Every scoring or rescoring is a new event, never an update.
+
+Each CourseScored records the facts it was computed from, so a later scoring
+carries them over and anyone can recompute it: every neutralization with its
+source (an issue report, granted only on an answer that was not correct; a
+technical abort, for the unanswered challenges; the operator during review),
+the issue reports kept on correct answers, the abort reason and the operator's
+decisions. Events written before these were recorded are read tolerantly.
 """
 
 from __future__ import annotations

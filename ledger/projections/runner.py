@@ -20,6 +20,7 @@ and positions stay exactly as they were.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 import zlib
@@ -167,9 +168,44 @@ def _statements(schema: str) -> list[str]:
     return [s.strip() for s in schema.split(";") if s.strip()]
 
 
+SCHEMAS = """CREATE TABLE IF NOT EXISTS projection_schemas (
+    name TEXT PRIMARY KEY,
+    fingerprint TEXT NOT NULL
+)"""
+
+
+def _fingerprint(projection: Projection) -> str:
+    return hashlib.sha256(projection.schema.encode()).hexdigest()
+
+
+def _set_fingerprint(cur: Any, projection: Projection) -> None:
+    cur.execute(
+        "INSERT INTO projection_schemas (name, fingerprint) VALUES (?, ?) "
+        "ON CONFLICT (name) DO UPDATE SET fingerprint = excluded.fingerprint",
+        (projection.name, _fingerprint(projection)),
+    )
+
+
 def create_tables(db: Database, projections: Iterable[Projection]) -> None:
+    """Create each projection's tables; tables built by another schema start over.
+
+    A read model whose schema changed (or that predates schema fingerprints) is
+    dropped and its position reset, so the next catch-up replays it from the log
+    instead of writing into columns that are not there.
+    """
+    with db.write(lock=_lock_id("projection_schemas")) as cur:
+        cur.execute(SCHEMAS)
     for projection in projections:
         with db.write(lock=_lock_id(projection.name)) as cur:
+            cur.execute(
+                "SELECT fingerprint FROM projection_schemas WHERE name = ?", (projection.name,)
+            )
+            row = cur.fetchone()
+            if row is None or row[0] != _fingerprint(projection):
+                for table in projection.tables:
+                    cur.execute(f"DROP TABLE IF EXISTS {table}")
+                cur.execute("DELETE FROM projection_positions WHERE name = ?", (projection.name,))
+                _set_fingerprint(cur, projection)
             for statement in _statements(projection.schema):
                 cur.execute(statement)
 
@@ -335,6 +371,7 @@ def _swap(db: Database, projections: list[Projection], built: dict[str, int]) ->
                 after, count = _replay(cur, projection, after)
             _rename_in(cur, db.kind, projection)
             _set_position(cur, projection.name, after)
+            _set_fingerprint(cur, projection)
 
 
 def _drop_shadows(db: Database, projections: list[Projection]) -> None:

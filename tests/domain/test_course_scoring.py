@@ -13,6 +13,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ledger.domain import clock
 from ledger.domain.base import Conflict
@@ -248,3 +250,32 @@ def test_older_scorings_replay_without_the_new_fields() -> None:
                          "category": None, "reason": None}
     }  # fmt: skip
     assert old.rescore("rules", "same facts", 5) is None
+
+
+RESULTS = st.sampled_from(("ok", "ko", "aband", "timedout", "partially", None))  # None: unanswered
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(RESULTS, min_size=15, max_size=15),
+    st.sampled_from((None, "candidate", "technical")),
+    st.sets(st.integers(0, 14), max_size=4),
+    st.integers(1, 8),
+)
+def test_rescoring_the_same_facts_is_idempotent_and_never_a_validated_zero(
+    results: list[str | None], abort: str | None, reported: set[int], max_level: int
+) -> None:
+    course = new_course()
+    with clock.frozen_at(START + timedelta(minutes=30)):
+        for challenge, result in zip(ids(course), results, strict=True):
+            if result is not None:
+                course.answer(challenge, result, 1000)
+    reports = [report(ids(course)[i], f"r{i}") for i in sorted(reported)]
+    first = course.score("finalization", "report", max_level, issue_reports=reports,
+                         abort_reason=abort)  # fmt: skip
+    assert not (first.status == "validated" and first.pix_score == 0)
+    for i in reported:  # only a challenge not answered correctly is neutralized
+        assert (ids(course)[i] in course.neutralizations) is (results[i] != "ok")
+    count = len(course.scores)
+    assert course.rescore("rules", "same facts", max_level) is None
+    assert len(course.scores) == count and replayed(course).scores == course.scores
