@@ -24,6 +24,8 @@ from ledger.domain.scoring import LEGACY_RULES
 from ledger.envelope import Envelope
 
 SCHEMA = """
+-- history entries of rescorings hold cause, rules and previous_pix_score: a read
+-- model built before them is replayed (the runner compares this text's fingerprint)
 CREATE TABLE IF NOT EXISTS proj_certificates (
     code TEXT PRIMARY KEY,
     certificate TEXT NOT NULL,
