@@ -417,6 +417,10 @@ class CertificationService:
     def _rescore_course(
         self, course_id: str, reason: str, dry_run: bool, codes: dict[str, str] | None
     ) -> dict[str, Any]:
+        """One course; `codes` (course -> certificate code) saves a scan of the log per course.
+
+        A dry run seals nothing: its reason is never recorded.
+        """
         course = self.course(course_id)
         previous = course.latest_result
         if previous is None:
@@ -424,9 +428,15 @@ class CertificationService:
         subject = load_candidate(self.ledger, course.candidate).subject
         sealed = reason if dry_run else self.ledger.vault.seal(subject, reason)
         result = course.rescore("rules", sealed, self.max_level)
-        answer = {"course": str(course.id), "previous_rules": rules_of(previous),
-                  "previous_status": previous["status"], "rescored": result is not None,
-                  "dry_run": dry_run, "certificate": None, "certificate_action": None}  # fmt: skip
+        answer = {
+            "course": str(course.id),
+            "previous_rules": rules_of(previous),
+            "previous_status": previous["status"],
+            "rescored": result is not None,
+            "dry_run": dry_run,
+            "certificate": None,
+            "certificate_action": None,
+        }
         if result is None:
             return {**answer, "result": previous}
         code = (codes if codes is not None else certificates_by_course(self.ledger)).get(
