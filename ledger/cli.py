@@ -729,6 +729,55 @@ def _pdf_qr_claims(pdf: bytes, jwks: dict[str, Any]) -> dict[str, Any]:
 # --- demo and serve ------------------------------------------------------------
 
 
+# --- rescoring ---------------------------------------------------------------
+
+
+@main.command()
+@click.option(
+    "--all-outdated", is_flag=True, help="Every course last scored under older scoring rules."
+)
+@click.option("--dry-run", is_flag=True, help="Compute and report; record nothing.")
+@click.option(
+    "--reason",
+    default="scoring rules change",
+    show_default=True,
+    help="Why, recorded sealed under each candidate's subject.",
+)
+@friendly
+def rescore(all_outdated: bool, dry_run: bool, reason: str) -> None:
+    """Rescore courses under the current scoring rules; their certificates follow."""
+    from ledger.domain.referential import load_referential
+    from ledger.domain.scoring import RULES_VERSION
+    from ledger.services.certification import CertificationService
+
+    if not all_outdated:
+        raise click.UsageError("say which courses: --all-outdated")
+    ledger = _ledger()
+    try:
+        service = CertificationService(ledger, load_referential(), ledger.config)
+        answers = service.rescore_outdated(reason, dry_run=dry_run)
+    finally:
+        ledger.close()
+    click.echo(_rescore_summary(answers, RULES_VERSION, dry_run))
+
+
+def _rescore_summary(answers: list[dict[str, Any]], rules: str, dry_run: bool) -> str:
+    """One line: how many courses, and what happened to their certificates."""
+    done = [a for a in answers if a["rescored"]]
+    actions = [a["certificate_action"] for a in done]
+    unpublished = sum(
+        1 for a in done if a["certificate"] is None and a["result"]["status"] == "validated"
+    )
+    verb = "would rescore" if dry_run else "rescored"
+    return (
+        f"{verb} {len(done)} course(s) under scoring rules {rules}:"
+        f" {actions.count('rescored')} certificate(s) rescored,"
+        f" {actions.count('cancelled')} cancelled, {actions.count('unchanged')} unchanged,"
+        f" {unpublished} now validated without a certificate;"
+        f" {len(answers) - len(done)} already up to date"
+    )
+
+
 @main.command()
 @click.option("--candidates", default=300, show_default=True, help="How many candidates.")
 @click.option(

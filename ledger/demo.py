@@ -360,10 +360,24 @@ class Showcase:
                       {"challenge": wrong["challenges"][1]["challenge"],
                        "reason": "épreuve signalée défectueuse par l'éditeur"})  # fmt: skip
             codes = demo.post(f"/api/v1/sessions/{session}/publication", {})["certificates"]
+        with demo.at(morning + timedelta(days=30)):  # an issue reported after publication
+            self._late_report(kept, "problème signalé après la publication")
         demo.codes.extend(codes)
         demo.totals["sessions"] += 1
         demo.totals["courses"] += len(people)
         demo.totals["certificates"] += len(codes)
+
+    def _late_report(self, course: dict[str, Any], reason: str) -> None:
+        """Neutralizes the first unanswered challenge of a published course (counted wrong)."""
+        demo = self.demo
+        path = f"/api/v1/candidates/{course['candidate']}/certifications"
+        mine = demo.client.get(path, headers=demo.admin).get_json()["certificates"]
+        (code,) = (c["code"] for c in mine if c["course"] == course["id"])
+        answered = demo.client.get(f"/api/v1/courses/{course['id']}", headers=demo.admin).get_json()
+        unanswered = [c["challenge"] for c in course["challenges"]
+                      if c["challenge"] not in answered["answered"]]  # fmt: skip
+        body = {"neutralize": unanswered[:1], "reason": reason}
+        demo.post(f"/api/v1/certificates/{code}/rescoring", body)
 
     def _candidates(self, count: int) -> list[str]:
         demo, ids, answers = self.demo, [], []

@@ -192,9 +192,12 @@ def test_the_ca_is_published_and_logged_once(flow: Flow, app, client, certified,
 def test_cancelled_is_gone_and_rescored_shows_its_current_state(
     flow: Flow, client, admin, tmp_path
 ) -> None:
-    candidate, code, course = flow.certified()
+    candidate, session, course = flow.started()
+    flow.answer_all(course, wrong=1)
+    flow.finalize(session)
+    (code,) = flow.publish(session)
     holder = _holder(flow, candidate)
-    challenge = course["challenges"][0]["challenge"]
+    challenge = course["challenges"][0]["challenge"]  # answered wrongly: the report neutralizes it
     flow.post(f"/api/v1/certificates/{code}/rescoring",
               {"neutralize": [challenge], "reason": "late issue report"}, admin)  # fmt: skip
     text = _text(_pdf(client, code, holder), tmp_path)

@@ -172,6 +172,28 @@ def test_upload_an_attestation_pdf_and_see_every_check(
     page.close()
 
 
+def test_a_rescored_certificate_says_what_changed_and_why(site, browser: Browser) -> None:
+    flow: Flow = site["flow"]
+    _, session, course = flow.started()
+    flow.answer_all(course, wrong=2)
+    flow.finalize(session)
+    (code,) = flow.publish(session)
+    wrong = course["challenges"][0]["challenge"]
+    body = {"neutralize": [wrong], "reason": "image absente à l'écran"}
+    flow.post(f"/api/v1/certificates/{code}/rescoring", body, flow.admin)
+    page = browser.new_page(viewport={"width": 1100, "height": 900})
+    for lang, words in (
+        ("fr", ("score révisé : signalement tardif", "Règles de calcul v2 —", "Motif : image")),
+        ("en", ("rescored: late report of an issue", "Scoring rules v2 —", "Reason: image")),
+    ):
+        page.goto(f"{site['url']}/v/{code}?lang={lang}")
+        history = page.locator(".history").inner_text()
+        assert all(word in history for word in words), history
+        assert " pix" in page.locator(".history .rescoring li").first.inner_text()
+        shoot(page, f"09-rescored-history-{lang}")
+    page.close()
+
+
 def test_cancelled_certificate_with_an_older_valid_qr(site, browser: Browser) -> None:
     flow: Flow = site["flow"]
     from ledger.qr_image import decode_qr

@@ -112,6 +112,7 @@ def test_rescoring_after_a_late_issue_report(flow: Flow, client, admin) -> None:
     assert result["status"] == "validated" and result["reproducibility_rate"] == 100
     assert after["pix_score"] >= before["pix_score"]
     assert [h["event"] for h in after["history"]] == ["issued", "rescored"]
+    assert after["history"][-1]["previous_pix_score"] == before["pix_score"]
     assert (
         after["proof"]["seq"] == before["proof"]["seq"]
         and after["proof"]["latest_seq"] > before["proof"]["seq"]

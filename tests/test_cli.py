@@ -51,6 +51,7 @@ def _assert_every_certification_rule_applies(events: Path) -> None:
     assert sources >= {"issue-report", "operator", "technical-abort"}
     assert any(s.get("kept") for s in scored) and of("ChallengeNeutralized")
     assert all(s["result"]["rules"] == "2" for s in scored)
+    assert {r["data"]["cause"] for r in of("CertificateRescored")} >= {"late-issue-report"}
     tiers = {r["stream"]: r["data"] for r in of("CourseStarted") if r["data"]["extra_time_percent"]}
     late = [
         r for r in of("ChallengeAnswered") if r["stream"] in tiers

@@ -69,7 +69,7 @@ def _person(flow: Flow) -> dict[str, Any]:
     for candidate in (created["id"], other):
         flow.enrol(session, candidate)
         courses[candidate] = flow.start(session, candidate)
-        flow.answer_all(courses[candidate])
+        flow.answer_all(courses[candidate], wrong=int(candidate == created["id"]))
     report = {
         "incidents": f"{FIRST} {LAST} est arrivée avec 10 minutes de retard.",
         "issue_reports": [
@@ -84,7 +84,7 @@ def _person(flow: Flow) -> dict[str, Any]:
     ).get_json()
     (certificate,) = history["certificates"]
     code = certificate["code"]
-    neutralize = [courses[created["id"]]["challenges"][0]["challenge"]]
+    neutralize = [courses[created["id"]]["challenges"][0]["challenge"]]  # answered wrongly
     body = {"neutralize": neutralize, "reason": RESCORING_REASON}
     flow.post(f"/api/v1/certificates/{code}/rescoring", body, flow.admin)
     flow.post(
@@ -405,7 +405,10 @@ def test_a_clear_text_reason_of_an_older_event_is_still_shown(flow: Flow, admin)
     (code,) = flow.publish(session)
     service = flow.app.extensions["ledger"].certification
     certificate = service.certificate(code)
-    certificate.rescore("ancien motif", "2026-01-02", certificate.competences, 400)
+    certificate.rescore(
+        "ancien motif", "2026-01-02", certificate.competences, 400,
+        rules="1", cause="late-issue-report",
+    )  # fmt: skip
     certificate.cancel("ancienne annulation", "2026-01-03")
     flow.app.extensions["ledger"].ledger.save(certificate)
     view = flow.client.get(f"/api/v1/certificates/{code}").get_json()

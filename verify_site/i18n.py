@@ -9,6 +9,7 @@ from __future__ import annotations
 from flask import g, request
 
 from ledger.domain.referential import LANGUAGES
+from ledger.domain.scoring import RULES
 
 MESSAGES: dict[str, dict[str, str]] = {
     "fr": {
@@ -48,6 +49,14 @@ MESSAGES: dict[str, dict[str, str]] = {
         "event_issued": "délivré",
         "event_cancelled": "annulé",
         "event_rescored": "score révisé",
+        "rescored_because": "score révisé : {cause}",
+        "cause_late-issue-report": "signalement tardif d'un problème pendant l'épreuve",
+        "cause_operator-neutralization": "neutralisation d'une épreuve par l'opérateur",
+        "cause_rules-change": "nouvelles règles de calcul",
+        "score_change": "Score : {before} → {after} pix",
+        "rules_version": "Règles de calcul v{version} —",
+        "rules_desc_1": "taux de reproductibilité en pour mille, arrondi à l'inférieur ; profil plafonné avant la rétrogradation",
+        "rules_desc_2": "arithmétique nationale : taux en pourcentage entier, arrondi au plus proche (les demis vers le haut) ; profil non plafonné, rétrogradation puis plafonnement ; aucun résultat validé à 0 pix ; un abandon pour raison technique neutralise les épreuves sans réponse",
         "proof": "Preuve cryptographique",
         "proof_intro": "Ce certificat est l'événement n° {seq} d'un registre signé et chaîné. Ce serveur vient de recalculer son empreinte et de vérifier sa signature.",
         "seq": "Position dans le registre",
@@ -192,6 +201,13 @@ MESSAGES: dict[str, dict[str, str]] = {
         "event_issued": "issued",
         "event_cancelled": "cancelled",
         "event_rescored": "rescored",
+        "rescored_because": "rescored: {cause}",
+        "cause_late-issue-report": "late report of an issue during the test",
+        "cause_operator-neutralization": "a challenge neutralized by the operator",
+        "cause_rules-change": "new scoring rules",
+        "score_change": "Score: {before} → {after} pix",
+        "rules_version": "Scoring rules v{version} —",
+        **{f"rules_desc_{version}": text for version, text in RULES.items()},
         "proof": "Cryptographic proof",
         "proof_intro": "This certificate is event no. {seq} of a signed, hash-chained ledger. This server has just recomputed its hash and checked its signature.",
         "seq": "Position in the ledger",

@@ -11,7 +11,6 @@ from flask_smorest import Blueprint
 from ledger.api import schemas
 from ledger.api.auth import SECURED, idempotent, require
 from ledger.api.limits import lookups
-from ledger.api.openapi import json_doc
 from ledger.api.problems import ApiProblem
 from ledger.api.state import appended, state
 from ledger.domain.certificate import normalize_code
@@ -103,10 +102,28 @@ def cancel(body: dict[str, Any], code: str) -> dict[str, Any]:
 @require("admin")
 @idempotent
 @blp.arguments(schemas.RescoringIn)
-@blp.doc(security=SECURED, **json_doc(201, "The rescoring's result"))
-def rescore(body: dict[str, Any], code: str) -> tuple[dict[str, Any], int]:
-    """A late issue report neutralizes challenges: the course is rescored, the certificate follows."""
-    result = state().certification.rescore_certificate(
-        _code(code), body["neutralize"], body["reason"]
+@blp.response(201, schemas.RescoringOut)
+@blp.doc(security=SECURED)
+def rescore(body: dict[str, Any], code: str) -> dict[str, Any]:
+    """A late issue report: only wrong or skipped answers are neutralized, correct ones kept.
+
+    The certificate follows (cause `late-issue-report`) only when something changed.
+    """
+    return state().certification.rescore_certificate(
+        _code(code), body["neutralize"], body["reason"], body["category"]
     )
-    return {"result": result}, 201
+
+
+@blp.route("/courses/<uuid:course_id>/rescoring", methods=["POST"])
+@require("admin")
+@idempotent
+@blp.arguments(schemas.ReasonIn)
+@blp.response(201, schemas.CourseRescoringOut)
+@blp.doc(security=SECURED)
+def rescore_course(body: dict[str, Any], course_id: Any) -> tuple[dict[str, Any], int]:
+    """Rescore a course's facts under the current scoring rules; its certificate follows.
+
+    Idempotent: a course already scored under these rules gets no new event (200).
+    """
+    answer = state().certification.rescore_course(str(course_id), body["reason"])
+    return answer, 201 if answer["rescored"] else 200

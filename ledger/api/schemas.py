@@ -419,7 +419,41 @@ class ReasonIn(StrictSchema):
 
 
 class RescoringIn(ReasonIn):
-    neutralize = fields.List(fields.String(), required=True, validate=validate.Length(min=1))
+    """A late issue report: challenges to neutralize (only a wrong or skipped answer is)."""
+
+    neutralize = fields.List(
+        fields.String(validate=validate.Length(min=1, max=100)),
+        required=True,
+        validate=validate.Length(min=1, max=48),
+    )
+    category = fields.String(
+        load_default="in-challenge", validate=validate.OneOf(("in-challenge", "technical-problem"))
+    )
+
+
+class RescoringOut(Schema):
+    result = fields.Dict(metadata={"description": "the new result (it names its rules)"})
+    neutralized = fields.List(fields.String(), metadata={"description": "newly neutralized"})
+    kept = fields.List(
+        fields.String(), metadata={"description": "answered correctly: the answer was kept"}
+    )
+    certificate_action = fields.String(metadata={"description": "rescored, cancelled or unchanged"})
+    unchanged = fields.Boolean(metadata={"description": "no certificate event was written"})
+
+
+class CourseRescoringOut(Schema):
+    course = fields.String()
+    rescored = fields.Boolean(
+        metadata={"description": "false: the latest result already follows the current rules"}
+    )
+    dry_run = fields.Boolean()
+    previous_rules = fields.String()
+    previous_status = fields.String()
+    result = fields.Dict(metadata={"description": "the latest result (it names its rules)"})
+    certificate = fields.String(allow_none=True)
+    certificate_action = fields.String(
+        allow_none=True, metadata={"description": "rescored, cancelled or unchanged"}
+    )
 
 
 class NeutralizationIn(ReasonIn):

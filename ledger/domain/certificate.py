@@ -4,6 +4,11 @@ A cancellation's or rescoring's `reason` is an operator's free text, which may
 name the holder: it is sealed under the holder's subject (events written
 before that rule hold it in clear).
 
+A rescoring names its cause and the scoring-rules version of its new
+result, so the history can say what changed and why. Rescorings written
+before those fields existed were all late issue reports under the legacy
+rules: that is how they are read.
+
 The stream id derives from the verification code, so two certificates can
 never share a code: the store's (stream, version) uniqueness refuses it.
 """
@@ -16,13 +21,22 @@ from datetime import date
 
 from eventsourcing.domain import event
 
-from ledger.domain.base import Conflict, LedgerAggregate
+from ledger.domain.base import Conflict, DomainError, LedgerAggregate
+from ledger.domain.scoring import LEGACY_RULES, RULES
 
 CODE_ALPHABET = "2346789BCDFGHJKMPQRTVWXY"
 CODE_LENGTH = 8
 CODE_NAMESPACE = uuid.UUID("b1e7c4a2-5d0f-4c53-8f0e-6a2f4f1d9c30")
 VALIDITY_YEARS = 3
 ISSUED, CANCELLED = "issued", "cancelled"
+LATE_ISSUE_REPORT, OPERATOR_NEUTRALIZATION, RULES_CHANGE = (
+    "late-issue-report", "operator-neutralization", "rules-change",
+)  # fmt: skip
+CAUSES = (LATE_ISSUE_REPORT, OPERATOR_NEUTRALIZATION, RULES_CHANGE)
+
+
+class InvalidRescoring(DomainError):
+    code = "invalid-rescoring"
 
 
 def new_code() -> str:
@@ -110,19 +124,28 @@ class Certificate(LedgerAggregate):
         rescored_on: str
         competences: list
         pix_score: int
+        rules: str  # scoring-rules version of the new result (absent from older events)
+        cause: str  # one of CAUSES (absent from older events)
 
     def rescore(
-        self, reason: str | dict, rescored_on: str, competences: list, pix_score: int
-    ) -> None:
+        self, reason: str | dict, rescored_on: str, competences: list, pix_score: int,
+        *, rules: str, cause: str,
+    ) -> None:  # fmt: skip
         if self.status == CANCELLED:
             raise Conflict(f"certificate {self.code} is cancelled; it cannot be rescored")
+        if cause not in CAUSES:
+            raise InvalidRescoring(f"cause must be one of {', '.join(CAUSES)}")
+        if rules not in RULES:
+            raise InvalidRescoring(f"unknown scoring rules version {rules!r}")
         self._rescore(
-            reason=reason, rescored_on=rescored_on, competences=competences, pix_score=pix_score
-        )
+            reason=reason, rescored_on=rescored_on, competences=competences,
+            pix_score=pix_score, rules=rules, cause=cause,
+        )  # fmt: skip
 
     @event(Rescored)
     def _rescore(
-        self, reason: str | dict, rescored_on: str, competences: list, pix_score: int
-    ) -> None:
+        self, reason: str | dict, rescored_on: str, competences: list, pix_score: int,
+        rules: str = LEGACY_RULES, cause: str = LATE_ISSUE_REPORT,
+    ) -> None:  # fmt: skip
         self.competences = competences
         self.pix_score = pix_score

@@ -7,6 +7,10 @@ A reason is kept as the event holds it: sealed under the holder's subject
 (`status_reason` holds its JSON, `history` the object), or clear text from
 events written before reasons were sealed. Rows read back hold the sealed
 object, to be opened for display (`ledger.services.verification.opened_reason`).
+
+A rescoring's history entry says what changed and why: the pix score before
+and after, the scoring-rules version and the cause (`rescored_entry`, shared
+with `ledger.services.signed_certificate` so the two can never drift apart).
 """
 
 from __future__ import annotations
@@ -15,9 +19,13 @@ import json
 from datetime import date
 from typing import Any
 
+from ledger.domain.certificate import LATE_ISSUE_REPORT
+from ledger.domain.scoring import LEGACY_RULES
 from ledger.envelope import Envelope
 
 SCHEMA = """
+-- history entries of rescorings hold cause, rules and previous_pix_score: a read
+-- model built before them is replayed (the runner compares this text's fingerprint)
 CREATE TABLE IF NOT EXISTS proj_certificates (
     code TEXT PRIMARY KEY,
     certificate TEXT NOT NULL,
@@ -74,6 +82,20 @@ def reason_value(text: str | None) -> str | dict[str, str] | None:
     return text
 
 
+def rescored_entry(seq: int, data: dict[str, Any], previous_pix_score: int) -> dict[str, Any]:
+    """A rescoring's history entry; older events lack rules and cause (late reports, rules 1)."""
+    return {
+        "event": "rescored",
+        "seq": seq,
+        "on": data["rescored_on"],
+        "reason": data["reason"],
+        "cause": data.get("cause", LATE_ISSUE_REPORT),
+        "rules": data.get("rules", LEGACY_RULES),
+        "previous_pix_score": previous_pix_score,
+        "pix_score": data["pix_score"],
+    }
+
+
 class CertificatesProjection:
     name = "certificates"
     types = frozenset(
@@ -91,8 +113,11 @@ class CertificatesProjection:
         if env.type == "certification.CertificateIssued":
             self._issue(cur, env, data)
             return
-        cur.execute("SELECT history FROM proj_certificates WHERE certificate = ?", (env.stream,))
-        history = json.loads(cur.fetchone()[0])
+        cur.execute(
+            "SELECT history, pix_score FROM proj_certificates WHERE certificate = ?", (env.stream,)
+        )
+        stored_history, previous_pix_score = cur.fetchone()
+        history = json.loads(stored_history)
         if env.type == "certification.CertificateCancelled":
             history.append(
                 {
@@ -109,10 +134,7 @@ class CertificatesProjection:
                  json.dumps(history), env.stream),
             )  # fmt: skip
         else:
-            history.append(
-                {"event": "rescored", "seq": env.seq, "on": data["rescored_on"], "reason": data["reason"],
-                 "pix_score": data["pix_score"]}
-            )  # fmt: skip
+            history.append(rescored_entry(env.seq, data, previous_pix_score))
             cur.execute(
                 "UPDATE proj_certificates SET competences = ?, pix_score = ?, status_reason = ?,"
                 " status_on = ?, latest_seq = ?, history = ? WHERE certificate = ?",

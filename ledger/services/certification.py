@@ -21,13 +21,21 @@ from ledger.domain.base import Conflict, DomainError, NotFound
 from ledger.domain.calendar import check_window, parse_windows
 from ledger.domain.candidate import Candidate
 from ledger.domain.centre import Centre, create_centre
-from ledger.domain.certificate import Certificate, certificate_id, new_code, valid_until
+from ledger.domain.certificate import CANCELLED as CERTIFICATE_CANCELLED
+from ledger.domain.certificate import (
+    LATE_ISSUE_REPORT,
+    RULES_CHANGE,
+    Certificate,
+    certificate_id,
+    new_code,
+    valid_until,
+)
 from ledger.domain.course import Course, CourseError, deadline_from, select_challenges
 from ledger.domain.payload import InvalidInput
 from ledger.domain.profile import profile_of
 from ledger.domain.referential import COMPETENCE_CODES, MAX_DIFFICULTY, Referential
 from ledger.domain.referential_release import ReferentialRelease, release
-from ledger.domain.scoring import ERROR, RULES_VERSION, VALIDATED
+from ledger.domain.scoring import ERROR, RULES_VERSION, VALIDATED, ScoringResult, rules_of
 from ledger.domain.session import IN_PROCESS, Session
 from ledger.services import retrying
 from ledger.services.candidates import load_candidate
@@ -35,6 +43,9 @@ from ledger.store.application import Ledger
 from ledger.store.recorder import ConcurrencyConflict
 
 CENTRE_TZ = ZoneInfo("Europe/Paris")
+CERTIFICATE_ISSUED = Certificate.Issued.TYPE
+COURSE_SCORED = Course.Scored.TYPE
+UNCHANGED = "unchanged"
 Centres = set[str] | None
 
 
@@ -366,31 +377,150 @@ class CertificationService:
 
         return retrying(command)
 
-    def rescore_certificate(self, code: str, neutralize: list[str], reason: str) -> dict[str, Any]:
-        """A late issue report: rescore the course; the certificate follows the new result.
+    def rescore_certificate(
+        self, code: str, neutralize: list[str], reason: str, category: str = "in-challenge"
+    ) -> dict[str, Any]:
+        """A late issue report: the course is rescored under the issue-report rule.
 
-        The reason may name the holder: it is sealed under their subject, in the
+        Only a wrong, skipped or unanswered challenge is neutralized; a correct
+        answer is kept. The certificate follows only when something changed. The
+        reason may name the holder: it is sealed under their subject, in the
         course's and the certificate's events alike.
         """
 
         def command() -> dict[str, Any]:
             certificate = self.certificate(code)
+            if certificate.status == CERTIFICATE_CANCELLED:
+                raise Conflict(f"certificate {code} is cancelled; it cannot be rescored")
             course = self.course(certificate.course)
+            before = set(course.neutralizations)
             sealed = self.ledger.vault.seal(certificate.subject, reason)
-            reports = [{"id": None, "category": None, "challenge": c} for c in neutralize]
+            reports = [
+                {"id": str(uuid.uuid4()), "category": category, "challenge": challenge}
+                for challenge in dict.fromkeys(neutralize)
+            ]
             result = course.score("rescoring", sealed, self.max_level, issue_reports=reports)
-            today = clock.now().astimezone(CENTRE_TZ).date().isoformat()
-            if result.status == VALIDATED:
-                certificate.rescore(
-                    sealed, today, certified_levels(result.to_dict()), result.pix_score
-                )
-            else:
-                why = f"rescored as {result.status}: {reason}"
-                certificate.cancel(self.ledger.vault.seal(certificate.subject, why), today)
+            granted = sorted(set(course.neutralizations) - before)
+            why = f"rescored as {result.status}: {reason}"
+            action = self._follow(
+                certificate, result, LATE_ISSUE_REPORT, sealed, why, neutralized=bool(granted)
+            )
             self.ledger.save(course, certificate)
-            return result.to_dict()
+            return {
+                "result": result.to_dict(),
+                "neutralized": granted,
+                "kept": sorted(set(neutralize) - set(course.neutralizations)),
+                "certificate_action": action,
+                "unchanged": action == UNCHANGED,
+            }
 
         return retrying(command)
+
+    def rescore_course(self, course_id: str, reason: str, dry_run: bool = False) -> dict[str, Any]:
+        """The same facts under the current scoring rules; the certificate, if any, follows.
+
+        Idempotent: when the latest result is what the current rules compute,
+        nothing is recorded and the answer says so. `dry_run` computes without saving.
+        """
+        return retrying(lambda: self._rescore_course(course_id, reason, dry_run, None))
+
+    def rescore_outdated(self, reason: str, dry_run: bool = False) -> list[dict[str, Any]]:
+        """Every course whose latest result was computed under older rules, rescored one by one."""
+        codes = certificates_by_course(self.ledger)
+        return [
+            retrying(lambda c=course: self._rescore_course(c, reason, dry_run, codes))
+            for course in outdated_courses(self.ledger)
+        ]
+
+    def _rescore_course(
+        self, course_id: str, reason: str, dry_run: bool, codes: dict[str, str] | None
+    ) -> dict[str, Any]:
+        """One course; `codes` (course -> certificate code) saves a scan of the log per course.
+
+        A dry run seals nothing: its reason is never recorded.
+        """
+        course = self.course(course_id)
+        previous = course.latest_result
+        if previous is None:
+            raise Conflict(f"course {course_id} has no result to rescore yet")
+        subject = load_candidate(self.ledger, course.candidate).subject
+        sealed = reason if dry_run else self.ledger.vault.seal(subject, reason)
+        result = course.rescore("rules", sealed, self.max_level)
+        answer = {
+            "course": str(course.id),
+            "previous_rules": rules_of(previous),
+            "previous_status": previous["status"],
+            "rescored": result is not None,
+            "dry_run": dry_run,
+            "certificate": None,
+            "certificate_action": None,
+        }
+        if result is None:
+            return {**answer, "result": previous}
+        code = (codes if codes is not None else certificates_by_course(self.ledger)).get(
+            str(course.id)
+        )
+        touched = []
+        if code is not None:
+            certificate = self.certificate(code)
+            why = f"rescored under scoring rules {result.rules} as {result.status}: {reason}"
+            action = self._follow(certificate, result, RULES_CHANGE, sealed, why, dry_run=dry_run)
+            answer.update(certificate=code, certificate_action=action)
+            touched.append(certificate)
+        if not dry_run:
+            self.ledger.save(course, *touched)
+        return {**answer, "result": result.to_dict()}
+
+    def _follow(
+        self,
+        certificate: Certificate,
+        result: ScoringResult,
+        cause: str,
+        sealed: str | dict[str, str],
+        why: str,
+        *,
+        neutralized: bool = False,
+        dry_run: bool = False,
+    ) -> str:
+        """The certificate follows a new result: rescored, cancelled, or left unchanged.
+
+        A validated result rescores it when its levels or pix differ (or a late
+        report neutralized something); any other status cancels it, saying why.
+        """
+        today = clock.now().astimezone(CENTRE_TZ).date().isoformat()
+        levels = certified_levels(result.to_dict())
+        if certificate.status == CERTIFICATE_CANCELLED:
+            return UNCHANGED
+        if result.status != VALIDATED:
+            if not dry_run:
+                certificate.cancel(self.ledger.vault.seal(certificate.subject, why), today)
+            return "cancelled"
+        if not neutralized and (levels, result.pix_score) == (
+            certificate.competences,
+            certificate.pix_score,
+        ):
+            return UNCHANGED
+        if not dry_run:
+            certificate.rescore(
+                sealed, today, levels, result.pix_score, rules=result.rules, cause=cause
+            )
+        return "rescored"
+
+
+def certificates_by_course(ledger: Ledger) -> dict[str, str]:
+    """course id -> certificate code, from the signed issuing events (not a read model)."""
+    return {
+        env.data["course"]: env.data["code"]
+        for env in ledger.recorder.iter_envelopes_of_type(CERTIFICATE_ISSUED)
+    }
+
+
+def outdated_courses(ledger: Ledger) -> list[str]:
+    """Courses whose latest result was computed under older scoring rules, in log order."""
+    latest: dict[str, dict[str, Any]] = {}
+    for env in ledger.recorder.iter_envelopes_of_type(COURSE_SCORED):
+        latest[env.stream] = env.data["result"]
+    return [course for course, result in latest.items() if rules_of(result) != RULES_VERSION]
 
 
 def _neutralization_requests(reports: list[dict[str, Any]], candidate: str) -> list[dict[str, Any]]:

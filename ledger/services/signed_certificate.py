@@ -14,7 +14,7 @@ from typing import Any
 
 from ledger.domain.certificate import certificate_id
 from ledger.envelope import Envelope
-from ledger.projections.certificates import COLUMNS, CertificatesProjection
+from ledger.projections.certificates import COLUMNS, CertificatesProjection, rescored_entry
 
 ISSUED = "certification.CertificateIssued"
 CANCELLED = "certification.CertificateCancelled"
@@ -84,9 +84,6 @@ def _apply(row: dict[str, Any], env: Envelope) -> None:
         row.update(status="cancelled", status_reason=data["reason"],
                    status_on=data["cancelled_on"], latest_seq=env.seq)  # fmt: skip
     else:
-        row["history"].append(
-            {"event": "rescored", "seq": env.seq, "on": data["rescored_on"], "reason": data["reason"],
-             "pix_score": data["pix_score"]}
-        )  # fmt: skip
+        row["history"].append(rescored_entry(env.seq, data, row["pix_score"]))
         row.update(competences=data["competences"], pix_score=data["pix_score"],
                    status_reason=data["reason"], status_on=data["rescored_on"], latest_seq=env.seq)  # fmt: skip

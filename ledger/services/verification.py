@@ -19,6 +19,7 @@ from ledger import crypto, envelope
 from ledger.domain import clock
 from ledger.domain.certificate import certificate_id
 from ledger.domain.referential import Referential
+from ledger.domain.scoring import RULES
 from ledger.envelope import Envelope
 from ledger.lru import LRU
 from ledger.projections.certificates import by_code, public_status
@@ -115,12 +116,18 @@ def opened_reason(ledger: Ledger, reason: str | dict[str, str] | None) -> tuple[
 
 
 def opened_history(ledger: Ledger, history: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """History entries with their reasons opened (null and `reason_erased` once erased)."""
+    """History entries with their reasons opened (null and `reason_erased` once erased).
+
+    A rescoring also gets its scoring rules' description, so a reader learns
+    what the rules version means without looking it up.
+    """
     entries = []
     for entry in history:
         if "reason" in entry:
             text, erased = opened_reason(ledger, entry["reason"])
             entry = {**entry, "reason": text, **({"reason_erased": True} if erased else {})}
+        if "rules" in entry:
+            entry = {**entry, "rules_description": RULES.get(entry["rules"])}
         entries.append(entry)
     return entries
 
