@@ -262,8 +262,12 @@ class Course(LedgerAggregate):
         fraud_confirmed: bool
         cancelled_by_operator: bool
         result: dict
+        # present only when a rescoring re-derived the profile (see `rescore`)
+        profile: list | None
 
-    def evidence(self, neutralized: set[str]) -> list[CompetenceEvidence]:
+    def evidence(
+        self, neutralized: set[str], profile: list[dict[str, Any]] | None = None
+    ) -> list[CompetenceEvidence]:
         """Counts per competence from the uncapped profile; unanswered counts as not correct."""
         per: dict[str, dict[str, int]] = {}
         for item in self.challenges:
@@ -275,7 +279,7 @@ class Course(LedgerAggregate):
                 counts["neutralized"] += 1
             elif self.answer_result(item["challenge"]) == CORRECT:
                 counts["correct"] += 1
-        levels = {p["code"]: p for p in self.profile}
+        levels = {p["code"]: p for p in (profile or self.profile)}
         return [
             CompetenceEvidence(
                 code=code,
@@ -357,9 +361,10 @@ class Course(LedgerAggregate):
         fraud: bool,
         cancelled: bool,
         max_level: int,
+        profile: list[dict[str, Any]] | None = None,
     ) -> ScoringResult:
         return score(
-            self.evidence(set(neutralizations)),
+            self.evidence(set(neutralizations), profile),
             fraud_confirmed=fraud,
             cancelled_by_operator=cancelled,
             technical_abort=abort_reason == TECHNICAL,
@@ -376,8 +381,10 @@ class Course(LedgerAggregate):
         fraud: bool,
         cancelled: bool,
         result: ScoringResult,
+        profile: list[dict[str, Any]] | None = None,
     ) -> None:
         self._scored(
+            **({"profile": profile} if profile is not None else {}),
             basis=basis,
             reason=reason,
             neutralized=sorted(neutralizations),
@@ -401,6 +408,7 @@ class Course(LedgerAggregate):
         neutralizations: list | None = None,
         kept: list | None = None,
         abort_reason: str | None = None,
+        profile: list | None = None,
     ) -> None:
         """Also replays events written before neutralizations, kept reports and aborts were recorded."""
         entries = neutralizations
@@ -420,6 +428,8 @@ class Course(LedgerAggregate):
             }
         )
         self.neutralizations = {n["challenge"]: n for n in entries}
+        if profile is not None:
+            self.profile = profile
 
     # --- operator review: neutralization by hand ----------------------------------
 
@@ -468,17 +478,30 @@ class Course(LedgerAggregate):
 
     # --- rescoring under the current rules -----------------------------------------
 
-    def rescore(self, basis: str, reason: str | dict, max_level: int) -> ScoringResult | None:
-        """The same facts under the current rules; None (nothing recorded) if that changes nothing."""
+    def rescore(
+        self,
+        basis: str,
+        reason: str | dict,
+        max_level: int,
+        profile: list[dict[str, Any]] | None = None,
+    ) -> ScoringResult | None:
+        """The same facts under the current rules; None (nothing recorded) if that changes nothing.
+
+        `profile`: the profile at the start re-derived under the current rules, for a
+        course started under older ones (its recorded profile was capped, its pix
+        computed without the 4-pix limit). It is recorded with the new result, so
+        the event alone says what the result was computed from.
+        """
+        changed = profile if profile is not None and profile != self.profile else None
         result = self._compute(
             self.neutralizations, self.abort_reason, self.fraud_confirmed,
-            self.cancelled_by_operator, max_level,
+            self.cancelled_by_operator, max_level, changed,
         )  # fmt: skip
-        if result.to_dict() == self.latest_result:
+        if changed is None and result.to_dict() == self.latest_result:
             return None
         self._record(
             basis, reason, dict(self.neutralizations), list(self.kept), self.abort_reason,
-            self.fraud_confirmed, self.cancelled_by_operator, result,
+            self.fraud_confirmed, self.cancelled_by_operator, result, changed,
         )  # fmt: skip
         return result
 

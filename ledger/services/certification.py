@@ -32,8 +32,13 @@ from ledger.domain.certificate import (
 )
 from ledger.domain.course import Course, CourseError, deadline_from, select_challenges
 from ledger.domain.payload import InvalidInput
-from ledger.domain.profile import profile_of
-from ledger.domain.referential import COMPETENCE_CODES, MAX_DIFFICULTY, Referential
+from ledger.domain.profile import Knowledge, profile_of
+from ledger.domain.referential import (
+    COMPETENCE_CODES,
+    MAX_DIFFICULTY,
+    Referential,
+    load_referential,
+)
 from ledger.domain.referential_release import ReferentialRelease, release
 from ledger.domain.scoring import ERROR, RULES_VERSION, VALIDATED, ScoringResult, rules_of
 from ledger.domain.session import IN_PROCESS, Session
@@ -445,7 +450,8 @@ class CertificationService:
             raise Conflict(f"course {course_id} has no result to rescore yet")
         subject = load_candidate(self.ledger, course.candidate).subject
         sealed = reason if dry_run else self.ledger.vault.seal(subject, reason)
-        result = course.rescore("rules", sealed, self.max_level)
+        profile = profile_at_start(self.ledger, course) if course.rules != RULES_VERSION else None
+        result = course.rescore("rules", sealed, self.max_level, profile)
         answer = {
             "course": str(course.id),
             "previous_rules": rules_of(previous),
@@ -505,6 +511,27 @@ class CertificationService:
                 sealed, today, levels, result.pix_score, rules=result.rules, cause=cause
             )
         return "rescored"
+
+
+ANSWER_RECORDED = Candidate.AnswerRecorded.TYPE
+
+
+def profile_at_start(ledger: Ledger, course: Course) -> list[dict[str, Any]]:
+    """The candidate's uncapped profile when the course started, under the current pix rules.
+
+    From the signed log alone: the course's referential version and the
+    candidate's answers logged before the course's first event.
+    """
+    started = ledger.recorder.stream_envelopes(str(course.id))[0].seq
+    ref = load_referential(course.referential)
+    knowledge = Knowledge()
+    answers = (
+        env for env in ledger.recorder.stream_envelopes(course.candidate)
+        if env.seq < started and env.type == ANSWER_RECORDED
+    )  # fmt: skip
+    for position, env in enumerate(answers, 1):
+        knowledge.apply(ref, env.data["skill"], env.data["result"], position)
+    return profile_of(ref, knowledge, MAX_DIFFICULTY).to_list()
 
 
 def certificates_by_course(ledger: Ledger) -> dict[str, str]:

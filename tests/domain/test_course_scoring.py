@@ -279,3 +279,36 @@ def test_rescoring_the_same_facts_is_idempotent_and_never_a_validated_zero(
     count = len(course.scores)
     assert course.rescore("rules", "same facts", max_level) is None
     assert len(course.scores) == count and replayed(course).scores == course.scores
+
+
+def test_a_rules_rescoring_with_a_re_derived_profile_downgrades_before_capping() -> None:
+    """A legacy course recorded its profile capped at 5: re-derived uncapped, 6 - 1 stays 5."""
+    course = new_course()
+    course.profile = [{**p, "level": 5, "pix": 40} for p in course.profile]  # as legacy recorded
+    answer(course, ["ko", "ok", "ok"] * 4 + ["ok"] * 3)  # 11/15 = 73%: (3, 2, 0) downgraded
+    capped = course.score("completion", "done", 5)
+    assert [c.level for c in capped.competences] == [4, 4, 4, 4, 5] and capped.pix_score == 168
+    uncapped = [{**p, "level": 6, "pix": 48} for p in course.profile]
+    result = course.rescore("rules", "national rules", 5, uncapped)
+    assert result is not None and course.scores[-1]["basis"] == "rules"
+    assert {c.level for c in result.competences} == {5} and result.pix_score == 5 * 40
+    assert replayed(course).profile == uncapped  # the event records what it was computed from
+    assert course.rescore("rules", "again", 5, uncapped) is None  # idempotent
+
+
+def test_the_profile_re_derived_from_the_log_is_the_one_a_course_records(
+    app, client, admin
+) -> None:
+    """`profile_at_start` (used to rescore courses started under older rules) reads the log only."""
+    from ledger.services.certification import profile_at_start
+    from tests.certification_flow import Flow
+
+    flow = Flow(app, client, admin)
+    candidate = flow.eligible_candidate({"1.1": 6, "1.2": 2, "2.1": 3, "3.1": 1, "4.1": 2})
+    session = flow.session()["id"]
+    flow.enrol(session, candidate)
+    started = flow.start(session, candidate)
+    st = app.extensions["ledger"]
+    course = st.certification.course(started["id"])
+    assert profile_at_start(st.ledger, course) == course.profile
+    assert next(p for p in course.profile if p["code"] == "1.1")["level"] == 6  # uncapped
