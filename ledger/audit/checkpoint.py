@@ -45,7 +45,7 @@ class Checkpoint:
     root: bytes
 
     def __post_init__(self) -> None:
-        _check_key_name(self.origin, "origin")
+        check_key_name(self.origin, "origin")
         if isinstance(self.size, bool) or not isinstance(self.size, int):
             raise CheckpointError(f"tree size must be an integer, not {self.size!r}")
         if not 0 <= self.size <= MAX_TREE_SIZE:
@@ -74,7 +74,7 @@ def sign_checkpoint(cp: Checkpoint, key: SigningKey) -> str:
 
 def parse_checkpoint(note_text: str) -> tuple[Checkpoint, list[NoteSignature]]:
     """The checkpoint and every signature line, checked for form only (nothing verified)."""
-    cp, signatures, _ = _parse_note(note_text)
+    cp, signatures, _ = parse_note(note_text)
     return cp, signatures
 
 
@@ -84,7 +84,7 @@ def verify_checkpoint(note_text: str, origin: str, public_keys: Iterable[bytes])
     A signature line naming `origin` whose key hash matches a trusted key must
     verify (C2SP: a failing known signature rejects the note); other lines are ignored.
     """
-    cp, signatures, text = _parse_note(note_text)
+    cp, signatures, text = parse_note(note_text)
     if cp.origin != origin:
         raise CheckpointError(f"checkpoint origin is {cp.origin!r}, expected {origin!r}")
     trusted: dict[bytes, list[bytes]] = {}
@@ -106,7 +106,7 @@ def verify_checkpoint(note_text: str, origin: str, public_keys: Iterable[bytes])
 # --- parsing ---------------------------------------------------------------
 
 
-def _parse_note(note_text: str) -> tuple[Checkpoint, list[NoteSignature], bytes]:
+def parse_note(note_text: str) -> tuple[Checkpoint, list[NoteSignature], bytes]:
     """(checkpoint, signature lines, signed text bytes) of a well-formed note."""
     text, signature_lines = _split_note(note_text)
     cp = _parse_body(text)
@@ -158,7 +158,7 @@ def _parse_signature(line: str) -> NoteSignature:
     name, sep, blob_text = line[len(SIG_PREFIX) :].partition(" ")
     if not sep:
         raise CheckpointError("a signature line is '— <key name> <base64 signature>'")
-    _check_key_name(name, "signature key name")
+    check_key_name(name, "signature key name")
     try:
         blob = b64_decode(blob_text)
     except CryptoError as exc:
@@ -178,7 +178,7 @@ def _check_text(text: str, what: str) -> None:
         raise CheckpointError(f"{what} contains a control character")
 
 
-def _check_key_name(name: str, what: str) -> None:
+def check_key_name(name: str, what: str) -> None:
     """C2SP key names (and so our origins): non-empty, no Unicode space, no '+'."""
     if not isinstance(name, str) or not name:
         raise CheckpointError(f"{what} must be a non-empty string")
