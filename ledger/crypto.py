@@ -283,6 +283,28 @@ def verify(public_raw: bytes, signature: bytes, message: bytes) -> bool:
     return True
 
 
+def verify_batch(items: list[tuple[bytes, bytes, bytes]]) -> int | None:
+    """Index of the first (public key, signature, message) that does not verify, else None.
+
+    Each distinct key is loaded once per batch: an audit's batches share one or two keys.
+    """
+    loaded: dict[bytes, Ed25519PublicKey | None] = {}
+    for index, (public_raw, signature, message) in enumerate(items):
+        if public_raw not in loaded:
+            try:
+                loaded[public_raw] = Ed25519PublicKey.from_public_bytes(public_raw)
+            except ValueError:
+                loaded[public_raw] = None
+        key = loaded[public_raw]
+        try:
+            if key is None:
+                return index
+            key.verify(signature, message)
+        except InvalidSignature:
+            return index
+    return None
+
+
 # --- AES-256-GCM sealing (crypto-shredding) --------------------------------
 
 

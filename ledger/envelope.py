@@ -92,11 +92,17 @@ def check_hash(record: dict[str, Any]) -> bool:
         return False
 
 
-def check_signature(record: dict[str, Any], public_raw: bytes) -> bool:
-    """`sig` is a valid Ed25519 signature of the raw `hash` bytes under `public_raw`."""
+def signature_input(record: dict[str, Any]) -> tuple[bytes, bytes] | None:
+    """(signature, signed message = raw `hash` bytes), or None when either is malformed."""
     try:
         digest = bytes.fromhex(str(record["hash"]))
         signature = crypto.b64url_decode(str(record["sig"]))
     except (KeyError, ValueError, crypto.CryptoError):
-        return False
-    return len(digest) == 32 and crypto.verify(public_raw, signature, digest)
+        return None
+    return (signature, digest) if len(digest) == 32 else None
+
+
+def check_signature(record: dict[str, Any], public_raw: bytes) -> bool:
+    """`sig` is a valid Ed25519 signature of the raw `hash` bytes under `public_raw`."""
+    parts = signature_input(record)
+    return parts is not None and crypto.verify(public_raw, *parts)

@@ -35,6 +35,7 @@ _MEMBERS = {
     KEY_COMPROMISED: {"kid", "since"},
 }
 _VKEY_ALG = b"\x01"  # C2SP signed-note Ed25519
+_KEY_FIELDS = ("kid", "endorsed_at", "valid_from", "valid_until", "compromised_since")
 
 
 class TrustError(Exception):
@@ -222,6 +223,30 @@ class KeyHistory:
     def copy(self) -> KeyHistory:
         return copy.deepcopy(self)
 
+    def to_state(self) -> dict[str, Any]:
+        """The folded chain as JSON-ready data, so a monitor can resume without the events."""
+        keys = [
+            {**{n: getattr(k, n) for n in _KEY_FIELDS}, "public_key": crypto.b64(k.public_key)}
+            for k in self.keys.values()
+        ]
+        return {"keys": keys, "current": self.current, "started": self.started}
+
+    @classmethod
+    def from_state(cls, anchor: Anchor | None, state: dict[str, Any]) -> KeyHistory:
+        """The chain saved by `to_state`; TrustError when the saved data is malformed."""
+        history = cls(anchor)
+        try:
+            for item in state["keys"]:
+                key = EndorsedKey(
+                    **{n: item[n] for n in _KEY_FIELDS},
+                    public_key=crypto.b64_decode(item["public_key"]),
+                )
+                history.keys[key.kid] = key
+            history.current, history.started = state["current"], bool(state["started"])
+        except (KeyError, TypeError, crypto.CryptoError) as exc:
+            raise TrustError("saved key history is malformed") from exc
+        return history
+
     # --- folding ----------------------------------------------------------------
 
     def apply(self, item: Any) -> str:
@@ -334,15 +359,28 @@ class KeyHistory:
     def signature_problem(self, item: Any) -> str:
         """'' when the record's `kid` may sign at its `seq` and `sig` verifies; else why not."""
         record = _record(item)
+        public, problem = self.signer(record)
+        if problem:
+            return problem
+        if not envelope.check_signature(record, public):
+            return "signature does not verify"
+        return ""
+
+    def signer(self, record: dict[str, Any]) -> tuple[bytes, str]:
+        """(public key, '') of the key that may sign the record at its `seq`, or (b'', why not).
+
+        The signature itself is not checked: a parallel audit verifies it elsewhere.
+        """
         key = self.keys.get(str(record.get("kid")))
         seq = record.get("seq")
         if key is None:
-            return f"signing key {record.get('kid')!r} is not endorsed by the trust anchor's chain"
+            return (
+                b"",
+                f"signing key {record.get('kid')!r} is not endorsed by the trust anchor's chain",
+            )
         if not isinstance(seq, int) or not key.may_sign(seq):
-            return key.why_not(seq) if isinstance(seq, int) else "seq is not an integer"
-        if not envelope.check_signature(record, key.public_key):
-            return "signature does not verify"
-        return ""
+            return b"", key.why_not(seq) if isinstance(seq, int) else "seq is not an integer"
+        return key.public_key, ""
 
     def verify_one(self, item: Any) -> bool:
         """Hash and signature of one envelope, its key accepted only through the chain."""
@@ -376,15 +414,38 @@ def _jwk_key(data: dict[str, Any]) -> bytes | None:
 
 
 class SignedSeqs:
-    """Which seqs each key signed, so a later compromise can name the first one it voids."""
+    """Which seqs each key signed, so a later compromise can name the first one it voids.
+
+    Kept as runs of consecutive seqs per key (a key signs one stretch of the log),
+    so memory grows with the number of key changes, not with the log.
+    """
 
     def __init__(self) -> None:
-        self._by_kid: dict[str, list[int]] = {}
+        self._by_kid: dict[str, list[list[int]]] = {}  # kid -> [[first, last], ...] ascending
 
     def add(self, kid: str, seq: int) -> None:
-        self._by_kid.setdefault(kid, []).append(seq)
+        runs = self._by_kid.setdefault(kid, [])
+        if runs and runs[-1][1] == seq - 1:
+            runs[-1][1] = seq
+        else:
+            runs.append([seq, seq])
 
     def first_from(self, kid: str, since: int) -> int | None:
-        seqs = self._by_kid.get(kid, [])
-        index = bisect.bisect_left(seqs, since)
-        return seqs[index] if index < len(seqs) else None
+        runs = self._by_kid.get(kid, [])
+        index = bisect.bisect_left([last for _, last in runs], since)
+        return max(runs[index][0], since) if index < len(runs) else None
+
+    def to_state(self) -> dict[str, list[list[int]]]:
+        return copy.deepcopy(self._by_kid)
+
+    @classmethod
+    def from_state(cls, state: dict[str, list[list[int]]]) -> SignedSeqs:
+        """Runs saved by `to_state` (a monitor's own state file), checked for shape."""
+        signed = cls()
+        for kid, runs in state.items():
+            if not all(
+                isinstance(r, list) and len(r) == 2 and all(type(n) is int for n in r) for r in runs
+            ):
+                raise TrustError("saved signed seqs are malformed")
+            signed._by_kid[str(kid)] = [list(r) for r in runs]
+        return signed

@@ -17,7 +17,7 @@ from typing import Any
 from ledger import crypto
 from ledger.attestation import ca
 from ledger.audit.checkpoint import Checkpoint, sign_checkpoint
-from ledger.audit.merkle import root_hash
+from ledger.audit.merkle import MerkleAccumulator
 from ledger.store.application import Ledger
 
 
@@ -47,10 +47,12 @@ def live_records(ledger: Ledger, upto: int | None = None) -> Iterator[dict[str, 
 
 def checkpoint_note(ledger: Ledger, size: int | None = None) -> str:
     """A freshly signed checkpoint over the first `size` events (default: all)."""
-    leaves = [bytes.fromhex(e.hash) for e in ledger.recorder.iter_envelopes()]
-    if size is not None:
-        leaves = leaves[:size]
-    cp = Checkpoint(origin=ledger.config.log_origin, size=len(leaves), root=root_hash(leaves))
+    tree = MerkleAccumulator()
+    for env in ledger.recorder.iter_envelopes():
+        if size is not None and env.seq > size:
+            break
+        tree.append(bytes.fromhex(env.hash))
+    cp = Checkpoint(origin=ledger.config.log_origin, size=tree.size, root=tree.root())
     return sign_checkpoint(cp, ledger.signing_key())
 
 
@@ -73,16 +75,16 @@ def export_bundle(ledger: Ledger, out: Path) -> int:
     if any((out / name).exists() for name in ("events.ndjson", "jwks.json", "checkpoint.txt")):
         raise ExportError(f"{out} already holds a bundle; choose an empty directory")
     count = 0
-    leaves: list[bytes] = []
+    tree = MerkleAccumulator()
     tmp = out / "events.ndjson.tmp"
     with tmp.open("w", encoding="utf-8") as handle:
         for env in ledger.recorder.iter_envelopes():
             handle.write(env.to_json_line() + "\n")
-            leaves.append(bytes.fromhex(env.hash))
+            tree.append(bytes.fromhex(env.hash))
             count += 1
     os.replace(tmp, out / "events.ndjson")
     (out / "jwks.json").write_text(json.dumps(jwks(ledger), indent=2) + "\n", encoding="utf-8")
     _export_ca(ledger, out)
-    cp = Checkpoint(origin=ledger.config.log_origin, size=count, root=root_hash(leaves))
+    cp = Checkpoint(origin=ledger.config.log_origin, size=count, root=tree.root())
     (out / "checkpoint.txt").write_text(sign_checkpoint(cp, ledger.signing_key()), encoding="utf-8")
     return count

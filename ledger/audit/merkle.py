@@ -203,6 +203,25 @@ class MerkleAccumulator:
         for data in leaves:
             self.append(data)
 
+    @property
+    def peaks(self) -> list[tuple[int, bytes]]:
+        """(subtree size, root) of each perfect subtree, largest first: the whole state."""
+        return list(self._peaks)
+
+    @classmethod
+    def from_peaks(cls, peaks: Iterable[tuple[int, bytes]]) -> MerkleAccumulator:
+        """Resume from saved `peaks`; MerkleError unless they are strictly shrinking powers of two."""
+        accumulator = cls()
+        for width, node in peaks:
+            last = accumulator._peaks[-1][0] if accumulator._peaks else None
+            if not _is_power_of_two(width) or (last is not None and width >= last):
+                raise MerkleError("saved Merkle peaks are not decreasing powers of two")
+            if len(node) != 32:
+                raise MerkleError("a saved Merkle peak is not 32 bytes")
+            accumulator._peaks.append((width, node))
+            accumulator._size += width
+        return accumulator
+
     def root(self) -> bytes:
         """MTH over every leaf appended so far."""
         if not self._peaks:

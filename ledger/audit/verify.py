@@ -26,10 +26,12 @@ from ledger.audit.checkpoint import (
     parse_checkpoint,
     verify_checkpoint,
 )
-from ledger.audit.merkle import root_hash
+from ledger.audit.merkle import EMPTY_ROOT, MerkleAccumulator
+from ledger.audit.parallel import SignatureChecker
 from ledger.trust import KEY_COMPROMISED, Anchor, KeyHistory, SignedSeqs, is_key_event
 
 Progress = Callable[[int], None]
+BAD_SIGNATURE = "signature does not verify"
 
 
 @dataclass
@@ -69,11 +71,20 @@ def check_record(record: dict[str, Any], expected_seq: int, prev: str) -> str:
     return ""
 
 
-def check_key(record: dict[str, Any], history: KeyHistory, signed: SignedSeqs) -> tuple[int, str]:
-    """(seq, problem) of the first signature the record makes invalid, or (0, '')."""
+def check_key(
+    record: dict[str, Any],
+    history: KeyHistory,
+    signed: SignedSeqs,
+    checker: SignatureChecker | None = None,
+) -> tuple[int, str]:
+    """(seq, problem) of the first signature the record makes invalid, or (0, '').
+
+    With a `checker`, the record's own signature is handed to it instead of being
+    verified here (key events are still verified in place: the chain depends on them).
+    """
     seq = record["seq"]
     problem = history.apply(record) if is_key_event(str(record.get("type"))) else ""
-    problem = problem or history.signature_problem(record)
+    problem = problem or _signature(record, history, checker)
     if problem:
         return seq, problem
     if record.get("type") == KEY_COMPROMISED:
@@ -86,6 +97,19 @@ def check_key(record: dict[str, Any], history: KeyHistory, signed: SignedSeqs) -
             )
     signed.add(record["kid"], seq)
     return 0, ""
+
+
+def _signature(
+    record: dict[str, Any], history: KeyHistory, checker: SignatureChecker | None
+) -> str:
+    if checker is None:
+        return history.signature_problem(record)
+    public, problem = history.signer(record)
+    parts = envelope.signature_input(record) if not problem else None
+    if parts is None:
+        return problem or BAD_SIGNATURE
+    checker.add(record["seq"], public, *parts)
+    return ""
 
 
 def _check_fact(record: dict[str, Any], report: AuditReport) -> str:
@@ -108,39 +132,83 @@ def verify_records(
     checkpoint: str | None = None,
     since_checkpoint: str | None = None,
     progress: Progress | None = None,
+    workers: int = 1,
 ) -> AuditReport:
-    """Audit `records` against `anchor` (None: trust the log's own first key, weaker)."""
+    """Audit `records` against `anchor` (None: trust the log's own first key, weaker).
+
+    Memory stays flat: the Merkle root is accumulated as the records stream by, and
+    the roots at the checkpoints' sizes are kept as it passes them. With `workers`
+    > 1 event signatures are verified on that many processes; the result is the same.
+    """
     if anchor is not None and not isinstance(anchor, Anchor):
         raise TypeError("verify_records takes the trust anchor, not a JWKS")
     report = AuditReport(anchor_from_log=anchor is None)
-    history, signed = KeyHistory(anchor), SignedSeqs()
-    leaves: list[bytes] = []
+    history = KeyHistory(anchor)
+    tree = MerkleAccumulator()
+    sizes = {_size_of(checkpoint), _size_of(since_checkpoint)} - {None}
+    roots = {size: EMPTY_ROOT if size == 0 else b"" for size in sizes}  # filled by the walk
+    with SignatureChecker(workers) as checker:
+        _walk(records, report, history, tree, roots, checker, progress)
+        bad = checker.first_failure()
+    if bad is not None and (report.first_bad_seq is None or bad <= report.events + 1):
+        report.events, report.problem = bad - 1, ""
+        return report.fail(bad, BAD_SIGNATURE)
+    if not report.ok:
+        return report
+    report.root = tree.root()
+    report.anchor_kid = history.anchor_kid
+    origin = anchor.origin if anchor is not None else None
+    if checkpoint is not None:
+        _check_checkpoint(report, checkpoint, origin, history, roots)
+    if since_checkpoint is not None and report.ok:
+        _check_since(report, since_checkpoint, origin, history, roots)
+    return report
+
+
+def _walk(
+    records: Iterable[dict[str, Any]],
+    report: AuditReport,
+    history: KeyHistory,
+    tree: MerkleAccumulator,
+    roots: dict[int, bytes],
+    checker: SignatureChecker,
+    progress: Progress | None,
+) -> None:
+    """The in-order checks; stops at the first failure, recorded in `report`."""
+    signed = SignedSeqs()
     prev = crypto.ZERO_HASH
     for record in records:
         expected = report.events + 1
         problem = check_record(record, expected, prev)
         if problem:
-            return report.fail(expected, problem)
-        bad_seq, problem = check_key(record, history, signed)
+            report.fail(expected, problem)
+            return
+        bad_seq, problem = check_key(record, history, signed, checker)
         if problem:
-            return report.fail(bad_seq, problem)
+            report.fail(bad_seq, problem)
+            return
         problem = _check_fact(record, report)
         if problem:
-            return report.fail(expected, problem)
+            report.fail(expected, problem)
+            return
         prev = record["hash"]
-        leaves.append(bytes.fromhex(prev))
+        tree.append(bytes.fromhex(prev))
+        if expected in roots:
+            roots[expected] = tree.root()
         report.keys_used.add(record["kid"])
         report.events = expected
         if progress:
             progress(1)
-    report.root = root_hash(leaves)
-    report.anchor_kid = history.anchor_kid
-    origin = anchor.origin if anchor is not None else None
-    if checkpoint is not None:
-        _check_checkpoint(report, checkpoint, origin, history, leaves)
-    if since_checkpoint is not None and report.ok:
-        _check_since(report, since_checkpoint, origin, history, leaves)
-    return report
+
+
+def _size_of(note: str | None) -> int | None:
+    """The tree size a note claims (None if it has none or is malformed: checked later)."""
+    if note is None:
+        return None
+    try:
+        return parse_checkpoint(note)[0].size
+    except CheckpointError:
+        return None
 
 
 def _verified(note: str, origin: str | None, history: KeyHistory) -> Checkpoint:
@@ -150,7 +218,7 @@ def _verified(note: str, origin: str | None, history: KeyHistory) -> Checkpoint:
 
 
 def _check_checkpoint(
-    report: AuditReport, note: str, origin: str | None, history: KeyHistory, leaves: list[bytes]
+    report: AuditReport, note: str, origin: str | None, history: KeyHistory, roots: dict[int, bytes]
 ) -> None:
     try:
         cp = _verified(note, origin, history)
@@ -162,14 +230,14 @@ def _check_checkpoint(
         report.fail(
             report.events + 1, f"checkpoint covers {cp.size} events, log has {report.events}"
         )
-    elif cp.root != root_hash(leaves[: cp.size]):
+    elif cp.root != roots.get(cp.size):
         report.fail(None, f"checkpoint root for size {cp.size} does not match the events")
     else:
         report.checkpoint_note = note
 
 
 def _check_since(
-    report: AuditReport, note: str, origin: str | None, history: KeyHistory, leaves: list[bytes]
+    report: AuditReport, note: str, origin: str | None, history: KeyHistory, roots: dict[int, bytes]
 ) -> None:
     """The log still holds, unchanged, every event a previously saved checkpoint covered."""
     try:
@@ -189,7 +257,7 @@ def _check_since(
     except CheckpointError as exc:
         report.fail(None, f"saved checkpoint: {exc}")
         return
-    if cp.root != root_hash(leaves[:size]):
+    if cp.root != roots.get(size):
         report.fail(
             None,
             f"the first {size} events differ from the saved checkpoint: "
@@ -215,6 +283,7 @@ def verify_bundle(
     anchor: Anchor | None,
     since_checkpoint: str | None = None,
     progress: Progress | None = None,
+    workers: int = 1,
 ) -> AuditReport:
     """Verify an export's events.ndjson and (if present) checkpoint.txt against `anchor`.
 
@@ -226,7 +295,9 @@ def verify_bundle(
         return AuditReport().fail(None, f"bundle has no {events.name}")
     checkpoint_path = directory / "checkpoint.txt"
     checkpoint = checkpoint_path.read_text(encoding="utf-8") if checkpoint_path.is_file() else None
-    report = verify_records(read_ndjson(events), anchor, checkpoint, since_checkpoint, progress)
+    report = verify_records(
+        read_ndjson(events), anchor, checkpoint, since_checkpoint, progress, workers
+    )
     ca_path = directory / CA_FILE
     if report.ok and ca_path.is_file():
         try:
