@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import wraps
 from pathlib import Path
 from typing import Any
@@ -392,18 +393,43 @@ def audit() -> None:
     default=None,
     help="After a successful audit, save the verified checkpoint here for the next one.",
 )
+@click.option(
+    "--witness",
+    "witness_keys",
+    multiple=True,
+    help="A trusted witness's verifier key (repeatable): the checkpoint must carry its cosignature.",
+)
+@click.option(
+    "--quorum",
+    type=click.IntRange(min=0),
+    default=None,
+    help="How many of the --witness keys must have cosigned (default: all).",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Processes verifying signatures (0: every core; 1: sequential).",
+)
 @friendly
 def audit_verify(
     bundle: Path | None,
     anchor_text: str | None,
     since_checkpoint: Path | None,
     save_checkpoint: Path | None,
+    witness_keys: tuple[str, ...],
+    quorum: int | None,
+    workers: int,
 ) -> None:
     """Verify the live store, or the export BUNDLE; exit 1 naming the first bad seq."""
+    from ledger.audit.parallel import default_workers
     from ledger.audit.verify import read_ndjson, verify_bundle
 
     if bundle is not None and not bundle.is_dir():
         raise CliError(f"{bundle} is not a bundle directory")
+    witnesses, needed = _witnesses(witness_keys, quorum)
+    workers = workers or default_workers()
     since = since_checkpoint.read_text(encoding="utf-8") if since_checkpoint else None
     ledger = _ledger() if bundle is None else None
     anchor, source = _audit_anchor(anchor_text, ledger)
@@ -412,13 +438,17 @@ def audit_verify(
             events = bundle / "events.ndjson"
             total = sum(1 for _ in read_ndjson(events)) if events.is_file() else 0
             task = progress.add_task("verify", total=total)
-            report = verify_bundle(bundle, anchor, since, lambda n: progress.advance(task, n))
+            report = verify_bundle(
+                bundle, anchor, since, lambda n: progress.advance(task, n), workers
+            )
         else:
-            report = _audit_live(ledger, anchor, since, progress)
+            report = _audit_live(ledger, anchor, since, progress, workers)
     if not report.ok:
         where = f"seq {report.first_bad_seq}: " if report.first_bad_seq else ""
         click.echo(f"FAILED at {where}{report.problem}", err=True)
         sys.exit(EXIT_FAILURE)
+    if witnesses:
+        _require_quorum(report.checkpoint_note, witnesses, needed)
     if report.anchor_from_log:
         click.echo(
             "warning: no trust anchor given (--trust-anchor or LEDGER_TRUST_ANCHOR): this audit "
@@ -473,17 +503,67 @@ def _audit_anchor(text: str | None, ledger: Any) -> tuple[Any, str]:
     return found if found is not None else (None, "the log's own first key")
 
 
-def _audit_live(ledger: Any, anchor: Any, since: str | None, progress: Progress) -> Any:
-    from ledger.audit.export import checkpoint_note, live_records
+def _witnesses(texts: tuple[str, ...], quorum: int | None) -> tuple[list[Any], int]:
+    from ledger.audit.checkpoint import CheckpointError
+    from ledger.audit.quorum import parse_witnesses
+
+    if quorum is not None and not texts:
+        raise CliError("--quorum needs --witness keys")
+    try:
+        return parse_witnesses(texts, quorum)
+    except CheckpointError as exc:
+        raise CliError(str(exc)) from exc
+
+
+def _require_quorum(note: str | None, witnesses: list[Any], needed: int) -> None:
+    """Exit 1 unless the verified checkpoint carries the witness quorum."""
+    from ledger.audit.quorum import quorum_problem
+
+    if note is None:
+        click.echo("FAILED: no verified checkpoint to check witness cosignatures on", err=True)
+        sys.exit(EXIT_FAILURE)
+    problem = quorum_problem(note, witnesses, needed)
+    if problem:
+        click.echo(f"FAILED: {problem}", err=True)
+        sys.exit(EXIT_FAILURE)
+
+
+def _audit_live(
+    ledger: Any, anchor: Any, since: str | None, progress: Progress, workers: int
+) -> Any:
+    from ledger.audit.export import live_records
     from ledger.audit.verify import verify_records
     from ledger.projections.runner import head
 
+    note = _live_note(ledger)  # first: the events read next always cover it
     size = head(ledger.db)
     task = progress.add_task("verify", total=size)
-    note = checkpoint_note(ledger, size) if size else None
     return verify_records(
-        live_records(ledger, upto=size), anchor, note, since, lambda n: progress.advance(task, n)
+        live_records(ledger, upto=size),
+        anchor,
+        note,
+        since,
+        lambda n: progress.advance(task, n),
+        workers,
     )
+
+
+def _live_note(ledger: Any) -> str | None:
+    """The latest stored checkpoint (with its cosignatures), else one signed now; None if empty."""
+    import importlib
+
+    from ledger.audit.export import checkpoint_note
+    from ledger.projections.runner import head
+
+    for module in ("ledger.audit.checkpoints", "ledger.services.checkpoints"):
+        try:
+            latest_note = importlib.import_module(module).latest_note
+        except (ImportError, AttributeError):
+            continue
+        note = latest_note(ledger)
+        if note:
+            return note
+    return checkpoint_note(ledger) if head(ledger.db) else None
 
 
 def _audit_summary(report: Any, source: str) -> str:
@@ -499,6 +579,113 @@ def _audit_summary(report: Any, source: str) -> str:
     for fingerprint, seq in report.attestation_cas.items():
         text += f", attestation CA {fingerprint[:16]}… logged at seq {seq}"
     return text
+
+
+@audit.command("watch")
+@click.argument("url")
+@click.option(
+    "--state",
+    "state_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Directory where the monitor keeps what it saw (created on the first run).",
+)
+@click.option(
+    "--trust-anchor",
+    "anchor_text",
+    default=None,
+    help="The log's trust anchor (needed on the first run; then it must match the state's).",
+)
+@click.option(
+    "--token",
+    envvar="LEDGER_MONITOR_TOKEN",
+    default=None,
+    help="An audit:read token of the log (or LEDGER_MONITOR_TOKEN).",
+)
+@click.option("--witness", "witness_keys", multiple=True, help="A trusted witness's verifier key.")
+@click.option("--quorum", type=click.IntRange(min=0), default=None, help="Witnesses needed.")
+@click.option("--timeout", type=click.FloatRange(min=1, max=600), default=30.0, show_default=True)
+@click.option("-v", "--verbose", is_flag=True, help="Say what is checked, on stderr.")
+def audit_watch(
+    url: str,
+    state_dir: Path,
+    anchor_text: str | None,
+    token: str | None,
+    witness_keys: tuple[str, ...],
+    quorum: int | None,
+    timeout: float,
+    verbose: bool,
+) -> None:
+    """Follow the log at URL: exit 0 if it kept its word, 1 with ALARM if not, 2 if unreachable."""
+    from ledger.audit.log_client import LogClient, LogClientError
+    from ledger.audit.monitor import Alarm, follow
+    from ledger.audit.monitor_state import StateError, save
+
+    say = (lambda text: click.echo(text, err=True)) if verbose else None
+    try:
+        witnesses, needed = _witnesses(witness_keys, quorum)
+        with _watch_lock(state_dir):
+            state = _watch_state(state_dir, anchor_text)
+            outcome = follow(LogClient(url, token, timeout), state, witnesses, needed, say)
+            save(state_dir, state)
+    except Alarm as alarm:
+        _keep_evidence(state_dir, str(alarm))
+        click.echo(f"ALARM: {alarm}", err=True)
+        sys.exit(EXIT_FAILURE)
+    except (LogClientError, StateError, CliError, *_known_errors()) as exc:
+        message = exc.message if isinstance(exc, CliError) else str(exc)
+        click.echo(f"error: {message.splitlines()[0] if message else type(exc).__name__}", err=True)
+        sys.exit(EXIT_USAGE)
+    added = outcome.size - outcome.old_size
+    text = (
+        f"OK: {url} size {outcome.size} (+{added} events verified), root {outcome.root.hex()[:16]}…"
+    )
+    if outcome.old_size:
+        text += f", consistent with size {outcome.old_size} seen before"
+    if outcome.cosigners:
+        text += f", cosigned by {', '.join(sorted(outcome.cosigners))}"
+    click.echo(text)
+
+
+def _watch_state(directory: Path, anchor_text: str | None) -> Any:
+    """The saved state, or a fresh one from the trust anchor on the first run."""
+    from ledger.audit.monitor_state import MonitorState, load
+    from ledger.trust import Anchor
+
+    state = load(directory)
+    anchor = Anchor.load(anchor_text) if anchor_text else None
+    if state is None:
+        if anchor is None:
+            raise CliError("the first run needs --trust-anchor (the log's, obtained out of band)")
+        return MonitorState(anchor)
+    if anchor is not None and anchor != state.anchor:
+        raise CliError(f"{directory} follows another log (anchor {state.anchor.to_string()[:40]}…)")
+    return state
+
+
+@contextmanager
+def _watch_lock(directory: Path) -> Iterator[None]:
+    """One run at a time per state directory, so overlapping cron runs cannot interleave."""
+    import fcntl
+
+    directory.mkdir(parents=True, exist_ok=True)
+    with (directory / "lock").open("w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise CliError(f"another watch is running on {directory}") from None
+        yield
+
+
+def _keep_evidence(directory: Path, alarm: str) -> None:
+    """Append the alarm to DIR/alarms.log, for whoever investigates it."""
+    from datetime import UTC, datetime
+
+    try:
+        with (directory / "alarms.log").open("a", encoding="utf-8") as handle:
+            handle.write(f"{datetime.now(UTC).isoformat(timespec='seconds')} ALARM: {alarm}\n")
+    except OSError:
+        pass  # the alarm is still printed and the exit status still says it
 
 
 def _is_file(path: Path) -> bool:
