@@ -44,9 +44,9 @@ class SignatureChecker:
     `workers` <= 1 verifies in this process (the sequential audit).
     """
 
-    def __init__(self, workers: int = 1, batch: int = BATCH) -> None:
+    def __init__(self, workers: int = 1, batch: int | None = None) -> None:
         self.workers = workers
-        self.batch_size = batch
+        self.batch_size = batch or BATCH
         self._batch: list[Check] = []
         self._pending: deque[Future[int | None]] = deque()
         self._pool: ProcessPoolExecutor | None = None

@@ -1,0 +1,239 @@
+"""`ledger audit watch` against a real `ledger serve`, on SQLite and PostgreSQL.
+
+The monitor runs as its own process, as from cron, with its state in a directory.
+Each attack is made on the database the way an operator could: edit a new event,
+re-sign the tail with the log's own key (so every signature still verifies),
+restore an older copy of the database.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from ledger import crypto, envelope
+from ledger.audit.checkpoint import parse_checkpoint
+from ledger.audit.cosignature import witness_vkey
+from ledger.config import Config
+from ledger.domain import clock
+from ledger.store.application import Ledger
+from ledger.store.mapper import LedgerStoredEvent
+from ledger.store.tokens import TokenStore
+from tests.served import serve
+
+CHECKPOINT_ENV = {"LEDGER_CHECKPOINT_EVENTS": "1", "LEDGER_CHECKPOINT_SECONDS": "1"}
+
+
+class Log:
+    """A ledger on one backend, served on demand, and a monitor following it."""
+
+    def __init__(self, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+        self.url, self.tmp = database_url, tmp_path
+        monkeypatch.setenv("LEDGER_DATABASE_URL", database_url)
+        monkeypatch.setenv("LEDGER_KEYS_DIR", str(tmp_path / "keys"))
+        self.ledger = Ledger(Config.from_env())
+        self.ledger.init()
+        self.anchor = self.ledger.trust_anchor().to_string()
+        _, self.token = TokenStore(self.ledger.db).create(["audit:read"], "monitor")
+        self.state = tmp_path / "monitor"
+        self.base = ""
+
+    def append(self, count: int = 300) -> int:
+        """`count` more events, signed by the log in one transaction; the new head."""
+        now = clock.format_time(clock.now())
+        stream = f"notes-{uuid.uuid4()}"
+        events = [
+            LedgerStoredEvent(
+                originator_id=stream,
+                originator_version=version,
+                topic="test.Noted",
+                state=crypto.canonical_json({"n": version}),
+                time=now,
+                event_id=str(uuid.uuid4()),
+            )
+            for version in range(1, count + 1)
+        ]
+        self.ledger.recorder.insert_events(events)
+        return self.head()
+
+    def head(self) -> int:
+        return self.ledger.recorder.max_notification_id()
+
+    @contextmanager
+    def served(self) -> Iterator[str]:
+        with serve(self.url, self.tmp / "keys", env=CHECKPOINT_ENV) as (base, _):
+            self.base = base
+            _wait_for_checkpoint(base, self.head())  # head read once the server is up
+            yield base
+
+    def watch(self, *extra: str) -> subprocess.CompletedProcess:
+        command = [sys.executable, "-m", "ledger.cli", "audit", "watch", self.base]
+        command += ["--state", str(self.state), "--trust-anchor", self.anchor, *extra]
+        env = {"PATH": "/usr/bin:/bin", "LEDGER_MONITOR_TOKEN": self.token}
+        return subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
+
+    def sql(self, statement: str, params: tuple = ()) -> None:
+        with self.ledger.db.write() as cur:
+            cur.execute(statement, params)
+
+
+def _wait_for_checkpoint(base: str, size: int, timeout: float = 20) -> None:
+    """Until the log's checkpoint covers `size` events (a checkpointer may lag a moment)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        for path in ("/tlog/checkpoint", "/api/v1/log/checkpoint"):
+            try:
+                with urllib.request.urlopen(base + path, timeout=5) as response:
+                    note = response.read().decode()
+                if parse_checkpoint(note)[0].size >= size:
+                    return
+            except OSError:
+                continue
+        assert time.monotonic() < deadline, f"no checkpoint of size {size} on {base}"
+        time.sleep(0.2)
+
+
+@pytest.fixture
+def log(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Log]:
+    instance = Log(database_url, tmp_path, monkeypatch)
+    yield instance
+    instance.ledger.close()
+
+
+def _ok(result: subprocess.CompletedProcess, size: int, added: int) -> None:
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""  # cron mails nothing but the summary
+    assert result.stdout.startswith("OK: ") and result.stdout.count("\n") == 1
+    assert f"size {size} (+{added} events verified)" in result.stdout
+
+
+def _alarm(result: subprocess.CompletedProcess, kind: str) -> str:
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert result.stderr.startswith(f"ALARM: {kind}: "), result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    return result.stderr
+
+
+def test_first_run_resume_and_a_bad_event(log: Log) -> None:
+    log.append()
+    with log.served():
+        first = log.head()  # a starting server may log a fact of its own
+        _ok(log.watch(), first, first)
+        _ok(log.watch(), first, 0)
+        second = log.append()
+        _wait_for_checkpoint(log.base, second)
+        _ok(log.watch(), second, second - first)
+        third = log.append()
+        log.sql("UPDATE ledger_events SET data = ? WHERE seq = ?", ('{"n":0}', second + 5))
+        _wait_for_checkpoint(log.base, third)
+        assert f"seq {second + 5}: hash does not match" in _alarm(log.watch(), "bad event")
+        _alarm(log.watch(), "bad event")  # the state did not move: every run says it again
+    assert "ALARM: bad event" in (log.state / "alarms.log").read_text()
+
+
+def test_a_tail_re_signed_with_the_logs_own_key_is_a_rewrite(log: Log) -> None:
+    log.append()
+    with log.served():
+        size = log.head()
+        _ok(log.watch(), size, size)
+        _resign_tail(log, size - 10, '{"n":0}')  # every signature still verifies
+        message = _alarm(log.watch(), "rewrite")
+        assert f"event {size} changed since it was seen" in message
+        _wait_for_checkpoint(log.base, log.append())  # a longer history changes nothing
+        _alarm(log.watch(), "rewrite")
+
+
+def test_restoring_an_older_copy_of_the_database_is_a_rollback(log: Log) -> None:
+    with log.served():  # whatever a starting server logs is in the older copy already
+        size = log.append()
+    snapshot = _snapshot(log)
+    with log.served():
+        grown = log.append()
+        _wait_for_checkpoint(log.base, grown)
+        _ok(log.watch(), grown, grown)
+    _restore(log, snapshot)
+    assert log.head() == size
+    with log.served():
+        message = _alarm(log.watch(), "rollback")
+    assert f"has {size} events, fewer than the {grown}" in message
+
+
+def test_a_missing_witness_quorum_is_an_alarm_and_usage_errors_exit_2(log: Log) -> None:
+    log.append()
+    witness = str(witness_vkey("witness.example", crypto.SigningKey.generate()))
+    with log.served():
+        message = _alarm(log.watch("--witness", witness), "witness quorum")
+        assert "0 of the 1 required" in message and "missing: witness.example" in message
+        assert not (log.state / "state.json").exists()
+        bad = log.watch("--witness", "not-a-key")
+        assert bad.returncode == 2 and bad.stderr.startswith("error: ")
+    down = log.watch()  # nothing listens any more
+    assert down.returncode == 2 and down.stderr.startswith("error: cannot reach")
+
+
+# --- attacks ---------------------------------------------------------------------
+
+
+def _resign_tail(log: Log, first: int, data_json: str) -> None:
+    """Change event `first`, then re-hash, re-link and re-sign every later one with the log's key."""
+    key = log.ledger.signing_key()
+    recorder = log.ledger.recorder
+    prev = recorder.envelope(first - 1).hash
+    for env in recorder.envelopes(after=first - 1, limit=100_000):
+        data = data_json if env.seq == first else env.data_json
+        row = (env.seq, env.id, env.stream, env.version, env.type, env.time, data, prev)
+        digest = crypto.sha256(envelope.hashed_bytes(*row))
+        prev = digest.hex()
+        log.sql(
+            "UPDATE ledger_events SET data = ?, prev = ?, hash = ?, sig = ? WHERE seq = ?",
+            (data, row[-1], prev, crypto.b64url(key.sign(digest)), env.seq),
+        )
+
+
+def _snapshot(log: Log) -> object:
+    """A copy of the whole database as it stands (SQLite backup; PostgreSQL: every table)."""
+    if log.url.startswith("sqlite:"):
+        copy = log.tmp / "snapshot.db"
+        _sqlite_copy(Path(log.url.removeprefix("sqlite:///")), copy)
+        return copy
+    tables = _pg_tables(log)
+    with psycopg.connect(log.url, autocommit=True) as conn:
+        for table in tables:
+            conn.execute(f"CREATE TABLE snap_{table} AS SELECT * FROM {table}")
+    return tables
+
+
+def _restore(log: Log, snapshot: object) -> None:
+    if isinstance(snapshot, Path):
+        _sqlite_copy(snapshot, Path(log.url.removeprefix("sqlite:///")))
+        return
+    with psycopg.connect(log.url, autocommit=True) as conn:
+        for table in snapshot:  # type: ignore[attr-defined]
+            conn.execute(f"DELETE FROM {table}")
+            conn.execute(f"INSERT INTO {table} SELECT * FROM snap_{table}")
+
+
+def _sqlite_copy(source: Path, target: Path) -> None:
+    with sqlite3.connect(source) as src, sqlite3.connect(target) as dst:
+        src.backup(dst)
+    src.close()
+    dst.close()
+
+
+def _pg_tables(log: Log) -> list[str]:
+    with psycopg.connect(log.url) as conn:
+        rows = conn.execute(
+            "SELECT table_name FROM information_schema.tables "
+            "WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'"
+        ).fetchall()
+    return [row[0] for row in rows]
