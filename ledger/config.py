@@ -71,6 +71,11 @@ SETTINGS: dict[str, tuple[str, str]] = {
         "The log's trust anchor (the line `ledger init` prints, or a file holding it); "
         "default: `anchor.json` in the keys dir. Keys count only if endorsed from it.",
     ),
+    "LEDGER_MONITOR_TOKEN": (
+        "",
+        "`audit:read` token `ledger audit watch` sends to the log it follows (or `--token`); "
+        "read by the monitor only, never by the service.",
+    ),
     "LEDGER_MAX_LEVEL": ("5", "Highest certifiable level (levels are shown 'sur N')."),
     "LEDGER_CALENDAR": (
         "upper-secondary=01-05:03-31,lower-secondary=03-01:05-31",
