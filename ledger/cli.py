@@ -620,13 +620,15 @@ def audit_watch(
     from ledger.audit.log_client import LogClient, LogClientError
     from ledger.audit.monitor import Alarm, follow
     from ledger.audit.monitor_state import StateError, save
+    from ledger.audit.parallel import default_workers
 
     say = (lambda text: click.echo(text, err=True)) if verbose else None
     try:
         witnesses, needed = _witnesses(witness_keys, quorum)
         with _watch_lock(state_dir):
             state = _watch_state(state_dir, anchor_text)
-            outcome = follow(LogClient(url, token, timeout), state, witnesses, needed, say)
+            client = LogClient(url, token, timeout)
+            outcome = follow(client, state, witnesses, needed, say, default_workers())
             save(state_dir, state)
     except Alarm as alarm:
         _keep_evidence(state_dir, str(alarm))

@@ -138,6 +138,10 @@ def test_first_run_resume_and_a_bad_event(log: Log) -> None:
         _wait_for_checkpoint(log.base, third)
         assert f"seq {second + 5}: hash does not match" in _alarm(log.watch(), "bad event")
         _alarm(log.watch(), "bad event")  # the state did not move: every run says it again
+        other = log.ledger.recorder.envelope(second + 4).sig  # well formed, not this event's
+        log.sql("UPDATE ledger_events SET sig = ? WHERE seq = ?", (other, second + 3))
+        message = _alarm(log.watch(), "bad event")  # the first bad event in seq order
+        assert f"seq {second + 3}: signature does not verify" in message
     assert "ALARM: bad event" in (log.state / "alarms.log").read_text()
 
 

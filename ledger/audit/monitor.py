@@ -26,8 +26,9 @@ from ledger.audit.cosignature import VerifierKey, verified_cosigners
 from ledger.audit.log_client import PAGE
 from ledger.audit.merkle import verify_consistency
 from ledger.audit.monitor_state import MonitorState
+from ledger.audit.parallel import SignatureChecker
 from ledger.audit.quorum import quorum_problem
-from ledger.audit.verify import check_key, check_record
+from ledger.audit.verify import BAD_SIGNATURE, check_key, check_record
 
 Say = Callable[[str], None]
 
@@ -60,12 +61,13 @@ def follow(
     witnesses: Sequence[VerifierKey] = (),
     quorum: int = 0,
     say: Say | None = None,
+    workers: int = 1,
 ) -> Outcome:
     """Check the log's latest checkpoint against `state` and advance it in place; Alarm if not."""
     note = log.checkpoint()
     cp = _parsed(note, state)
     old_size, old_root = state.size, state.root
-    _read_events(log, state, cp.size, say or (lambda _: None))
+    _read_events(log, state, cp.size, say or (lambda _: None), workers)
     try:
         verify_checkpoint(note, state.anchor.origin, state.keys.checkpoint_keys(cp.size))
     except CheckpointError as exc:
@@ -104,10 +106,26 @@ def _parsed(note: str, state: MonitorState) -> Checkpoint:
     return cp
 
 
-def _read_events(log: Log, state: MonitorState, size: int, say: Say) -> None:
-    """Check the last event seen is unchanged, then fetch and check the new ones up to `size`."""
+def _read_events(log: Log, state: MonitorState, size: int, say: Say, workers: int) -> None:
+    """Check the last event seen is unchanged, then fetch and check the new ones up to `size`.
+
+    Signatures are verified on `workers` processes; the first bad event, in seq order,
+    is the one named, whichever check finds it.
+    """
     if state.size:
         _unchanged(log, state)
+    with SignatureChecker(workers) as checker:
+        try:
+            _read_new(log, state, size, say, checker)
+        except Alarm:
+            _signature_alarm(checker, state.tree.size + 1)
+            raise
+        _signature_alarm(checker, size)
+
+
+def _read_new(
+    log: Log, state: MonitorState, size: int, say: Say, checker: SignatureChecker
+) -> None:
     while state.tree.size < size:
         after = state.tree.size
         page = log.events(after, min(PAGE, size - after))
@@ -117,8 +135,15 @@ def _read_events(log: Log, state: MonitorState, size: int, say: Say) -> None:
                 f"the checkpoint covers {size} events but the log serves only {after}",
             )
         for record in page[: size - after]:
-            _check_event(record, state)
+            _check_event(record, state, checker)
         say(f"checked events up to seq {state.tree.size}")
+
+
+def _signature_alarm(checker: SignatureChecker, upto: int) -> None:
+    """Alarm on the first event up to seq `upto` whose signature does not verify."""
+    bad = checker.first_failure()
+    if bad is not None and bad <= upto:
+        raise Alarm("bad event", f"seq {bad}: {BAD_SIGNATURE}")
 
 
 def _unchanged(log: Log, state: MonitorState) -> None:
@@ -135,14 +160,14 @@ def _unchanged(log: Log, state: MonitorState) -> None:
         )
 
 
-def _check_event(record: Any, state: MonitorState) -> None:
+def _check_event(record: Any, state: MonitorState, checker: SignatureChecker) -> None:
     expected = state.tree.size + 1
     if not isinstance(record, dict):
         raise Alarm("bad event", f"seq {expected}: the log served something that is not JSON")
     problem = check_record(record, expected, state.prev)
     if problem:
         raise Alarm("bad event", f"seq {expected}: {problem}")
-    bad_seq, problem = check_key(record, state.keys, state.signed)
+    bad_seq, problem = check_key(record, state.keys, state.signed, checker)
     if problem:
         raise Alarm("bad event", f"seq {bad_seq}: {problem}")
     state.prev = record["hash"]

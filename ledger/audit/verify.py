@@ -32,6 +32,7 @@ from ledger.trust import KEY_COMPROMISED, Anchor, KeyHistory, SignedSeqs, is_key
 
 Progress = Callable[[int], None]
 BAD_SIGNATURE = "signature does not verify"
+PROGRESS_STEP = 256  # events per progress report: a progress bar costs more than a hash
 
 
 @dataclass
@@ -197,8 +198,10 @@ def _walk(
             roots[expected] = tree.root()
         report.keys_used.add(record["kid"])
         report.events = expected
-        if progress:
-            progress(1)
+        if progress and expected % PROGRESS_STEP == 0:
+            progress(PROGRESS_STEP)
+    if progress and report.events % PROGRESS_STEP:
+        progress(report.events % PROGRESS_STEP)
 
 
 def _size_of(note: str | None) -> int | None:
