@@ -171,3 +171,23 @@ def test_audit_requires_the_witness_quorum(bundle: tuple[Path, str], tmp_path: P
         result = _audit(cosigned, anchor, *args)
         assert result.exit_code == 1 and message in result.stderr, result.stderr
         assert result.stderr.count("\n") == 1
+
+
+@pytest.mark.usefixtures("small_batches")
+def test_live_audit_on_every_core_and_its_witness_quorum(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LEDGER_DATABASE_URL", database_url)
+    monkeypatch.setenv("LEDGER_KEYS_DIR", str(tmp_path / "keys"))
+    ledger = Ledger(Config.from_env())
+    ledger.init()
+    ledger.recorder.insert_events([_event(n) for n in range(1, 101)])
+    ledger.close()
+    runner = CliRunner()
+    result = runner.invoke(main, ["audit", "verify", "--workers", "2"], catch_exceptions=False)
+    assert result.exit_code == 0 and "OK: 101 events" in result.stdout, result.stderr
+    assert "checkpoint at size 101 verified" in result.stdout
+    witness = str(witness_vkey("w", crypto.SigningKey.generate()))
+    result = runner.invoke(main, ["audit", "verify", "--witness", witness], catch_exceptions=False)
+    assert result.exit_code == 1
+    assert "FAILED: the checkpoint carries 0 of the 1 required witness" in result.stderr
