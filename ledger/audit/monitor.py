@@ -68,8 +68,9 @@ def follow(
     cp = _parsed(note, state)
     old_size, old_root = state.size, state.root
     _read_events(log, state, cp.size, say or (lambda _: None), workers)
+    keys = state.keys.checkpoint_keys(cp.size) if cp.size else [state.anchor.public_key]
     try:
-        verify_checkpoint(note, state.anchor.origin, state.keys.checkpoint_keys(cp.size))
+        verify_checkpoint(note, state.anchor.origin, keys)
     except CheckpointError as exc:
         raise Alarm("bad checkpoint", str(exc)) from exc
     if state.tree.root() != cp.root:
