@@ -762,20 +762,26 @@ def rescore(all_outdated: bool, dry_run: bool, reason: str) -> None:
 
 
 def _rescore_summary(answers: list[dict[str, Any]], rules: str, dry_run: bool) -> str:
-    """One line: how many courses, and what happened to their certificates."""
+    """One line: how many courses, what happened to their certificates, which were refused."""
     done = [a for a in answers if a["rescored"]]
+    failed = [a for a in answers if "error" in a]
     actions = [a["certificate_action"] for a in done]
-    unpublished = sum(
-        1 for a in done if a["certificate"] is None and a["result"]["status"] == "validated"
-    )
     verb = "would rescore" if dry_run else "rescored"
-    return (
-        f"{verb} {len(done)} course(s) under scoring rules {rules}:"
-        f" {actions.count('rescored')} certificate(s) rescored,"
-        f" {actions.count('cancelled')} cancelled, {actions.count('unchanged')} unchanged,"
-        f" {unpublished} now validated without a certificate;"
-        f" {len(answers) - len(done)} already up to date"
+    counts = ", ".join(
+        f"{actions.count(action)} {label}"
+        for action, label in (
+            ("rescored", "certificate(s) rescored"), ("cancelled", "cancelled"),
+            ("issued", "issued"), ("needs-review", "need review (error)"),
+            ("unchanged", "unchanged"),
+        )
+    )  # fmt: skip
+    line = (
+        f"{verb} {len(done)} course(s) under scoring rules {rules}: {counts};"
+        f" {len(answers) - len(done) - len(failed)} already up to date"
     )
+    if failed:
+        line += f"; {len(failed)} refused, first: {failed[0]['course']}: {failed[0]['error']}"
+    return line
 
 
 @main.command()
