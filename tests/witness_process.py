@@ -1,0 +1,81 @@
+"""A real `ledger witness serve` (gunicorn) in a subprocess, for tests over HTTP."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from tests.served import free_port
+
+
+def witness_init(directory: Path, name: str) -> str:
+    """`ledger witness init`; the witness vkey it prints."""
+    done = subprocess.run(
+        [sys.executable, "-m", "ledger.cli", "witness", "init", "--dir", str(directory),
+         "--name", name],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return done.stdout.strip()
+
+
+@contextmanager
+def witness_process(
+    log_vkeys: Sequence[str],
+    directory: Path | None = None,
+    *,
+    name: str = "witness.test/w1",
+    workers: int = 1,
+    timeout: float = 30,
+) -> Iterator[tuple[str, str, Path]]:
+    """Run a witness trusting `log_vkeys`; yield (base URL, witness vkey, its directory).
+
+    A `directory` already initialised is reused (a restart keeps its state); else
+    one is created in a temporary directory. Fails at once if the server exits
+    before answering; terminates it on leaving.
+    """
+    with tempfile.TemporaryDirectory() as scratch:
+        where = directory or Path(scratch) / "witness"
+        if not (where / "witness.key").exists():
+            witness_init(where, name)
+        vkey = (where / "witness.vkey").read_text(encoding="utf-8").strip()
+        port = free_port()
+        logs = [arg for vkey_text in log_vkeys for arg in ("--log", vkey_text)]
+        server = subprocess.Popen(
+            [sys.executable, "-m", "ledger.cli", "witness", "serve", "--dir", str(where),
+             "--port", str(port), "--workers", str(workers), *logs],
+            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        base = f"http://127.0.0.1:{port}"
+        try:
+            _wait_until_up(server, base, timeout)
+            yield base, vkey, where
+        finally:
+            server.terminate()
+            server.wait(timeout=20)
+
+
+def _wait_until_up(server: subprocess.Popen, base: str, timeout: float) -> None:
+    """Up once GET /add-checkpoint answers at all (405: the endpoint takes POST)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if server.poll() is not None:
+            raise AssertionError(f"witness on {base} exited early with {server.returncode}")
+        try:
+            urllib.request.urlopen(f"{base}/add-checkpoint", timeout=1).close()
+            return
+        except urllib.error.HTTPError:
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                server.kill()
+                raise AssertionError(
+                    f"witness on {base} did not answer within {timeout} s"
+                ) from None
+            time.sleep(0.1)
