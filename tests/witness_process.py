@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import tempfile
@@ -12,17 +13,13 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+from ledger.witness import identity
 from tests.served import free_port
 
 
 def witness_init(directory: Path, name: str) -> str:
-    """`ledger witness init`; the witness vkey it prints."""
-    done = subprocess.run(
-        [sys.executable, "-m", "ledger.cli", "witness", "init", "--dir", str(directory),
-         "--name", name],
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
-    return done.stdout.strip()
+    """What `ledger witness init` does (in process: it saves an interpreter start); the vkey."""
+    return str(identity.init(directory, name))
 
 
 @contextmanager
@@ -38,7 +35,7 @@ def witness_process(
 
     A `directory` already initialised is reused (a restart keeps its state); else
     one is created in a temporary directory. Fails at once if the server exits
-    before answering; terminates it on leaving.
+    before answering; stops it on leaving.
     """
     with tempfile.TemporaryDirectory() as scratch:
         where = directory or Path(scratch) / "witness"
@@ -57,7 +54,7 @@ def witness_process(
             _wait_until_up(server, base, timeout)
             yield base, vkey, where
         finally:
-            server.terminate()
+            server.send_signal(signal.SIGINT)  # gunicorn's quick stop: the state is committed
             server.wait(timeout=20)
 
 

@@ -15,10 +15,10 @@ from typing import Any
 
 from gunicorn import util
 from gunicorn.app.base import BaseApplication
+from gunicorn.arbiter import Arbiter
 from gunicorn.workers.gthread import ThreadWorker
 
 from ledger.keys import KeyFileError
-from ledger.server import WORKER_BOOT_ERROR
 from ledger.trust import TrustError
 from ledger.witness import identity
 from ledger.witness.app import make_app
@@ -66,7 +66,7 @@ class WitnessServer(BaseApplication):
             return make_app(build(self.directory, self.logs))
         except (KeyFileError, StateError, TrustError) as exc:
             print(f"error: {exc}", file=sys.stderr)
-            raise SystemExit(WORKER_BOOT_ERROR) from None
+            raise SystemExit(Arbiter.WORKER_BOOT_ERROR) from None  # no respawn loop
 
 
 def run(directory: Path, logs: Sequence[str], host: str, port: int, workers: int) -> None:
