@@ -142,15 +142,16 @@ def test_protocol_refusals(
 
 
 def test_a_consistent_checkpoint_is_cosigned_and_stored(witness: Witness) -> None:
-    line = witness.add_checkpoint(add(5, 9), now=1_700_000_000)
+    line = witness.add_checkpoint(add(5, 9), clock=lambda: 4_000_000_000)
     assert line.startswith("\u2014 witness.test/w1 ") and line.endswith("\n")
-    assert cosigners(witness, note(9), line) == {"witness.test/w1": 1_700_000_000}
+    assert cosigners(witness, note(9), line) == {"witness.test/w1": 4_000_000_000}
     (stored,) = witness.state.origins()
     assert (stored.origin, stored.size, stored.root) == (ORIGIN, 9, root_hash(LEAVES[:9]))
     # the same checkpoint again is cosigned again (a client retrying after a lost answer)
     assert cosigners(witness, note(9), witness.add_checkpoint(body(9, [], note(9))))
-    # and a further one builds on it
-    assert cosigners(witness, note(64), witness.add_checkpoint(add(9, 64)))
+    # and a further one builds on it; its time never goes back, even if the clock does
+    line = witness.add_checkpoint(add(9, 64), clock=lambda: 1_700_000_000)
+    assert cosigners(witness, note(64), line) == {"witness.test/w1": 4_000_000_000}
 
 
 def test_the_first_checkpoint_needs_old_zero_and_an_empty_proof(tmp_path: Path) -> None:

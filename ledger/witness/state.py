@@ -20,6 +20,7 @@ from ledger.witness.request import AddCheckpoint, Refusal
 from ledger.witness.rules import Latest
 
 BUSY_TIMEOUT_S = 5.0
+Clock = Callable[[], int]
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS checkpoints (
     origin TEXT PRIMARY KEY,
@@ -83,17 +84,23 @@ class WitnessState:
         finally:
             conn.close()
 
-    def add(self, request: AddCheckpoint, judge: Callable[[Latest | None], None], now: int) -> None:
-        """Judge `request` against the stored checkpoint and store it, atomically.
+    def add(
+        self, request: AddCheckpoint, judge: Callable[[Latest | None], None], clock: Clock
+    ) -> int:
+        """Judge `request` against the stored checkpoint and store it, atomically; the time.
 
         `judge` raises Refusal; a refusal marked as evidence is kept (committed),
-        any other leaves the state untouched.
+        any other leaves the state untouched. The time is read under the lock and
+        never goes back for an origin, so of two cosignatures the later-timed one
+        is always for the larger (or the same) tree, as cosignature/v1 states.
         """
         origin = request.checkpoint.origin
         with self._connect() as conn:
             conn.execute("BEGIN IMMEDIATE")
             try:
-                judge(_latest(conn, origin))
+                latest, last_time = _latest(conn, origin)
+                now = max(clock(), last_time)
+                judge(latest)
             except Refusal as refusal:
                 if refusal.evidence:
                     _keep_evidence(conn, request, refusal, now)
@@ -106,6 +113,7 @@ class WitnessState:
                 raise
             _store(conn, request, now)
             conn.execute("COMMIT")
+        return now
 
     def origins(self) -> list[Stored]:
         with self._connect() as conn:
@@ -123,9 +131,12 @@ class WitnessState:
         return [(int(t), o, int(s), r, bytes(b)) for t, o, s, r, b in rows]
 
 
-def _latest(conn: sqlite3.Connection, origin: str) -> Latest | None:
-    row = conn.execute("SELECT size, root FROM checkpoints WHERE origin = ?", (origin,)).fetchone()
-    return None if row is None else Latest(int(row[0]), bytes(row[1]))
+def _latest(conn: sqlite3.Connection, origin: str) -> tuple[Latest | None, int]:
+    """The origin's cosigned checkpoint (None if none yet) and when it was cosigned."""
+    row = conn.execute(
+        "SELECT size, root, updated_at FROM checkpoints WHERE origin = ?", (origin,)
+    ).fetchone()
+    return (None, 0) if row is None else (Latest(int(row[0]), bytes(row[1])), int(row[2]))
 
 
 def _store(conn: sqlite3.Connection, request: AddCheckpoint, now: int) -> None:

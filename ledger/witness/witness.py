@@ -11,7 +11,7 @@ from ledger.crypto import SigningKey
 from ledger.trust import Anchor
 from ledger.witness import rules
 from ledger.witness.request import parse_request
-from ledger.witness.state import WitnessState
+from ledger.witness.state import Clock, WitnessState
 
 
 def log_keys(vkeys: Iterable[str]) -> dict[str, list[bytes]]:
@@ -34,14 +34,13 @@ class Witness:
     logs: dict[str, list[bytes]]
     state: WitnessState
 
-    def add_checkpoint(self, raw: bytes, now: int | None = None) -> str:
-        """Cosignature line(s) for the request in `raw`; Refusal otherwise.
+    def add_checkpoint(self, raw: bytes, clock: Clock = lambda: int(time.time())) -> str:
+        """The cosignature line for the request in `raw`; Refusal otherwise.
 
         The signature is checked before taking the state's write lock (it is the
         costly part and needs no state); the rules run under the lock.
         """
         request = parse_request(raw)
         rules.check_signed(request, self.logs)
-        timestamp = int(time.time()) if now is None else now
-        self.state.add(request, lambda latest: rules.judge(request, latest), timestamp)
+        timestamp = self.state.add(request, lambda latest: rules.judge(request, latest), clock)
         return cosign(request.body, self.vkey.name, self.key, timestamp)
