@@ -807,8 +807,8 @@ def witness_init(directory: Path, name: str) -> None:
     "--log", "logs", multiple=True, required=True, help="A log vkey (`ledger keys anchor`)."
 )
 @click.option("--host", default="127.0.0.1", show_default=True, help="Bind address.")
-@click.option("--port", default=8430, show_default=True, type=int, help="Port.")
-@click.option("--workers", default=2, show_default=True, type=int, help="Gunicorn workers.")
+@click.option("--port", default=8430, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64))
 @friendly
 def witness_serve(
     directory: Path, logs: tuple[str, ...], host: str, port: int, workers: int
