@@ -7,6 +7,7 @@ gives roots and consistency proofs; the witness is reached over HTTP only.
 from __future__ import annotations
 
 import hashlib
+import socket
 import subprocess
 import sys
 import urllib.error
@@ -162,3 +163,9 @@ def test_http_edges_are_plain_text_one_liners(tmp_path: Path) -> None:
             code, kind, text = post(base, raw, path)
             assert (code, kind) == (status, "text/plain; charset=utf-8")
             assert text.count("\n") == 1 and "Traceback" not in text
+        host, port = base.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=5) as raw_http:
+            raw_http.sendall(b"POST /add-checkpoint HTTP/1.1\r\nContent-Length: x\r\n\r\n")
+            answer = raw_http.recv(4096).decode()
+        assert answer.startswith("HTTP/1.1 400 ") and "text/plain" in answer
+        assert answer.split("\r\n\r\n", 1)[1].count("\n") == 1  # gunicorn's own refusal
