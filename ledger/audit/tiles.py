@@ -113,7 +113,7 @@ def parse_tile_path(path: str) -> TilePath:
         raise TileError("a partial tile's width is 1 to 255")
     index = int(digits.replace("x", "").replace("/", ""))
     if index > MAX_INDEX or tile_path(level, index, width) != path:
-        raise TileError("tile index not canonically encoded")  # e.g. `x000/001` for 1
+        raise TileError("tile index out of range or not canonically encoded")  # `x000/001`
     return TilePath(level, index, width)
 
 

@@ -14,6 +14,7 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from ledger.audit.merkle import leaf_hash
 from ledger.audit.tiles import (
     HASH,
     WIDTH,
@@ -48,16 +49,26 @@ class TileStore:
         """Add every event after the integrated size to the tree; return the new size."""
         with self.db.write(lock=TILES_LOCK_ID) as cur:
             size = _size(cur)
-            builder = TileBuilder(size, _edge(cur, size))
+            edge = _edge(cur, size)
+            _check_last_leaf(cur, size, edge.get(0) or _stored(cur, 0, size // WIDTH - 1))
+            builder = TileBuilder(size, edge)
             while True:
                 leaves = _event_hashes(cur, builder.size, self.page)
                 if not leaves:
                     break
-                done = builder.extend(leaves)
+                done = builder.extend(leaf_hash(h) for h in leaves)
                 if done:
                     cur.executemany(_UPSERT, [(lv, idx, data) for lv, idx, data in done])
             cur.executemany(_UPSERT, builder.partials())
             return builder.size
+
+    def catch_up(self) -> int:
+        """The integrated size, integrating first if the log has grown past it (bounded lag)."""
+        size = self.size()
+        head = self.db.scalar("SELECT MAX(seq) FROM ledger_events") or 0
+        if head < size:
+            raise TileError(f"the log has {head} events but its tree already had {size}")
+        return self.integrate() if head > size else size
 
     # --- reading ---------------------------------------------------------------
 
@@ -126,6 +137,16 @@ def _edge(cur: Cursor, size: int) -> dict[int, bytes]:
             edge[level] = _stored(cur, level, full_tiles(level, size))[: width * HASH]
         level += 1
     return edge
+
+
+def _check_last_leaf(cur: Cursor, size: int, tile: bytes) -> None:
+    """The event at seq `size` must still be the leaf integrated there: a cheap tail check."""
+    if size == 0:
+        return
+    hashes = _event_hashes(cur, size - 1, 1)
+    last = tile[-HASH:] if len(tile) % HASH == 0 else b""
+    if not hashes or leaf_hash(hashes[0]) != last:
+        raise TileError(f"event {size} is not the leaf the tree integrated: the log was rewritten")
 
 
 def _event_hashes(cur: Cursor, after: int, limit: int) -> list[bytes]:
