@@ -1,4 +1,4 @@
-"""C2SP tlog-tiles, read-only: Merkle tree tiles and entry bundles (format section 8).
+"""C2SP tlog-tiles, read-only: Merkle tree tiles and entry bundles (LEDGER_FORMAT 1.3, Tiles).
 
 Static-style resources any tlog-tiles client can follow and any cache can
 keep: a full tile or bundle never changes, a partial one is a prefix of what

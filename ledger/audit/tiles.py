@@ -1,4 +1,4 @@
-"""The Merkle tree as C2SP tlog-tiles (format section 8), pure logic: no storage, no HTTP.
+"""The Merkle tree as C2SP tlog-tiles (LEDGER_FORMAT 1.3, Tiles), pure logic: no storage, no HTTP.
 
 A tile at level `l`, index `n` is the run of up to 256 hashes
 MTH(D[(n*256 + i) * 256**l : (n*256 + i + 1) * 256**l]), i = 0..255: level 0
