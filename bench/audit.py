@@ -177,6 +177,7 @@ def proofs_section(args: argparse.Namespace) -> None:
             done = size
             if db.kind == "sqlite":  # a live store's WAL is checkpointed; don't time a big one
                 db.scalar("PRAGMA wal_checkpoint(TRUNCATE)")
+            timed(proof_calls(store, size, 20, seed=0)["inclusion"])  # warm caches and plans
             calls = proof_calls(store, size, args.proofs, seed=1)
             incl, cons = timed(calls["inclusion"]), timed(calls["consistency"])
             before, after = memory_of(url, size, args.proofs)
