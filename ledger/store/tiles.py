@@ -29,6 +29,7 @@ from ledger.store.db import Cursor, Database
 
 TILES_LOCK_ID = 0x1ED6E7  # PostgreSQL advisory lock that serializes integrations
 PAGE = 4096  # events read per query while integrating (bounds memory)
+BATCH = 65_536  # events integrated per transaction (bounds how long the lock is held)
 _HEX_HASH = re.compile(r"[0-9a-f]{64}")
 _UPSERT = (
     "INSERT INTO tlog_tiles (level, idx, hashes) VALUES (?, ?, ?) "
@@ -39,28 +40,42 @@ _UPSERT = (
 class TileStore:
     """Tiles of the log's Merkle tree in the ledger database (table `tlog_tiles`)."""
 
-    def __init__(self, db: Database, page: int = PAGE):
+    def __init__(self, db: Database, page: int = PAGE, batch: int = BATCH):
         self.db = db
         self.page = page
+        self.batch = max(batch, page)
 
     # --- writing ---------------------------------------------------------------
 
     def integrate(self) -> int:
-        """Add every event after the integrated size to the tree; return the new size."""
+        """Add every event after the integrated size to the tree; return the new size.
+
+        Works in transactions of at most `batch` events, each leaving a complete
+        tree of a larger size, so a long backlog (a first integration of an old
+        log) never holds the lock long enough to stall appends on SQLite.
+        """
+        while True:
+            size, added = self._integrate_batch()
+            if added < self.batch:
+                return size
+
+    def _integrate_batch(self) -> tuple[int, int]:
+        """One transaction: up to `batch` events; returns (new size, events added)."""
         with self.db.write(lock=TILES_LOCK_ID) as cur:
             size = _size(cur)
             edge = _edge(cur, size)
             _check_last_leaf(cur, size, edge.get(0) or _stored(cur, 0, size // WIDTH - 1))
             builder = TileBuilder(size, edge)
-            while True:
-                leaves = _event_hashes(cur, builder.size, self.page)
-                if not leaves:
-                    break
+            while builder.size - size < self.batch:
+                want = min(self.page, self.batch - (builder.size - size))
+                leaves = _event_hashes(cur, builder.size, want)
                 done = builder.extend(leaf_hash(h) for h in leaves)
                 if done:
-                    cur.executemany(_UPSERT, [(lv, idx, data) for lv, idx, data in done])
+                    cur.executemany(_UPSERT, done)
+                if len(leaves) < want:
+                    break
             cur.executemany(_UPSERT, builder.partials())
-            return builder.size
+            return builder.size, builder.size - size
 
     def catch_up(self) -> int:
         """The integrated size, integrating first if the log has grown past it (bounded lag)."""

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import random
+import subprocess
+import sys
 import threading
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -230,7 +233,7 @@ def test_out_of_range_proofs_and_missing_tiles_are_errors(db: Database) -> None:
 
 
 def test_integration_in_many_steps_equals_one_step(db: Database) -> None:
-    steps = TileStore(db, page=7)
+    steps = TileStore(db, page=7, batch=100)  # several pages and transactions per step
     rng = random.Random(3)
     done = 0
     while done < 3000:
@@ -283,6 +286,41 @@ def test_concurrent_integrations_while_the_log_grows(database_url: str, db: Data
     assert rows(db) == built(done)
 
 
+INTEGRATOR = """
+import sys
+import time
+from ledger.store.db import connect
+from ledger.store.tiles import TileStore
+store = TileStore(connect(sys.argv[1]), page=50, batch=200)
+print("ready", flush=True)
+deadline = time.monotonic() + 30
+while store.integrate() < int(sys.argv[2]) and time.monotonic() < deadline:
+    pass
+"""
+
+
+def test_concurrent_integrating_processes(database_url: str, db: Database) -> None:
+    """Two processes integrate until the log reaches 1256 events while a third appends."""
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", INTEGRATOR, database_url, "1256"],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    for proc in procs:
+        assert proc.stdout and proc.stdout.readline().strip() == "ready"
+    done = 0
+    for count in (300, 1, 255, 700):
+        add_events(db, done, count)
+        done += count
+    for proc in procs:
+        assert proc.wait(timeout=60) == 0
+    assert TileStore(db).integrate() == done
+    assert rows(db) == built(done)
+
+
 def test_a_failed_integration_leaves_the_previous_tree(db: Database) -> None:
     add_events(db, 0, 300)
     store = TileStore(db, page=64)
@@ -294,6 +332,10 @@ def test_a_failed_integration_leaves_the_previous_tree(db: Database) -> None:
     with pytest.raises(TileError, match="event 650"):
         store.integrate()
     assert rows(db) == before and store.size() == 300
+    batched = TileStore(db, page=64, batch=100)  # each transaction commits a whole tree
+    with pytest.raises(TileError, match="event 650"):
+        batched.integrate()
+    assert batched.size() == 600 and rows(db) == built(600)
 
 
 def test_a_gap_in_the_log_stops_the_integration(db: Database) -> None:
@@ -389,3 +431,15 @@ def flip(db: Database, level: int, index: int) -> None:
             "UPDATE tlog_tiles SET hashes = ? WHERE level = ? AND idx = ?",
             (bytes(data), level, index),
         )
+
+
+def test_inconsistent_tiles_are_a_503_problem_not_a_500(app: Any, client: Any) -> None:
+    db = app.extensions["ledger"].ledger.db
+    TileStore(db).catch_up()
+    with db.write() as cur:  # a stored level-0 tile that is not a whole number of hashes
+        cur.execute("UPDATE tlog_tiles SET hashes = ? WHERE level = 0 AND idx = 0", (b"x" * 33,))
+    for path in ("/tlog/tile/0/000.p/1", "/api/v1/log/proof/inclusion?seq=1&size=1"):
+        response = client.get(path)
+        assert response.status_code == 503, path
+        assert response.mimetype == "application/problem+json"
+        assert response.get_json()["type"] == "/problems/tiles-inconsistent"
