@@ -1,9 +1,10 @@
 """The Merkle tree persisted as C2SP tlog-tiles, next to the events it covers.
 
 `integrate()` appends the hashes of events past the integrated size to the
-right edge of the tree, page by page, in one transaction under its own lock:
-concurrent callers (threads, workers, nodes) queue and the second finds the
-work done; a crash rolls back to the previous consistent tree. The integrated
+right edge of the tree, page by page, in transactions of at most BATCH events
+under its own lock: concurrent callers (threads, workers, nodes) queue and the
+second finds the work done; a crash rolls back to the last complete tree. Each
+full tile is written once; a right-edge tile is widened in place. The integrated
 size is not stored apart: it is read off the last level-0 tile, so the tiles
 can never disagree with a separate counter.
 """
@@ -17,6 +18,7 @@ from contextlib import contextmanager
 from ledger.audit.merkle import leaf_hash
 from ledger.audit.tiles import (
     HASH,
+    TILE_BITS,
     WIDTH,
     TileBuilder,
     TileError,
@@ -146,7 +148,7 @@ def _edge(cur: Cursor, size: int) -> dict[int, bytes]:
     """The partial tile of each level for `size`, as stored (TileBuilder checks the widths)."""
     edge: dict[int, bytes] = {}
     level = 0
-    while size >> (8 * level):
+    while size >> (TILE_BITS * level):
         width = partial_width(level, size)
         if width:
             edge[level] = _stored(cur, level, full_tiles(level, size))[: width * HASH]
