@@ -113,6 +113,7 @@ def _register(api: Api, app: Flask) -> None:
         docs,
         health,
         log,
+        tlog,
     )
 
     for module in (
@@ -123,6 +124,7 @@ def _register(api: Api, app: Flask) -> None:
         attestation_check,
         credentials,
         log,
+        tlog,
         health,
     ):
         api.register_blueprint(module.blp)
