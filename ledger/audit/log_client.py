@@ -30,6 +30,14 @@ class NotFound(LogClientError):
     """The log answered 404."""
 
 
+class LogInconsistent(Exception):
+    """The log itself reports that its stored tree contradicts its events (tampering)."""
+
+
+INCONSISTENT = "/problems/tiles-inconsistent"
+MAX_PROBLEM_BYTES = 4096
+
+
 class LogClient:
     def __init__(self, base_url: str, token: str | None = None, timeout: float = 30.0) -> None:
         parsed = urllib.parse.urlsplit(base_url)
@@ -90,6 +98,9 @@ class LogClient:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
                 body = response.read(limit + 1)
         except urllib.error.HTTPError as exc:
+            detail = _inconsistency(exc)
+            if detail is not None:
+                raise LogInconsistent(detail) from None
             error = NotFound if exc.code == 404 else LogClientError
             raise error(f"{where} answered HTTP {exc.code}") from None
         except (urllib.error.URLError, OSError) as exc:
@@ -105,3 +116,14 @@ def _parse_line(line: str) -> Any:
         return json.loads(line)
     except ValueError:
         return None
+
+
+def _inconsistency(error: urllib.error.HTTPError) -> str | None:
+    """The detail of a `tiles-inconsistent` problem (RFC 9457) answer, else None."""
+    try:
+        body = json.loads(error.read(MAX_PROBLEM_BYTES))
+    except (ValueError, OSError):
+        return None
+    if not isinstance(body, dict) or body.get("type") != INCONSISTENT:
+        return None
+    return str(body.get("detail", ""))[:300]

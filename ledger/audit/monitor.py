@@ -23,7 +23,7 @@ from ledger.audit.checkpoint import (
     verify_checkpoint,
 )
 from ledger.audit.cosignature import VerifierKey, verified_cosigners
-from ledger.audit.log_client import PAGE
+from ledger.audit.log_client import PAGE, LogInconsistent
 from ledger.audit.merkle import verify_consistency
 from ledger.audit.monitor_state import MonitorState
 from ledger.audit.parallel import SignatureChecker
@@ -64,6 +64,22 @@ def follow(
     workers: int = 1,
 ) -> Outcome:
     """Check the log's latest checkpoint against `state` and advance it in place; Alarm if not."""
+    try:
+        return _follow(log, state, witnesses, quorum, say, workers)
+    except LogInconsistent as exc:
+        raise Alarm(
+            "rewrite", f"the log reports its stored tree contradicts its events: {exc}"
+        ) from exc
+
+
+def _follow(
+    log: Log,
+    state: MonitorState,
+    witnesses: Sequence[VerifierKey],
+    quorum: int,
+    say: Say | None,
+    workers: int,
+) -> Outcome:
     note = log.checkpoint()
     cp = _parsed(note, state)
     old_size, old_root = state.size, state.root
