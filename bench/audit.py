@@ -197,7 +197,18 @@ def proofs_section(args: argparse.Namespace) -> None:
     print(f"memory: peak RSS at {sizes[-1]} / at {sizes[0]} = {large[2] / small[2]:.2f}")
 
 
-SECTIONS: dict[str, Callable[[argparse.Namespace], None]] = {"proofs": proofs_section}
+def throughput_section(args: argparse.Namespace) -> None:
+    """Full audit events/s against the Ed25519 ceiling, and audit memory (audit_throughput.py)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import audit_throughput
+
+    audit_throughput.run(args.audit_events)
+
+
+SECTIONS: dict[str, Callable[[argparse.Namespace], None]] = {
+    "proofs": proofs_section,
+    "throughput": throughput_section,
+}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -205,6 +216,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sizes", default="10000,100000,1000000")
     parser.add_argument("--proofs", type=int, default=300, help="proofs timed per kind and size")
     parser.add_argument("--database", help="a PostgreSQL URL (a throwaway schema is used)")
+    parser.add_argument("--audit-events", type=int, default=40_000, help="throughput log size")
     parser.add_argument("--only", choices=sorted(SECTIONS), action="append")
     parser.add_argument("--child-memory", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
