@@ -8,8 +8,12 @@ as the API answers it), and a fresh process answering proofs reports its
 peak memory at each size. Targets: latency flat across sizes and under 5 ms
 on a quiet core; memory not growing with the log.
 
+Section `throughput` (bench/audit_throughput.py): the full audit's events/s
+against the Ed25519 verify ceiling on every core, and its peak memory at two
+log sizes.
+
 Run: `python bench/audit.py [--sizes 10000,100000,1000000] [--proofs 300]
-[--database postgresql://…/scratch] [--only proofs]`. Without `--database`
+[--database postgresql://…/scratch] [--audit-events 40000] [--only proofs|throughput]`. Without `--database`
 a temporary SQLite file is used; with it, a throwaway schema is created in
 that PostgreSQL database and dropped afterwards.
 """
