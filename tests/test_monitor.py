@@ -11,18 +11,21 @@ from __future__ import annotations
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
+import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import psycopg
 import pytest
 
 from ledger import crypto, envelope
-from ledger.audit.checkpoint import parse_checkpoint
+from ledger.audit.checkpoint import Checkpoint, parse_checkpoint, sign_checkpoint
 from ledger.audit.cosignature import witness_vkey
 from ledger.config import Config
 from ledger.domain import clock
@@ -241,3 +244,51 @@ def _pg_tables(log: Log) -> list[str]:
             "WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'"
         ).fetchall()
     return [row[0] for row in rows]
+
+
+def test_a_checkpoint_the_events_do_not_add_up_to_is_a_split_view(log: Log) -> None:
+    """The operator signs, for this monitor only, a checkpoint of another history."""
+    log.append()
+    with log.served() as base:
+        size = log.head()
+        _ok(log.watch(), size, size)
+        grown = log.append()
+        forked = Checkpoint(log.anchor.split("+")[0], grown, crypto.sha256(b"another history"))
+        with _showing(base, sign_checkpoint(forked, log.ledger.signing_key())) as proxy:
+            log.base = proxy
+            message = _alarm(log.watch(), "split view")
+    assert f"root for size {grown} is not the root of the events" in message
+
+
+@contextmanager
+def _showing(upstream: str, note: str) -> Iterator[str]:
+    """An HTTP front for `upstream` that answers checkpoint requests with `note`."""
+
+    class Front(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if self.path.endswith("/checkpoint"):
+                status, body = 200, note.encode()
+            else:
+                request = urllib.request.Request(upstream + self.path)
+                request.add_header("Authorization", self.headers.get("Authorization", ""))
+                try:
+                    with urllib.request.urlopen(request, timeout=10) as response:
+                        status, body = response.status, response.read()
+                except urllib.error.HTTPError as exc:
+                    status, body = exc.code, exc.read()
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Front)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()

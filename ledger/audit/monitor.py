@@ -84,11 +84,7 @@ def _follow(
     cp = _parsed(note, state)
     old_size, old_root = state.size, state.root
     _read_events(log, state, cp.size, say or (lambda _: None), workers)
-    keys = state.keys.checkpoint_keys(cp.size) if cp.size else [state.anchor.public_key]
-    try:
-        verify_checkpoint(note, state.anchor.origin, keys)
-    except CheckpointError as exc:
-        raise Alarm("bad checkpoint", str(exc)) from exc
+    _signed(note, cp.size, state)
     if state.tree.root() != cp.root:
         raise Alarm(
             "split view",
@@ -115,12 +111,22 @@ def _parsed(note: str, state: MonitorState) -> Checkpoint:
     if cp.origin != state.anchor.origin:
         raise Alarm("bad checkpoint", f"origin {cp.origin!r} is not {state.anchor.origin!r}")
     if cp.size < state.size:
+        _signed(note, cp.size, state)  # a rollback the log signed: evidence, not noise
         raise Alarm(
             "rollback",
             f"the log's checkpoint has {cp.size} events, fewer than the {state.size} "
             "it showed before",
         )
     return cp
+
+
+def _signed(note: str, size: int, state: MonitorState) -> None:
+    """The note is signed by a key the endorsement chain accepts at `size`; Alarm if not."""
+    keys = state.keys.checkpoint_keys(size) if size else [state.anchor.public_key]
+    try:
+        verify_checkpoint(note, state.anchor.origin, keys)
+    except CheckpointError as exc:
+        raise Alarm("bad checkpoint", str(exc)) from exc
 
 
 def _read_events(log: Log, state: MonitorState, size: int, say: Say, workers: int) -> None:
