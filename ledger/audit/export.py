@@ -68,9 +68,10 @@ def export_bundle(ledger: Ledger, out: Path) -> int:
     """Write the bundle into `out` (created if needed); return the number of events.
 
     checkpoint.txt is the latest checkpoint the log published, with its witness
-    cosignatures: read before the events, so the bundle always holds what it covers.
+    cosignatures, signed now if the log grew since: read before the events, so the
+    bundle always holds what it covers.
     """
-    from ledger.services.checkpoints import latest_note  # the service builds on this package
+    from ledger.services.checkpoints import latest_note, sign_now  # built on this package
 
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -78,6 +79,7 @@ def export_bundle(ledger: Ledger, out: Path) -> int:
         raise ExportError(f"cannot create {out}: {exc.strerror}") from exc
     if any((out / name).exists() for name in ("events.ndjson", "jwks.json", "checkpoint.txt")):
         raise ExportError(f"{out} already holds a bundle; choose an empty directory")
+    sign_now(ledger)
     note = latest_note(ledger)
     count = 0
     tmp = out / "events.ndjson.tmp"

@@ -60,16 +60,20 @@ class Checkpointer:
         # Long-lived push threads: a proof computed there reuses its thread's connection.
         self._pool = ThreadPoolExecutor(max(1, len(self.witnesses)), "witness-push")
 
-    def tick(self) -> int | None:
-        """One step; the size of the checkpoint signed now, or None when none was due."""
+    def tick(self, force: bool = False) -> int | None:
+        """One step; the size of the checkpoint signed now, or None when none was due.
+
+        `force` signs any larger tree at once, whatever the schedule (an export that
+        must cover every event it holds).
+        """
         with self._lock:
-            signed = self._sign_if_due()
+            signed = self._sign_if_due(force)
             self._push_latest()
             return signed
 
     # --- signing ---------------------------------------------------------------
 
-    def _sign_if_due(self) -> int | None:
+    def _sign_if_due(self, force: bool) -> int | None:
         if self.problem:
             return None
         size = self.tree.refresh()
@@ -78,7 +82,8 @@ class Checkpointer:
         try:
             if latest is not None and size <= latest.size:
                 self._check(latest, size)  # a truncated or rewritten log, even without appends
-            if not self.schedule.due(_last(latest), size, now):
+            grown = latest is None or size > latest.size
+            if not (force and grown) and not self.schedule.due(_last(latest), size, now):
                 return None
             root = self._check(latest, size)
         except InconsistentLog as exc:
@@ -221,15 +226,20 @@ def cosigned_note(ledger: Ledger, cp: StoredCheckpoint) -> tuple[str, dict[str, 
     return note, {c.witness: c.timestamp for c in valid}
 
 
+def sign_now(ledger: Ledger) -> None:
+    """Sign (and push) a checkpoint of the whole log now, if it grew since the latest."""
+    signer = Checkpointer(ledger)
+    try:
+        signer.tick(force=True)
+    finally:
+        signer.close()
+
+
 def latest_note(ledger: Ledger) -> str:
     """The latest stored checkpoint with its cosignatures; signs the first one if none is."""
     latest = CheckpointStore(ledger.db).latest()
     if latest is None:
-        signer = Checkpointer(ledger)
-        try:
-            signer.tick()
-        finally:
-            signer.close()
+        sign_now(ledger)
         latest = CheckpointStore(ledger.db).latest()
     if latest is None:
         raise StoreError("no checkpoint could be signed")
