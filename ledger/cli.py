@@ -373,9 +373,9 @@ def checkpoint() -> None:
     if alarms:
         raise CliError("; ".join(str(p) for a in alarms for p in a["problems"]))
     status = checkpoint_status(ledger, signer.tree.refresh(), clock.now())
-    cosigned = f"cosigned by {len(status['cosigners'])} of quorum {status['quorum']}"
+    cosigned = f"cosigned by {len(status.get('cosigners', []))} of quorum {signer.quorum}"
     if signed is None:
-        click.echo(f"nothing due: latest checkpoint {status['size']}, {cosigned}")
+        click.echo(f"nothing due: latest checkpoint {status.get('size')}, {cosigned}")
     else:
         click.echo(f"signed checkpoint {signed}, {cosigned}")
 
@@ -832,12 +832,14 @@ def demo(candidates: int, seed: int, if_empty: bool) -> None:
 def serve(host: str | None, port: int | None, workers: int | None) -> None:
     """Run the API and verify site under gunicorn."""
     from ledger.api.limits import RateLimits
+    from ledger.audit.checkpoints import quorum
     from ledger.config import setting
     from ledger.projections.runner import catch_up
     from ledger.server import run
 
     ledger = _ledger()  # refuses a missing ledger: `ledger init` creates it
     ledger.check_trust()
+    quorum(ledger.config)  # a bad witness list fails here, not in every worker
     RateLimits(ledger.config).close()  # a bad limit or store fails here, not in every worker
     catch_up(ledger.db, _create_projection_tables(ledger))  # workers start with fresh read models
     ledger.close()

@@ -125,3 +125,39 @@ def test_witness_settings_are_checked(tmp_path) -> None:
     for bad in ("nonsense", "a+00000000+AAAA http://x", "x http://y extra"):
         with pytest.raises(ConfigError):
             witness_keys(dataclasses.replace(base, witnesses=bad))
+
+
+def test_quorum_is_at_most_the_witnesses(tmp_path) -> None:
+    from ledger.audit.cosignature import witness_vkey
+    from ledger.crypto import SigningKey
+
+    base = Config.from_env(database_url=f"sqlite:///{tmp_path}/x.db", keys_dir=tmp_path)
+    entry = f"{witness_vkey('w.example', SigningKey.generate())} https://w.example"
+    one = dataclasses.replace(base, witnesses=f"{entry};")
+    assert quorum(one) == 1 and quorum(dataclasses.replace(one, witness_quorum=0)) == 0
+    with pytest.raises(ConfigError):
+        quorum(dataclasses.replace(one, witness_quorum=2))
+
+
+def test_tlog_witness_wire_forms_are_exact() -> None:
+    from ledger.audit.checkpoints import (
+        WitnessProtocolError,
+        add_checkpoint_body,
+        parse_cosignature_lines,
+        parse_tlog_size,
+    )
+
+    note = "o\n2\nAAAA\n\n\u2014 o x\n"
+    assert add_checkpoint_body(0, [], note) == b"old 0\n\n" + note.encode()
+    proof = [b"\x00" * 32, b"\xff" * 32]
+    expected = b"old 1\nAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n"
+    expected += b"//////////////////////////////////////////8=\n\n" + note.encode()
+    assert add_checkpoint_body(1, proof, note) == expected
+    assert parse_tlog_size(b"0\n") == 0 and parse_tlog_size(b"1234\n") == 1234
+    for bad in (b"", b"12", b"012\n", b"-1\n", b"1 \n", b"\xff\n", b"1\n2\n"):
+        with pytest.raises(WitnessProtocolError):
+            parse_tlog_size(bad)
+    assert parse_cosignature_lines("\u2014 w AAAA\n".encode()) == ["\u2014 w AAAA\n"]
+    for bad in (b"", b"\n", "\u2014 w AAAA".encode(), b"hello\n", b"\xff\n", b"x" * 70000):
+        with pytest.raises(WitnessProtocolError):
+            parse_cosignature_lines(bad)

@@ -51,6 +51,7 @@ class Checkpointer:
         self.store = CheckpointStore(ledger.db)
         self.schedule = Schedule.of(ledger.config)
         self.witnesses = witnesses(ledger.config)
+        self.quorum = quorum(ledger.config)  # checked now: a quorum above the witnesses fails
         self.problem = ""  # set once the log failed a consistency check
         self._alarm = alarm
         self._lock = threading.Lock()
