@@ -83,7 +83,8 @@ def test_a_stored_note_never_changes(ledger: Ledger) -> None:
         assert latest_note(ledger) == first
 
 
-def test_a_rewritten_tail_is_never_signed_over(ledger: Ledger) -> None:
+@pytest.mark.parametrize("appended", [2, 0])
+def test_a_rewritten_tail_is_never_signed_over(ledger: Ledger, appended: int) -> None:
     with_settings(ledger, checkpoint_events=1)
     add_events(ledger, 3)  # and the key's event: 4
     assert Checkpointer(ledger).tick() == 4
@@ -91,7 +92,7 @@ def test_a_rewritten_tail_is_never_signed_over(ledger: Ledger) -> None:
     forged = ("0" if envs[2].hash[0] != "0" else "1") + envs[2].hash[1:]
     with ledger.db.write() as cur:
         cur.execute("UPDATE ledger_events SET hash = ? WHERE seq = 3", (forged,))
-    add_events(ledger, 2)
+    add_events(ledger, appended)  # with or without new events, the check notices
     alarms: list[dict[str, object]] = []
     signer = Checkpointer(ledger, alarm=alarms.append)  # a fresh process reads the edited row
     assert signer.tick() is None
@@ -161,3 +162,22 @@ def test_tlog_witness_wire_forms_are_exact() -> None:
     for bad in (b"", b"\n", "\u2014 w AAAA".encode(), b"hello\n", b"\xff\n", b"x" * 70000):
         with pytest.raises(WitnessProtocolError):
             parse_cosignature_lines(bad)
+
+
+def test_concurrent_signers_store_one_checkpoint_per_size(ledger: Ledger, config: Config) -> None:
+    import threading
+
+    add_events(ledger, 2)
+    others = [Ledger(config) for _ in range(4)]
+    signed: list[int | None] = []
+    threads = [
+        threading.Thread(target=lambda o=o: signed.append(Checkpointer(o).tick())) for o in others
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for other in others:
+        other.close()
+    assert len([s for s in signed if s is not None]) == 1
+    assert [c.size for c in CheckpointStore(ledger.db).after(-1, 10)] == [3]
