@@ -43,6 +43,7 @@ def _known_errors() -> tuple[type[BaseException], ...]:
     from ledger.store.db import StoreError
     from ledger.store.tokens import TokenError
     from ledger.trust import TrustError
+    from ledger.witness.state import StateError
 
     return (
         ConfigError,
@@ -55,6 +56,7 @@ def _known_errors() -> tuple[type[BaseException], ...]:
         ProjectionStalled,
         StoreError,
         TokenError,
+        StateError,
         OSError,
     )
 
@@ -786,20 +788,86 @@ def rescore(all_outdated: bool, dry_run: bool, reason: str) -> None:
 
 
 def _rescore_summary(answers: list[dict[str, Any]], rules: str, dry_run: bool) -> str:
-    """One line: how many courses, and what happened to their certificates."""
+    """One line: how many courses, what happened to their certificates, which were refused."""
     done = [a for a in answers if a["rescored"]]
+    failed = [a for a in answers if "error" in a]
     actions = [a["certificate_action"] for a in done]
-    unpublished = sum(
-        1 for a in done if a["certificate"] is None and a["result"]["status"] == "validated"
-    )
     verb = "would rescore" if dry_run else "rescored"
-    return (
-        f"{verb} {len(done)} course(s) under scoring rules {rules}:"
-        f" {actions.count('rescored')} certificate(s) rescored,"
-        f" {actions.count('cancelled')} cancelled, {actions.count('unchanged')} unchanged,"
-        f" {unpublished} now validated without a certificate;"
-        f" {len(answers) - len(done)} already up to date"
+    counts = ", ".join(
+        f"{actions.count(action)} {label}"
+        for action, label in (
+            ("rescored", "certificate(s) rescored"), ("cancelled", "cancelled"),
+            ("issued", "issued"), ("needs-review", "need review (error)"),
+            ("unchanged", "unchanged"),
+        )
+    )  # fmt: skip
+    line = (
+        f"{verb} {len(done)} course(s) under scoring rules {rules}: {counts};"
+        f" {len(answers) - len(done) - len(failed)} already up to date"
     )
+    if failed:
+        line += f"; {len(failed)} refused, first: {failed[0]['course']}: {failed[0]['error']}"
+    return line
+
+
+# --- witness ---------------------------------------------------------------
+
+
+@main.group()
+def witness() -> None:
+    """A C2SP tlog-witness an independent organisation runs: init, serve, status."""
+
+
+@witness.command("init")
+@click.option("--dir", "directory", required=True, type=Path, help="Witness directory.")
+@click.option("--name", required=True, help="Witness name, e.g. witness.example.org/w1.")
+@friendly
+def witness_init(directory: Path, name: str) -> None:
+    """Create the witness key (DIR/witness.key, 0600) and state; print its vkey."""
+    from ledger.witness import identity
+
+    vkey = identity.init(directory, name)
+    console.print(f"witness key in {directory}; give this vkey to the log operators:")
+    click.echo(str(vkey))
+
+
+@witness.command("serve")
+@click.option("--dir", "directory", required=True, type=Path, help="Witness directory.")
+@click.option(
+    "--log", "logs", multiple=True, required=True, help="A log vkey (`ledger keys anchor`)."
+)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Bind address.")
+@click.option("--port", default=8430, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64))
+@friendly
+def witness_serve(
+    directory: Path, logs: tuple[str, ...], host: str, port: int, workers: int
+) -> None:
+    """Serve POST /add-checkpoint, cosigning checkpoints of the given logs."""
+    from ledger.witness.server import run
+
+    run(directory, logs, host, port, workers)
+
+
+@witness.command("status")
+@click.option("--dir", "directory", required=True, type=Path, help="Witness directory.")
+@friendly
+def witness_status(directory: Path) -> None:
+    """The witness vkey, each log's latest cosigned size, and the evidence kept."""
+    from datetime import UTC, datetime
+
+    from ledger.crypto import b64
+    from ledger.witness import identity
+
+    vkey, _ = identity.load(directory)
+    state = identity.state(directory)
+    click.echo(f"witness {vkey}")
+    for row in state.origins():
+        when = datetime.fromtimestamp(row.updated_at, UTC).isoformat()
+        click.echo(f"{row.origin} size {row.size} root {b64(row.root)} at {when}")
+    for received, origin, status, reason, _ in state.evidence():
+        when = datetime.fromtimestamp(received, UTC).isoformat()
+        click.echo(f"EVIDENCE {when} {origin}: {status} {reason}")
 
 
 @main.command()

@@ -83,21 +83,42 @@ def test_a_stored_note_never_changes(ledger: Ledger) -> None:
         assert latest_note(ledger) == first
 
 
+def _forge_hash(ledger: Ledger, seq: int) -> None:
+    """Change event `seq`'s hash in place, as a database writer without the key can."""
+    old = all_envelopes(ledger)[seq - 1].hash
+    forged = ("0" if old[0] != "0" else "1") + old[1:]
+    with ledger.db.write() as cur:
+        cur.execute("UPDATE ledger_events SET hash = ? WHERE seq = ?", (forged, seq))
+
+
 @pytest.mark.parametrize("appended", [2, 0])
-def test_a_rewritten_tail_is_never_signed_over(ledger: Ledger, appended: int) -> None:
+def test_a_rewritten_history_is_never_signed_over(ledger: Ledger, appended: int) -> None:
     with_settings(ledger, checkpoint_events=1)
     add_events(ledger, 3)  # and the key's event: 4
     assert Checkpointer(ledger).tick() == 4
-    envs = all_envelopes(ledger)
-    forged = ("0" if envs[2].hash[0] != "0" else "1") + envs[2].hash[1:]
+    _forge_hash(ledger, 3)
     with ledger.db.write() as cur:
-        cur.execute("UPDATE ledger_events SET hash = ? WHERE seq = 3", (forged,))
+        cur.execute("DELETE FROM tlog_tiles")  # and the tree rebuilt from the rewritten log
     add_events(ledger, appended)  # with or without new events, the check notices
     alarms: list[dict[str, object]] = []
-    signer = Checkpointer(ledger, alarm=alarms.append)  # a fresh process reads the edited row
+    signer = Checkpointer(ledger, alarm=alarms.append)
     assert signer.tick() is None
     assert "not consistent" in signer.problem
     assert alarms and alarms[0]["source"] == "checkpoint"
+    assert [c.size for c in CheckpointStore(ledger.db).after(0, 10)] == [4]
+    assert signer.tick() is None  # stays refused
+
+
+def test_a_rewritten_tail_event_is_never_signed_over(ledger: Ledger) -> None:
+    with_settings(ledger, checkpoint_events=1)
+    add_events(ledger, 3)
+    assert Checkpointer(ledger).tick() == 4
+    _forge_hash(ledger, 4)  # the tree still holds the original leaf
+    add_events(ledger, 1)
+    alarms: list[dict[str, object]] = []
+    signer = Checkpointer(ledger, alarm=alarms.append)
+    assert signer.tick() is None
+    assert "rewritten" in signer.problem and alarms
     assert [c.size for c in CheckpointStore(ledger.db).after(0, 10)] == [4]
     assert signer.tick() is None  # stays refused
 
@@ -110,7 +131,7 @@ def test_a_truncated_log_is_an_alarm(ledger: Ledger) -> None:
     alarms: list[dict[str, object]] = []
     signer = Checkpointer(ledger, alarm=alarms.append)
     assert signer.tick() is None
-    assert "fewer than the 3" in signer.problem and alarms
+    assert "3" in signer.problem and alarms  # the tree had 3 leaves
 
 
 def test_without_witnesses_the_latest_checkpoint_is_witnessed_by_nobody(ledger: Ledger) -> None:

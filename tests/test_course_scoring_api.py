@@ -126,7 +126,7 @@ def test_an_issue_report_on_a_wrong_answer_neutralizes_and_rescores(flow: Flow) 
     (summary,) = session_view["results"]
     assert summary == {"course": course["id"], "candidate": candidate, "state": "completed",
                        "result_status": "validated", "reproducibility_rate": 100,
-                       "band": "80-100", "neutralized": 1}  # fmt: skip
+                       "band": "80-100", "neutralized": 1, "scoring": scoring}  # fmt: skip
     history = flow.client.get(
         f"/api/v1/candidates/{candidate}/certifications", headers=flow.platform
     ).get_json()

@@ -51,5 +51,5 @@ def test_an_older_scoring_still_projects_with_what_it_recorded() -> None:
     assert scoring["kept"] == []
     assert summaries_of_session(cur, "s") == [
         {"course": COURSE, "candidate": "k", "state": "in_progress", "result_status": "validated",
-         "reproducibility_rate": 79, "band": "70-79", "neutralized": 1}
+         "reproducibility_rate": 79, "band": "70-79", "neutralized": 1, "scoring": scoring}
     ]  # fmt: skip

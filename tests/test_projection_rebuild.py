@@ -152,7 +152,9 @@ def test_a_crashed_rebuild_leaves_shadows_the_next_one_replaces(certified) -> No
     assert dump(db, st.projections) == before and _shadows(db) == []
 
 
-@pytest.mark.parametrize("older", ["a recorded older digest", "no digest (built before digests)"])
+@pytest.mark.parametrize(
+    "older", ["a recorded older digest", "no digest (built before digests)", "never caught up"]
+)
 def test_a_read_model_built_by_an_older_schema_is_rebuilt_when_tables_are_created(
     certified, older: str
 ) -> None:
@@ -161,10 +163,12 @@ def test_a_read_model_built_by_an_older_schema_is_rebuilt_when_tables_are_create
     with db.write(lock=None) as cur:  # the sessions read model as an older release left it
         cur.execute("DROP TABLE proj_sessions")
         cur.execute("CREATE TABLE proj_sessions (session TEXT PRIMARY KEY, centre TEXT NOT NULL)")
-        if older.startswith("a recorded"):
-            cur.execute("UPDATE projection_schemas SET digest = 'older' WHERE name = 'sessions'")
-        else:
+        if older.startswith("no digest"):
             cur.execute("DELETE FROM projection_schemas")
+        else:
+            cur.execute("UPDATE projection_schemas SET digest = 'older' WHERE name = 'sessions'")
+        if older == "never caught up":  # an empty read model of the older release
+            cur.execute("DELETE FROM projection_positions WHERE name = 'sessions'")
     runner.create_tables(db, certified.projections)
     assert dump(db, certified.projections) == live
     assert _indexes(db) == indexes and _positions(certified) == positions

@@ -19,8 +19,9 @@ from click.testing import CliRunner
 from ledger import crypto
 from ledger.cli import main
 from ledger.domain import clock
-from ledger.domain.scoring import RULES, RULES_VERSION, score
+from ledger.domain.scoring import LEGACY_RULES, RULES, RULES_VERSION, score
 from ledger.projections.runner import dump, rebuild
+from ledger.services import certification
 from ledger.store.mapper import LedgerStoredEvent
 from tests.certification_flow import MORNING, Flow
 
@@ -90,6 +91,10 @@ def test_a_late_report_on_a_correct_answer_keeps_it_and_leaves_the_certificate(
     (scored,) = [e for e in _events(flow, "certification.CourseScored") if e.data["kept"]]
     assert [k["challenge"] for k in scored.data["kept"]] == [correct]
     assert scored.data["neutralized"] == []  # the report is on record, the answer counts
+    count = len(_lines(flow))
+    again = _late_report(flow, code, [correct])  # the same report again: nothing new recorded
+    assert again["unchanged"] is True and again["kept"] == [correct]
+    assert len(_lines(flow)) == count
 
 
 def test_a_late_report_on_a_wrong_answer_neutralizes_it_and_the_history_says_why(
@@ -192,41 +197,148 @@ def _legacy_result(flow: Flow, course_id: str, downgrade: bool) -> dict[str, Any
     }  # fmt: skip
 
 
-def _legacy_course(flow: Flow, result: str = "ok", downgrade: bool = True) -> tuple[str, str]:
-    """A course answered, ended and scored by the legacy code, then published: (course, code)."""
-    _, session, course = flow.started()
+def _legacy_course(
+    flow: Flow,
+    result: str = "ok",
+    downgrade: bool = True,
+    *,
+    answered: int | None = None,
+    legacy_result: dict[str, Any] | None = None,
+    neutralize_first: bool = False,
+    abort: str | None = None,
+    publish: bool = True,
+) -> tuple[str, str | None, str]:
+    """A course answered, ended and scored by the legacy code: (course, code, session).
+
+    `answered`: only the first ones are answered and the test was aborted, the
+    examiner report (also written by the legacy code) giving `abort` as the reason.
+    `neutralize_first`: an issue report neutralized the first challenge (answered).
+    Published as the older code did, unless `publish` is false.
+    """
+    candidate, session, course = flow.started()
     ledger = _ledger(flow)
+    challenges = course["challenges"][: answered if answered is not None else None]
     events, version = [], 1
     with clock.frozen_at(MORNING + timedelta(minutes=20)):
-        for item in course["challenges"]:
+        for item in challenges:
             version += 1
             events.append(_legacy_stored(course, version, "certification.ChallengeAnswered", {
                 "challenge": item["challenge"], "result": result, "time_spent_ms": 30_000,
                 "answered_at": clock.format_time(clock.now()),
             }))  # fmt: skip
+        end = "completed" if answered is None else "aborted"
         events.append(
-            _legacy_stored(
-                course, version + 1, "certification.CourseEnded", {"reason": "completed"}
-            )
+            _legacy_stored(course, version + 1, "certification.CourseEnded", {"reason": end})
         )
         ledger.recorder.insert_events(events)
         scored = {
-            "basis": "completion", "reason": "all challenges answered", "neutralized": [],
-            "fraud_confirmed": False, "cancelled_by_operator": False,
-            "result": _legacy_result(flow, course["id"], downgrade),
+            "basis": "completion", "reason": "all challenges answered",
+            "neutralized": [c["challenge"] for c in challenges[:1] if neutralize_first],
+            "fraud_confirmed": False,
+            "cancelled_by_operator": False,
+            "result": legacy_result or _legacy_result(flow, course["id"], downgrade),
         }  # fmt: skip
         ledger.recorder.insert_events(
             [_legacy_stored(course, version + 2, "certification.CourseScored", scored)]
         )
-    flow.finalize(session)
-    (code,) = flow.publish(session)
-    return course["id"], code
+        if abort is not None:
+            finalized = {"absent": [], "incidents": None, "issue_reports": [],
+                         "aborts": [{"candidate": candidate, "reason": abort}]}  # fmt: skip
+            stream = {"id": session}
+            at = len(ledger.recorder.stream_envelopes(session)) + 1
+            ledger.recorder.insert_events(
+                [_legacy_stored(stream, at, "certification.SessionFinalized", finalized)]
+            )
+    if abort is None:
+        flow.finalize(session)
+    if not publish:
+        return course["id"], None, session
+    with pytest.MonkeyPatch.context() as older_code:  # published before the rules changed
+        older_code.setattr(certification, "RULES_VERSION", LEGACY_RULES)
+        codes = flow.publish(session)
+    return course["id"], (codes or [None])[0], session
+
+
+def _rescored(flow: Flow, course: str, status: int = 201) -> dict[str, Any]:
+    with clock.frozen_at(LATER):
+        return flow.post(
+            f"/api/v1/courses/{course}/rescoring", {"reason": "règles v2"}, flow.admin, status
+        )
+
+
+def _latest_scored(flow: Flow, course: str) -> dict[str, Any]:
+    return [e for e in _events(flow, "certification.CourseScored") if e.stream == course][-1].data
+
+
+def test_publication_refuses_results_scored_under_older_rules(flow: Flow) -> None:
+    course, _, session = _legacy_course(flow, publish=False)
+    flow.post(f"/api/v1/sessions/{session}/review", {}, flow.admin)
+    refused = flow.post(f"/api/v1/sessions/{session}/publication", {}, flow.admin, 409)
+    assert refused["outdated"] == [course]
+    assert _rescored(flow, course)["result"]["rules"] == RULES_VERSION
+    with clock.frozen_at(LATER):
+        assert (
+            len(
+                flow.post(f"/api/v1/sessions/{session}/publication", {}, flow.admin)["certificates"]
+            )
+            == 1
+        )
+
+
+def test_a_rules_rescore_keeps_a_correct_answer_an_older_report_neutralized(flow: Flow) -> None:
+    """Rules 1 let an issue report neutralize a correct answer; rules 2 keep the answer."""
+    course, code, _ = _legacy_course(flow, neutralize_first=True)
+    first = _latest_scored(flow, course)["neutralized"][0]
+    answer = _rescored(flow, course)
+    scored = _latest_scored(flow, course)
+    assert scored["neutralized"] == [] and [k["challenge"] for k in scored["kept"]] == [first]
+    assert sum(c["neutralized"] for c in answer["result"]["competences"]) == 0
+    assert answer["certificate"] == code
+
+
+def test_a_rules_rescore_reads_the_examiner_report_abort_reason(flow: Flow) -> None:
+    """A technical abort scored by rules 1 counted the unanswered challenges wrong (rejected)."""
+    legacy = {"status": "rejected", "reproducibility_permille": 300, "competences": [],
+              "pix_score": 0, "reasons": ["reproducibility rate 300 per mille, below 500"]}  # fmt: skip
+    course, code, _ = _legacy_course(
+        flow, result="ko", answered=4, legacy_result=legacy, abort="technical"
+    )
+    assert code is None
+    answer = _rescored(flow, course)
+    assert answer["result"]["status"] == "cancelled", answer["result"]
+    scored = _latest_scored(flow, course)
+    assert scored["abort_reason"] == "technical" and scored["basis"] == "rules"
+    assert {n["source"] for n in scored["neutralizations"]} == {"technical-abort"}
+
+
+def test_a_course_the_current_rules_validate_gets_its_certificate_after_publication(
+    flow: Flow,
+) -> None:
+    legacy = {"status": "rejected", "reproducibility_permille": 495, "competences": [],
+              "pix_score": 0, "reasons": ["reproducibility rate 495 per mille, below 500"]}  # fmt: skip
+    course, code, _ = _legacy_course(flow, legacy_result=legacy)
+    assert code is None  # rejected, so published without a certificate
+    answer = _rescored(flow, course)
+    assert answer["result"]["status"] == "validated"
+    assert answer["certificate_action"] == "issued"
+    public = _public(flow, answer["certificate"])
+    assert public["status"] == "valid" and public["integrity"]["verified"]
+
+
+def test_a_late_report_on_a_result_of_older_rules_asks_for_a_rules_rescore_first(
+    flow: Flow,
+) -> None:
+    course, code, _ = _legacy_course(flow)
+    view = flow.client.get(f"/api/v1/courses/{course}", headers=flow.admin).get_json()
+    challenge = view["challenges"][0]["challenge"]
+    problem = _late_report(flow, code, [challenge], status=409)
+    assert "rescore it under the current rules first" in problem["detail"]
 
 
 def test_a_legacy_result_is_rescored_under_the_current_rules_once(
     flow: Flow, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    course, code = _legacy_course(flow)
+    course, code, _ = _legacy_course(flow)
     issued = _public(flow, code)
     past = _lines(flow)
     body = {"reason": "règles de calcul nationales"}
@@ -260,13 +372,15 @@ def test_a_legacy_result_is_rescored_under_the_current_rules_once(
 
 
 def test_a_legacy_result_the_current_rules_refuse_cancels_its_certificate(flow: Flow) -> None:
-    course, code = _legacy_course(flow, result="ko", downgrade=False)
+    course, code, _ = _legacy_course(flow, result="ko", downgrade=False)
     assert _public(flow, code)["pix_score"] == 0  # validated with 0 pix: what v2 forbids
     with clock.frozen_at(LATER):
         answer = flow.post(
             f"/api/v1/courses/{course}/rescoring", {"reason": "règles v2"}, flow.admin
         )
-    assert answer["result"]["status"] != "validated"
+    assert (
+        answer["result"]["status"] == "rejected" and answer["result"]["reproducibility_rate"] == 0
+    )
     assert answer["certificate_action"] == "cancelled"
     after = _public(flow, code)
     assert after["status"] == "cancelled" and after["integrity"]["verified"]

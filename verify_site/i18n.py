@@ -331,10 +331,12 @@ def current_language() -> str:
 
 
 def translator(lang: str):
-    messages = MESSAGES[lang]
+    """`t(key)` in `lang`; a text not translated yet (a new rules version) falls back to English."""
+    messages, english = MESSAGES[lang], MESSAGES["en"]
 
     def t(key: str, **values: object) -> str:
-        return messages[key].format(**values) if values else messages[key]
+        text = messages.get(key) or english[key]
+        return text.format(**values) if values else text
 
     return t
 

@@ -60,7 +60,7 @@ def finish(html: str, status: int) -> Response:
 def wants_html() -> bool:
     """Site pages (and unknown paths outside the API) get HTML errors, the API problem+json."""
     path = request.path
-    return not (path.startswith("/api/") or path.startswith("/.well-known/"))
+    return not path.startswith(("/api/", "/.well-known/", "/tlog/"))
 
 
 def error_page(error: HTTPException) -> Response:

@@ -113,6 +113,7 @@ def _register(api: Api, app: Flask) -> None:
         docs,
         health,
         log,
+        tlog,
     )
 
     for module in (
@@ -123,11 +124,11 @@ def _register(api: Api, app: Flask) -> None:
         attestation_check,
         credentials,
         log,
+        tlog,
         health,
     ):
         api.register_blueprint(module.blp)
     app.register_blueprint(log.well_known)
-    app.register_blueprint(log.tlog_checkpoint)
     app.register_blueprint(attestations.well_known)
     app.register_blueprint(credentials.did_site)
     app.register_blueprint(docs.bp)

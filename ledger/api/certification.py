@@ -96,6 +96,8 @@ def get_session(session_id: Any) -> dict[str, Any]:
     with st.ledger.db.read() as cur:
         centre = centre_of(cur, session.centre)
         results = summaries_of_session(cur, str(session.id))
+    for result in results:
+        result["scoring"] = _opened_scoring(result["scoring"])
     return {
         "id": str(session.id),
         "centre": centre or {"id": session.centre},

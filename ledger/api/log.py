@@ -23,7 +23,6 @@ blp = Blueprint(
     "log", __name__, url_prefix="/api/v1", description="Audit: events, checkpoints, proofs"
 )
 well_known = FlaskBlueprint("well_known", __name__)
-tlog_checkpoint = FlaskBlueprint("tlog_checkpoint", __name__, url_prefix="/tlog")
 NOTE_TYPE = "text/plain; charset=utf-8"
 CHECKPOINT_CACHE = "public, max-age=5"  # tlog-tiles: a short lifetime, clients poll it
 
@@ -62,7 +61,7 @@ def jwks_json() -> Response:
     return response
 
 
-def _latest_note() -> Response:
+def latest_note_response() -> Response:
     """The latest stored checkpoint with its witness cosignatures; the first is signed now."""
     st = state()
     if st.checkpoints.store.latest() is None:
@@ -83,13 +82,7 @@ def _latest_note() -> Response:
 )
 def checkpoint() -> Response:
     """The latest stored checkpoint (C2SP tlog-checkpoint in a signed note), cosigned."""
-    return _latest_note()
-
-
-@tlog_checkpoint.route("/checkpoint")
-def tlog_checkpoint_note() -> Response:
-    """C2SP tlog-tiles `<prefix>/checkpoint`: the same note as /api/v1/log/checkpoint."""
-    return _latest_note()
+    return latest_note_response()
 
 
 @blp.route("/log/checkpoints", methods=["GET"])

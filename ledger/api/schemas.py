@@ -459,7 +459,11 @@ class CourseRescoringOut(Schema):
     result = fields.Dict(metadata={"description": "the latest result (it names its rules)"})
     certificate = fields.String(allow_none=True)
     certificate_action = fields.String(
-        allow_none=True, metadata={"description": "rescored, cancelled or unchanged"}
+        allow_none=True,
+        metadata={
+            "description": "rescored, cancelled, unchanged, issued (now validated after"
+            " publication) or needs-review (a scoring error: nothing done to the certificate)"
+        },
     )
 
 

@@ -1,47 +1,31 @@
-"""The Merkle tree over the live log, kept incrementally in memory.
+"""The Merkle tree over the live log, read from tiles persisted in the database.
 
-Leaves are the events' hashes in seq order (format section 5). Each refresh
-reads only the hashes appended since the last one, so checkpoints and proofs
-cost a small query plus tree hashing, not a full scan of the log.
+Leaves are the events' hashes in seq order (format section 5). The tree lives
+in `tlog_tiles` (ledger/store/tiles.py), so a worker holds no leaf list: roots
+and proofs are O(log n) tile reads, and memory does not grow with the log.
+Integration lags the log by a bounded amount: `refresh()` integrates whatever
+was appended since, so any size a caller sees is already in the tiles.
 """
 
 from __future__ import annotations
 
-import threading
-
-from ledger.audit.merkle import MerkleAccumulator, consistency_proof, inclusion_proof, root_hash
 from ledger.store.application import Ledger
+from ledger.store.tiles import TileStore
 
 
 class LogTree:
     def __init__(self, ledger: Ledger):
         self.ledger = ledger
-        self._leaves: list[bytes] = []
-        self._accumulator = MerkleAccumulator()
-        self._lock = threading.Lock()
+        self.tiles = TileStore(ledger.db)
 
     def refresh(self) -> int:
-        """Load hashes appended since the last refresh; return the tree size."""
-        with self._lock:
-            with self.ledger.db.read() as cur:
-                cur.execute(
-                    "SELECT hash FROM ledger_events WHERE seq > ? ORDER BY seq",
-                    (len(self._leaves),),
-                )
-                fresh = [bytes.fromhex(r[0]) for r in cur.fetchall()]
-            self._leaves.extend(fresh)
-            for leaf in fresh:
-                self._accumulator.append(leaf)
-            return len(self._leaves)
-
-    def leaves(self, size: int) -> list[bytes]:
-        return self._leaves[:size]
+        """Integrate events appended since the last integration; return the tree size."""
+        return self.tiles.catch_up()
 
     def root(self, size: int) -> bytes:
-        """The latest root in O(log n); an older size is recomputed from its leaves."""
-        if size == len(self._accumulator):
-            return self._accumulator.root()
-        return root_hash(self.leaves(size))
+        """MTH of the first `size` events (size <= the integrated size)."""
+        with self.tiles.view(size) as view:
+            return view.root()
 
     def checkpoint(self) -> str:
         """The latest stored checkpoint with its cosignatures (signed on a schedule, kept)."""
@@ -50,7 +34,11 @@ class LogTree:
         return latest_note(self.ledger)
 
     def inclusion(self, seq: int, size: int) -> list[bytes]:
-        return inclusion_proof(self.leaves(size), seq - 1)
+        """RFC 9162 PATH of event `seq` in the tree of `size` events."""
+        with self.tiles.view(size) as view:
+            return view.inclusion(seq - 1)
 
     def consistency(self, old: int, new: int) -> list[bytes]:
-        return consistency_proof(self.leaves(new), old)
+        """RFC 9162 PROOF that the tree of `old` events is a prefix of that of `new`."""
+        with self.tiles.view(new) as view:
+            return view.consistency(old)

@@ -20,7 +20,7 @@ import hashlib
 import random
 import uuid
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from eventsourcing.domain import event
 
@@ -31,9 +31,11 @@ from ledger.domain.referential import Challenge, Referential, Skill
 from ledger.domain.scoring import (
     ABORT_REASONS,
     LEGACY_RULES,
+    RULES_VERSION,
     TECHNICAL,
     CompetenceEvidence,
     ScoringResult,
+    rules_of,
     score,
 )
 
@@ -43,6 +45,16 @@ ANSWER_RESULTS = ("ok", "ko", "partially", "timedout", "focusedOut", "aband")
 IN_PROGRESS, COMPLETED, ENDED = "in_progress", "completed", "ended"
 ISSUE_REPORT, OPERATOR, TECHNICAL_ABORT = "issue-report", "operator", "technical-abort"
 NEUTRALIZATION_SOURCES = (ISSUE_REPORT, OPERATOR, TECHNICAL_ABORT)
+
+
+class Facts(NamedTuple):
+    """What a scoring reads besides the answers: recorded with its result."""
+
+    neutralizations: dict[str, dict[str, Any]]
+    kept: list[dict[str, Any]]
+    abort_reason: str | None
+    fraud: bool
+    cancelled: bool
 
 
 class CourseError(DomainError):
@@ -178,6 +190,7 @@ class Course(LedgerAggregate):
         self.extra_time_percent = extra_time_percent
         self.accessibility = accessibility
         self.rules = rules
+        self.profile_rules = rules  # the rules the profile was computed under (see `rescore`)
         self.answers: dict[str, dict[str, Any]] = {}
         self.state = IN_PROGRESS
         self.end_reason = ""
@@ -304,6 +317,7 @@ class Course(LedgerAggregate):
         abort_reason: str | None = None,
         fraud_confirmed: bool | None = None,
         cancelled_by_operator: bool | None = None,
+        profile: list[dict[str, Any]] | None = None,
     ) -> ScoringResult:
         """Score (or rescore) from all evidence so far; earlier decisions carry over.
 
@@ -311,23 +325,44 @@ class Course(LedgerAggregate):
         granted only when its answer is not correct (a correct answer is kept, so a
         report can never take a point away). `abort_reason` "technical" neutralizes
         every unanswered challenge; "candidate" leaves them counted as wrong.
+        `profile`: see `rescore`.
+        """
+        facts = self._facts(issue_reports, abort_reason, fraud_confirmed, cancelled_by_operator)
+        changed = profile if profile is not None and profile != self.profile else None
+        result = self._compute(facts, max_level, changed)
+        self._record(basis, reason, facts, result, changed)
+        return result
+
+    def _facts(
+        self,
+        issue_reports: list[dict[str, Any]] | None,
+        abort_reason: str | None,
+        fraud_confirmed: bool | None,
+        cancelled_by_operator: bool | None,
+    ) -> Facts:
+        """What a new scoring reads: earlier facts carried over, new ones added.
+
+        A course last scored under older rules has its issue-report neutralizations
+        read again under the current rule, so a correct answer is kept.
         """
         if abort_reason is not None and abort_reason not in ABORT_REASONS:
             raise CourseError(f"abort reason must be {' or '.join(ABORT_REASONS)}")
-        neutralizations = dict(self.neutralizations)
-        kept = list(self.kept)
+        neutralizations, kept = dict(self.neutralizations), list(self.kept)
+        if self.latest_result is not None and rules_of(self.latest_result) != RULES_VERSION:
+            for entry in [n for n in neutralizations.values() if n["source"] == ISSUE_REPORT]:
+                del neutralizations[entry["challenge"]]
+                self._apply_report(entry, neutralizations, kept)
         for report in issue_reports or ():
             self._apply_report(report, neutralizations, kept)
         if abort_reason == TECHNICAL:
             self._neutralize_unanswered(neutralizations)
+        kept = [k for k in kept if k["challenge"] not in neutralizations]
         abort = self.abort_reason if abort_reason is None else abort_reason
         fraud = self.fraud_confirmed if fraud_confirmed is None else fraud_confirmed
         cancelled = (
             self.cancelled_by_operator if cancelled_by_operator is None else cancelled_by_operator
         )
-        result = self._compute(neutralizations, abort, fraud, cancelled, max_level)
-        self._record(basis, reason, neutralizations, kept, abort, fraud, cancelled, result)
-        return result
+        return Facts(neutralizations, kept, abort, fraud, cancelled)
 
     def _apply_report(
         self,
@@ -338,9 +373,9 @@ class Course(LedgerAggregate):
         """Neutralize the reported challenge unless it was answered correctly (then keep it)."""
         challenge = report["challenge"]
         self._require_assigned(challenge)
-        ref = {"report": report.get("id"), "category": report.get("category")}
+        ref = {"report": report.get("report", report.get("id")), "category": report.get("category")}
         if self.answer_result(challenge) == CORRECT:
-            if {"challenge": challenge, **ref} not in kept:
+            if (challenge, ref["category"]) not in {(k["challenge"], k["category"]) for k in kept}:
                 kept.append({"challenge": challenge, **ref})
                 kept.sort(key=lambda k: (k["challenge"], str(k["report"])))
         elif challenge not in neutralizations:
@@ -355,19 +390,13 @@ class Course(LedgerAggregate):
                 )
 
     def _compute(
-        self,
-        neutralizations: dict[str, dict[str, Any]],
-        abort_reason: str | None,
-        fraud: bool,
-        cancelled: bool,
-        max_level: int,
-        profile: list[dict[str, Any]] | None = None,
+        self, facts: Facts, max_level: int, profile: list[dict[str, Any]] | None
     ) -> ScoringResult:
         return score(
-            self.evidence(set(neutralizations), profile),
-            fraud_confirmed=fraud,
-            cancelled_by_operator=cancelled,
-            technical_abort=abort_reason == TECHNICAL,
+            self.evidence(set(facts.neutralizations), profile),
+            fraud_confirmed=facts.fraud,
+            cancelled_by_operator=facts.cancelled,
+            technical_abort=facts.abort_reason == TECHNICAL,
             max_level=max_level,
         )
 
@@ -375,24 +404,21 @@ class Course(LedgerAggregate):
         self,
         basis: str,
         reason: str | dict,
-        neutralizations: dict[str, dict[str, Any]],
-        kept: list[dict[str, Any]],
-        abort_reason: str | None,
-        fraud: bool,
-        cancelled: bool,
+        facts: Facts,
         result: ScoringResult,
-        profile: list[dict[str, Any]] | None = None,
+        profile: list[dict[str, Any]] | None,
     ) -> None:
+        neutralizations = facts.neutralizations
         self._scored(
-            **({"profile": profile} if profile is not None else {}),
+            profile=profile,
             basis=basis,
             reason=reason,
             neutralized=sorted(neutralizations),
             neutralizations=[neutralizations[c] for c in sorted(neutralizations)],
-            kept=kept,
-            abort_reason=abort_reason,
-            fraud_confirmed=fraud,
-            cancelled_by_operator=cancelled,
+            kept=facts.kept,
+            abort_reason=facts.abort_reason,
+            fraud_confirmed=facts.fraud,
+            cancelled_by_operator=facts.cancelled,
             result=result.to_dict(),
         )
 
@@ -429,7 +455,7 @@ class Course(LedgerAggregate):
         )
         self.neutralizations = {n["challenge"]: n for n in entries}
         if profile is not None:
-            self.profile = profile
+            self.profile, self.profile_rules = profile, rules_of(result)
 
     # --- operator review: neutralization by hand ----------------------------------
 
@@ -443,21 +469,33 @@ class Course(LedgerAggregate):
         challenge: str
         reason: dict
 
-    def neutralize(self, challenge: str, reason: str | dict, max_level: int) -> ScoringResult:
+    def neutralize(
+        self,
+        challenge: str,
+        reason: str | dict,
+        max_level: int,
+        profile: list[dict[str, Any]] | None = None,
+    ) -> ScoringResult:
         """The operator neutralizes any assigned challenge, whatever its answer; then rescore."""
         self._require_assigned(challenge)
         if challenge in self.neutralizations:
             raise Conflict(f"challenge {challenge} is already neutralized", challenge=challenge)
         self._neutralize(challenge=challenge, reason=reason)
-        return self.score("neutralization", reason, max_level)
+        return self.score("neutralization", reason, max_level, profile=profile)
 
-    def deneutralize(self, challenge: str, reason: str | dict, max_level: int) -> ScoringResult:
+    def deneutralize(
+        self,
+        challenge: str,
+        reason: str | dict,
+        max_level: int,
+        profile: list[dict[str, Any]] | None = None,
+    ) -> ScoringResult:
         """The operator lets a neutralized challenge count again (as answered); then rescore."""
         self._require_assigned(challenge)
         if challenge not in self.neutralizations:
             raise Conflict(f"challenge {challenge} is not neutralized", challenge=challenge)
         self._deneutralize(challenge=challenge, reason=reason)
-        return self.score("deneutralization", reason, max_level)
+        return self.score("deneutralization", reason, max_level, profile=profile)
 
     def _require_assigned(self, challenge: str) -> None:
         if challenge not in self.assigned:
@@ -484,25 +522,24 @@ class Course(LedgerAggregate):
         reason: str | dict,
         max_level: int,
         profile: list[dict[str, Any]] | None = None,
+        abort_reason: str | None = None,
     ) -> ScoringResult | None:
         """The same facts under the current rules; None (nothing recorded) if that changes nothing.
 
-        `profile`: the profile at the start re-derived under the current rules, for a
-        course started under older ones (its recorded profile was capped, its pix
-        computed without the 4-pix limit). It is recorded with the new result, so
-        the event alone says what the result was computed from.
+        For a course started or scored under older rules: `profile` is its profile at
+        the start re-derived under the current rules (the recorded one was capped, its
+        pix computed without the 4-pix limit) and `abort_reason` the examiner report's
+        (older results did not record it). Both are recorded with the new result, so
+        the event alone says what it was computed from.
         """
+        facts = self._facts(None, abort_reason, None, None)
         changed = profile if profile is not None and profile != self.profile else None
-        result = self._compute(
-            self.neutralizations, self.abort_reason, self.fraud_confirmed,
-            self.cancelled_by_operator, max_level, changed,
-        )  # fmt: skip
-        if changed is None and result.to_dict() == self.latest_result:
+        result = self._compute(facts, max_level, changed)
+        latest = (self.neutralizations, self.kept, self.abort_reason)
+        carried = (facts.neutralizations, facts.kept, facts.abort_reason)
+        if changed is None and carried == latest and result.to_dict() == self.latest_result:
             return None
-        self._record(
-            basis, reason, dict(self.neutralizations), list(self.kept), self.abort_reason,
-            self.fraud_confirmed, self.cancelled_by_operator, result, changed,
-        )  # fmt: skip
+        self._record(basis, reason, facts, result, changed)
         return result
 
     # --- what the latest scoring says ------------------------------------------------

@@ -70,6 +70,7 @@ class Knowledge(Mapping[str, tuple[bool, int]]):
     def __init__(self) -> None:
         self._status: dict[str, tuple[bool, int]] = {}
         self._direct: dict[str, tuple[bool, int]] = {}  # the skill's own latest answer
+        self._invalidated: dict[str, int] = {}  # latest position that invalidated the skill
         self._competence: dict[str, str] = {}
 
     def __getitem__(self, skill_id: str) -> tuple[bool, int]:
@@ -89,6 +90,8 @@ class Knowledge(Mapping[str, tuple[bool, int]]):
             if known is None or known[1] <= position:
                 self._status[skill] = (validated, position)
                 self._competence[skill] = competence
+            if not validated:
+                self._invalidated[skill] = max(position, self._invalidated.get(skill, 0))
         own = self._direct.get(skill_id)
         if own is None or own[1] <= position:
             self._direct[skill_id] = (is_correct(result), position)
@@ -101,13 +104,16 @@ class Knowledge(Mapping[str, tuple[bool, int]]):
         }
 
     def is_direct(self, skill_id: str) -> bool:
-        """Validated now, and the latest answer to this very skill was correct.
+        """Validated now, and the latest answer to this very skill was correct, not undone since.
 
         An agreeing inference from a harder skill does not erase that the candidate
-        answered this one; any later invalidation does (the skill is then not validated).
+        answered this one; a later invalidation does, even if a later inference
+        validates the skill again (that is then inferred knowledge, not direct).
         """
         status, own = self._status.get(skill_id), self._direct.get(skill_id)
-        return bool(status and status[0] and own and own[0])
+        if not (status and status[0] and own and own[0]):
+            return False
+        return self._invalidated.get(skill_id, 0) <= own[1]
 
     def directly_validated_skills(self, competence_code: str | None = None) -> set[str]:
         """Skills the candidate validated by a correct answer of their own, not by inference."""

@@ -291,13 +291,25 @@ class Session(LedgerAggregate):
         TYPE = "certification.SessionPublished"
         published_on: str
 
-    def publish(self, published_on: str, unscored: list[str], erroneous: list[str]) -> None:
+    def publish(
+        self,
+        published_on: str,
+        unscored: list[str],
+        erroneous: list[str],
+        outdated: list[str] | None = None,
+    ) -> None:
+        """`outdated`: courses last scored under older rules, to rescore before publishing."""
         self._require(IN_PROCESS)
         if unscored or erroneous:
             raise WrongState(
                 "a session with an unscored or erroneous test cannot be published",
                 unscored=unscored,
                 erroneous=erroneous,
+            )
+        if outdated:
+            raise WrongState(
+                "courses scored under older rules: rescore them under the current rules first",
+                outdated=list(outdated),
             )
         self._publish(published_on=published_on)
 

@@ -161,9 +161,15 @@ def history_of(cur: Any, candidate: str) -> list[dict[str, Any]]:
 
 
 def summaries_of_session(cur: Any, session: str) -> list[dict[str, Any]]:
-    """Per course of a session: state, status, rate, band and how many challenges were neutralized."""
+    """Per course of a session: state, status, rate, band, neutralized count and the scoring
+    that explains them (per competence asked/correct/neutralized, each neutralization's source
+    and reason as stored: sealed reasons are opened by the caller)."""
+    columns = (*SUMMARY, "scoring")
     cur.execute(
-        f"SELECT {', '.join(SUMMARY)} FROM proj_courses WHERE session = ? ORDER BY candidate",
+        f"SELECT {', '.join(columns)} FROM proj_courses WHERE session = ? ORDER BY candidate",
         (session,),
     )
-    return [dict(zip(SUMMARY, r, strict=True)) for r in cur.fetchall()]
+    rows = [dict(zip(columns, r, strict=True)) for r in cur.fetchall()]
+    for row in rows:
+        row["scoring"] = json.loads(row["scoring"]) if row["scoring"] else None
+    return rows

@@ -204,22 +204,23 @@ def _set_digest(cur: Any, projection: Projection) -> None:
 
 
 def _upgrade(db: Database, projection: Projection) -> None:
-    """Rebuild in one transaction a read model built by another schema (positions > 0)."""
+    """Rebuild in one transaction a read model built by another (or an unrecorded) schema.
+
+    Even one that never applied an event: its tables may still have older columns.
+    """
     with db.write(lock=_lock_id(projection.name)) as cur:
         cur.execute("SELECT digest FROM projection_schemas WHERE name = ?", (projection.name,))
         row = cur.fetchone()
         if row is not None and row[0] == schema_digest(projection):
             return
-        cur.execute("SELECT position FROM projection_positions WHERE name = ?", (projection.name,))
-        built = cur.fetchone()
-        if built is not None and built[0] > 0:
+        if row is not None:
             log.warning("read model %s: schema changed, rebuilding it", projection.name)
-            _shadow_tables(cur, db.kind, projection)
-            after, count = 0, PAGE
-            while count == PAGE:
-                after, count = _replay(cur, projection, after)
-            _rename_in(cur, db.kind, projection)
-            _set_position(cur, projection.name, after)
+        _shadow_tables(cur, db.kind, projection)
+        after, count = 0, PAGE
+        while count == PAGE:
+            after, count = _replay(cur, projection, after)
+        _rename_in(cur, db.kind, projection)
+        _set_position(cur, projection.name, after)
         _set_digest(cur, projection)
 
 

@@ -1,8 +1,8 @@
 """Centres and their sessions, with each session's state and counts.
 
 The counts include the enrolled candidates with extra time or accessibility needs, so a
-centre sees what to prepare. A database built before those columns needs a rebuild
-(`ledger projections rebuild`).
+centre sees what to prepare. A read model built before those columns is rebuilt when
+the tables are created (see `runner.create_tables`).
 """
 
 from __future__ import annotations

@@ -37,11 +37,12 @@ from ledger.domain.referential import (
     COMPETENCE_CODES,
     MAX_DIFFICULTY,
     Referential,
+    ReferentialError,
     load_referential,
 )
 from ledger.domain.referential_release import ReferentialRelease, release
 from ledger.domain.scoring import ERROR, RULES_VERSION, VALIDATED, ScoringResult, rules_of
-from ledger.domain.session import IN_PROCESS, Session
+from ledger.domain.session import IN_PROCESS, PROCESSED, Session
 from ledger.services import retrying
 from ledger.services.candidates import load_candidate
 from ledger.store.application import Ledger
@@ -51,6 +52,8 @@ CENTRE_TZ = ZoneInfo("Europe/Paris")
 CERTIFICATE_ISSUED = Certificate.Issued.TYPE
 COURSE_SCORED = Course.Scored.TYPE
 UNCHANGED = "unchanged"
+NEEDS_REVIEW = "needs-review"
+ISSUED = "issued"
 Centres = set[str] | None
 
 
@@ -199,7 +202,10 @@ class CertificationService:
             course = self.course(course_id)
             course.answer(challenge, result, time_spent_ms)
             if course.state != "in_progress":
-                course.score("completion", "all challenges answered", self.max_level)
+                course.score(
+                    "completion", "all challenges answered", self.max_level,
+                    profile=self._start_profile(course),
+                )  # fmt: skip
             return self.ledger.save(course)[0]
 
         return retrying(command)
@@ -208,7 +214,9 @@ class CertificationService:
         def command() -> int:
             course = self.course(course_id, centres)
             course.end(reason)
-            course.score("end", f"course {reason}", self.max_level)
+            course.score(
+                "end", f"course {reason}", self.max_level, profile=self._start_profile(course)
+            )
             return self.ledger.save(course)[0]
 
         return retrying(command)
@@ -250,10 +258,28 @@ class CertificationService:
                     course.score(
                         "finalization", "examiner report", self.max_level,
                         issue_reports=asks, abort_reason=aborted.get(candidate),
+                        profile=self._start_profile(course),
                     )  # fmt: skip
             return self.ledger.save(session, *courses.values())[0]
 
         return retrying(command)
+
+    def _abort_of(self, course: Course) -> str | None:
+        """The examiner report's abort reason for an unfinished course scored before it was recorded."""
+        if course.abort_reason is not None or not course.unfinished:
+            return None
+        report = self.session(course.session, None).report or {}
+        aborts = {a["candidate"]: a["reason"] for a in report.get("aborts", [])}
+        return aborts.get(course.candidate)
+
+    def _start_profile(self, course: Course) -> list[dict[str, Any]] | None:
+        """For a course started under older rules, its start profile under the current ones.
+
+        Recorded with the course's next result, once (`Course.profile_rules`).
+        """
+        if course.profile_rules == RULES_VERSION:
+            return None
+        return profile_at_start(self.ledger, course)
 
     def _seal_incidents(self, session: Session, incidents: str) -> dict[str, str]:
         """Free text that may name anyone present: erased with any enrolled candidate or the examiner."""
@@ -307,6 +333,7 @@ class CertificationService:
                 "operator", sealed, self.max_level,
                 fraud_confirmed=True if decision == "fraud" else None,
                 cancelled_by_operator=True if decision == "cancel" else None,
+                profile=self._start_profile(course),
             )  # fmt: skip
             return self.ledger.save(course)[0]
 
@@ -324,7 +351,7 @@ class CertificationService:
         def command() -> tuple[int, dict[str, Any]]:
             course, sealed = self._under_review(course_id, reason)
             change = course.deneutralize if undo else course.neutralize
-            result = change(challenge, sealed, self.max_level)
+            result = change(challenge, sealed, self.max_level, self._start_profile(course))
             return self.ledger.save(course)[0], result.to_dict()
 
         return retrying(command)
@@ -339,8 +366,12 @@ class CertificationService:
             erroneous = [
                 str(c.id) for c in courses if (c.latest_result or {}).get("status") == ERROR
             ]
+            outdated = [
+                str(c.id) for c in courses
+                if c.latest_result is not None and rules_of(c.latest_result) != RULES_VERSION
+            ]  # fmt: skip
             today = clock.now().astimezone(CENTRE_TZ).date()
-            session.publish(today.isoformat(), unscored, erroneous)
+            session.publish(today.isoformat(), unscored, erroneous, outdated)
             centre = _load(self.ledger, Centre, session.centre, "centre")
             certificates = [
                 self._certificate(course, session, centre, today)
@@ -398,14 +429,25 @@ class CertificationService:
             if certificate.status == CERTIFICATE_CANCELLED:
                 raise Conflict(f"certificate {code} is cancelled; it cannot be rescored")
             course = self.course(certificate.course)
-            before = set(course.neutralizations)
+            if rules_of(course.latest_result or {}) != RULES_VERSION:
+                raise Conflict(
+                    f"course {course.id} was scored under older rules: rescore it under the"
+                    " current rules first (POST /api/v1/courses/<id>/rescoring)"
+                )
+            before = (set(course.neutralizations), course.kept, course.latest_result)
             sealed = self.ledger.vault.seal(certificate.subject, reason)
             reports = [
                 {"id": str(uuid.uuid4()), "category": category, "challenge": challenge}
                 for challenge in dict.fromkeys(neutralize)
             ]
             result = course.score("rescoring", sealed, self.max_level, issue_reports=reports)
-            granted = sorted(set(course.neutralizations) - before)
+            granted = sorted(set(course.neutralizations) - before[0])
+            if (set(course.neutralizations), course.kept, result.to_dict()) == before:
+                return {  # the same report again: nothing new to record
+                    "result": result.to_dict(), "neutralized": [],
+                    "kept": sorted(set(neutralize) - set(course.neutralizations)),
+                    "certificate_action": UNCHANGED, "unchanged": True,
+                }  # fmt: skip
             why = f"rescored as {result.status}: {reason}"
             action = self._follow(
                 certificate, result, LATE_ISSUE_REPORT, sealed, why, neutralized=bool(granted)
@@ -433,9 +475,18 @@ class CertificationService:
         """Every course whose latest result was computed under older rules, rescored one by one."""
         codes = certificates_by_course(self.ledger)
         return [
-            retrying(lambda c=course: self._rescore_course(c, reason, dry_run, codes))
+            self._rescore_one(course, reason, dry_run, codes)
             for course in outdated_courses(self.ledger)
         ]
+
+    def _rescore_one(
+        self, course: str, reason: str, dry_run: bool, codes: dict[str, str]
+    ) -> dict[str, Any]:
+        """One course of a batch: a refusal is reported with the course, the batch goes on."""
+        try:
+            return retrying(lambda: self._rescore_course(course, reason, dry_run, codes))
+        except (DomainError, ReferentialError) as exc:
+            return {"course": course, "rescored": False, "dry_run": dry_run, "error": str(exc)}
 
     def _rescore_course(
         self, course_id: str, reason: str, dry_run: bool, codes: dict[str, str] | None
@@ -450,8 +501,9 @@ class CertificationService:
             raise Conflict(f"course {course_id} has no result to rescore yet")
         subject = load_candidate(self.ledger, course.candidate).subject
         sealed = reason if dry_run else self.ledger.vault.seal(subject, reason)
-        profile = profile_at_start(self.ledger, course) if course.rules != RULES_VERSION else None
-        result = course.rescore("rules", sealed, self.max_level, profile)
+        result = course.rescore(
+            "rules", sealed, self.max_level, self._start_profile(course), self._abort_of(course)
+        )
         answer = {
             "course": str(course.id),
             "previous_rules": rules_of(previous),
@@ -466,16 +518,31 @@ class CertificationService:
         code = (codes if codes is not None else certificates_by_course(self.ledger)).get(
             str(course.id)
         )
-        touched = []
+        touched: list[Certificate] = []
         if code is not None:
             certificate = self.certificate(code)
             why = f"rescored under scoring rules {result.rules} as {result.status}: {reason}"
             action = self._follow(certificate, result, RULES_CHANGE, sealed, why, dry_run=dry_run)
             answer.update(certificate=code, certificate_action=action)
             touched.append(certificate)
+        elif result.status == VALIDATED:
+            touched += self._late_certificate(course, answer, dry_run)
         if not dry_run:
             self.ledger.save(course, *touched)
         return {**answer, "result": result.to_dict()}
+
+    def _late_certificate(
+        self, course: Course, answer: dict[str, Any], dry_run: bool
+    ) -> list[Certificate]:
+        """A published course the current rules validate, once refused: its certificate, now."""
+        session = self.session(course.session, None)
+        if session.state != PROCESSED:
+            return []  # publication will issue it
+        today = clock.now().astimezone(CENTRE_TZ).date()
+        centre = _load(self.ledger, Centre, session.centre, "centre")
+        certificate = self._certificate(course, session, centre, today)
+        answer.update(certificate=certificate.code, certificate_action=ISSUED)
+        return [] if dry_run else [certificate]
 
     def _follow(
         self,
@@ -497,6 +564,8 @@ class CertificationService:
         levels = certified_levels(result.to_dict())
         if certificate.status == CERTIFICATE_CANCELLED:
             return UNCHANGED
+        if result.status == ERROR:
+            return NEEDS_REVIEW  # no pix certified above 50%: for the operator, not a cancellation
         if result.status != VALIDATED:
             if not dry_run:
                 certificate.cancel(self.ledger.vault.seal(certificate.subject, why), today)
@@ -519,8 +588,8 @@ ANSWER_RECORDED = Candidate.AnswerRecorded.TYPE
 def profile_at_start(ledger: Ledger, course: Course) -> list[dict[str, Any]]:
     """The candidate's uncapped profile when the course started, under the current pix rules.
 
-    From the signed log alone: the course's referential version and the
-    candidate's answers logged before the course's first event.
+    From the log: the candidate's answers logged before the course's first event,
+    read with the shipped referential of the version the course names.
     """
     started = ledger.recorder.stream_envelopes(str(course.id))[0].seq
     ref = load_referential(course.referential)

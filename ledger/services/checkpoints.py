@@ -29,6 +29,7 @@ from ledger.audit.checkpoints import (
 )
 from ledger.audit.cosignature import VerifierKey, verified_cosigners, with_cosignatures
 from ledger.audit.log_tree import LogTree
+from ledger.audit.merkle import MerkleError
 from ledger.crypto import SigningKey
 from ledger.domain import clock
 from ledger.services.witness_client import PushOutcome, push
@@ -77,17 +78,17 @@ class Checkpointer:
     def _sign_if_due(self, force: bool) -> int | None:
         if self.problem:
             return None
-        size = self.tree.refresh()
         latest = self.store.latest()
         now = clock.now()
         try:
+            size = self.tree.refresh()  # integrates; tiles that contradict the log raise
             if latest is not None and size <= latest.size:
                 self._check(latest, size)  # a truncated or rewritten log, even without appends
             grown = latest is None or size > latest.size
             if not (force and grown) and not self.schedule.due(_last(latest), size, now):
                 return None
             root = self._check(latest, size)
-        except InconsistentLog as exc:
+        except (InconsistentLog, MerkleError) as exc:  # a rewritten or truncated log
             self._raise(str(exc))
             return None
         key = self.ledger.signing_key()  # read before the lock: SQLite cannot nest transactions

@@ -3,6 +3,9 @@
 `ledger_events` is the event store itself: each row is a v1 envelope, and
 eventsourcing reads aggregates and the notification log from the same rows
 that auditors verify. There is no second copy that could drift.
+`tlog_tiles` holds the Merkle tree over it as C2SP tlog-tiles (one row per
+tile, widened in place until full), derived from `ledger_events` and
+re-derivable from it at any time.
 """
 
 SCHEMA = """
@@ -77,5 +80,11 @@ CREATE TABLE IF NOT EXISTS tlog_cosignatures (
     line TEXT NOT NULL,
     timestamp BIGINT NOT NULL,
     PRIMARY KEY (size, witness)
+);
+CREATE TABLE IF NOT EXISTS tlog_tiles (
+    level INTEGER NOT NULL,
+    idx BIGINT NOT NULL,
+    hashes BYTEA NOT NULL,
+    PRIMARY KEY (level, idx)
 );
 """

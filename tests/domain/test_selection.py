@@ -246,3 +246,20 @@ def test_an_inaccessible_challenge_round_trips_and_a_bad_flag_is_refused() -> No
     data["challenges"][0]["accessible"] = "yes"
     with pytest.raises(ReferentialError, match="accessible"):
         Referential.from_dict(data)
+
+
+def test_a_skill_re_validated_by_inference_after_an_invalidation_is_not_direct() -> None:
+    """X answered ok, an easier skill wrong (X invalidated), a harder one ok (X inferred)."""
+    from ledger.domain.referential import load_referential
+
+    ref = load_referential()
+    tube = next(t for t in ref.tubes if len(ref.tube_skills(t.name)) >= 3)
+    easy, middle, hard = sorted(ref.tube_skills(tube.name), key=lambda s: s.difficulty)[:3]
+    knowledge = Knowledge()
+    knowledge.apply(ref, middle.id, "ok", 1)
+    assert knowledge.is_direct(middle.id)
+    knowledge.apply(ref, easy.id, "ko", 2)
+    knowledge.apply(ref, hard.id, "ok", 3)
+    assert middle.id in knowledge.validated_skills() and not knowledge.is_direct(middle.id)
+    knowledge.apply(ref, middle.id, "ok", 4)  # answered again: direct again
+    assert knowledge.is_direct(middle.id)
