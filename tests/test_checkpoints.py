@@ -202,3 +202,18 @@ def test_concurrent_signers_store_one_checkpoint_per_size(ledger: Ledger, config
         other.close()
     assert len([s for s in signed if s is not None]) == 1
     assert [c.size for c in CheckpointStore(ledger.db).after(-1, 10)] == [3]
+
+
+def test_the_background_loop_ticks_and_stops(ledger: Ledger) -> None:
+    import time
+
+    from ledger.services.checkpoints import CheckpointLoop
+
+    add_events(ledger, 1)
+    loop = CheckpointLoop(Checkpointer(ledger), interval=0.05).start()
+    deadline = time.monotonic() + 5
+    while CheckpointStore(ledger.db).latest() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    loop.stop()
+    assert CheckpointStore(ledger.db).latest() is not None
+    assert not loop._thread.is_alive()

@@ -310,6 +310,7 @@ class CheckpointLoop:
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout)
+        self.checkpointer.close()
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
