@@ -15,9 +15,11 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Route
 
-from tests.test_browser import browser, shoot, site  # noqa: F401  (fixtures)
+from tests import test_browser
+from tests.test_browser import shoot
 
 pytestmark = pytest.mark.browser
+site, browser = test_browser.site, test_browser.browser  # the live server and Chromium
 
 
 def _flip(text: str) -> str:
