@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint as FlaskBlueprint
-from flask import Response, current_app, jsonify
+from flask import Response, jsonify
 from flask_smorest import Blueprint
 
 from ledger import crypto
@@ -24,10 +24,8 @@ well_known = FlaskBlueprint("well_known", __name__)
 
 
 def _tree() -> LogTree:
-    tree = current_app.extensions.get("ledger.tree")
-    if tree is None:
-        tree = current_app.extensions["ledger.tree"] = LogTree(state().ledger)
-    return tree
+    """The process's one tree, shared with the checkpoint signer."""
+    return state().checkpoints.tree
 
 
 @blp.route("/events", methods=["GET"])

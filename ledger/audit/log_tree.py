@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import threading
 
-from ledger.audit.checkpoint import Checkpoint, sign_checkpoint
 from ledger.audit.merkle import MerkleAccumulator, consistency_proof, inclusion_proof, root_hash
 from ledger.store.application import Ledger
 
@@ -20,7 +19,6 @@ class LogTree:
         self._leaves: list[bytes] = []
         self._accumulator = MerkleAccumulator()
         self._lock = threading.Lock()
-        self._notes: dict[int, str] = {}
 
     def refresh(self) -> int:
         """Load hashes appended since the last refresh; return the tree size."""
@@ -46,12 +44,10 @@ class LogTree:
         return root_hash(self.leaves(size))
 
     def checkpoint(self) -> str:
-        """A signed note for the current size (signed once per size, then reused)."""
-        size = self.refresh()
-        if size not in self._notes:
-            cp = Checkpoint(origin=self.ledger.config.log_origin, size=size, root=self.root(size))
-            self._notes = {size: sign_checkpoint(cp, self.ledger.signing_key())}
-        return self._notes[size]
+        """The latest stored checkpoint with its cosignatures (signed on a schedule, kept)."""
+        from ledger.services.checkpoints import latest_note  # the services build on this tree
+
+        return latest_note(self.ledger)
 
     def inclusion(self, seq: int, size: int) -> list[bytes]:
         return inclusion_proof(self.leaves(size), seq - 1)
