@@ -17,7 +17,7 @@ from ledger.api.state import appended, state
 from ledger.domain.certificate import normalize_code
 from ledger.qr_image import qr_png
 from ledger.qr_image import qr_svg as qr_svg_image
-from ledger.services.history import certificate_history, latest_target
+from ledger.services.history import certificate_history, proof_target
 from ledger.services.qr import token_url
 from ledger.services.verification import INTEGRITY_FAILURE
 
@@ -107,10 +107,9 @@ def get_history(code: str) -> Response:
     key = ("history", view["code"])
     body = pages.get(key)
     if body is None:  # cached like the public view: until the log moves or REVERIFY_S pass
-        tree = log_tree()
-        history = certificate_history(
-            state().ledger, tree, view["code"], view["status"], latest_target(tree)
-        )
+        ledger = state().ledger
+        target = proof_target(ledger)
+        history = certificate_history(ledger, log_tree(), view["code"], view["status"], target)
         body = pages[key] = json.dumps(history)
     return Response(body, mimetype="application/json")
 

@@ -16,9 +16,11 @@ from typing import Any
 
 from ledger import crypto
 from ledger.audit.checkpoint import ED25519_ALG, parse_checkpoint
-from ledger.audit.cosignature import VerifierKey
+from ledger.audit.checkpoints import quorum, witness_keys
+from ledger.audit.cosignature import VerifierKey, verified_cosigners
 from ledger.audit.log_tree import LogTree
 from ledger.envelope import Envelope
+from ledger.services.checkpoints import latest_note, witnessed
 from ledger.services.signed_certificate import certificate_events
 from ledger.store.application import Ledger
 
@@ -39,11 +41,21 @@ class ProofTarget:
     quorum: int = 0
 
 
-def latest_target(tree: LogTree) -> ProofTarget:
-    """The log's latest signed checkpoint (no witness configured: not witnessed)."""
-    note = tree.checkpoint()
+def proof_target(ledger: Ledger) -> ProofTarget:
+    """The latest witnessed checkpoint; else the latest signed one, marked not witnessed.
+
+    With no witness configured every checkpoint is only the log's word (`witnessed`
+    false); with witnesses, a log none of them has cosigned yet says so the same way.
+    """
+    keys, needed = witness_keys(ledger.config), quorum(ledger.config)
+    vkeys = [str(k) for k in keys]
+    found = witnessed(ledger) if keys else None
+    if found is not None:
+        return ProofTarget(found.note, found.size, found.root, True, found.cosigners, vkeys, needed)
+    note = latest_note(ledger)
     cp, _ = parse_checkpoint(note)
-    return ProofTarget(note=note, size=cp.size, root=cp.root, witnessed=False)
+    cosigners = verified_cosigners(note, keys)
+    return ProofTarget(note, cp.size, cp.root, False, cosigners, vkeys, needed)
 
 
 def log_keys(ledger: Ledger, size: int) -> list[str]:
@@ -74,6 +86,7 @@ def certificate_history(
 ) -> dict[str, Any]:
     """The JSON of GET /api/v1/certificates/<code>/history (format section "Certificate history")."""
     events = certificate_events(ledger.recorder, code)
+    tree.refresh()  # the proofs' tree size is never beyond what the tree holds
     return {
         "code": code,
         "status": status,
