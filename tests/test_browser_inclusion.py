@@ -17,6 +17,7 @@ from playwright.sync_api import Browser, Route
 
 from tests import test_browser
 from tests.test_browser import shoot
+from tests.test_history_api import cosign_latest
 
 pytestmark = pytest.mark.browser
 site, browser = test_browser.site, test_browser.browser  # the live server and Chromium
@@ -95,3 +96,31 @@ def test_the_page_without_javascript_still_explains_the_proof(site, browser: Bro
     assert "Inclusion in the public log" in page.content()
     assert page.locator("#log-check").is_hidden()
     context.close()
+
+
+def test_witness_cosignatures_are_checked_in_the_browser(site, browser: Browser) -> None:
+    """Runs last in this module: it configures a witness on the live server."""
+    st = site["flow"].app.extensions["ledger"]
+    cosign_latest(st.ledger)
+    st.views.pages.clear()  # the cached history predates the witness
+    page = _open(site, browser, "fr", None)
+    page.wait_for_selector("#log-check[data-result=ok]", timeout=10_000)
+    assert (
+        "cosigné par 1 témoin(s) indépendant(s) (quorum : 1)"
+        in page.locator("#log-check").inner_text()
+    )
+    shoot(page, "23-inclusion-witnessed-fr")
+    page.close()
+
+    def forge(body: dict) -> None:
+        note = body["checkpoint"]["note"]
+        line = note.splitlines()[-1]
+        blob = line.rsplit(" ", 1)[1]
+        raw = bytearray(base64.b64decode(blob))
+        raw[-1] ^= 1  # the signature, not the key ID: the line still names the witness
+        body["checkpoint"]["note"] = note.replace(blob, base64.b64encode(bytes(raw)).decode())
+
+    page = _open(site, browser, "en", forge)
+    page.wait_for_selector("#log-check[data-result=ko]", timeout=10_000)
+    assert "too few valid witness cosignatures" in page.locator("#log-check").inner_text()
+    page.close()

@@ -7,16 +7,20 @@ Proofs are checked by an RFC 9162 verifier written here from the RFC text
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
-from ledger.audit.checkpoint import Checkpoint, sign_checkpoint, verify_checkpoint
-from ledger.audit.cosignature import parse_vkey
+from ledger.audit.checkpoint import Checkpoint, parse_note, sign_checkpoint, verify_checkpoint
+from ledger.audit.cosignature import cosign, parse_vkey, verified_cosigners, witness_vkey
+from ledger.crypto import SigningKey
 from ledger.domain import clock
+from ledger.services.checkpoints import latest_note
 from ledger.services.history import NOT_YET, ProofTarget, certificate_history
+from ledger.store.checkpoints import CheckpointStore, Cosignature
 from tests.certification_flow import Flow
 
 
@@ -125,3 +129,29 @@ def test_openapi_documents_the_history_with_an_example(client) -> None:
     operation = spec["paths"]["/api/v1/certificates/{code}/history"]["get"]
     example = operation["responses"]["200"]["content"]["application/json"]["example"]
     assert example["events"][1]["inclusion"] is None
+
+
+def cosign_latest(ledger: Any, name: str = "witness.example/univ") -> str:
+    """Configure one witness (quorum 1) and store its valid cosignature on the latest checkpoint."""
+    key = SigningKey.generate()
+    vkey = witness_vkey(name, key)
+    witnesses = f"{vkey} http://127.0.0.1:9"
+    ledger.config = dataclasses.replace(ledger.config, witnesses=witnesses, witness_quorum=1)
+    latest_note(ledger)  # the first checkpoint, if none is stored yet
+    store = CheckpointStore(ledger.db)
+    cp = store.latest()
+    line = cosign(parse_note(cp.note)[2], name, key, 1_795_000_000)
+    store.add_cosignatures(cp.size, [Cosignature(name, line, 1_795_000_000)])
+    return str(vkey)
+
+
+def test_proofs_lead_to_the_witnessed_checkpoint(certified, app, client) -> None:
+    _, code = certified
+    vkey = cosign_latest(app.extensions["ledger"].ledger)
+    body = client.get(f"/api/v1/certificates/{code}/history").json
+    cp = body["checkpoint"]
+    assert cp["witnessed"] is True and cp["quorum"] == 1
+    assert cp["cosigners"] == {"witness.example/univ": 1_795_000_000}
+    assert body["witness_keys"] == [vkey]
+    assert verified_cosigners(cp["note"], [parse_vkey(vkey)]) == cp["cosigners"]
+    _checked(body)
