@@ -125,3 +125,10 @@ def test_replays_a_bundle_against_its_anchor(history: dict, tmp_path: Path) -> N
     assert _status(scratch, history["code"]) == "issued"
     bare = _replay("--bundle", str(bundle), "--until", "1", "--into", scratch)
     assert bare.exit_code == 1 and "--trust-anchor" in bare.stderr
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # live SQLite, scratch PG
+def test_replays_into_a_postgresql_scratch(history: dict, pg_schema: str) -> None:
+    result = _replay("--until", str(history["after"]), "--into", pg_schema)
+    assert result.exit_code == 0, result.stderr
+    assert _status(pg_schema, history["code"]) == "cancelled"
