@@ -99,7 +99,7 @@ def test_the_page_without_javascript_still_explains_the_proof(site, browser: Bro
 
 
 def test_witness_cosignatures_are_checked_in_the_browser(site, browser: Browser) -> None:
-    """Runs last in this module: it configures a witness on the live server."""
+    """Configures a witness on the live server: later tests of this module see it too."""
     st = site["flow"].app.extensions["ledger"]
     cosign_latest(st.ledger)
     st.views.pages.clear()  # the cached history predates the witness
@@ -123,4 +123,13 @@ def test_witness_cosignatures_are_checked_in_the_browser(site, browser: Browser)
     page = _open(site, browser, "en", forge)
     page.wait_for_selector("#log-check[data-result=ko]", timeout=10_000)
     assert "too few valid witness cosignatures" in page.locator("#log-check").inner_text()
+    page.close()
+
+
+def test_a_history_that_cannot_be_fetched_is_reported(site, browser: Browser) -> None:
+    page = browser.new_page()
+    page.route("**/history", lambda route: route.fulfill(status=503, body="{}"))
+    page.goto(f"{site['url']}/v/{site['code']}?lang=en")
+    page.wait_for_selector("#log-check[data-result=ko]", timeout=10_000)
+    assert "could not be fetched" in page.locator("#log-check").inner_text()
     page.close()

@@ -160,13 +160,19 @@
     return proven;
   }
 
+  async function getJson(url) {
+    try {
+      var response = await fetch(url, { credentials: "omit" });
+      if (response.ok) { return await response.json(); }
+    } catch (e) { /* network or JSON error: reported below */ }
+    fail("fetch");
+  }
+
   async function check() {
     show("pending", msg.msgPending);
     if (!window.crypto || !crypto.subtle) { return show("unsupported", msg.msgUnsupported); }
-    var response = await fetch(section.dataset.history, { credentials: "omit" });
-    if (!response.ok) { fail("fetch"); }
-    var history = await response.json();
-    var jwks = await (await fetch("/.well-known/jwks.json", { credentials: "omit" })).json();
+    var history = await getJson(section.dataset.history);
+    var jwks = await getJson("/.well-known/jwks.json");
     var note = parseNote(history.checkpoint.note);
     var key = await checkNote(note, history);
     var proven = await checkEvents(history, b64(history.checkpoint.root), jwks);
@@ -189,6 +195,6 @@
       return show("ko", fill(msg.msgKo, { why: why }));
     }
     if (error && error.name === "NotSupportedError") { return show("unsupported", msg.msgUnsupported); }
-    show("ko", fill(msg.msgKo, { why: msg.msgWhyFetch }));
+    show("ko", fill(msg.msgKo, { why: msg.msgWhyMismatch }));  // malformed history
   });
 })();
