@@ -358,6 +358,30 @@ def export(out: Path) -> None:
     click.echo(f"exported {count} events to {out}")
 
 
+@main.command("checkpoint")
+@friendly
+def checkpoint() -> None:
+    """Sign a checkpoint if one is due and push it to the witnesses (for cron)."""
+    from ledger.domain import clock
+    from ledger.services.checkpoints import Checkpointer, checkpoint_status
+
+    ledger = _ledger()
+    alarms: list[dict[str, Any]] = []
+    signer = Checkpointer(ledger, alarm=alarms.append)
+    try:
+        signed = signer.tick()
+    finally:
+        signer.close()
+    if alarms:
+        raise CliError("; ".join(str(p) for a in alarms for p in a["problems"]))
+    status = checkpoint_status(ledger, signer.tree.refresh(), clock.now())
+    cosigned = f"cosigned by {len(status['cosigners'])} of quorum {status['quorum']}"
+    if signed is None:
+        click.echo(f"nothing due: latest checkpoint {status['size']}, {cosigned}")
+    else:
+        click.echo(f"signed checkpoint {signed}, {cosigned}")
+
+
 def _progress() -> Progress:
     return Progress(
         TextColumn("verifying"),

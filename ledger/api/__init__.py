@@ -127,6 +127,7 @@ def _register(api: Api, app: Flask) -> None:
     ):
         api.register_blueprint(module.blp)
     app.register_blueprint(log.well_known)
+    app.register_blueprint(log.tlog_checkpoint)
     app.register_blueprint(attestations.well_known)
     app.register_blueprint(credentials.did_site)
     app.register_blueprint(docs.bp)

@@ -16,11 +16,16 @@ from ledger.api.problems import ApiProblem
 from ledger.api.state import state
 from ledger.audit.export import jwks
 from ledger.audit.log_tree import LogTree
+from ledger.services.checkpoints import cosigned_note, latest_note
+from ledger.store.checkpoints import StoredCheckpoint
 
 blp = Blueprint(
     "log", __name__, url_prefix="/api/v1", description="Audit: events, checkpoints, proofs"
 )
 well_known = FlaskBlueprint("well_known", __name__)
+tlog_checkpoint = FlaskBlueprint("tlog_checkpoint", __name__, url_prefix="/tlog")
+NOTE_TYPE = "text/plain; charset=utf-8"
+CHECKPOINT_CACHE = "public, max-age=5"  # tlog-tiles: a short lifetime, clients poll it
 
 
 def _tree() -> LogTree:
@@ -57,13 +62,55 @@ def jwks_json() -> Response:
     return response
 
 
+def _latest_note() -> Response:
+    """The latest stored checkpoint with its witness cosignatures; the first is signed now."""
+    st = state()
+    if st.checkpoints.store.latest() is None:
+        st.checkpoints.tick()
+    response = Response(latest_note(st.ledger), content_type=NOTE_TYPE)
+    response.headers["Cache-Control"] = CHECKPOINT_CACHE
+    return response
+
+
 @blp.route("/log/checkpoint", methods=["GET"])
 @blp.doc(
-    responses={"200": {"description": "C2SP signed checkpoint", "content": {"text/plain": {}}}}
+    responses={
+        "200": {
+            "description": "C2SP signed checkpoint with the witnesses' cosignature lines",
+            "content": {"text/plain": {}},
+        }
+    }
 )
 def checkpoint() -> Response:
-    """The latest signed checkpoint (C2SP tlog-checkpoint in a signed note)."""
-    return Response(_tree().checkpoint(), mimetype="text/plain")
+    """The latest stored checkpoint (C2SP tlog-checkpoint in a signed note), cosigned."""
+    return _latest_note()
+
+
+@tlog_checkpoint.route("/checkpoint")
+def tlog_checkpoint_note() -> Response:
+    """C2SP tlog-tiles `<prefix>/checkpoint`: the same note as /api/v1/log/checkpoint."""
+    return _latest_note()
+
+
+@blp.route("/log/checkpoints", methods=["GET"])
+@blp.arguments(schemas.CheckpointsQuery, location="query")
+@blp.doc(**json_doc(200, "Stored checkpoints: size, root, created_at, note, cosigners"))
+def checkpoints(query: dict[str, int]) -> dict[str, Any]:
+    """Every checkpoint the log signed, kept for ever: size > `after`, ascending, at most `limit`."""
+    st = state()
+    found = st.checkpoints.store.after(query.get("after", -1), query["limit"])
+    return {"checkpoints": [_listed(cp) for cp in found]}
+
+
+def _listed(cp: StoredCheckpoint) -> dict[str, Any]:
+    note, cosigners = cosigned_note(state().ledger, cp)
+    return {
+        "size": cp.size,
+        "root": crypto.b64(cp.root),
+        "created_at": cp.created_at,
+        "note": note,
+        "cosigners": cosigners,
+    }
 
 
 def _check_size(size: int) -> None:

@@ -250,6 +250,33 @@ def witnessed(ledger: Ledger) -> Witnessed | None:
     return None
 
 
+def checkpoint_status(ledger: Ledger, head_seq: int, now: datetime) -> dict[str, object]:
+    """For /ready: the latest checkpoint's size, age and cosigners vs the quorum, and what is
+    wrong (events left unsigned longer than LEDGER_CHECKPOINT_MAX_AGE_SECONDS, or too few
+    cosignatures once that long has passed)."""
+    latest = CheckpointStore(ledger.db).latest()
+    if latest is None:
+        return {"ok": False, "problems": ["no checkpoint was signed yet"]}
+    last = _last(latest)
+    age = (now - last[1]).total_seconds() if last else 0.0
+    _, cosigners = cosigned_note(ledger, latest)
+    needed = quorum(ledger.config)
+    max_age = ledger.config.checkpoint_max_age_s
+    problems = []
+    if head_seq > latest.size and age > max_age:
+        problems.append(f"{head_seq - latest.size} events are unsigned for over {max_age} s")
+    if len(cosigners) < needed and age > max_age:
+        problems.append(f"{len(cosigners)} of {needed} witness cosignatures after {max_age} s")
+    return {
+        "ok": not problems,
+        "size": latest.size,
+        "age_s": round(age, 3),
+        "cosigners": sorted(cosigners),
+        "quorum": needed,
+        "problems": problems,
+    }
+
+
 # --- background loop ---------------------------------------------------------------
 
 
