@@ -18,10 +18,11 @@ from ledger.audit.checkpoint import Checkpoint, parse_note, sign_checkpoint, ver
 from ledger.audit.cosignature import cosign, parse_vkey, verified_cosigners, witness_vkey
 from ledger.crypto import SigningKey
 from ledger.domain import clock
-from ledger.services.checkpoints import latest_note
+from ledger.services.checkpoints import Checkpointer, latest_note
 from ledger.services.history import NOT_YET, ProofTarget, certificate_history
 from ledger.store.checkpoints import CheckpointStore, Cosignature
 from tests.certification_flow import Flow
+from tests.spec_witness import spec_witness
 
 
 def _root_from_path(index: int, size: int, leaf: bytes, path: list[bytes]) -> bytes | None:
@@ -154,4 +155,32 @@ def test_proofs_lead_to_the_witnessed_checkpoint(certified, app, client) -> None
     assert cp["cosigners"] == {"witness.example/univ": 1_795_000_000}
     assert body["witness_keys"] == [vkey]
     assert verified_cosigners(cp["note"], [parse_vkey(vkey)]) == cp["cosigners"]
+    _checked(body)
+
+
+def test_a_witness_over_http_cosigns_and_later_events_wait(certified, app, client, admin) -> None:
+    """A witness written from the spec, over HTTP: proofs go to what it cosigned, not beyond."""
+    flow, code = certified
+    st = app.extensions["ledger"]
+    ledger = st.ledger
+    key, origin = ledger.signing_key().public_raw, ledger.config.log_origin
+    with spec_witness("w1.example/a", origin, key) as witness:
+        ledger.config = dataclasses.replace(
+            ledger.config, witnesses=witness.config_entry(), witness_quorum=1
+        )
+        signer = Checkpointer(ledger, st.checkpoints.tree)
+        try:
+            size = signer.tick()
+        finally:
+            signer.close()
+    assert size
+    with clock.frozen_at(datetime(2026, 12, 2, 9, tzinfo=UTC)):
+        flow.post(f"/api/v1/certificates/{code}/cancellation", {"reason": "fraude"}, admin)
+    body = client.get(f"/api/v1/certificates/{code}/history").json
+    cp = body["checkpoint"]
+    assert cp["witnessed"] is True and cp["size"] == size
+    assert set(cp["cosigners"]) == {"w1.example/a"}
+    issued, cancelled = body["events"]
+    assert cancelled["inclusion"] is None and cancelled["reason"] == NOT_YET
+    body["events"] = [issued]
     _checked(body)
