@@ -184,3 +184,21 @@ def test_a_witness_over_http_cosigns_and_later_events_wait(certified, app, clien
     assert cancelled["inclusion"] is None and cancelled["reason"] == NOT_YET
     body["events"] = [issued]
     _checked(body)
+
+
+def test_a_checkpoint_beyond_the_log_is_an_alarm_not_a_proof(certified, app, client) -> None:
+    """A stored checkpoint larger than the log (its tail truncated): 503 and an alarm."""
+    _, code = certified
+    st = app.extensions["ledger"]
+    head = st.ledger.db.scalar("SELECT MAX(seq) FROM ledger_events")
+    cp = Checkpoint(st.config.log_origin, head + 10, bytes(32))
+    note = sign_checkpoint(cp, st.ledger.signing_key())
+    with st.ledger.db.write(lock=None) as cur:
+        cur.execute(
+            "INSERT INTO tlog_checkpoints (size, root, note, created_at) VALUES (?, ?, ?, ?)",
+            (cp.size, cp.root.hex(), note, "2026-12-01T00:00:00.000000Z"),
+        )
+    response = client.get(f"/api/v1/certificates/{code}/history")
+    assert response.status_code == 503, response.json
+    assert response.mimetype == "application/problem+json"
+    assert any(a.get("check") == "checkpoint" for a in st.integrity_alarms)

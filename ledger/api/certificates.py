@@ -17,7 +17,7 @@ from ledger.api.state import appended, state
 from ledger.domain.certificate import normalize_code
 from ledger.qr_image import qr_png
 from ledger.qr_image import qr_svg as qr_svg_image
-from ledger.services.history import certificate_history, proof_target
+from ledger.services.history import HistoryUnavailable, certificate_history, proof_target
 from ledger.services.qr import token_url
 from ledger.services.verification import INTEGRITY_FAILURE
 
@@ -107,11 +107,21 @@ def get_history(code: str) -> Response:
     key = ("history", view["code"])
     body = pages.get(key)
     if body is None:  # cached like the public view: until the log moves or REVERIFY_S pass
-        ledger = state().ledger
-        target = proof_target(ledger)
-        history = certificate_history(ledger, log_tree(), view["code"], view["status"], target)
-        body = pages[key] = json.dumps(history)
+        body = pages[key] = json.dumps(_history(view))
     return Response(body, mimetype="application/json")
+
+
+def _history(view: dict[str, Any]) -> dict[str, Any]:
+    """The history JSON; a checkpoint that cannot back proofs is an alarm and a 503."""
+    st = state()
+    try:
+        target = proof_target(st.ledger)
+        return certificate_history(st.ledger, log_tree(), view["code"], view["status"], target)
+    except HistoryUnavailable as exc:
+        st.raise_alarm({"check": "checkpoint", "problem": str(exc)})
+        raise ApiProblem(
+            503, "checkpoint-unavailable", "no checkpoint can back the proofs right now"
+        ) from exc
 
 
 def _qr_text(code: str) -> str:

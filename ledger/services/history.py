@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ledger import crypto
-from ledger.audit.checkpoint import ED25519_ALG, parse_checkpoint
+from ledger.audit.checkpoint import ED25519_ALG, CheckpointError, parse_checkpoint
 from ledger.audit.checkpoints import quorum, witness_keys
 from ledger.audit.cosignature import VerifierKey, verified_cosigners
 from ledger.audit.log_tree import LogTree
@@ -23,6 +23,11 @@ from ledger.envelope import Envelope
 from ledger.services.checkpoints import latest_note, witnessed
 from ledger.services.signed_certificate import certificate_events
 from ledger.store.application import Ledger
+
+
+class HistoryUnavailable(Exception):
+    """The stored checkpoint cannot back proofs: unreadable, or beyond the log (truncated)."""
+
 
 NOT_YET = "not-yet-in-checkpoint"
 """Reason of an event appended after the checkpoint the proofs go to."""
@@ -53,8 +58,11 @@ def proof_target(ledger: Ledger) -> ProofTarget:
     if found is not None:
         return ProofTarget(found.note, found.size, found.root, True, found.cosigners, vkeys, needed)
     note = latest_note(ledger)
-    cp, _ = parse_checkpoint(note)
-    cosigners = verified_cosigners(note, keys)
+    try:
+        cp, _ = parse_checkpoint(note)
+        cosigners = verified_cosigners(note, keys)
+    except CheckpointError as exc:
+        raise HistoryUnavailable(f"the latest stored checkpoint is unreadable: {exc}") from exc
     return ProofTarget(note, cp.size, cp.root, False, cosigners, vkeys, needed)
 
 
@@ -86,7 +94,11 @@ def certificate_history(
 ) -> dict[str, Any]:
     """The JSON of GET /api/v1/certificates/<code>/history (format section "Certificate history")."""
     events = certificate_events(ledger.recorder, code)
-    tree.refresh()  # the proofs' tree size is never beyond what the tree holds
+    held = tree.refresh()
+    if target.size > held:
+        raise HistoryUnavailable(
+            f"the checkpoint covers {target.size} events, the log holds {held}"
+        )
     return {
         "code": code,
         "status": status,
