@@ -11,7 +11,7 @@ from flask_smorest import Blueprint
 from ledger.api import schemas
 from ledger.api.auth import SECURED, idempotent, require
 from ledger.api.limits import lookups
-from ledger.api.log import _tree as log_tree  # one tree per app, shared with the proof routes
+from ledger.api.log import shared_tree as log_tree
 from ledger.api.problems import ApiProblem
 from ledger.api.state import appended, state
 from ledger.domain.certificate import normalize_code

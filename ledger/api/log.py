@@ -27,7 +27,7 @@ NOTE_TYPE = "text/plain; charset=utf-8"
 CHECKPOINT_CACHE = "public, max-age=5"  # tlog-tiles: a short lifetime, clients poll it
 
 
-def _tree() -> LogTree:
+def shared_tree() -> LogTree:
     """The process's one tree, shared with the checkpoint signer."""
     return state().checkpoints.tree
 
@@ -107,7 +107,7 @@ def _listed(cp: StoredCheckpoint) -> dict[str, Any]:
 
 
 def _check_size(size: int) -> None:
-    current = _tree().refresh()
+    current = shared_tree().refresh()
     if size > current:
         raise ApiProblem(422, "beyond-tree", f"the log has {current} events, not {size}")
 
@@ -121,7 +121,7 @@ def inclusion(query: dict[str, int]) -> dict[str, Any]:
     _check_size(size)
     if seq > size:
         raise ApiProblem(422, "beyond-tree", f"seq {seq} is not in a tree of {size} events")
-    hashes = _tree().inclusion(seq, size)
+    hashes = shared_tree().inclusion(seq, size)
     return {"leaf_index": seq - 1, "tree_size": size, "hashes": [crypto.b64(h) for h in hashes]}
 
 
@@ -134,5 +134,5 @@ def consistency(query: dict[str, int]) -> dict[str, Any]:
     _check_size(new)
     if old > new:
         raise ApiProblem(422, "bad-range", "`from` must not be larger than `to`")
-    hashes = _tree().consistency(old, new)
+    hashes = shared_tree().consistency(old, new)
     return {"from": old, "to": new, "hashes": [crypto.b64(h) for h in hashes]}
