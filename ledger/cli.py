@@ -37,6 +37,7 @@ class CliError(click.ClickException):
 def _known_errors() -> tuple[type[BaseException], ...]:
     from ledger.attestation.ca import AttestationKeyError
     from ledger.audit.export import ExportError
+    from ledger.audit.replay import ReplayError
     from ledger.crypto import CryptoError
     from ledger.domain.base import DomainError
     from ledger.keys import KeyFileError
@@ -55,6 +56,7 @@ def _known_errors() -> tuple[type[BaseException], ...]:
         ExportError,
         KeyFileError,
         ProjectionStalled,
+        ReplayError,
         StoreError,
         TokenError,
         StateError,
@@ -359,6 +361,30 @@ def export(out: Path) -> None:
     click.echo(f"exported {count} events to {out}")
 
 
+@main.command("checkpoint")
+@friendly
+def checkpoint() -> None:
+    """Sign a checkpoint if one is due and push it to the witnesses (for cron)."""
+    from ledger.domain import clock
+    from ledger.services.checkpoints import Checkpointer, checkpoint_status
+
+    ledger = _ledger()
+    alarms: list[dict[str, Any]] = []
+    signer = Checkpointer(ledger, alarm=alarms.append)
+    try:
+        signed = signer.tick()
+    finally:
+        signer.close()
+    if alarms:
+        raise CliError("; ".join(str(p) for a in alarms for p in a["problems"]))
+    status = checkpoint_status(ledger, signer.tree.refresh(), clock.now())
+    cosigned = f"cosigned by {len(status.get('cosigners', []))} of quorum {signer.quorum}"
+    if signed is None:
+        click.echo(f"nothing due: latest checkpoint {status.get('size')}, {cosigned}")
+    else:
+        click.echo(f"signed checkpoint {signed}, {cosigned}")
+
+
 def _progress() -> Progress:
     return Progress(
         TextColumn("verifying"),
@@ -465,6 +491,91 @@ def audit_verify(
     click.echo(_audit_summary(report, source))
 
 
+@audit.command("replay")
+@click.option(
+    "--until", "until_text", required=True, help="A seq, or a time YYYY-MM-DDTHH:MM:SS.ffffffZ."
+)
+@click.option("--into", "into_url", required=True, help="An empty scratch database URL.")
+@click.option(
+    "--bundle",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Replay an export, not the live store.",
+)
+@click.option("--trust-anchor", "anchor_text", default=None, help="The log's trust anchor.")
+@friendly
+def audit_replay(
+    until_text: str, into_url: str, bundle: Path | None, anchor_text: str | None
+) -> None:
+    """Rebuild the read models as they stood at a seq or time, into a scratch database."""
+    from ledger.audit.replay import Until
+    from ledger.audit.verify import AuditReport
+    from ledger.store.db import connect
+
+    until = Until.parse(until_text)
+    config = _config()
+    if bundle is None and _same_database(into_url, config.database_url):
+        raise CliError("--into is the live database; give an empty scratch database")
+    records, anchor, source = _replay_source(bundle, anchor_text)
+    scratch = connect(into_url, config.db_timeouts)
+    try:
+        report = AuditReport(anchor_from_log=anchor is None)
+        reached, counts = _replay(scratch, config, records, anchor, until, report)
+    finally:
+        scratch.close()
+    tables = ", ".join(f"{table} {count}" for table, count in counts.items())
+    if not report.ok:
+        click.echo(
+            f"FAILED at seq {report.first_bad_seq}: {report.problem}; the scratch database "
+            f"holds the read models up to seq {reached} ({tables})",
+            err=True,
+        )
+        sys.exit(EXIT_FAILURE)
+    if anchor is None:
+        click.echo("warning: no trust anchor given: keys were taken from the log itself", err=True)
+    click.echo(f"replayed {reached} verified events (keys endorsed from {source}): {tables}")
+
+
+def _same_database(a: str, b: str) -> bool:
+    """The same SQLite file or the same PostgreSQL URL."""
+    prefix = "sqlite:///"
+    if a.startswith(prefix) and b.startswith(prefix):
+        return Path(a[len(prefix) :]).resolve() == Path(b[len(prefix) :]).resolve()
+    return a.strip() == b.strip()
+
+
+def _replay_source(bundle: Path | None, anchor_text: str | None) -> tuple[Any, Any, str]:
+    """(records, anchor, where the anchor came from) of the live store or a bundle."""
+    from ledger.audit.export import live_records
+    from ledger.audit.verify import read_ndjson
+    from ledger.trust import Anchor
+
+    if bundle is None:
+        ledger = _ledger()
+        anchor, source = _audit_anchor(anchor_text, ledger)
+        return live_records(ledger), anchor, source
+    if not anchor_text:
+        raise CliError("--bundle needs --trust-anchor: the bundle cannot vouch for its keys")
+    events = bundle / "events.ndjson"
+    if not events.is_file():
+        raise CliError(f"{bundle} is not a bundle directory")
+    return read_ndjson(events), Anchor.load(anchor_text), "--trust-anchor"
+
+
+def _replay(
+    scratch: Any, config: Config, records: Any, anchor: Any, until: Any, report: Any
+) -> tuple[int, dict[str, int]]:
+    from ledger.audit.replay import verified_envelopes
+    from ledger.domain.referential import load_referential
+    from ledger.projections import all_projections
+    from ledger.projections.replay import prepare_scratch, replay_into, table_counts
+
+    projections = all_projections(config, load_referential())
+    prepare_scratch(scratch, projections)
+    reached = replay_into(scratch, projections, verified_envelopes(records, anchor, until, report))
+    return reached, table_counts(scratch, projections)
+
+
 def _qr_keys(bundle: Path | None, anchor_text: str | None, jwks_file: Path | None) -> Any:
     """The JWKS to check a QR token with: endorsed from the anchor, or one given as trusted."""
     if bundle is not None:
@@ -557,21 +668,11 @@ def _audit_live(
 
 
 def _live_note(ledger: Any) -> str | None:
-    """The latest stored checkpoint (with its cosignatures), else one signed now; None if empty."""
-    import importlib
-
-    from ledger.audit.export import checkpoint_note
+    """The latest stored checkpoint with its cosignatures (the first one signed now); None if empty."""
     from ledger.projections.runner import head
+    from ledger.services.checkpoints import latest_note
 
-    for module in ("ledger.audit.checkpoints", "ledger.services.checkpoints"):
-        try:
-            latest_note = importlib.import_module(module).latest_note
-        except (ImportError, AttributeError):
-            continue
-        note = latest_note(ledger)
-        if note:
-            return note
-    return checkpoint_note(ledger) if head(ledger.db) else None
+    return latest_note(ledger) if head(ledger.db) else None
 
 
 def _audit_summary(report: Any, source: str) -> str:
@@ -1071,12 +1172,14 @@ def demo(candidates: int, seed: int, if_empty: bool) -> None:
 def serve(host: str | None, port: int | None, workers: int | None) -> None:
     """Run the API and verify site under gunicorn."""
     from ledger.api.limits import RateLimits
+    from ledger.audit.checkpoints import quorum
     from ledger.config import setting
     from ledger.projections.runner import catch_up
     from ledger.server import run
 
     ledger = _ledger()  # refuses a missing ledger: `ledger init` creates it
     ledger.check_trust()
+    quorum(ledger.config)  # a bad witness list fails here, not in every worker
     RateLimits(ledger.config).close()  # a bad limit or store fails here, not in every worker
     catch_up(ledger.db, _create_projection_tables(ledger))  # workers start with fresh read models
     ledger.close()

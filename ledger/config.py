@@ -66,6 +66,29 @@ SETTINGS: dict[str, tuple[str, str]] = {
         "instead of B-B.",
     ),
     "LEDGER_LOG_ORIGIN": ("ledger.local/crcn", "Origin line of signed checkpoints."),
+    "LEDGER_CHECKPOINT_EVENTS": (
+        "1000",
+        "A new checkpoint is signed once this many events were appended since the last one.",
+    ),
+    "LEDGER_CHECKPOINT_SECONDS": (
+        "60",
+        "…or once this many seconds passed since the last one, if any event was appended.",
+    ),
+    "LEDGER_CHECKPOINT_MAX_AGE_SECONDS": (
+        "300",
+        "`/api/v1/ready` reports the log not ready when events are newer than a checkpoint "
+        "this old.",
+    ),
+    "LEDGER_WITNESSES": (
+        "",
+        "Witnesses each checkpoint is pushed to (C2SP tlog-witness): entries "
+        "`<witness vkey> <base URL>`, separated by newlines or `;`.",
+    ),
+    "LEDGER_WITNESS_QUORUM": (
+        "",
+        "Witness cosignatures a checkpoint needs to count as witnessed; default: every "
+        "configured witness (0 when none).",
+    ),
     "LEDGER_TRUST_ANCHOR": (
         "",
         "The log's trust anchor (the line `ledger init` prints, or a file holding it); "
@@ -143,6 +166,16 @@ def _positive(name: str) -> int:
     return value
 
 
+def _optional_count(name: str) -> int | None:
+    """A non-negative integer, or None when unset (the caller's default applies)."""
+    if not setting(name).strip():
+        return None
+    value = _int_setting(name)
+    if value < 0:
+        raise ConfigError(f"{name} must not be negative, got {value}")
+    return value
+
+
 class ConfigError(ValueError):
     """A setting has a value the service cannot use."""
 
@@ -209,6 +242,11 @@ class Config:
     attestation_key: Path | None = None
     attestation_ca: Path | None = None
     tsa_url: str = ""
+    checkpoint_events: int = 1000
+    checkpoint_seconds: int = 60
+    checkpoint_max_age_s: int = 300
+    witnesses: str = ""
+    witness_quorum: int | None = None
 
     @classmethod
     def from_env(cls, **overrides: object) -> Config:
@@ -238,6 +276,11 @@ class Config:
             "idempotency_claim_ttl_s": _positive("LEDGER_IDEMPOTENCY_CLAIM_TTL_S"),
             **_attestation_files(),
             "tsa_url": _url_setting("LEDGER_TSA_URL"),
+            "checkpoint_events": _positive("LEDGER_CHECKPOINT_EVENTS"),
+            "checkpoint_seconds": _positive("LEDGER_CHECKPOINT_SECONDS"),
+            "checkpoint_max_age_s": _positive("LEDGER_CHECKPOINT_MAX_AGE_SECONDS"),
+            "witnesses": setting("LEDGER_WITNESSES"),
+            "witness_quorum": _optional_count("LEDGER_WITNESS_QUORUM"),
         }
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]

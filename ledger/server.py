@@ -13,6 +13,7 @@ every other error.
 
 from __future__ import annotations
 
+import atexit
 import json
 import re
 import sys
@@ -63,17 +64,25 @@ WORKER_BOOT_ERROR = 3  # gunicorn's exit status that stops the master instead of
 
 
 def load_app() -> Any:
-    """The WSGI app, or exit with one line when there is no ledger or no database."""
+    """The WSGI app, or exit with one line when there is no ledger or no database.
+
+    The serving process also signs checkpoints on schedule: a background loop
+    ticks its Checkpointer every second and is stopped when the process exits.
+    """
     from ledger.api import create_app
     from ledger.config import ConfigError
+    from ledger.services.checkpoints import CheckpointLoop
     from ledger.store.db import StoreError
     from ledger.trust import TrustError
 
     try:
-        return create_app()
+        app = create_app()
     except (ConfigError, StoreError, TrustError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(WORKER_BOOT_ERROR) from None
+    loop = CheckpointLoop(app.extensions["ledger"].checkpoints).start()
+    atexit.register(loop.stop)
+    return app
 
 
 GUNICORN_PROBLEMS = {  # status: (code, detail); the detail never quotes what the client sent

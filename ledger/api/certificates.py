@@ -11,16 +11,57 @@ from flask_smorest import Blueprint
 from ledger.api import schemas
 from ledger.api.auth import SECURED, idempotent, require
 from ledger.api.limits import lookups
+from ledger.api.log import shared_tree as log_tree
 from ledger.api.problems import ApiProblem
 from ledger.api.state import appended, state
 from ledger.domain.certificate import normalize_code
 from ledger.qr_image import qr_png
 from ledger.qr_image import qr_svg as qr_svg_image
+from ledger.services.history import HistoryUnavailable, certificate_history, proof_target
 from ledger.services.qr import token_url
 from ledger.services.verification import INTEGRITY_FAILURE
 
 blp = Blueprint("certificates", __name__, url_prefix="/api/v1", description="Certificates")
 UNKNOWN = "no certificate has this verification code"
+HISTORY_EXAMPLE = {
+    "code": "P-7QD8XVGF",
+    "status": "cancelled",
+    "checkpoint": {
+        "note": "crcn.example/ledger\n57\nq2Pv0mQ1w6q9GQ0V7n7bWmHj8y1m0Yb8iQm0ZQd9x8s=\n\n"
+        "\u2014 crcn.example/ledger Ab12Cd34…\n\u2014 witness.example/univ Ef56…\n",
+        "size": 57,
+        "root": "q2Pv0mQ1w6q9GQ0V7n7bWmHj8y1m0Yb8iQm0ZQd9x8s=",
+        "witnessed": True,
+        "cosigners": {"witness.example/univ": 1795000000},
+        "quorum": 1,
+    },
+    "log_keys": ["crcn.example/ledger+1a2b3c4d+AXc…"],
+    "witness_keys": ["witness.example/univ+5e6f7a8b+BNn…"],
+    "events": [
+        {
+            "seq": 51, "version": 1, "type": "certification.CertificateIssued",
+            "time": "2026-12-01T10:00:00.000000Z", "hash": "3f1c…", "prev": "9a0b…",
+            "kid": "yLq3…", "sig": "Tq8…",
+            "inclusion": {"leaf_index": 50, "tree_size": 57, "hashes": ["mJ0…", "x4Q…"]},
+        },
+        {
+            "seq": 58, "version": 2, "type": "certification.CertificateCancelled",
+            "time": "2026-12-02T09:00:00.000000Z", "hash": "c0de…", "prev": "77aa…",
+            "kid": "yLq3…", "sig": "Zk1…", "inclusion": None, "reason": "not-yet-in-checkpoint",
+        },
+    ],
+}  # fmt: skip
+HISTORY_DOC = {
+    "responses": {
+        "200": {
+            "description": "The certificate's events (no payload), each with an RFC 9162 "
+            "inclusion proof to the checkpoint given, its note and the keys that verify it",
+            "content": {
+                "application/json": {"schema": {"type": "object"}, "example": HISTORY_EXAMPLE}
+            },
+        }
+    }
+}
 
 
 def _code(text: str) -> str:
@@ -49,6 +90,38 @@ def get_certificate(code: str) -> Response:
     if body is None:  # serialized once per state of the log, like the HTML page
         body = pages[key] = json.dumps(schemas.PublicCertificateOut().dump(view))
     return Response(body, mimetype="application/json")
+
+
+@blp.route("/certificates/<string:code>/history", methods=["GET"])
+@lookups
+@blp.doc(**HISTORY_DOC)
+def get_history(code: str) -> Response:
+    """Public: every event of the certificate with an RFC 9162 inclusion proof to a checkpoint.
+
+    Proofs lead to the latest witnessed checkpoint (the latest signed one when no
+    witness is configured: `checkpoint.witnessed` is then false); events appended
+    after it have `inclusion: null` and a `reason`.
+    """
+    view = _view(code)
+    pages = state().views.pages
+    key = ("history", view["code"])
+    body = pages.get(key)
+    if body is None:  # cached like the public view: until the log moves or REVERIFY_S pass
+        body = pages[key] = json.dumps(_history(view))
+    return Response(body, mimetype="application/json")
+
+
+def _history(view: dict[str, Any]) -> dict[str, Any]:
+    """The history JSON; a checkpoint that cannot back proofs is an alarm and a 503."""
+    st = state()
+    try:
+        target = proof_target(st.ledger)
+        return certificate_history(st.ledger, log_tree(), view["code"], view["status"], target)
+    except HistoryUnavailable as exc:
+        st.raise_alarm({"check": "checkpoint", "problem": str(exc)})
+        raise ApiProblem(
+            503, "checkpoint-unavailable", "no checkpoint can back the proofs right now"
+        ) from exc
 
 
 def _qr_text(code: str) -> str:

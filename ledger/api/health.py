@@ -4,7 +4,8 @@
 an orchestrator does not restart healthy workers during a database outage.
 `/api/v1/ready` says this process can serve correct answers now: the database
 answers, the read models are caught up, the log verifies up to its last
-checkpoint, and no integrity alarm was raised. Otherwise 503 with Retry-After.
+checkpoint, a signed checkpoint covers recent events and is witnessed by the
+quorum, and no integrity alarm was raised. Otherwise 503 with Retry-After.
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ from flask_smorest import Blueprint
 
 from ledger.api.problems import PROBLEM_JSON, RETRY_AFTER_S, problem
 from ledger.api.state import state
+from ledger.domain import clock
 from ledger.projections.runner import head, stalls
+from ledger.services.checkpoints import checkpoint_status
 from ledger.store.db import StoreError, StoreUnavailable
 
 blp = Blueprint("health", __name__, url_prefix="/api/v1", description="Liveness and readiness")
@@ -54,6 +57,7 @@ def ready() -> Response:
         checks["checkpoint"] = {"ok": not st.tail.problem, **verified.to_dict()}
         if st.tail.problem:
             st.raise_alarm({"source": "log", "problems": [st.tail.problem]})
+        checks["signed_checkpoint"] = _signed_checkpoint(latest)
     except StoreError as exc:
         checks.setdefault("database", {"ok": False, "kind": st.ledger.db.kind, "error": str(exc)})
     checks["integrity"] = {"ok": not st.integrity_alarms, "alarms": list(st.integrity_alarms)}
@@ -67,6 +71,14 @@ def ready() -> Response:
             checks=checks,
         )
     return jsonify({"status": "ready", "checks": checks})
+
+
+def _signed_checkpoint(head_seq: int) -> dict[str, Any]:
+    """The latest published checkpoint: recent enough for the log's head, and witnessed."""
+    st = state()
+    if st.checkpoints.store.latest() is None:
+        st.checkpoints.tick()  # the first one is signed on demand, as /tlog/checkpoint does
+    return checkpoint_status(st.ledger, head_seq, clock.now())
 
 
 def _projections(latest: int) -> dict[str, Any]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint as FlaskBlueprint
-from flask import Response, current_app, jsonify
+from flask import Response, jsonify
 from flask_smorest import Blueprint
 
 from ledger import crypto
@@ -16,18 +16,20 @@ from ledger.api.problems import ApiProblem
 from ledger.api.state import state
 from ledger.audit.export import jwks
 from ledger.audit.log_tree import LogTree
+from ledger.services.checkpoints import cosigned_note, latest_note
+from ledger.store.checkpoints import StoredCheckpoint
 
 blp = Blueprint(
     "log", __name__, url_prefix="/api/v1", description="Audit: events, checkpoints, proofs"
 )
 well_known = FlaskBlueprint("well_known", __name__)
+NOTE_TYPE = "text/plain; charset=utf-8"
+CHECKPOINT_CACHE = "public, max-age=5"  # tlog-tiles: a short lifetime, clients poll it
 
 
-def _tree() -> LogTree:
-    tree = current_app.extensions.get("ledger.tree")
-    if tree is None:
-        tree = current_app.extensions["ledger.tree"] = LogTree(state().ledger)
-    return tree
+def shared_tree() -> LogTree:
+    """The process's one tree, shared with the checkpoint signer."""
+    return state().checkpoints.tree
 
 
 @blp.route("/events", methods=["GET"])
@@ -59,17 +61,53 @@ def jwks_json() -> Response:
     return response
 
 
+def latest_note_response() -> Response:
+    """The latest stored checkpoint with its witness cosignatures; the first is signed now."""
+    st = state()
+    if st.checkpoints.store.latest() is None:
+        st.checkpoints.tick()
+    response = Response(latest_note(st.ledger), content_type=NOTE_TYPE)
+    response.headers["Cache-Control"] = CHECKPOINT_CACHE
+    return response
+
+
 @blp.route("/log/checkpoint", methods=["GET"])
 @blp.doc(
-    responses={"200": {"description": "C2SP signed checkpoint", "content": {"text/plain": {}}}}
+    responses={
+        "200": {
+            "description": "C2SP signed checkpoint with the witnesses' cosignature lines",
+            "content": {"text/plain": {}},
+        }
+    }
 )
 def checkpoint() -> Response:
-    """The latest signed checkpoint (C2SP tlog-checkpoint in a signed note)."""
-    return Response(_tree().checkpoint(), mimetype="text/plain")
+    """The latest stored checkpoint (C2SP tlog-checkpoint in a signed note), cosigned."""
+    return latest_note_response()
+
+
+@blp.route("/log/checkpoints", methods=["GET"])
+@blp.arguments(schemas.CheckpointsQuery, location="query")
+@blp.doc(**json_doc(200, "Stored checkpoints: size, root, created_at, note, cosigners"))
+def checkpoints(query: dict[str, int]) -> dict[str, Any]:
+    """Every checkpoint the log signed, kept for ever: size > `after`, ascending, at most `limit`."""
+    st = state()
+    found = st.checkpoints.store.after(query.get("after", -1), query["limit"])
+    return {"checkpoints": [_listed(cp) for cp in found]}
+
+
+def _listed(cp: StoredCheckpoint) -> dict[str, Any]:
+    note, cosigners = cosigned_note(state().ledger, cp)
+    return {
+        "size": cp.size,
+        "root": crypto.b64(cp.root),
+        "created_at": cp.created_at,
+        "note": note,
+        "cosigners": cosigners,
+    }
 
 
 def _check_size(size: int) -> None:
-    current = _tree().refresh()
+    current = shared_tree().refresh()
     if size > current:
         raise ApiProblem(422, "beyond-tree", f"the log has {current} events, not {size}")
 
@@ -83,7 +121,7 @@ def inclusion(query: dict[str, int]) -> dict[str, Any]:
     _check_size(size)
     if seq > size:
         raise ApiProblem(422, "beyond-tree", f"seq {seq} is not in a tree of {size} events")
-    hashes = _tree().inclusion(seq, size)
+    hashes = shared_tree().inclusion(seq, size)
     return {"leaf_index": seq - 1, "tree_size": size, "hashes": [crypto.b64(h) for h in hashes]}
 
 
@@ -96,5 +134,5 @@ def consistency(query: dict[str, int]) -> dict[str, Any]:
     _check_size(new)
     if old > new:
         raise ApiProblem(422, "bad-range", "`from` must not be larger than `to`")
-    hashes = _tree().consistency(old, new)
+    hashes = shared_tree().consistency(old, new)
     return {"from": old, "to": new, "hashes": [crypto.b64(h) for h in hashes]}

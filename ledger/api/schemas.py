@@ -220,6 +220,13 @@ class ConsistencyQuery(Schema):
     to = QueryInteger(required=True, validate=SEQ)
 
 
+class CheckpointsQuery(StrictSchema):
+    """Stored checkpoints of size > after (all, from the empty tree's, when absent)."""
+
+    after = QueryInteger(validate=validate.Range(min=0, max=MAX_SEQ))
+    limit = QueryInteger(load_default=100, validate=validate.Range(min=1, max=100))
+
+
 # --- certification ---------------------------------------------------------------
 
 

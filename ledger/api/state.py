@@ -15,6 +15,7 @@ from ledger.projections import all_projections
 from ledger.projections.runner import Projection, catch_up, head
 from ledger.services.candidates import CandidateService
 from ledger.services.certification import CertificationService
+from ledger.services.checkpoints import Checkpointer
 from ledger.services.credentials import CredentialIssuer
 from ledger.services.verification import PublicViews
 from ledger.store.application import Ledger
@@ -36,6 +37,7 @@ class ApiState:
     tail: TailVerifier = field(init=False)
     attestations: Attestations = field(init=False)
     credentials: CredentialIssuer = field(init=False)
+    checkpoints: Checkpointer = field(init=False)
     # Integrity failures seen while serving (e.g. a read model that disagrees with
     # its verified events): any entry makes /api/v1/ready answer 503.
     integrity_alarms: list[dict[str, object]] = field(default_factory=list, init=False)
@@ -46,6 +48,7 @@ class ApiState:
         self.tail = TailVerifier(self.ledger)
         self.attestations = Attestations(self.ledger, self.referential, self.tail)
         self.credentials = CredentialIssuer(self.ledger, self.config.public_url)
+        self.checkpoints = Checkpointer(self.ledger, alarm=self.raise_alarm)
 
     def raise_alarm(self, alarm: dict[str, object]) -> None:
         """Record an integrity failure once (bounded); /api/v1/ready reports it until restart."""

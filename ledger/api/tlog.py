@@ -1,4 +1,4 @@
-"""C2SP tlog-tiles, read-only: Merkle tree tiles and entry bundles (LEDGER_FORMAT 1.3, Tiles).
+"""C2SP tlog-tiles, read-only: checkpoint, tiles and entry bundles (LEDGER_FORMAT 1.3).
 
 Static-style resources any tlog-tiles client can follow and any cache can
 keep: a full tile or bundle never changes, a partial one is a prefix of what
@@ -11,6 +11,7 @@ from __future__ import annotations
 from flask import Response
 from flask_smorest import Blueprint
 
+from ledger.api.log import latest_note_response
 from ledger.api.problems import ApiProblem, problem
 from ledger.api.state import state
 from ledger.audit.tiles import TileError, TilePath, parse_tile_path, tile_path
@@ -23,6 +24,20 @@ PARTIAL = "public, max-age=300"  # same bytes for ever, but a log may drop it on
 BINARY = {
     "200": {"description": "Tile or entry bundle", "content": {"application/octet-stream": {}}}
 }
+
+
+@blp.route("/checkpoint", methods=["GET"])
+@blp.doc(
+    responses={
+        "200": {
+            "description": "The latest checkpoint with its witness cosignatures",
+            "content": {"text/plain": {}},
+        }
+    }
+)
+def checkpoint() -> Response:
+    """tlog-tiles `<prefix>/checkpoint`: the same note as /api/v1/log/checkpoint."""
+    return latest_note_response()
 
 
 @blp.route("/tile/<path:path>", methods=["GET"])

@@ -1,7 +1,7 @@
 """Read the live store as an auditor would, and write offline bundles.
 
 A bundle is `events.ndjson` (one envelope per line, seq order), `jwks.json`,
-`checkpoint.txt` and, once the log published it, `attestation-ca.pem` (the CA
+`checkpoint.txt` (the latest published checkpoint, cosigned) and, once the log published it, `attestation-ca.pem` (the CA
 attestation PDFs chain to): everything `ledger audit verify BUNDLE`, or a few dozen
 lines in any language, needs to check the whole history without the server.
 """
@@ -67,24 +67,30 @@ def _export_ca(ledger: Ledger, out: Path) -> None:
 
 
 def export_bundle(ledger: Ledger, out: Path) -> int:
-    """Write the bundle into `out` (created if needed); return the number of events."""
+    """Write the bundle into `out` (created if needed); return the number of events.
+
+    checkpoint.txt is the latest checkpoint the log published, with its witness
+    cosignatures, signed now if the log grew since: read before the events, so the
+    bundle always holds what it covers.
+    """
+    from ledger.services.checkpoints import latest_note, sign_now  # built on this package
+
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ExportError(f"cannot create {out}: {exc.strerror}") from exc
     if any((out / name).exists() for name in ("events.ndjson", "jwks.json", "checkpoint.txt")):
         raise ExportError(f"{out} already holds a bundle; choose an empty directory")
+    sign_now(ledger)
+    note = latest_note(ledger)
     count = 0
-    tree = MerkleAccumulator()
     tmp = out / "events.ndjson.tmp"
     with tmp.open("w", encoding="utf-8") as handle:
         for env in ledger.recorder.iter_envelopes():
             handle.write(env.to_json_line() + "\n")
-            tree.append(bytes.fromhex(env.hash))
             count += 1
     os.replace(tmp, out / "events.ndjson")
     (out / "jwks.json").write_text(json.dumps(jwks(ledger), indent=2) + "\n", encoding="utf-8")
     _export_ca(ledger, out)
-    cp = Checkpoint(origin=ledger.config.log_origin, size=count, root=tree.root())
-    (out / "checkpoint.txt").write_text(sign_checkpoint(cp, ledger.signing_key()), encoding="utf-8")
+    (out / "checkpoint.txt").write_text(note, encoding="utf-8")
     return count

@@ -9,7 +9,6 @@ was appended since, so any size a caller sees is already in the tiles.
 
 from __future__ import annotations
 
-from ledger.audit.checkpoint import Checkpoint, sign_checkpoint
 from ledger.store.application import Ledger
 from ledger.store.tiles import TileStore
 
@@ -18,7 +17,6 @@ class LogTree:
     def __init__(self, ledger: Ledger):
         self.ledger = ledger
         self.tiles = TileStore(ledger.db)
-        self._notes: dict[int, str] = {}
 
     def refresh(self) -> int:
         """Integrate events appended since the last integration; return the tree size."""
@@ -30,12 +28,10 @@ class LogTree:
             return view.root()
 
     def checkpoint(self) -> str:
-        """A signed note for the current size (signed once per size, then reused)."""
-        size = self.refresh()
-        if size not in self._notes:
-            cp = Checkpoint(origin=self.ledger.config.log_origin, size=size, root=self.root(size))
-            self._notes = {size: sign_checkpoint(cp, self.ledger.signing_key())}
-        return self._notes[size]
+        """The latest stored checkpoint with its cosignatures (signed on a schedule, kept)."""
+        from ledger.services.checkpoints import latest_note  # the services build on this tree
+
+        return latest_note(self.ledger)
 
     def inclusion(self, seq: int, size: int) -> list[bytes]:
         """RFC 9162 PATH of event `seq` in the tree of `size` events."""

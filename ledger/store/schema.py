@@ -68,6 +68,19 @@ CREATE TABLE IF NOT EXISTS projection_stalls (
     attempts INTEGER NOT NULL,
     retry_at TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS tlog_checkpoints (
+    size BIGINT PRIMARY KEY,
+    root TEXT NOT NULL,
+    note TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS tlog_cosignatures (
+    size BIGINT NOT NULL,
+    witness TEXT NOT NULL,
+    line TEXT NOT NULL,
+    timestamp BIGINT NOT NULL,
+    PRIMARY KEY (size, witness)
+);
 CREATE TABLE IF NOT EXISTS tlog_tiles (
     level INTEGER NOT NULL,
     idx BIGINT NOT NULL,

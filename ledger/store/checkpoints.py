@@ -1,0 +1,147 @@
+"""Signed checkpoints and their witness cosignatures, kept for ever.
+
+A row is written once and never updated: the note stored for a size is the one
+the log published, so an auditor who saw it can hold the log to it. Storing
+happens under a lock with a re-check of the latest size, so two processes
+never both sign after the same checkpoint. Rows are read back strictly, as the
+database is not trusted more than a network peer.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ledger.audit.checkpoint import CheckpointError, parse_checkpoint
+from ledger.store.db import Cursor, Database, StoreError, UniqueViolation
+
+CHECKPOINT_LOCK_ID = 0x1ED6E7  # PostgreSQL advisory lock of the checkpoint signer
+MAX_NOTE_CHARS = 8192
+_ROOT_HEX = re.compile(r"[0-9a-f]{64}")
+_COLUMNS = "size, root, note, created_at"
+
+
+@dataclass(frozen=True)
+class StoredCheckpoint:
+    size: int
+    root: bytes
+    note: str  # the log's signed note, without cosignatures
+    created_at: str
+
+
+@dataclass(frozen=True)
+class Cosignature:
+    witness: str
+    line: str  # one note signature line, with its newline
+    timestamp: int
+
+
+class CheckpointStore:
+    def __init__(self, db: Database):
+        self.db = db
+
+    def latest(self) -> StoredCheckpoint | None:
+        with self.db.read() as cur:
+            return self._latest(cur)
+
+    def get(self, size: int) -> StoredCheckpoint | None:
+        with self.db.read() as cur:
+            cur.execute(f"SELECT {_COLUMNS} FROM tlog_checkpoints WHERE size = ?", (size,))
+            row = cur.fetchone()
+        return _checkpoint(row) if row else None
+
+    def after(self, size: int, limit: int) -> list[StoredCheckpoint]:
+        """Checkpoints larger than `size`, ascending, at most `limit`."""
+        with self.db.read() as cur:
+            cur.execute(
+                f"SELECT {_COLUMNS} FROM tlog_checkpoints WHERE size > ? ORDER BY size LIMIT ?",
+                (size, limit),
+            )
+            return [_checkpoint(row) for row in cur.fetchall()]
+
+    def store_next(
+        self, expected: int | None, make: Callable[[], StoredCheckpoint]
+    ) -> StoredCheckpoint | None:
+        """Store `make()` if the latest stored size is still `expected`; None otherwise.
+
+        `make` signs, so it runs only once the lock is held and the check passed:
+        nothing is signed that is not stored.
+        """
+        try:
+            with self.db.write(lock=CHECKPOINT_LOCK_ID) as cur:
+                latest = self._latest(cur)
+                if (latest.size if latest else None) != expected:
+                    return None
+                cp = make()
+                cur.execute(
+                    f"INSERT INTO tlog_checkpoints ({_COLUMNS}) VALUES (?, ?, ?, ?)",
+                    (cp.size, cp.root.hex(), cp.note, cp.created_at),
+                )
+                return cp
+        except UniqueViolation:
+            return None
+
+    def _latest(self, cur: Cursor) -> StoredCheckpoint | None:
+        cur.execute(f"SELECT {_COLUMNS} FROM tlog_checkpoints ORDER BY size DESC LIMIT 1")
+        row = cur.fetchone()
+        return _checkpoint(row) if row else None
+
+    # --- cosignatures ----------------------------------------------------------
+
+    def cosignatures(self, size: int) -> list[Cosignature]:
+        with self.db.read() as cur:
+            cur.execute(
+                "SELECT witness, line, timestamp FROM tlog_cosignatures WHERE size = ?"
+                " ORDER BY witness",
+                (size,),
+            )
+            return [Cosignature(w, line, int(ts)) for w, line, ts in cur.fetchall()]
+
+    def add_cosignatures(self, size: int, found: list[Cosignature]) -> None:
+        """Keep the first cosignature of each witness on a size (a witness may re-sign)."""
+        with self.db.write(lock=None) as cur:
+            for c in found:
+                cur.execute(
+                    "INSERT INTO tlog_cosignatures (size, witness, line, timestamp)"
+                    " VALUES (?, ?, ?, ?) ON CONFLICT (size, witness) DO NOTHING",
+                    (size, c.witness, c.line, c.timestamp),
+                )
+
+    def sizes_cosigned(self, at_least: int, limit: int) -> list[int]:
+        """Sizes with at least `at_least` stored cosignatures, largest first (unverified)."""
+        with self.db.read() as cur:
+            if at_least <= 0:
+                cur.execute(
+                    "SELECT size FROM tlog_checkpoints ORDER BY size DESC LIMIT ?", (limit,)
+                )
+            else:
+                cur.execute(
+                    "SELECT size FROM tlog_cosignatures GROUP BY size HAVING COUNT(*) >= ?"
+                    " ORDER BY size DESC LIMIT ?",
+                    (at_least, limit),
+                )
+            return [int(row[0]) for row in cur.fetchall()]
+
+    def last_cosigned(self, witness: str) -> int:
+        """The largest size `witness` cosigned for us (0 when none): the next push's old size."""
+        found = self.db.scalar(
+            "SELECT MAX(size) FROM tlog_cosignatures WHERE witness = ?", (witness,)
+        )
+        return int(found or 0)
+
+
+def _checkpoint(row: tuple) -> StoredCheckpoint:
+    """A row, checked: its note must be a checkpoint of the row's own size and root."""
+    size, root_hex, note, created_at = row
+    if not isinstance(root_hex, str) or not _ROOT_HEX.fullmatch(root_hex):
+        raise StoreError(f"stored checkpoint {size}: root is not 64 lowercase hex digits")
+    if not isinstance(note, str) or len(note) > MAX_NOTE_CHARS:
+        raise StoreError(f"stored checkpoint {size}: note is missing or too long")
+    try:
+        cp, _ = parse_checkpoint(note)
+    except CheckpointError as exc:
+        raise StoreError(f"stored checkpoint {size}: {exc}") from exc
+    if cp.size != int(size) or cp.root.hex() != root_hex:
+        raise StoreError(f"stored checkpoint {size}: its note is for another tree")
+    return StoredCheckpoint(int(size), cp.root, note, str(created_at))

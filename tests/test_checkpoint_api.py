@@ -1,0 +1,86 @@
+"""Checkpoint routes, readiness and the `ledger checkpoint` command (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from ledger.audit.checkpoint import parse_checkpoint
+from ledger.cli import main
+from ledger.domain import clock
+from tests.test_checkpoints import add_events, with_settings
+
+
+def _state(app: Any) -> Any:
+    return app.extensions["ledger"]
+
+
+def test_tlog_checkpoint_is_the_stored_note(app: Any, client: Any) -> None:
+    response = client.get("/tlog/checkpoint")
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == "text/plain; charset=utf-8"
+    assert response.headers["Cache-Control"] == "public, max-age=5"
+    stored = _state(app).checkpoints.store.latest()
+    assert response.get_data(as_text=True) == stored.note  # no witness: no cosignature
+    assert client.get("/api/v1/log/checkpoint").get_data(as_text=True) == stored.note
+    add_events(_state(app).ledger, 2)  # not due yet (1000 events or 60 s): the same note
+    assert client.get("/tlog/checkpoint").get_data(as_text=True) == stored.note
+
+
+def test_checkpoints_are_listed_after_a_size(app: Any, client: Any) -> None:
+    st = _state(app)
+    with_settings(st.ledger, checkpoint_events=1)
+    st.checkpoints.schedule = type(st.checkpoints.schedule)(1, 60)
+    sizes = []
+    for _ in range(3):
+        add_events(st.ledger, 1)
+        sizes.append(st.checkpoints.tick())
+    listed = client.get("/api/v1/log/checkpoints").get_json()["checkpoints"]
+    assert [c["size"] for c in listed] == sizes
+    first = listed[0]
+    assert set(first) == {"size", "root", "created_at", "note", "cosigners"}
+    assert parse_checkpoint(first["note"])[0].size == first["size"] and first["cosigners"] == {}
+    after = client.get(f"/api/v1/log/checkpoints?after={sizes[0]}&limit=1").get_json()
+    assert [c["size"] for c in after["checkpoints"]] == [sizes[1]]
+
+
+@pytest.mark.parametrize(
+    "query", ["after=-1", "after=x", "limit=0", "limit=101", "after=9007199254740992"]
+)
+def test_bad_listing_queries_are_problems(client: Any, query: str) -> None:
+    response = client.get(f"/api/v1/log/checkpoints?{query}")
+    assert response.status_code == 422
+    assert response.headers["Content-Type"] == "application/problem+json"
+
+
+def test_ready_reports_the_checkpoint_and_its_age(app: Any, client: Any) -> None:
+    body = client.get("/api/v1/ready").get_json()
+    check = body["checks"]["signed_checkpoint"]
+    assert check["ok"] and check["quorum"] == 0 and check["cosigners"] == []
+    add_events(_state(app).ledger, 1)
+    with clock.frozen_at(clock.now() + timedelta(seconds=301)):
+        response = client.get("/api/v1/ready")
+    assert response.status_code == 503
+    stale = response.get_json()["checks"]["signed_checkpoint"]
+    assert not stale["ok"] and "unsigned for over 300 s" in stale["problems"][0]
+
+
+def test_ledger_checkpoint_for_cron(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LEDGER_DATABASE_URL", database_url)
+    monkeypatch.setenv("LEDGER_KEYS_DIR", str(tmp_path / "keys"))
+    monkeypatch.setenv("LEDGER_CHECKPOINT_EVENTS", "1")
+    runner = CliRunner()
+    assert runner.invoke(main, ["init"]).exit_code == 0
+    first = runner.invoke(main, ["checkpoint"])
+    assert first.exit_code == 0 and first.output.startswith("signed checkpoint 0,"), first.output
+    again = runner.invoke(main, ["checkpoint"])
+    assert again.output.startswith("nothing due: latest checkpoint 0"), again.output
+    monkeypatch.setenv("LEDGER_WITNESSES", "not-a-vkey http://127.0.0.1:1")
+    bad = runner.invoke(main, ["checkpoint"])
+    assert bad.exit_code == 1 and bad.output.startswith("error: LEDGER_WITNESSES"), bad.output
