@@ -231,7 +231,9 @@ def _check_checkpoint(
     report.checkpoint_size = cp.size
     if cp.size > report.events:
         report.fail(
-            report.events + 1, f"checkpoint covers {cp.size} events, log has {report.events}"
+            report.events + 1,
+            f"checkpoint covers {cp.size} events, the log has {report.events}: "
+            "its tail was truncated",
         )
     elif cp.root != roots.get(cp.size):
         report.fail(None, f"checkpoint root for size {cp.size} does not match the events")
