@@ -33,6 +33,7 @@ from ledger.store.application import Ledger
 from ledger.store.mapper import LedgerStoredEvent
 from ledger.store.tokens import TokenStore
 from tests.served import serve
+from tests.witness_process import witness_process
 
 CHECKPOINT_ENV = {"LEDGER_CHECKPOINT_EVENTS": "1", "LEDGER_CHECKPOINT_SECONDS": "1"}
 
@@ -73,8 +74,9 @@ class Log:
         return self.ledger.recorder.max_notification_id()
 
     @contextmanager
-    def served(self) -> Iterator[str]:
-        with serve(self.url, self.tmp / "keys", env=CHECKPOINT_ENV) as (base, _):
+    def served(self, env: dict[str, str] | None = None) -> Iterator[str]:
+        settings = {**CHECKPOINT_ENV, **(env or {})}
+        with serve(self.url, self.tmp / "keys", env=settings) as (base, _):
             self.base = base
             _wait_for_checkpoint(base, self.head())  # head read once the server is up
             yield base
@@ -90,15 +92,17 @@ class Log:
             cur.execute(statement, params)
 
 
-def _wait_for_checkpoint(base: str, size: int, timeout: float = 20) -> None:
-    """Until the log's checkpoint covers `size` events (a checkpointer may lag a moment)."""
+def _wait_for_checkpoint(base: str, size: int, timeout: float = 20, cosigned: bool = False) -> None:
+    """Until the log's checkpoint covers `size` events (a checkpointer may lag a moment),
+    and carries a cosignature if `cosigned`."""
     deadline = time.monotonic() + timeout
     while True:
         for path in ("/tlog/checkpoint", "/api/v1/log/checkpoint"):
             try:
                 with urllib.request.urlopen(base + path, timeout=5) as response:
                     note = response.read().decode()
-                if parse_checkpoint(note)[0].size >= size:
+                signatures = parse_checkpoint(note)[1]
+                if parse_checkpoint(note)[0].size >= size and len(signatures) > int(cosigned):
                     return
             except OSError:
                 continue
@@ -292,3 +296,28 @@ def _showing(upstream: str, note: str) -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_the_monitor_requires_a_real_witness_and_flags_a_history_rewritten_behind_it(
+    log: Log,
+) -> None:
+    """The served log pushes its checkpoints to a witness process; the monitor wants its
+    cosignature. Then the operator rewrites the history, rebuilds the tree and forgets
+    every checkpoint: the witness refuses to cosign, the monitor raises the alarm."""
+    log.append()
+    with witness_process([log.anchor]) as (witness, vkey, _):
+        env = {"LEDGER_WITNESSES": f"{vkey} {witness}"}
+        with log.served(env) as base:
+            size = log.head()
+            _wait_for_checkpoint(base, size, cosigned=True)
+            result = log.watch("--witness", vkey)
+            _ok(result, size, size)
+            assert "cosigned by witness.test/w1" in result.stdout
+        _resign_tail(log, size - 10, '{"n":0}')
+        log.sql("DELETE FROM tlog_tiles")
+        log.sql("DELETE FROM tlog_checkpoints")
+        log.sql("DELETE FROM tlog_cosignatures")
+        with log.served(env) as base:
+            log.append()
+            _wait_for_checkpoint(base, log.head())
+            _alarm(log.watch("--witness", vkey), "rewrite")
