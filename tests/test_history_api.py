@@ -107,10 +107,10 @@ def test_unknown_code_is_a_problem(client) -> None:
 def test_events_after_the_checkpoint_have_no_proof_yet(certified, app, admin) -> None:
     flow, code = certified
     st = app.extensions["ledger"]
-    from ledger.api.log import _tree
+    from ledger.api.log import shared_tree
 
     with app.app_context():
-        tree = _tree()
+        tree = shared_tree()
     size = tree.refresh()
     cp = Checkpoint(st.config.log_origin, size, tree.root(size))
     target = ProofTarget(sign_checkpoint(cp, st.ledger.signing_key()), size, cp.root, False)
