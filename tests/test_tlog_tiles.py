@@ -14,11 +14,14 @@ import json
 import urllib.error
 import urllib.request
 from functools import cache
+from typing import Any
 
+from ledger.api import tlog
 from ledger.audit.checkpoint import verify_checkpoint
 from ledger.audit.merkle import verify_inclusion
 from ledger.config import Config
 from ledger.store.application import Ledger
+from ledger.store.tiles import TileStore
 from tests.audit.rfc9162 import Reference
 from tests.audit.test_tiles import append
 from tests.served import serve
@@ -160,3 +163,43 @@ def test_tiles_and_bundles_over_http(ledger: Ledger, config: Config, database_ur
         append(ledger, 5)
         status, _, body = get(f"{base}/tlog/tile/0/001.p/{edge + 5}")
         assert status == 200 and len(body) == 32 * (edge + 5)
+
+
+def test_a_tile_miss_integrates_one_bounded_batch(app: Any, client: Any, monkeypatch: Any) -> None:
+    """An old, never-integrated log: a request does one batch, a burst of misses no more."""
+    monkeypatch.setattr(tlog, "ON_MISS_BATCH", 500)
+    ledger = app.extensions["ledger"].ledger
+    tiles = TileStore(ledger.db)
+    start = tiles.size()
+    append(ledger, 3000)
+    head = int(ledger.db.scalar("SELECT MAX(seq) FROM ledger_events"))
+    assert head >= start + 3000
+    # Beyond the log: no write, and the cooldown is left for a miss that needs one.
+    assert client.get(f"/tlog/tile/0/{index_path(head // 256 + 1)}").status_code == 404
+    assert tiles.size() == start
+    last = f"/tlog/tile/entries/{index_path(head // 256 - 1)}"
+    assert client.get(last).status_code == 404  # in the log, not yet in the tree
+    assert tiles.size() == start + 500  # one batch, not the backlog
+    for _ in range(5):  # a burst within the cooldown integrates nothing more
+        assert client.get(last).status_code == 404
+    assert tiles.size() == start + 500
+    monkeypatch.setattr(app.extensions[tlog.COOLDOWN], "_next", 0.0)  # the period is over
+    client.get(last)
+    assert tiles.size() == start + 1000
+    # The checkpoint loop integrates the rest, in transactions of at most a batch.
+    assert TileStore(ledger.db, page=100, batch=500).catch_up() == head
+    assert client.get(last).status_code == 200
+
+
+def test_the_background_integration_is_bounded_per_transaction(
+    ledger: Ledger, monkeypatch: Any
+) -> None:
+    """catch_up() with no cap runs the whole backlog, each transaction at most a batch."""
+    append(ledger, 1200)
+    head = int(ledger.db.scalar("SELECT MAX(seq) FROM ledger_events"))
+    tiles = TileStore(ledger.db, page=100, batch=500)
+    done: list[tuple[int, int]] = []
+    batch = tiles._integrate_batch
+    monkeypatch.setattr(tiles, "_integrate_batch", lambda: done.append(batch()) or done[-1])
+    assert tiles.catch_up() == head
+    assert [added for _, added in done] == [500, 500, head - 1000] and done[-1][0] == head

@@ -8,19 +8,25 @@ integrated tree or malformed is a 404 problem, never a 500.
 
 from __future__ import annotations
 
-from flask import Response
+import threading
+import time
+
+from flask import Response, current_app
 from flask_smorest import Blueprint
 
 from ledger.api.log import latest_note_response
 from ledger.api.problems import ApiProblem, problem
 from ledger.api.state import state
-from ledger.audit.tiles import TileError, TilePath, parse_tile_path, tile_path
-from ledger.store.tiles import TileStore
+from ledger.audit.tiles import TileError, TilePath, parse_tile_path, tile_path, tile_range
+from ledger.store.tiles import PAGE, TileStore
 
 blp = Blueprint("tlog", __name__, url_prefix="/tlog", description="C2SP tlog-tiles (read-only)")
 
 IMMUTABLE = "public, max-age=31536000, immutable"
 PARTIAL = "public, max-age=300"  # same bytes for ever, but a log may drop it once full
+ON_MISS_BATCH = 16_384  # events one request may integrate on a miss (one transaction)
+ON_MISS_COOLDOWN_S = 1.0  # per process: a burst of misses integrates once
+COOLDOWN = "ledger.tile_catch_up"
 BINARY = {
     "200": {"description": "Tile or entry bundle", "content": {"application/octet-stream": {}}}
 }
@@ -48,10 +54,13 @@ def tile(path: str) -> Response:
         where = parse_tile_path(path)
     except TileError as exc:
         raise ApiProblem(404, "not-a-tile", str(exc)) from None
-    store = TileStore(state().ledger.db)
+    store = TileStore(state().ledger.db, page=min(PAGE, ON_MISS_BATCH), batch=ON_MISS_BATCH)
     data = _read(store, where)
     if data is None:
-        store.catch_up()  # integration may lag the log a little
+        # Integration may lag the log a little: one bounded batch, if the log
+        # holds the tile at all and no other miss just did; a longer backlog is
+        # the checkpoint loop's.
+        store.catch_up(batches=1, needed=_needed(where), allowed=_cooldown().claim)
         data = _read(store, where)
     if data is None:
         raise ApiProblem(
@@ -62,6 +71,34 @@ def tile(path: str) -> Response:
     response = Response(data, mimetype="application/octet-stream")
     response.headers["Cache-Control"] = PARTIAL if where.partial else IMMUTABLE
     return response
+
+
+class Cooldown:
+    """At most one on-miss integration per `seconds` in this process, whatever the burst."""
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+        self._next = 0.0
+        self._lock = threading.Lock()
+
+    def claim(self) -> bool:
+        """True for the first caller of each period; it must do the work, the others skip it."""
+        with self._lock:
+            now = time.monotonic()
+            if now < self._next:
+                return False
+            self._next = now + self.seconds
+            return True
+
+
+def _cooldown() -> Cooldown:
+    """The app's cooldown (one per app, so test apps in one process do not share it)."""
+    return current_app.extensions.setdefault(COOLDOWN, Cooldown(ON_MISS_COOLDOWN_S))
+
+
+def _needed(where: TilePath) -> int:
+    """Events the log must hold for the tile or bundle to exist."""
+    return tile_range(where.level or 0, where.index, where.width)[1]
 
 
 def _read(store: TileStore, where: TilePath) -> bytes | None:

@@ -12,7 +12,7 @@ can never disagree with a separate counter.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from ledger.audit.merkle import leaf_hash
@@ -79,13 +79,31 @@ class TileStore:
             cur.executemany(_UPSERT, builder.partials())
             return builder.size, builder.size - size
 
-    def catch_up(self) -> int:
-        """The integrated size, integrating first if the log has grown past it (bounded lag)."""
+    def catch_up(
+        self, batches: int | None = None, needed: int = 0, allowed: Callable[[], bool] | None = None
+    ) -> int:
+        """The integrated size, integrating first if the log has grown past it (bounded lag).
+
+        `batches` caps the transactions run (None: the whole backlog). A request
+        thread passes 1: on an old, never-integrated log the backlog is the
+        background integrator's work, not a reader's. Nothing is integrated
+        unless the log holds at least `needed` events, so asking for a tile
+        beyond the log costs no write. `allowed` is asked last, only when there
+        is work to do (a request's cooldown: a miss that needs nothing keeps it).
+        """
         size = self.size()
-        head = self.db.scalar("SELECT MAX(seq) FROM ledger_events") or 0
+        head = int(self.db.scalar("SELECT MAX(seq) FROM ledger_events") or 0)
         if head < size:
             raise TileError(f"the log has {head} events but its tree already had {size}")
-        return self.integrate() if head > size else size
+        if head == size or head < needed or (allowed is not None and not allowed()):
+            return size
+        if batches is None:
+            return self.integrate()
+        for _ in range(batches):
+            size, added = self._integrate_batch()
+            if added < self.batch:
+                break
+        return size
 
     # --- reading ---------------------------------------------------------------
 
