@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -9,10 +10,17 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
+from ledger.api import create_app
+from ledger.api import log as log_api
 from ledger.audit.checkpoint import parse_checkpoint
+from ledger.audit.cosignature import parse_vkey, verified_cosigners
 from ledger.cli import main
+from ledger.config import Config
 from ledger.domain import clock
+from ledger.services.checkpoints import latest_note
+from ledger.store.application import Ledger
 from tests.test_checkpoints import add_events, with_settings
+from tests.test_history_api import cosign_latest
 
 
 def _state(app: Any) -> Any:
@@ -84,3 +92,50 @@ def test_ledger_checkpoint_for_cron(
     monkeypatch.setenv("LEDGER_WITNESSES", "not-a-vkey http://127.0.0.1:1")
     bad = runner.invoke(main, ["checkpoint"])
     assert bad.exit_code == 1 and bad.output.startswith("error: LEDGER_WITNESSES"), bad.output
+
+
+@pytest.fixture
+def limited_app(database_url: str, tmp_path: Path) -> Iterator[Any]:
+    """An app allowing 4 anonymous lookups per hour and client."""
+    config = Config.from_env(
+        database_url=database_url,
+        keys_dir=tmp_path / "keys",
+        master_key="",
+        lookup_rate_limit="4/hour",
+        ratelimit_storage="memory://",
+    )
+    Ledger(config).init()
+    application = create_app(config)
+    application.config["TESTING"] = True
+    yield application
+    application.extensions["ledger"].ledger.close()
+
+
+def test_the_listing_is_rate_limited_and_verifies_each_cosignature_once(
+    limited_app: Any, monkeypatch: Any
+) -> None:
+    ledger = _state(limited_app).ledger
+    calls: list[int] = []
+    real = log_api.cosigned_note
+    monkeypatch.setattr(
+        log_api, "cosigned_note", lambda lg, cp: calls.append(cp.size) or real(lg, cp)
+    )
+    client = limited_app.test_client()
+    latest_note(ledger)  # the first checkpoint, no cosignature yet
+    listed = client.get("/api/v1/log/checkpoints").get_json()["checkpoints"]
+    assert [c["cosigners"] for c in listed] == [{}] and len(calls) == 1
+    vkey = cosign_latest(ledger)  # a witness cosigns it later: verified again, once
+    for _ in range(2):
+        again = client.get("/api/v1/log/checkpoints").get_json()["checkpoints"]
+        assert again[0]["cosigners"] == {"witness.example/univ": 1_795_000_000}
+        assert verified_cosigners(again[0]["note"], [parse_vkey(vkey)]) == again[0]["cosigners"]
+    assert len(calls) == 2
+    assert {k: again[0][k] for k in ("size", "root", "created_at")} == {
+        k: listed[0][k] for k in ("size", "root", "created_at")
+    }
+    assert client.get("/api/v1/log/checkpoints").status_code == 200  # the 4th of 4
+    refused = client.get("/api/v1/log/checkpoints")
+    assert refused.status_code == 429
+    assert refused.mimetype == "application/problem+json"
+    assert 0 < int(refused.headers["Retry-After"]) <= 3600
+    assert refused.get_json()["status"] == 429
