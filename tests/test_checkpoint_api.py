@@ -19,6 +19,7 @@ from ledger.config import Config
 from ledger.domain import clock
 from ledger.services.checkpoints import latest_note
 from ledger.store.application import Ledger
+from ledger.store.checkpoints import COSIGNED_SIZES, CheckpointStore, Cosignature
 from tests.test_checkpoints import add_events, with_settings
 from tests.test_history_api import cosign_latest
 
@@ -139,3 +140,39 @@ def test_the_listing_is_rate_limited_and_verifies_each_cosignature_once(
     assert refused.mimetype == "application/problem+json"
     assert 0 < int(refused.headers["Retry-After"]) <= 3600
     assert refused.get_json()["status"] == 429
+
+
+UNBOUNDED = (
+    "SELECT size FROM tlog_cosignatures GROUP BY size HAVING COUNT(*) >= ?"
+    " ORDER BY size DESC LIMIT ?"
+)
+
+
+def test_sizes_cosigned_reads_only_the_newest_checkpoints(ledger: Ledger) -> None:
+    """Same answers as the unbounded GROUP BY over the window, through the size index."""
+    store = CheckpointStore(ledger.db)
+    with ledger.db.write(lock=None) as cur:
+        for size in range(1, 61):
+            cur.execute(
+                "INSERT INTO tlog_checkpoints (size, root, note, created_at) VALUES (?, ?, ?, ?)",
+                (size, "00" * 32, "-", "-"),
+            )
+    for size in range(1, 61):  # 0 to 3 cosignatures, a pattern with gaps
+        count = (size * 7) % 4
+        store.add_cosignatures(size, [Cosignature(f"w{i}", "l\n", 1) for i in range(count)])
+
+    def unbounded(at_least: int, limit: int) -> list[int]:
+        with ledger.db.read() as cur:
+            cur.execute(UNBOUNDED, (at_least, limit))
+            return [int(row[0]) for row in cur.fetchall()]
+
+    for at_least, limit in ((1, 20), (2, 5), (3, 100), (4, 10)):
+        assert store.sizes_cosigned(at_least, limit) == unbounded(at_least, limit)
+        newest = [s for s in unbounded(at_least, 100) if s > 40][:limit]
+        assert store.sizes_cosigned(at_least, limit, within=20) == newest
+    assert store.sizes_cosigned(0, 3) == [60, 59, 58]
+    if ledger.db.kind == "sqlite":  # the window is a range on the primary key's size
+        with ledger.db.read() as cur:
+            cur.execute(f"EXPLAIN QUERY PLAN {COSIGNED_SIZES}", (20, 1, 5))
+            plan = " | ".join(str(row[-1]) for row in cur.fetchall())
+        assert "SEARCH tlog_cosignatures USING" in plan and "(size>?)" in plan, plan

@@ -18,8 +18,14 @@ from ledger.store.db import Cursor, Database, StoreError, UniqueViolation
 
 CHECKPOINT_LOCK_ID = 0x1ED6E7  # PostgreSQL advisory lock of the checkpoint signer
 MAX_NOTE_CHARS = 8192
+COSIGNED_WINDOW = 1000  # newest checkpoints sizes_cosigned looks at (bounds the scan)
 _ROOT_HEX = re.compile(r"[0-9a-f]{64}")
 _COLUMNS = "size, root, note, created_at"
+COSIGNED_SIZES = (  # (window, at least, limit): a range scan of the primary key (size, witness)
+    "SELECT size FROM tlog_cosignatures WHERE size >= (SELECT MIN(size) FROM"
+    " (SELECT size FROM tlog_checkpoints ORDER BY size DESC LIMIT ?) AS newest)"
+    " GROUP BY size HAVING COUNT(*) >= ? ORDER BY size DESC LIMIT ?"
+)
 
 
 @dataclass(frozen=True)
@@ -108,19 +114,22 @@ class CheckpointStore:
                     (size, c.witness, c.line, c.timestamp),
                 )
 
-    def sizes_cosigned(self, at_least: int, limit: int) -> list[int]:
-        """Sizes with at least `at_least` stored cosignatures, largest first (unverified)."""
+    def sizes_cosigned(self, at_least: int, limit: int, within: int = COSIGNED_WINDOW) -> list[int]:
+        """Sizes with at least `at_least` stored cosignatures, largest first (unverified).
+
+        Only the newest `within` checkpoints are looked at: the table keeps every
+        cosignature for ever, and a history build must not count them all. The
+        primary key (size, witness) is the index on size that bounds the scan.
+        A log whose witnesses were silent for that many checkpoints has no
+        recent witnessed one, and the history says so.
+        """
         with self.db.read() as cur:
             if at_least <= 0:
                 cur.execute(
                     "SELECT size FROM tlog_checkpoints ORDER BY size DESC LIMIT ?", (limit,)
                 )
             else:
-                cur.execute(
-                    "SELECT size FROM tlog_cosignatures GROUP BY size HAVING COUNT(*) >= ?"
-                    " ORDER BY size DESC LIMIT ?",
-                    (at_least, limit),
-                )
+                cur.execute(COSIGNED_SIZES, (within, at_least, limit))
             return [int(row[0]) for row in cur.fetchall()]
 
     def last_cosigned(self, witness: str) -> int:
