@@ -18,9 +18,9 @@ from ledger.domain.certificate import normalize_code
 from ledger.qr_image import ImageUnreadable, decode_qr
 from ledger.qr_token import TokenInvalid, parse_qr_url, verify_token
 from ledger.services.attestation_check import PDF_MAGIC, NotAPdf, TooComplex, check_pdf
+from ledger.services.history import page_trust
 from ledger.services.pdf_sandbox import SandboxBusy
 from ledger.services.qr import INVALID, TokenCheck, check_token
-from ledger.services.history import page_trust
 from ledger.services.verification import INTEGRITY_FAILURE, trusted_jwks, verified_certificate
 from verify_site.i18n import LANGUAGES, MESSAGES, current_language, format_date, translator
 
