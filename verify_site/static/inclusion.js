@@ -264,9 +264,11 @@
     var cosigned = await cosigners(note), needed = Math.max(trust.quorum, 1);
     var met = trust.witnessKeys.length > 0 && cosigned.names.length >= needed;
     if (history.checkpoint.witnessed && !met) { fail("witness"); }
+    var names = cosigned.names.join(", ");
     var witnesses = !trust.witnessKeys.length ? msg.msgUnwitnessed
-      : fill(met ? msg.msgWitnessed : msg.msgAwaiting,
-             { count: cosigned.names.length, quorum: needed, names: cosigned.names.join(", ") || "—" });
+      : met ? fill(msg.msgWitnessed, { count: cosigned.names.length, quorum: needed, names: names })
+      : fill(msg.msgAwaiting, { count: cosigned.names.length, quorum: needed,
+                                names: names ? " (" + names + ")" : "" });
     var text = fill(msg.msgOk, { events: proven, size: note.size, key: key.text.split("+")[1],
                                  witnesses: witnesses });
     var later = history.events.length - proven;
