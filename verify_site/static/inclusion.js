@@ -42,10 +42,11 @@
     return template.replace(/\{(\w+)\}/g, function (_, name) { return String(values[name]); });
   }
 
-  // Strict, canonical base64 only (atob alone forgives missing padding).
-  function b64(text) {
+  // Strict, padded base64 only (atob alone forgives missing padding); `why` names
+  // the failure (a malformed note is not a malformed proof).
+  function b64(text, why) {
     if (typeof text !== "string" || text.length % 4 || !/^[A-Za-z0-9+/]*={0,2}$/.test(text)) {
-      fail("note");
+      fail(why || "mismatch");
     }
     var raw = atob(text);
     var bytes = new Uint8Array(raw.length);
@@ -120,14 +121,15 @@
     var text = note.slice(0, split + 1);
     var lines = text.slice(0, -1).split("\n");
     if (lines.length !== 3 || !keyName(lines[0]) || !/^(0|[1-9][0-9]*)$/.test(lines[1])) { fail("note"); }
-    var size = Number(lines[1]), root = b64(lines[2]);
-    if (!Number.isSafeInteger(size) || root.length !== 32) { fail("note"); }
+    var size = Number(lines[1]), root = b64(lines[2], "note");
+    var canonical = btoa(String.fromCharCode.apply(null, root));
+    if (!Number.isSafeInteger(size) || root.length !== 32 || canonical !== lines[2]) { fail("note"); }
     var sigLines = note.slice(split + 2, -1).split("\n");
     if (sigLines.length > MAX_SIGNATURES) { fail("note"); }
     var signatures = sigLines.map(function (line) {
       var m = /^\u2014 (\S+) (\S+)$/u.exec(line);
       if (!m || !keyName(m[1])) { fail("note"); }
-      var blob = b64(m[2]);
+      var blob = b64(m[2], "note");
       if (blob.length <= 4) { fail("note"); }
       return { name: m[1], blob: blob };
     });
