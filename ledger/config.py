@@ -87,7 +87,8 @@ SETTINGS: dict[str, tuple[str, str]] = {
     "LEDGER_WITNESS_QUORUM": (
         "",
         "Witness cosignatures a checkpoint needs to count as witnessed; default: every "
-        "configured witness (0 when none).",
+        "configured witness. Certificate histories call a checkpoint witnessed only with "
+        "at least one cosignature (0 acts as 1 there), so never without witnesses.",
     ),
     "LEDGER_TRUST_ANCHOR": (
         "",

@@ -2,19 +2,26 @@
 
 Headless Chromium against a live server (fixtures of test_browser.py): success on
 a real certificate in French and English, failure when the history the page
-fetches has a proof hash or the checkpoint root altered on the way.
+fetches has a proof hash or the checkpoint root altered on the way. The keys the
+page trusts are written in it from configuration: a history naming other log or
+witness keys, or dropping the quorum, does not buy an "ok".
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import re
+import time
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, Route
 
+from ledger.audit.checkpoint import Checkpoint, parse_note, sign_checkpoint
+from ledger.audit.cosignature import VerifierKey, cosign, witness_vkey
+from ledger.crypto import SigningKey
 from tests import test_browser
 from tests.test_browser import shoot
 from tests.test_history_api import cosign_latest
@@ -44,15 +51,22 @@ def _open(site: dict, browser: Browser, lang: str, alter: Callable[[dict], None]
     return page
 
 
+def _result(page: Any) -> tuple[str, str]:
+    """The browser check's outcome once it is no longer pending: (kind, text)."""
+    found = page.wait_for_selector(
+        "#log-check[data-result]:not([data-result=pending])", timeout=10_000
+    )
+    return found.get_attribute("data-result"), found.inner_text()
+
+
 def test_browser_verifies_the_inclusion_proofs_fr_and_en(site, browser: Browser) -> None:
     for lang, words in (
         ("fr", "Vérifié dans votre navigateur :"),
         ("en", "Checked in your browser:"),
     ):
         page = _open(site, browser, lang, None)
-        page.wait_for_selector("#log-check[data-result=ok]", timeout=10_000)
-        text = page.locator("#log-check").inner_text()
-        assert text.startswith(words), text
+        kind, text = _result(page)
+        assert kind == "ok" and text.startswith(words), text
         assert "1 " in text
         page.locator("#log-check").scroll_into_view_if_needed()
         shoot(page, f"20-inclusion-checked-{lang}")
@@ -98,17 +112,22 @@ def test_the_page_without_javascript_still_explains_the_proof(site, browser: Bro
     context.close()
 
 
+def _configure_witness(site: dict, when: int, name: str = "witness.example/univ") -> str:
+    """A witness on the live server (quorum 1) that cosigned the latest checkpoint at `when`."""
+    st = site["flow"].app.extensions["ledger"]
+    vkey = cosign_latest(st.ledger, name, when)
+    st.views.pages.clear()  # cached pages carry the former configuration
+    return vkey
+
+
 def test_witness_cosignatures_are_checked_in_the_browser(site, browser: Browser) -> None:
     """Configures a witness on the live server: later tests of this module see it too."""
-    st = site["flow"].app.extensions["ledger"]
-    cosign_latest(st.ledger)
-    st.views.pages.clear()  # the cached history predates the witness
+    _configure_witness(site, int(time.time()))
     page = _open(site, browser, "fr", None)
-    page.wait_for_selector("#log-check[data-result=ok]", timeout=10_000)
-    assert (
-        "cosigné par 1 témoin(s) indépendant(s) (quorum : 1)"
-        in page.locator("#log-check").inner_text()
-    )
+    kind, text = _result(page)
+    assert kind == "ok", text
+    assert "cosigné par 1 témoin(s) indépendant(s) : witness.example/univ (quorum : 1)" in text
+    assert re.search(r"clé du journal d'identifiant [0-9a-f]{8}", text), text
     shoot(page, "23-inclusion-witnessed-fr")
     page.close()
 
@@ -121,9 +140,158 @@ def test_witness_cosignatures_are_checked_in_the_browser(site, browser: Browser)
         body["checkpoint"]["note"] = note.replace(blob, base64.b64encode(bytes(raw)).decode())
 
     page = _open(site, browser, "en", forge)
-    page.wait_for_selector("#log-check[data-result=ko]", timeout=10_000)
-    assert "too few valid witness cosignatures" in page.locator("#log-check").inner_text()
+    kind, text = _result(page)
+    assert kind == "ko" and "too few valid witness cosignatures" in text, text
     page.close()
+
+
+def _without_cosignatures(note: str) -> str:
+    """The note with only its first (the log's) signature line."""
+    body, _, signatures = note.rpartition("\n\n")
+    return f"{body}\n\n{signatures.splitlines()[0]}\n"
+
+
+def test_a_forged_witness_key_in_the_history_is_ignored(site, browser: Browser) -> None:
+    """A key the operator minted as a "witness", listed in the JSON: the page's keys win."""
+    fake = SigningKey.generate()
+    fake_vkey = str(witness_vkey("witness.example/fake", fake))
+
+    def forge(body: dict) -> None:
+        note = _without_cosignatures(body["checkpoint"]["note"])
+        line = cosign(parse_note(note)[2], "witness.example/fake", fake, int(time.time()))
+        body["checkpoint"]["note"] = note + line
+        body["witness_keys"] = [fake_vkey]
+
+    page = _open(site, browser, "en", forge)
+    kind, text = _result(page)
+    assert kind == "ko" and "too few valid witness cosignatures" in text, text
+    assert "fake" not in text
+    page.close()
+
+
+def test_a_forged_log_key_in_the_history_is_ignored(site, browser: Browser) -> None:
+    """A new log key minted by the operator signs the note: the page does not list it."""
+    minted = SigningKey.generate()
+
+    def forge(body: dict) -> None:
+        cp, _, _ = parse_note(body["checkpoint"]["note"])
+        body["checkpoint"]["note"] = sign_checkpoint(
+            Checkpoint(cp.origin, cp.size, cp.root), minted
+        )
+        body["log_keys"] = [str(VerifierKey(cp.origin, 1, minted.public_raw))]
+
+    page = _open(site, browser, "en", forge)
+    kind, text = _result(page)
+    assert kind == "ko" and "not signed by a log key" in text, text
+    page.close()
+
+
+def test_a_missing_quorum_is_a_warning_not_ok(site, browser: Browser) -> None:
+    """The history drops the witnesses and sets quorum 0: the page's quorum still stands."""
+
+    def drop(body: dict) -> None:
+        cp = body["checkpoint"]
+        cp.update(note=_without_cosignatures(cp["note"]), witnessed=False, quorum=0, cosigners={})
+        body["witness_keys"] = []
+
+    for lang, words in (
+        ("fr", "pas encore confirmé par les témoins"),
+        ("en", "not yet confirmed by witnesses"),
+    ):
+        page = _open(site, browser, lang, drop)
+        kind, text = _result(page)
+        assert kind == "warn" and words in text, text
+        page.locator("#log-check").scroll_into_view_if_needed()
+        shoot(page, f"24-inclusion-unconfirmed-{lang}")
+        page.close()
+
+
+def test_a_repeated_cosignature_counts_once(site, browser: Browser) -> None:
+    """The witness's line twice, its key listed twice, quorum 2 claimed: still one witness."""
+
+    def repeat(body: dict) -> None:
+        cp = body["checkpoint"]
+        cp["note"] += cp["note"].splitlines(keepends=True)[-1]
+        cp["quorum"] = 2
+        body["witness_keys"] = body["witness_keys"] * 2
+
+    page = _open(site, browser, "en", repeat)
+    kind, text = _result(page)
+    assert kind == "ok", text
+    assert "cosigned by 1 independent witness(es): witness.example/univ (quorum: 1)" in text
+    page.close()
+
+
+def test_strict_note_parsing(site, browser: Browser) -> None:
+    """Lines the old parser skipped reject the note: a malformed one, a failing log signature."""
+
+    def garbage(body: dict) -> None:
+        body["checkpoint"]["note"] += "\u2014 not-a-signature\n"
+
+    def failing(body: dict) -> None:
+        note = body["checkpoint"]["note"]
+        first = note.rpartition("\n\n")[2].splitlines()[0]
+        name, blob = first[2:].split(" ")
+        raw = bytearray(base64.b64decode(blob))
+        raw[-1] ^= 1  # same log key ID, signature broken: C2SP says reject
+        body["checkpoint"]["note"] = (
+            note + f"\u2014 {name} {base64.b64encode(bytes(raw)).decode()}\n"
+        )
+
+    def leading_zero(body: dict) -> None:
+        cp = body["checkpoint"]
+        lines = cp["note"].split("\n")
+        lines[1] = "0" + lines[1]
+        cp["note"] = "\n".join(lines)
+
+    for alter in (garbage, failing, leading_zero):
+        page = _open(site, browser, "en", alter)
+        kind, text = _result(page)
+        assert kind == "ko" and "not signed by a log key" in text, (alter.__name__, text)
+        page.close()
+
+
+def test_missing_versions_are_reported(site, browser: Browser) -> None:
+    """Inclusion does not prove the status; a gap in the versions listed is at least caught."""
+
+    def renumber(body: dict) -> None:
+        body["events"][0]["version"] = 2
+
+    page = _open(site, browser, "fr", renumber)
+    kind, text = _result(page)
+    assert kind == "ko" and "versions non consécutives" in text, text
+    assert "pas que le statut affiché est le dernier" in page.locator(".log-limit").inner_text()
+    page.close()
+
+
+def test_an_event_left_out_of_checkpoints_too_long_is_a_warning(site, browser: Browser) -> None:
+    """After a truncation the witness refuses, the event stays unproven: warn, not ok."""
+
+    def unproven(body: dict) -> None:
+        event = body["events"][0]
+        event.update(inclusion=None, reason="not-yet-in-checkpoint")
+        event["time"] = "2020" + event["time"][4:]
+
+    for lang, words in (("fr", "attendent depuis trop longtemps"), ("en", "waited too long")):
+        page = _open(site, browser, lang, unproven)
+        kind, text = _result(page)
+        assert kind == "warn" and words in text, text
+        page.locator("#log-check").scroll_into_view_if_needed()
+        shoot(page, f"25-inclusion-stale-{lang}")
+        page.close()
+
+
+def test_an_old_cosignature_is_a_warning(site, browser: Browser) -> None:
+    """The witnesses' newest cosignature is older than twice the checkpoint age policy."""
+    max_age = site["flow"].app.extensions["ledger"].ledger.config.checkpoint_max_age_s
+    _configure_witness(site, int(time.time()) - 3 * max_age, "witness.example/late")
+    try:
+        page = _open(site, browser, "en", None)
+        kind, text = _result(page)
+        assert kind == "warn" and "latest cosignature is too old" in text, text
+        page.close()
+    finally:
+        _configure_witness(site, int(time.time()))
 
 
 def test_a_history_that_cannot_be_fetched_is_reported(site, browser: Browser) -> None:

@@ -19,7 +19,7 @@ from ledger.audit.cosignature import cosign, parse_vkey, verified_cosigners, wit
 from ledger.crypto import SigningKey
 from ledger.domain import clock
 from ledger.services.checkpoints import Checkpointer, latest_note
-from ledger.services.history import NOT_YET, ProofTarget, certificate_history
+from ledger.services.history import NOT_YET, ProofTarget, certificate_history, page_trust
 from ledger.store.checkpoints import CheckpointStore, Cosignature
 from tests.certification_flow import Flow
 from tests.spec_witness import spec_witness
@@ -132,7 +132,9 @@ def test_openapi_documents_the_history_with_an_example(client) -> None:
     assert example["events"][1]["inclusion"] is None
 
 
-def cosign_latest(ledger: Any, name: str = "witness.example/univ") -> str:
+def cosign_latest(
+    ledger: Any, name: str = "witness.example/univ", when: int = 1_795_000_000
+) -> str:
     """Configure one witness (quorum 1) and store its valid cosignature on the latest checkpoint."""
     key = SigningKey.generate()
     vkey = witness_vkey(name, key)
@@ -141,8 +143,8 @@ def cosign_latest(ledger: Any, name: str = "witness.example/univ") -> str:
     latest_note(ledger)  # the first checkpoint, if none is stored yet
     store = CheckpointStore(ledger.db)
     cp = store.latest()
-    line = cosign(parse_note(cp.note)[2], name, key, 1_795_000_000)
-    store.add_cosignatures(cp.size, [Cosignature(name, line, 1_795_000_000)])
+    line = cosign(parse_note(cp.note)[2], name, key, when)
+    store.add_cosignatures(cp.size, [Cosignature(name, line, when)])
     return str(vkey)
 
 
@@ -156,6 +158,29 @@ def test_proofs_lead_to_the_witnessed_checkpoint(certified, app, client) -> None
     assert body["witness_keys"] == [vkey]
     assert verified_cosigners(cp["note"], [parse_vkey(vkey)]) == cp["cosigners"]
     _checked(body)
+
+
+def test_a_quorum_of_zero_is_not_witnessed_without_a_cosigner(certified, app, client) -> None:
+    """LEDGER_WITNESS_QUORUM=0 with a witness set: zero cosignatures is not "witnessed"."""
+    _, code = certified
+    ledger = app.extensions["ledger"].ledger
+    vkey = witness_vkey("witness.example/idle", SigningKey.generate())
+    ledger.config = dataclasses.replace(
+        ledger.config, witnesses=f"{vkey} http://127.0.0.1:9", witness_quorum=0
+    )
+    latest_note(ledger)  # a stored checkpoint no witness cosigned
+    cp = client.get(f"/api/v1/certificates/{code}/history").json["checkpoint"]
+    assert cp["witnessed"] is False and cp["cosigners"] == {} and cp["quorum"] == 0
+
+
+def test_the_page_trusts_configured_keys_not_the_history(certified, app) -> None:
+    """The page's trust: the anchor first, the configured witnesses and quorum, 2x max age."""
+    ledger = app.extensions["ledger"].ledger
+    vkey = cosign_latest(ledger)
+    trust = page_trust(ledger)
+    assert trust["log_keys"][0] == ledger.trust_anchor().to_string()
+    assert trust["witness_keys"] == [vkey] and trust["quorum"] == 1
+    assert trust["max_age"] == 2 * ledger.config.checkpoint_max_age_s
 
 
 def test_a_witness_over_http_cosigns_and_later_events_wait(certified, app, client, admin) -> None:

@@ -18,6 +18,7 @@ from ledger.domain.certificate import normalize_code
 from ledger.qr_image import ImageUnreadable, decode_qr
 from ledger.qr_token import TokenInvalid, parse_qr_url, verify_token
 from ledger.services.attestation_check import PDF_MAGIC, NotAPdf, TooComplex, check_pdf
+from ledger.services.history import page_trust
 from ledger.services.pdf_sandbox import SandboxBusy
 from ledger.services.qr import INVALID, TokenCheck, check_token
 from ledger.services.verification import INTEGRITY_FAILURE, trusted_jwks, verified_certificate
@@ -154,8 +155,15 @@ def _render_certificate(
 ) -> str:
     t = translator(current_language())
     what = ", ".join(t(f"what_{d}") for d in check.differences if d != "holder") if check else ""
+    trust = page_trust(state().ledger)
     return render(
-        "certificate.html", cert=view, check=check, token=token, what=what, download=download
+        "certificate.html",
+        cert=view,
+        check=check,
+        token=token,
+        what=what,
+        download=download,
+        trust=trust,
     )
 
 

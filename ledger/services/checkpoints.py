@@ -250,8 +250,14 @@ def latest_note(ledger: Ledger) -> str:
 
 
 def witnessed(ledger: Ledger) -> Witnessed | None:
-    """The latest stored checkpoint with at least the quorum of valid witness cosignatures."""
-    needed = quorum(ledger.config)
+    """The latest stored checkpoint with at least the quorum of valid witness cosignatures.
+
+    A quorum of 0 still needs one cosigner, and no witness configured means nothing is
+    witnessed: "witnessed" with zero cosignatures would vouch for what no one checked.
+    """
+    if not witness_keys(ledger.config):
+        return None
+    needed = max(quorum(ledger.config), 1)
     store = CheckpointStore(ledger.db)
     for size in store.sizes_cosigned(needed, WITNESSED_CANDIDATES):
         cp = store.get(size)

@@ -54,7 +54,7 @@ def proof_target(ledger: Ledger) -> ProofTarget:
     """
     keys, needed = witness_keys(ledger.config), quorum(ledger.config)
     vkeys = [str(k) for k in keys]
-    found = witnessed(ledger) if keys else None
+    found = witnessed(ledger)  # None without witnesses; never with zero cosigners
     if found is not None:
         return ProofTarget(found.note, found.size, found.root, True, found.cosigners, vkeys, needed)
     note = latest_note(ledger)
@@ -71,6 +71,29 @@ def log_keys(ledger: Ledger, size: int) -> list[str]:
     origin = ledger.config.log_origin
     keys = ledger.key_history().checkpoint_keys(size)
     return [str(VerifierKey(origin, ED25519_ALG[0], raw)) for raw in keys]
+
+
+def page_trust(ledger: Ledger) -> dict[str, Any]:
+    """What the certificate page's script trusts, from configuration rather than /history.
+
+    The history JSON could name any key; the page carries the trust anchor and the
+    keys endorsed from it, the configured witness keys and quorum, and the age past
+    which an unconfirmed event or an old cosignature is a warning (twice
+    LEDGER_CHECKPOINT_MAX_AGE_SECONDS). The page is still served by the operator: this
+    binds the check to the published configuration, it does not make it independent.
+    """
+    origin, anchor = ledger.config.log_origin, ledger.trust_anchor()
+    endorsed = ledger.key_history().keys.values()
+    raws = [k.public_key for k in endorsed if k.compromised_since is None]
+    if anchor is not None:
+        raws.insert(0, anchor.public_key)
+    log = [str(VerifierKey(origin, ED25519_ALG[0], raw)) for raw in dict.fromkeys(raws)]
+    return {
+        "log_keys": log,
+        "witness_keys": [str(k) for k in witness_keys(ledger.config)],
+        "quorum": quorum(ledger.config),
+        "max_age": 2 * ledger.config.checkpoint_max_age_s,
+    }
 
 
 def _event(env: Envelope, tree: LogTree, target: ProofTarget) -> dict[str, Any]:

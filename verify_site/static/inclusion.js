@@ -4,6 +4,10 @@
 // valid Ed25519 signature by a log key, and as many valid witness cosignatures
 // (C2SP tlog-cosignature, cosignature/v1) as the quorum asks. Each event's own
 // signature over its hash is checked with the key its kid names in the JWKS.
+// The keys it trusts come from the page (configuration: trust anchor, endorsed
+// keys, witness keys, quorum), never from the history JSON it checks; the page
+// itself is still served by the operator, so the result names the log key ID and
+// the witnesses for the visitor to compare with what they publish.
 // The page works without this script: the server's own checks are shown above.
 (function () {
   "use strict";
@@ -13,6 +17,16 @@
   if (!section || !article || !out) { return; }
   var msg = section.dataset;
   var enc = new TextEncoder();
+  var MAX_TIME = BigInt("9223372036854775807");  // C2SP cosignature time: 0..2^63-1
+  var MAX_SIGNATURES = 100;  // as ledger/audit/checkpoint.py
+  var trust = {
+    logKeys: words(section.dataset.logKeys),
+    witnessKeys: words(section.dataset.witnessKeys),
+    quorum: Number(section.dataset.quorum) || 0,
+    maxAge: Number(section.dataset.maxAge) || 0
+  };
+
+  function words(text) { return (text || "").split(/\s+/).filter(Boolean); }
 
   function Failure(why) { this.why = why; }
   function fail(why) { throw new Failure(why); }
@@ -28,7 +42,12 @@
     return template.replace(/\{(\w+)\}/g, function (_, name) { return String(values[name]); });
   }
 
-  function b64(text) {
+  // Strict, padded base64 only (atob alone forgives missing padding); `why` names
+  // the failure (a malformed note is not a malformed proof).
+  function b64(text, why) {
+    if (typeof text !== "string" || text.length % 4 || !/^[A-Za-z0-9+/]*={0,2}$/.test(text)) {
+      fail(why || "mismatch");
+    }
     var raw = atob(text);
     var bytes = new Uint8Array(raw.length);
     for (var i = 0; i < raw.length; i++) { bytes[i] = raw.charCodeAt(i); }
@@ -87,18 +106,34 @@
     return crypto.subtle.verify({ name: "Ed25519" }, key, signature, message);
   }
 
-  // C2SP signed note: the text up to the last blank line, then "— <name> <base64>" lines.
+  // C2SP key names: non-empty, no whitespace, no '+'.
+  function keyName(name) { return /^[^\s+]+$/u.test(name); }
+
+  // C2SP signed note, parsed as strictly as ledger/audit/checkpoint.py: the three
+  // checkpoint lines in canonical form, a blank line, then only well-formed
+  // "— <name> <base64>" lines; anything else is a malformed note, never skipped.
   function parseNote(note) {
+    if (typeof note !== "string" || note.slice(-1) !== "\n" || /[\x00-\x09\x0b-\x1f]/.test(note)) {
+      fail("note");
+    }
     var split = note.lastIndexOf("\n\n");
-    if (split < 0 || note.slice(-1) !== "\n") { fail("note"); }
+    if (split < 0 || split + 2 >= note.length) { fail("note"); }
     var text = note.slice(0, split + 1);
     var lines = text.slice(0, -1).split("\n");
-    if (lines.length !== 3) { fail("note"); }
-    var signatures = note.slice(split + 2, -1).split("\n").map(function (line) {
-      var m = /^\u2014 (\S+) (\S+)$/.exec(line);
-      return m ? { name: m[1], blob: b64(m[2]) } : null;
-    }).filter(Boolean);
-    return { text: enc.encode(text), origin: lines[0], size: Number(lines[1]), root: lines[2],
+    if (lines.length !== 3 || !keyName(lines[0]) || !/^(0|[1-9][0-9]*)$/.test(lines[1])) { fail("note"); }
+    var size = Number(lines[1]), root = b64(lines[2], "note");
+    var canonical = btoa(String.fromCharCode.apply(null, root));
+    if (!Number.isSafeInteger(size) || root.length !== 32 || canonical !== lines[2]) { fail("note"); }
+    var sigLines = note.slice(split + 2, -1).split("\n");
+    if (sigLines.length > MAX_SIGNATURES) { fail("note"); }
+    var signatures = sigLines.map(function (line) {
+      var m = /^\u2014 (\S+) (\S+)$/u.exec(line);
+      if (!m || !keyName(m[1])) { fail("note"); }
+      var blob = b64(m[2], "note");
+      if (blob.length <= 4) { fail("note"); }
+      return { name: m[1], blob: blob };
+    });
+    return { text: enc.encode(text), origin: lines[0], size: size, root: lines[2],
              signatures: signatures };
   }
 
@@ -106,41 +141,76 @@
   async function parseVkey(vkey, type) {
     var parts = vkey.split("+");
     if (parts.length < 3) { return null; }
-    var name = parts[0], blob = b64(parts.slice(2).join("+"));
+    var name = parts[0], blob;
+    try { blob = b64(parts.slice(2).join("+")); } catch (e) { return null; }
     if (blob.length !== 33 || blob[0] !== type) { return null; }
     var id = (await sha256(concat(enc.encode(name + "\n"), blob))).slice(0, 4);
     var idHex = Array.from(id, function (b) { return b.toString(16).padStart(2, "0"); }).join("");
     return idHex === parts[1] ? { name: name, id: id, key: blob.slice(1), text: vkey } : null;
   }
 
-  function lineOf(note, key) {
+  function linesOf(note, key) {
     return note.signatures.filter(function (s) {
       return s.name === key.name && same(s.blob.slice(0, 4), key.id);
-    })[0];
+    });
   }
 
+  async function parsedKeys(vkeys, type) {
+    var keys = [];
+    for (var i = 0; i < vkeys.length; i++) {
+      var key = await parseVkey(vkeys[i], type);
+      if (key) { keys.push(key); }
+    }
+    return keys;
+  }
+
+  // The log keys the note may be signed by: the page's trust anchor (its first
+  // key), and keys the history lists only when the page lists them too. A line by
+  // one of them that fails rejects the note (C2SP signed-note).
   async function checkNote(note, history) {
-    var cp = history.checkpoint;
+    var cp = history.checkpoint, listed = history.log_keys || [];
     if (note.size !== cp.size || note.root !== cp.root) { fail("mismatch"); }
-    for (var i = 0; i < history.log_keys.length; i++) {
-      var key = await parseVkey(history.log_keys[i], 1);
-      var line = key && key.name === note.origin ? lineOf(note, key) : null;
-      if (line && await ed25519(key.key, line.blob.slice(4), note.text)) { return key.text; }
+    var allowed = trust.logKeys.filter(function (vkey, i) { return i === 0 || listed.indexOf(vkey) >= 0; });
+    var keys = (await parsedKeys(allowed, 1)).filter(function (k) { return k.name === note.origin; });
+    var signer = null;
+    for (var i = 0; i < keys.length; i++) {
+      var lines = linesOf(note, keys[i]);
+      for (var j = 0; j < lines.length; j++) {
+        if (!(await ed25519(keys[i].key, lines[j].blob.slice(4), note.text))) { fail("note"); }
+        signer = signer || keys[i];
+      }
     }
-    fail("note");
+    if (!signer) { fail("note"); }
+    return signer;
   }
 
-  async function countCosigners(note, history) {
-    var count = 0;
-    for (var i = 0; i < history.witness_keys.length; i++) {
-      var key = await parseVkey(history.witness_keys[i], 4);
-      var line = key ? lineOf(note, key) : null;
-      if (!line || line.blob.length !== 4 + 8 + 64) { continue; }
-      var time = new DataView(line.blob.buffer, 4, 8).getBigUint64(0);
-      var message = concat(enc.encode("cosignature/v1\ntime " + time.toString() + "\n"), note.text);
-      if (await ed25519(key.key, line.blob.slice(12), message)) { count += 1; }
+  // Valid cosignatures by the page's witness keys, each witness counted once
+  // (a line repeated, or two keys of one witness, is still one witness); a
+  // failing or malformed cosignature by a known witness key rejects the note.
+  async function cosigners(note) {
+    var keys = await parsedKeys(trust.witnessKeys, 4), names = [], newest = null;
+    for (var i = 0; i < keys.length; i++) {
+      var key = keys[i], lines = linesOf(note, key);
+      for (var j = 0; j < lines.length; j++) {
+        var blob = lines[j].blob;
+        if (blob.length !== 4 + 8 + 64) { fail("witness"); }
+        var time = new DataView(blob.buffer, blob.byteOffset + 4, 8).getBigUint64(0);
+        if (time > MAX_TIME) { fail("witness"); }
+        var message = concat(enc.encode("cosignature/v1\ntime " + time.toString() + "\n"), note.text);
+        if (!(await ed25519(key.key, blob.slice(12), message))) { fail("witness"); }
+        if (names.indexOf(key.name) < 0) { names.push(key.name); }
+        if (newest === null || time > newest) { newest = time; }
+      }
     }
-    return count;
+    return { names: names, newest: newest === null ? null : Number(newest) };
+  }
+
+  // Inclusion does not prove the status: at least the events listed must be the
+  // certificate's versions 1, 2, ... with none missing in between.
+  function checkVersions(events) {
+    for (var i = 0; i < events.length; i++) {
+      if (events[i].version !== i + 1) { fail("versions"); }
+    }
   }
 
   async function checkEvents(history, root, jwks) {
@@ -168,6 +238,22 @@
     fail("fetch");
   }
 
+  // Why the result is only a warning: witnesses configured but short of the
+  // quorum, an event left out of every checkpoint for too long, or the newest
+  // cosignature older than the policy (the witnesses stopped following the log).
+  function warnings(history, proven, cosigned, needed) {
+    var now = Date.now() / 1000, found = [];
+    if (trust.witnessKeys.length && cosigned.names.length < needed) { found.push(msg.msgUnconfirmed); }
+    var stale = history.events.filter(function (e) {
+      return e.inclusion === null && now - Date.parse(e.time) / 1000 > trust.maxAge;
+    });
+    if (trust.maxAge && stale.length) { found.push(fill(msg.msgStale, { count: stale.length })); }
+    if (trust.maxAge && cosigned.newest !== null && now - cosigned.newest > trust.maxAge) {
+      found.push(msg.msgOld);
+    }
+    return found;
+  }
+
   async function check() {
     show("pending", msg.msgPending);
     if (!window.crypto || !crypto.subtle) { return show("unsupported", msg.msgUnsupported); }
@@ -175,18 +261,22 @@
     var jwks = await getJson("/.well-known/jwks.json");
     var note = parseNote(history.checkpoint.note);
     var key = await checkNote(note, history);
+    checkVersions(history.events);
     var proven = await checkEvents(history, b64(history.checkpoint.root), jwks);
-    var cosigners = await countCosigners(note, history), quorum = history.checkpoint.quorum;
-    var met = cosigners >= quorum;
+    var cosigned = await cosigners(note), needed = Math.max(trust.quorum, 1);
+    var met = trust.witnessKeys.length > 0 && cosigned.names.length >= needed;
     if (history.checkpoint.witnessed && !met) { fail("witness"); }
-    var counts = { count: cosigners, quorum: quorum };
-    var witnesses = !history.witness_keys.length ? msg.msgUnwitnessed
-      : fill(met ? msg.msgWitnessed : msg.msgAwaiting, counts);
-    var text = fill(msg.msgOk, { events: proven, size: note.size, key: key.split("+")[1],
+    var names = cosigned.names.join(", ");
+    var witnesses = !trust.witnessKeys.length ? msg.msgUnwitnessed
+      : met ? fill(msg.msgWitnessed, { count: cosigned.names.length, quorum: needed, names: names })
+      : fill(msg.msgAwaiting, { count: cosigned.names.length, quorum: needed,
+                                names: names ? " (" + names + ")" : "" });
+    var text = fill(msg.msgOk, { events: proven, size: note.size, key: key.text.split("+")[1],
                                  witnesses: witnesses });
     var later = history.events.length - proven;
-    show(met || !history.witness_keys.length ? "ok" : "warn",
-         later ? text + fill(msg.msgLater, { count: later }) : text);
+    if (later) { text += fill(msg.msgLater, { count: later }); }
+    var warned = warnings(history, proven, cosigned, needed);
+    show(warned.length ? "warn" : "ok", [text].concat(warned).join(" "));
   }
 
   check().catch(function (error) {
