@@ -10,7 +10,7 @@ database is not trusted more than a network peer.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from ledger.audit.checkpoint import CheckpointError, parse_checkpoint
@@ -59,6 +59,13 @@ class CheckpointStore:
                 (size, limit),
             )
             return [_checkpoint(row) for row in cur.fetchall()]
+
+    def each(self, page: int = 256) -> Iterator[StoredCheckpoint]:
+        """Every stored checkpoint, ascending by size, read `page` rows at a time (flat memory)."""
+        size = -1
+        while batch := self.after(size, page):
+            yield from batch
+            size = batch[-1].size
 
     def store_next(
         self, expected: int | None, make: Callable[[], StoredCheckpoint]
