@@ -665,6 +665,7 @@ def _audit_live(
     workers: int,
     skip_tiles: bool = False,
 ) -> Any:
+    """Audit the live store: its events, latest checkpoint, stored checkpoints and tiles."""
     from ledger.audit.export import live_records
     from ledger.audit.verify import AuditReport, verify_records
     from ledger.projections.runner import head

@@ -8,6 +8,8 @@ are folded into the chain as they come). The first failure stops the walk and
 is reported with its `seq`. Then the Merkle root over all hashes is compared
 with a signed checkpoint, and with a checkpoint the auditor saved earlier, so
 a truncated or rewritten history fails too. The JWKS is never trusted.
+On the live log, every stored checkpoint and tile is compared with the events
+as well (`StoredEvidence`): they are derived from the events by the log itself.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from ledger.audit.checkpoint import (
 )
 from ledger.audit.merkle import EMPTY_ROOT, MerkleAccumulator, leaf_hash
 from ledger.audit.parallel import SignatureChecker
-from ledger.audit.tiles import TileBuilder, TileError
+from ledger.audit.tiles import HASH, TileBuilder, TileError
 from ledger.trust import KEY_COMPROMISED, Anchor, KeyHistory, SignedSeqs, is_key_event
 
 Progress = Callable[[int], None]
@@ -133,8 +135,8 @@ class StoredEvidence:
     def _pull(self) -> str:
         try:
             self._next = next(self._checkpoints, None)
-        except CheckpointError as exc:
-            return f"stored checkpoint: {exc}"
+        except CheckpointError as exc:  # a row the store refused: its message names the size
+            return str(exc)
         return ""
 
     def _checkpoint(self, row: StoredCheckpointRow, root: bytes, history: KeyHistory) -> str:
@@ -149,12 +151,14 @@ class StoredEvidence:
         return ""
 
     def _tiles_at(self, seq: int, leaf: bytes) -> str:
+        """Compare the tiles leaf `seq` completes (and at the tree's size, its right edge)."""
+        assert self._tiles is not None  # only called for seq <= tree size, 0 without tiles
         done = self._builder.append(leaf)
         if seq == self._tree_size:
             done += self._builder.partials()
         for level, index, hashes in done:
             try:
-                stored = self._tiles.tile(level, index, len(hashes) // 32)  # type: ignore[union-attr]
+                stored = self._tiles.tile(level, index, len(hashes) // HASH)
             except TileError as exc:
                 return f"tile {level}/{index}: {exc}"
             if stored != hashes:

@@ -61,11 +61,24 @@ class CheckpointStore:
             return [_checkpoint(row) for row in cur.fetchall()]
 
     def each(self, page: int = 256) -> Iterator[StoredCheckpoint]:
-        """Every stored checkpoint, ascending by size, read `page` rows at a time (flat memory)."""
+        """Every stored checkpoint, ascending by size, read `page` rows at a time (flat memory).
+
+        Each row is checked only when it is reached, so a reader walking the log
+        in order meets a bad row where it is, after any earlier fault.
+        """
         size = -1
-        while batch := self.after(size, page):
-            yield from batch
-            size = batch[-1].size
+        while True:
+            with self.db.read() as cur:
+                cur.execute(
+                    f"SELECT {_COLUMNS} FROM tlog_checkpoints WHERE size > ? ORDER BY size LIMIT ?",
+                    (size, page),
+                )
+                rows = cur.fetchall()
+            for row in rows:
+                yield _checkpoint(row)
+            if len(rows) < page:
+                return
+            size = int(rows[-1][0])
 
     def store_next(
         self, expected: int | None, make: Callable[[], StoredCheckpoint]

@@ -222,12 +222,12 @@ def _live_audit(*args: str) -> Any:
     return CliRunner().invoke(main, command, catch_exceptions=False)
 
 
-def _sizes(ledger: Ledger) -> list[int]:
-    return [cp.size for cp in CheckpointStore(ledger.db).each()]
+def _sizes(ledger: Ledger, page: int = 256) -> list[int]:
+    return [cp.size for cp in CheckpointStore(ledger.db).each(page)]
 
 
 def test_the_clean_live_audit_checks_every_checkpoint_and_tile(stored_log: Ledger) -> None:
-    assert _sizes(stored_log) == [201, 401, 601]
+    assert _sizes(stored_log) == _sizes(stored_log, page=2) == [201, 401, 601]
     assert TileStore(stored_log.db).size() == 601
     result = _live_audit()
     assert result.exit_code == 0, result.stderr
@@ -254,6 +254,14 @@ def test_an_edited_old_checkpoint_root_fails_the_live_audit(stored_log: Ledger) 
     result = _live_audit()
     assert result.exit_code == 1
     assert "stored checkpoint 201: its note is for another tree" in result.stderr
+
+
+def test_an_event_fault_is_named_before_a_later_bad_checkpoint_row(stored_log: Ledger) -> None:
+    with stored_log.db.write(lock=None) as cur:
+        cur.execute("UPDATE tlog_checkpoints SET root = ? WHERE size = 401", ("ab" * 32,))
+        cur.execute("UPDATE ledger_events SET time = '2020-01-01T00:00:00.000000Z' WHERE seq = 9")
+    result = _live_audit()
+    assert result.exit_code == 1 and "FAILED at seq 9: hash does not match" in result.stderr
 
 
 def test_an_edited_old_checkpoint_note_fails_the_live_audit(stored_log: Ledger) -> None:
