@@ -129,7 +129,10 @@ class StoredEvidence:
     def finish(self, events: int) -> str:
         """After the walk: a tree wider than the log means the log's tail was cut."""
         if self._tree_size > events:
-            return f"the tiles hold a tree of {self._tree_size} leaves, the log has {events} events"
+            return (
+                f"the tiles hold a tree of {self._tree_size} leaves, the log has {events} "
+                "events: its tail was truncated"
+            )
         return ""
 
     def _pull(self) -> str:
@@ -265,9 +268,6 @@ def verify_records(
     if bad is not None and (report.first_bad_seq is None or bad <= report.events + 1):
         report.events, report.problem = bad - 1, ""
         return report.fail(bad, BAD_SIGNATURE)
-    if report.ok and stored is not None:
-        report.problem = stored.finish(report.events)
-        report.stored_checkpoints = stored.checked
     if not report.ok:
         return report
     report.root = tree.root()
@@ -277,7 +277,17 @@ def verify_records(
         _check_checkpoint(report, checkpoint, origin, history, roots)
     if since_checkpoint is not None and report.ok:
         _check_since(report, since_checkpoint, origin, history, roots)
+    if stored is not None and report.ok:
+        _check_stored(report, stored)
     return report
+
+
+def _check_stored(report: AuditReport, stored: StoredEvidence) -> None:
+    """After the walk: tiles covering more leaves than the log has events mean a cut tail."""
+    problem = stored.finish(report.events)
+    if problem:
+        report.fail(report.events + 1, problem)
+    report.stored_checkpoints = stored.checked
 
 
 def _walk(

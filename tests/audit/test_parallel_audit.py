@@ -294,6 +294,19 @@ def test_a_deleted_old_checkpoint_row_is_not_a_failure(stored_log: Ledger) -> No
     assert "2 stored checkpoint(s) match the events" in result.stdout
 
 
+def test_tiles_covering_events_the_log_no_longer_has_fail_the_live_audit(
+    stored_log: Ledger,
+) -> None:
+    """Events integrated but not yet signed, then deleted: only the tiles remember them."""
+    stored_log.recorder.insert_events([_event(n) for n in range(601, 611)])
+    assert TileStore(stored_log.db).integrate() == 611
+    with stored_log.db.write(lock=None) as cur:
+        cur.execute("DELETE FROM ledger_events WHERE seq > 601")
+    result = _live_audit()
+    assert result.exit_code == 1
+    assert "FAILED at seq 602: the tiles hold a tree of 611 leaves" in result.stderr
+
+
 def _flip_tile(db: Any, level: int, index: int) -> None:
     """Flip one bit of the first hash of a stored tile, as an intruder in the database could."""
     with db.write(lock=None) as cur:
