@@ -8,6 +8,8 @@ are folded into the chain as they come). The first failure stops the walk and
 is reported with its `seq`. Then the Merkle root over all hashes is compared
 with a signed checkpoint, and with a checkpoint the auditor saved earlier, so
 a truncated or rewritten history fails too. The JWKS is never trusted.
+On the live log, every stored checkpoint and tile is compared with the events
+as well (`StoredEvidence`): they are derived from the events by the log itself.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import json
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from ledger import crypto, envelope
 from ledger.attestation.ca import CA_FILE, CA_PUBLISHED, ca_stream, payload_problem
@@ -26,8 +28,9 @@ from ledger.audit.checkpoint import (
     parse_checkpoint,
     verify_checkpoint,
 )
-from ledger.audit.merkle import EMPTY_ROOT, MerkleAccumulator
+from ledger.audit.merkle import EMPTY_ROOT, MerkleAccumulator, leaf_hash
 from ledger.audit.parallel import SignatureChecker
+from ledger.audit.tiles import HASH, TileBuilder, TileError
 from ledger.trust import KEY_COMPROMISED, Anchor, KeyHistory, SignedSeqs, is_key_event
 
 Progress = Callable[[int], None]
@@ -46,6 +49,7 @@ class AuditReport:
     checkpoint_size: int | None = None
     checkpoint_note: str | None = None
     since_size: int | None = None
+    stored_checkpoints: int | None = None  # live audit: stored checkpoints checked
     anchor_kid: str | None = None
     anchor_from_log: bool = True
     keys_used: set[str] = field(default_factory=set)
@@ -59,6 +63,110 @@ class AuditReport:
         self.first_bad_seq = seq
         self.problem = problem
         return self
+
+
+class StoredCheckpointRow(Protocol):
+    """A checkpoint the live log stored: its size and root columns and its signed note."""
+
+    size: int
+    root: bytes
+    note: str
+
+
+class TileSource(Protocol):
+    """The live log's stored tiles (`TileStore`): read one tile's first `width` hashes."""
+
+    def tile(self, level: int, index: int, width: int = ...) -> bytes | None: ...
+
+
+class StoredEvidence:
+    """What the live log keeps beside its events, compared with them as they stream by.
+
+    The tiles and stored checkpoints are derived from the events by the log
+    itself; nothing else re-derives them, so an edited tile row or an old
+    checkpoint row deleted-and-forged would go unnoticed unless the audit checks
+    them all. Memory stays flat: checkpoints are pulled one at a time in size
+    order, and each tile is compared when the audit's own TileBuilder completes it.
+    """
+
+    def __init__(
+        self,
+        checkpoints: Iterator[StoredCheckpointRow],
+        tiles: TileSource | None = None,
+        tree_size: int = 0,
+        origin: str | None = None,
+    ):
+        """`tree_size`: the integrated size of `tiles`, read before the audit's events."""
+        self._checkpoints = checkpoints
+        self._next: StoredCheckpointRow | None = None
+        self._tiles = tiles
+        self._tree_size = tree_size if tiles is not None else 0
+        self._builder = TileBuilder(0, {})
+        self._origin = origin
+        self.checked = 0  # stored checkpoints verified against the events
+
+    def start(self, history: KeyHistory) -> str:
+        """Fetch the first stored checkpoint past size 0 (those of 0 checked here), or a problem."""
+        problem = self._pull()
+        while not problem and self._next is not None and self._next.size == 0:
+            problem = self._checkpoint(self._next, EMPTY_ROOT, history) or self._pull()
+        return problem
+
+    def leaf(self, seq: int, raw: bytes, tree: MerkleAccumulator, history: KeyHistory) -> str:
+        """Check what is stored at size `seq`, the event's raw hash just appended to `tree`."""
+        if seq <= self._tree_size:
+            problem = self._tiles_at(seq, leaf_hash(raw))
+            if problem:
+                return problem
+        while self._next is not None and self._next.size <= seq:
+            if self._next.size < seq:  # read in size order: only a broken store repeats one
+                return f"stored checkpoint {self._next.size} is out of order"
+            problem = self._checkpoint(self._next, tree.root(), history) or self._pull()
+            if problem:
+                return problem
+        return ""
+
+    def finish(self, events: int) -> str:
+        """After the walk: a tree wider than the log means the log's tail was cut."""
+        if self._tree_size > events:
+            return (
+                f"the tiles hold a tree of {self._tree_size} leaves, the log has {events} "
+                "events: its tail was truncated"
+            )
+        return ""
+
+    def _pull(self) -> str:
+        try:
+            self._next = next(self._checkpoints, None)
+        except CheckpointError as exc:  # a row the store refused: its message names the size
+            return str(exc)
+        return ""
+
+    def _checkpoint(self, row: StoredCheckpointRow, root: bytes, history: KeyHistory) -> str:
+        """The row's note is signed by an endorsed key, and its root is the events' root."""
+        try:
+            cp = _verified(row.note, self._origin, history)
+        except CheckpointError as exc:
+            return f"stored checkpoint {row.size}: {exc}"
+        if (cp.size, cp.root, row.root) != (row.size, root, root):
+            return f"stored checkpoint {row.size}: its root does not match the events"
+        self.checked += 1
+        return ""
+
+    def _tiles_at(self, seq: int, leaf: bytes) -> str:
+        """Compare the tiles leaf `seq` completes (and at the tree's size, its right edge)."""
+        assert self._tiles is not None  # only called for seq <= tree size, 0 without tiles
+        done = self._builder.append(leaf)
+        if seq == self._tree_size:
+            done += self._builder.partials()
+        for level, index, hashes in done:
+            try:
+                stored = self._tiles.tile(level, index, len(hashes) // HASH)
+            except TileError as exc:
+                return f"tile {level}/{index}: {exc}"
+            if stored != hashes:
+                return f"stored tile {level}/{index} does not match the events"
+        return ""
 
 
 def check_record(record: dict[str, Any], expected_seq: int, prev: str) -> str:
@@ -134,12 +242,14 @@ def verify_records(
     since_checkpoint: str | None = None,
     progress: Progress | None = None,
     workers: int = 1,
+    stored: StoredEvidence | None = None,
 ) -> AuditReport:
     """Audit `records` against `anchor` (None: trust the log's own first key, weaker).
 
     Memory stays flat: the Merkle root is accumulated as the records stream by, and
     the roots at the checkpoints' sizes are kept as it passes them. With `workers`
     > 1 event signatures are verified on that many processes; the result is the same.
+    With `stored` (the live log), its tiles and every stored checkpoint are checked too.
     """
     if anchor is not None and not isinstance(anchor, Anchor):
         raise TypeError("verify_records takes the trust anchor, not a JWKS")
@@ -148,8 +258,12 @@ def verify_records(
     tree = MerkleAccumulator()
     sizes = {_size_of(checkpoint), _size_of(since_checkpoint)} - {None}
     roots = {size: EMPTY_ROOT if size == 0 else b"" for size in sizes}  # filled by the walk
+    problem = stored.start(history) if stored is not None else ""
     with SignatureChecker(workers) as checker:
-        _walk(records, report, history, tree, roots, checker, progress)
+        if problem:
+            report.fail(None, problem)
+        else:
+            _walk(records, report, history, tree, roots, checker, progress, stored)
         bad = checker.first_failure()
     if bad is not None and (report.first_bad_seq is None or bad <= report.events + 1):
         report.events, report.problem = bad - 1, ""
@@ -163,7 +277,17 @@ def verify_records(
         _check_checkpoint(report, checkpoint, origin, history, roots)
     if since_checkpoint is not None and report.ok:
         _check_since(report, since_checkpoint, origin, history, roots)
+    if stored is not None and report.ok:
+        _check_stored(report, stored)
     return report
+
+
+def _check_stored(report: AuditReport, stored: StoredEvidence) -> None:
+    """After the walk: tiles covering more leaves than the log has events mean a cut tail."""
+    problem = stored.finish(report.events)
+    if problem:
+        report.fail(report.events + 1, problem)
+    report.stored_checkpoints = stored.checked
 
 
 def _walk(
@@ -174,6 +298,7 @@ def _walk(
     roots: dict[int, bytes],
     checker: SignatureChecker,
     progress: Progress | None,
+    stored: StoredEvidence | None = None,
 ) -> None:
     """The in-order checks; stops at the first failure, recorded in `report`."""
     signed = SignedSeqs()
@@ -193,9 +318,14 @@ def _walk(
             report.fail(expected, problem)
             return
         prev = record["hash"]
-        tree.append(bytes.fromhex(prev))
+        raw = bytes.fromhex(prev)
+        tree.append(raw)
         if expected in roots:
             roots[expected] = tree.root()
+        problem = stored.leaf(expected, raw, tree, history) if stored is not None else ""
+        if problem:
+            report.fail(None, problem)
+            return
         report.keys_used.add(record["kid"])
         report.events = expected
         if progress and expected % PROGRESS_STEP == 0:

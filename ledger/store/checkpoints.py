@@ -10,7 +10,7 @@ database is not trusted more than a network peer.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from ledger.audit.checkpoint import CheckpointError, parse_checkpoint
@@ -65,6 +65,26 @@ class CheckpointStore:
                 (size, limit),
             )
             return [_checkpoint(row) for row in cur.fetchall()]
+
+    def each(self, page: int = 256) -> Iterator[StoredCheckpoint]:
+        """Every stored checkpoint, ascending by size, read `page` rows at a time (flat memory).
+
+        Each row is checked only when it is reached, so a reader walking the log
+        in order meets a bad row where it is, after any earlier fault.
+        """
+        size = -1
+        while True:
+            with self.db.read() as cur:
+                cur.execute(
+                    f"SELECT {_COLUMNS} FROM tlog_checkpoints WHERE size > ? ORDER BY size LIMIT ?",
+                    (size, page),
+                )
+                rows = cur.fetchall()
+            for row in rows:
+                yield _checkpoint(row)
+            if len(rows) < page:
+                return
+            size = int(rows[-1][0])
 
     def store_next(
         self, expected: int | None, make: Callable[[], StoredCheckpoint]

@@ -29,7 +29,7 @@ from ledger.audit.tiles import (
 )
 from ledger.store.db import Cursor, Database
 
-TILES_LOCK_ID = 0x1ED6E7  # PostgreSQL advisory lock that serializes integrations
+TILES_LOCK_ID = 0x1ED6E8  # PostgreSQL advisory lock that serializes integrations (its own id)
 PAGE = 4096  # events read per query while integrating (bounds memory)
 BATCH = 65_536  # events integrated per transaction (bounds how long the lock is held)
 _HEX_HASH = re.compile(r"[0-9a-f]{64}")
@@ -66,7 +66,7 @@ class TileStore:
         with self.db.write(lock=TILES_LOCK_ID) as cur:
             size = _size(cur)
             edge = _edge(cur, size)
-            _check_last_leaf(cur, size, edge.get(0) or _stored(cur, 0, size // WIDTH - 1))
+            _check_edge_tile(cur, size)
             builder = TileBuilder(size, edge)
             while builder.size - size < self.batch:
                 want = min(self.page, self.batch - (builder.size - size))
@@ -174,14 +174,23 @@ def _edge(cur: Cursor, size: int) -> dict[int, bytes]:
     return edge
 
 
-def _check_last_leaf(cur: Cursor, size: int, tile: bytes) -> None:
-    """The event at seq `size` must still be the leaf integrated there: a cheap tail check."""
+def _check_edge_tile(cur: Cursor, size: int) -> None:
+    """The right-edge level-0 tile must hold exactly the leaves of the events it covers.
+
+    Re-derived in full (up to 256 leaves) before it is widened: an edited leaf
+    or a rewritten event there would otherwise be sealed into every later root.
+    """
     if size == 0:
         return
-    hashes = _event_hashes(cur, size - 1, 1)
-    last = tile[-HASH:] if len(tile) % HASH == 0 else b""
-    if not hashes or leaf_hash(hashes[0]) != last:
-        raise TileError(f"event {size} is not the leaf the tree integrated: the log was rewritten")
+    index = (size - 1) // WIDTH
+    hashes = _event_hashes(cur, index * WIDTH, size - index * WIDTH)
+    expected = b"".join(leaf_hash(h) for h in hashes)
+    stored = _stored(cur, 0, index)[: len(expected)]
+    if len(hashes) != size - index * WIDTH or stored != expected:
+        raise TileError(
+            f"tile 0/{index} does not hold the leaves of events {index * WIDTH + 1}..{size}: "
+            "the log was rewritten or the tile edited"
+        )
 
 
 def _event_hashes(cur: Cursor, after: int, limit: int) -> list[bytes]:

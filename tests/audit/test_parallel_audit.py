@@ -7,13 +7,14 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
 
 from ledger import crypto
 from ledger.audit import parallel
-from ledger.audit.checkpoint import parse_note
+from ledger.audit.checkpoint import Checkpoint, parse_checkpoint, parse_note, sign_checkpoint
 from ledger.audit.cosignature import cosign, witness_vkey
 from ledger.audit.export import export_bundle
 from ledger.audit.verify import verify_bundle
@@ -21,7 +22,9 @@ from ledger.cli import main
 from ledger.config import Config
 from ledger.domain import clock
 from ledger.store.application import Ledger
+from ledger.store.checkpoints import CheckpointStore
 from ledger.store.mapper import LedgerStoredEvent
+from ledger.store.tiles import TileStore
 
 EVENTS = 200
 
@@ -191,3 +194,134 @@ def test_live_audit_on_every_core_and_its_witness_quorum(
     result = runner.invoke(main, ["audit", "verify", "--witness", witness], catch_exceptions=False)
     assert result.exit_code == 1
     assert "FAILED: the checkpoint carries 0 of the 1 required witness" in result.stderr
+
+
+# --- the live log's stored tiles and checkpoints ------------------------------------
+
+
+@pytest.fixture
+def stored_log(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Ledger]:
+    """A live log of 600+ events (two full level-0 tiles, a level-1 tile) and 3 checkpoints."""
+    from ledger.services.checkpoints import sign_now
+
+    monkeypatch.setenv("LEDGER_DATABASE_URL", database_url)
+    monkeypatch.setenv("LEDGER_KEYS_DIR", str(tmp_path / "keys"))
+    ledger = Ledger(Config.from_env())
+    ledger.init()
+    for start in (1, 201, 401):
+        ledger.recorder.insert_events([_event(n) for n in range(start, start + 200)])
+        sign_now(ledger)
+    yield ledger
+    ledger.close()
+
+
+def _live_audit(*args: str) -> Any:
+    command = ["audit", "verify", "--workers", "1", *args]
+    return CliRunner().invoke(main, command, catch_exceptions=False)
+
+
+def _sizes(ledger: Ledger, page: int = 256) -> list[int]:
+    return [cp.size for cp in CheckpointStore(ledger.db).each(page)]
+
+
+def test_the_clean_live_audit_checks_every_checkpoint_and_tile(stored_log: Ledger) -> None:
+    assert _sizes(stored_log) == _sizes(stored_log, page=2) == [201, 401, 601]
+    assert TileStore(stored_log.db).size() == 601
+    result = _live_audit()
+    assert result.exit_code == 0, result.stderr
+    assert "OK: 601 events" in result.stdout
+    assert "3 stored checkpoint(s) match the events" in result.stdout
+    assert _live_audit("--skip-tiles").exit_code == 0
+
+
+@pytest.mark.parametrize("level, index", [(0, 0), (0, 2), (1, 0)])
+def test_an_edited_tile_row_fails_the_live_audit(
+    stored_log: Ledger, level: int, index: int
+) -> None:
+    """A full level-0 tile, the right-edge level-0 tile and the level-1 tile above them."""
+    _flip_tile(stored_log.db, level, index)
+    result = _live_audit()
+    assert result.exit_code == 1
+    assert f"stored tile {level}/{index} does not match the events" in result.stderr
+    assert _live_audit("--skip-tiles").exit_code == 0  # the quick audit leaves tiles out
+
+
+def test_an_edited_old_checkpoint_root_fails_the_live_audit(stored_log: Ledger) -> None:
+    with stored_log.db.write(lock=None) as cur:
+        cur.execute("UPDATE tlog_checkpoints SET root = ? WHERE size = 201", ("ab" * 32,))
+    result = _live_audit()
+    assert result.exit_code == 1
+    assert "stored checkpoint 201: its note is for another tree" in result.stderr
+
+
+def test_an_event_fault_is_named_before_a_later_bad_checkpoint_row(stored_log: Ledger) -> None:
+    with stored_log.db.write(lock=None) as cur:
+        cur.execute("UPDATE tlog_checkpoints SET root = ? WHERE size = 401", ("ab" * 32,))
+        cur.execute("UPDATE ledger_events SET time = '2020-01-01T00:00:00.000000Z' WHERE seq = 9")
+    result = _live_audit()
+    assert result.exit_code == 1 and "FAILED at seq 9: hash does not match" in result.stderr
+
+
+def test_an_edited_old_checkpoint_note_fails_the_live_audit(stored_log: Ledger) -> None:
+    """Re-signed by a key the log never endorsed: the note no longer verifies."""
+    old = CheckpointStore(stored_log.db).get(201)
+    assert old is not None
+    cp, _ = parse_checkpoint(old.note)
+    _set_note(stored_log, 201, sign_checkpoint(cp, crypto.SigningKey.generate()), cp.root)
+    result = _live_audit()
+    assert result.exit_code == 1
+    assert "stored checkpoint 201: no signature by a trusted key" in result.stderr
+
+
+def test_a_forked_old_checkpoint_signed_by_the_log_fails_the_live_audit(
+    stored_log: Ledger,
+) -> None:
+    """The log's own key signed another root at size 401: a fork, though the note verifies."""
+    forked = Checkpoint(origin=stored_log.config.log_origin, size=401, root=bytes(32))
+    _set_note(stored_log, 401, sign_checkpoint(forked, stored_log.signing_key()), forked.root)
+    result = _live_audit()
+    assert result.exit_code == 1
+    assert "stored checkpoint 401: its root does not match the events" in result.stderr
+
+
+def test_a_deleted_old_checkpoint_row_is_not_a_failure(stored_log: Ledger) -> None:
+    with stored_log.db.write(lock=None) as cur:
+        cur.execute("DELETE FROM tlog_checkpoints WHERE size = 201")
+    result = _live_audit()
+    assert result.exit_code == 0, result.stderr
+    assert "2 stored checkpoint(s) match the events" in result.stdout
+
+
+def test_tiles_covering_events_the_log_no_longer_has_fail_the_live_audit(
+    stored_log: Ledger,
+) -> None:
+    """Events integrated but not yet signed, then deleted: only the tiles remember them."""
+    stored_log.recorder.insert_events([_event(n) for n in range(601, 611)])
+    assert TileStore(stored_log.db).integrate() == 611
+    with stored_log.db.write(lock=None) as cur:
+        cur.execute("DELETE FROM ledger_events WHERE seq > 601")
+    result = _live_audit()
+    assert result.exit_code == 1
+    assert "FAILED at seq 602: the tiles hold a tree of 611 leaves" in result.stderr
+
+
+def _flip_tile(db: Any, level: int, index: int) -> None:
+    """Flip one bit of the first hash of a stored tile, as an intruder in the database could."""
+    with db.write(lock=None) as cur:
+        cur.execute("SELECT hashes FROM tlog_tiles WHERE level = ? AND idx = ?", (level, index))
+        data = bytearray(cur.fetchone()[0])
+        data[0] ^= 1
+        cur.execute(
+            "UPDATE tlog_tiles SET hashes = ? WHERE level = ? AND idx = ?",
+            (bytes(data), level, index),
+        )
+
+
+def _set_note(ledger: Ledger, size: int, note: str, root: bytes) -> None:
+    with ledger.db.write(lock=None) as cur:
+        cur.execute(
+            "UPDATE tlog_checkpoints SET note = ?, root = ? WHERE size = ?",
+            (note, root.hex(), size),
+        )

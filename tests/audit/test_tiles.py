@@ -443,3 +443,43 @@ def test_inconsistent_tiles_are_a_503_problem_not_a_500(app: Any, client: Any) -
         assert response.status_code == 503, path
         assert response.mimetype == "application/problem+json"
         assert response.get_json()["type"] == "/problems/tiles-inconsistent"
+
+
+def test_integration_refuses_an_edited_right_edge_leaf(db: Database) -> None:
+    """Any leaf of the right-edge tile, not only the last: widening it would seal the edit."""
+    add_events(db, 0, 300)
+    store = TileStore(db)
+    store.integrate()
+    with db.write() as cur:
+        cur.execute("SELECT hashes FROM tlog_tiles WHERE level = 0 AND idx = 1")
+        data = bytearray(cur.fetchone()[0])
+        data[0] ^= 1  # leaf 257, the first of tile 0/001
+        cur.execute("UPDATE tlog_tiles SET hashes = ? WHERE level = 0 AND idx = 1", (bytes(data),))
+    add_events(db, 300, 1)
+    with pytest.raises(TileError, match=r"tile 0/1 does not hold the leaves of events 257\.\.300"):
+        store.integrate()
+    assert store.size() == 300
+
+
+def test_advisory_lock_ids_are_distinct() -> None:
+    """Two subsystems sharing a lock id would serialize (or deadlock) each other for nothing."""
+    from ledger import projections
+    from ledger.projections.runner import _lock_id
+    from ledger.store import checkpoints, db, subjects, tiles
+
+    fixed = [
+        db.APPEND_LOCK_ID,
+        checkpoints.CHECKPOINT_LOCK_ID,
+        tiles.TILES_LOCK_ID,
+        subjects.LINK_LOCK,
+    ]
+    names = [
+        cls.name
+        for cls in vars(projections).values()
+        if isinstance(cls, type)
+        and cls.__name__.endswith("Projection")
+        and cls.__name__ != "Projection"
+    ]
+    assert len(names) == 4
+    ids = fixed + [_lock_id(name) for name in names]
+    assert len(set(ids)) == len(ids)
