@@ -114,7 +114,7 @@ SETTINGS: dict[str, tuple[str, str]] = {
     ),
     "LEDGER_LOOKUP_RATE_LIMIT": (
         "60/minute",
-        "Certificate lookups per client (page, JSON, QR image), e.g. `60/minute`.",
+        "Certificate lookups per client (page, JSON, QR image, history) and checkpoint listings, e.g. `60/minute`.",
     ),
     "LEDGER_UPLOAD_RATE_LIMIT": (
         "10/minute",
