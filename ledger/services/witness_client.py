@@ -120,6 +120,10 @@ def _read(response: http.client.HTTPResponse, deadline: float) -> bytes:
             raise WitnessProtocolError("the witness answer is too large")
         if time.monotonic() >= deadline:
             raise TimeoutError("the answer did not arrive by the deadline")
+    if time.monotonic() >= deadline:  # the watchdog shut the socket: not a real end
+        raise TimeoutError("the answer did not arrive by the deadline")
+    if response.length:  # bytes still due by Content-Length
+        raise WitnessProtocolError("the witness answer was cut short")
     return bytes(data)
 
 
