@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -232,3 +234,34 @@ def test_only_the_process_holding_the_push_turn_pushes(
         assert witnesses[0].requests == []
     signer.tick()  # the turn is free again: the pending push goes out
     assert witnessed(ledger).size == CheckpointStore(ledger.db).latest().size
+
+
+HOLD_THE_TURN = """
+import sys
+from ledger.store.checkpoints import CheckpointStore
+from ledger.store.db import connect
+db = connect(sys.argv[1])
+with CheckpointStore(db).push_turn() as mine:
+    print("mine" if mine else "not mine", flush=True)
+    sys.stdin.read()
+"""
+
+
+def test_a_worker_process_holding_the_push_turn_makes_the_others_skip(
+    ledger: Ledger, witnesses: list[SpecWitness]
+) -> None:
+    signer = configured(ledger, witnesses[:1])
+    add_events(ledger, 2)
+    worker = subprocess.Popen(
+        [sys.executable, "-c", HOLD_THE_TURN, ledger.config.database_url],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert worker.stdout is not None and worker.stdout.readline() == "mine\n"
+        assert signer.tick() and witnesses[0].requests == []
+    finally:
+        worker.communicate(timeout=10)  # closing its stdin ends its turn
+    signer.tick()
+    assert witnessed(ledger) is not None

@@ -89,6 +89,7 @@ class Checkpointer:
         with self._round_lock:
             if self._round is None or self._round.done():
                 self._round = self._rounds.submit(self._push_round)
+                self._round.add_done_callback(_log_failure)  # the loop does not wait for it
             return self._round
 
     def _push_round(self) -> None:
@@ -235,6 +236,15 @@ class _ProofCache:
     def _proof(self, old: int) -> list[bytes]:
         with self._lock:
             return self.tree.consistency(old, self.size)
+
+
+def _log_failure(round_: Future[None]) -> None:
+    """Say why a push round failed; it is tried again on the next tick."""
+    exc = None if round_.cancelled() else round_.exception()
+    if isinstance(exc, StoreError):  # the database is down
+        log.warning("checkpoint: push round: %s", str(exc).splitlines()[0] if str(exc) else exc)
+    elif exc is not None:
+        log.error("checkpoint: push round failed", exc_info=exc)
 
 
 def _last(latest: StoredCheckpoint | None) -> tuple[int, datetime] | None:
