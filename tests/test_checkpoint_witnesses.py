@@ -199,7 +199,8 @@ def test_a_witness_ahead_on_a_checkpoint_we_signed_is_a_race_not_an_alarm(
     finally:
         a.close()
         b.close()
-    assert size and witnesses[0].state is not None and witnesses[0].state[0] == size + 2
+    assert size and witnesses[0].state is not None
+    assert witnesses[0].state[0] == size + 2
     assert [r.split(b"\n")[0] for r in witnesses[0].requests] == [b"old 0", b"old 0"]
     assert not ALARMS and not b.problem
     assert witnessed(ledger).size == size + 2

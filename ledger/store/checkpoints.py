@@ -100,7 +100,8 @@ class CheckpointStore:
 
         Every serving worker runs the checkpoint loop: without this, N workers push
         each checkpoint N times. PostgreSQL: a transaction-scoped advisory lock, held
-        by a transaction left open for the round (every node shares it). SQLite: an
+        by a transaction left open for the round (every node shares it; another
+        ledger in another schema of the same database has its own). SQLite: an
         exclusive flock on a file beside the database (SQLite's own lock would stop
         appends for the round).
         """
@@ -109,7 +110,9 @@ class CheckpointStore:
                 yield got
             return
         with self.db.write(lock=None) as cur:
-            cur.execute("SELECT pg_try_advisory_xact_lock(?)", (PUSH_LOCK_ID,))
+            cur.execute(  # advisory locks span the database: keyed by schema too
+                "SELECT pg_try_advisory_xact_lock(?, hashtext(current_schema()))", (PUSH_LOCK_ID,)
+            )
             yield bool(cur.fetchone()[0])
 
     # --- cosignatures ----------------------------------------------------------
