@@ -21,7 +21,7 @@ from ledger.audit.checkpoint import CheckpointError, parse_checkpoint
 from ledger.store.db import Cursor, Database, SQLiteDatabase, StoreError, UniqueViolation
 
 CHECKPOINT_LOCK_ID = 0x1ED6E7  # PostgreSQL advisory lock of the checkpoint signer
-PUSH_LOCK_ID = 0x1ED6E8  # PostgreSQL advisory lock of the process pushing to witnesses
+PUSH_LOCK_ID = 0x1ED6E9  # PostgreSQL advisory lock (with the schema) of the witness pusher
 MAX_NOTE_CHARS = 8192
 _ROOT_HEX = re.compile(r"[0-9a-f]{64}")
 _COLUMNS = "size, root, note, created_at"
