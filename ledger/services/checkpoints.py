@@ -7,8 +7,9 @@ outside the signing lock, as one round at a time on its own thread, and in one
 process at a time (the others skip): signing never waits for a witness, and a
 witness that was not reached is pushed again by a later round. Serving
 processes tick it in the background (`CheckpointLoop`, not waiting for the
-round); `ledger checkpoint` ticks it once and waits, for cron. A tree that does not extend the last checkpoint is an
-integrity alarm: nothing is signed again until an operator looks.
+round); `ledger checkpoint` ticks it once and waits, for cron. A tree that does
+not extend the last checkpoint is an integrity alarm: nothing is signed again
+until an operator looks.
 """
 
 from __future__ import annotations
