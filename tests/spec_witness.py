@@ -5,16 +5,19 @@ It serves `POST /add-checkpoint` on a free local port, keeps the latest cosigned
 403 for a note the log did not sign, 400 for a bad body or old > size, 409
 text/x.tlog.size when `old` is not its size (or the roots differ at equal size),
 422 for a consistency proof that does not verify, 200 with a cosignature line.
-`delay` makes it slow (timeouts); `state` can be set to what another tree told it.
+`delay` makes it slow (timeouts); `state` can be set to what another tree told it;
+`before` runs at the start of the next request (to interleave another process).
+`drip_witness` is a hostile one that answers a byte at a time, for ever.
 """
 
 from __future__ import annotations
 
 import base64
 import contextlib
+import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -35,6 +38,7 @@ class SpecWitness:
     delay: float = 0.0
     requests: list[bytes] = field(default_factory=list)
     url: str = ""
+    before: Callable[[], None] | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -47,6 +51,9 @@ class SpecWitness:
     def add_checkpoint(self, body: bytes) -> tuple[int, str, bytes]:
         """(status, content type, body) for one request, atomically."""
         self.requests.append(body)
+        before, self.before = self.before, None
+        if before is not None:
+            before()
         time.sleep(self.delay)
         try:
             old, proof, note = _parse(body)
@@ -125,3 +132,36 @@ def spec_witness(name: str, origin: str, log_key: bytes) -> Iterator[SpecWitness
     finally:
         server.shutdown()
         server.server_close()
+
+
+@contextmanager
+def drip_witness(interval: float = 0.1) -> Iterator[str]:
+    """The URL of a witness that sends a 200 header, then one body byte every `interval`.
+
+    Each read gets a byte long before any socket timeout: only an overall deadline stops it.
+    """
+    server = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def serve(conn: socket.socket) -> None:
+        with conn, contextlib.suppress(OSError):
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n")
+            conn.sendall(b"Content-Length: 65536\r\n\r\n")
+            while not stop.wait(interval):
+                conn.sendall(b"x")
+
+    def accept() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                conn, _ = server.accept()
+                threading.Thread(target=serve, args=(conn,), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.getsockname()[1]}"
+    finally:
+        stop.set()
+        with contextlib.suppress(OSError):
+            server.shutdown(socket.SHUT_RDWR)  # wakes the accept
+        server.close()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,10 +14,11 @@ import pytest
 from ledger.audit.checkpoint import parse_checkpoint
 from ledger.audit.cosignature import verified_cosigners
 from ledger.audit.merkle import root_hash
+from ledger.services import witness_client
 from ledger.services.checkpoints import Checkpointer, latest_note, witnessed
 from ledger.store.application import Ledger
 from ledger.store.checkpoints import CheckpointStore
-from tests.spec_witness import SpecWitness, spec_witness
+from tests.spec_witness import SpecWitness, drip_witness, spec_witness
 from tests.test_checkpoints import add_events, leaves, with_settings
 
 
@@ -97,7 +101,7 @@ def test_a_witness_shown_another_tree_is_an_alarm(
     size = signer.tick()
     problems = [str(p) for a in ALARMS for p in a["problems"]]  # type: ignore[attr-defined]
     assert any("rejected our consistency proof" in p for p in problems)  # 422
-    assert any("larger than ours" in p for p in problems)  # 409 beyond our size
+    assert any("a tree we never signed" in p for p in problems)  # 409 beyond any size of ours
     assert all(a["source"] == "witness" for a in ALARMS)
     assert witnessed(ledger) is None
     assert CheckpointStore(ledger.db).latest().size == size  # appends and signing go on
@@ -144,3 +148,121 @@ def test_export_carries_the_cosignatures(
     note = (tmp_path / "bundle" / "checkpoint.txt").read_text(encoding="utf-8")
     assert parse_checkpoint(note)[0].size == size
     assert len(verified_cosigners(note, [w.vkey for w in witnesses])) == 2
+
+
+def test_a_dripping_answer_is_cut_at_the_deadline() -> None:
+    with drip_witness() as url:
+        started = time.monotonic()
+        with pytest.raises(TimeoutError, match="within 1 s"):
+            witness_client.post(f"{url}/add-checkpoint", b"old 0\n\n", deadline_s=1.0)
+        assert time.monotonic() - started < 1.8
+
+
+def test_a_dripping_witness_neither_stops_signing_nor_holds_its_push(
+    ledger: Ledger, witnesses: list[SpecWitness], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(witness_client, "DEADLINE_S", 1.0)
+    with drip_witness() as url:
+        drip = SpecWitness("w3.example/drip", ledger.config.log_origin, b"", url=url)
+        signer = configured(ledger, [witnesses[0], drip], quorum=1)
+        try:
+            add_events(ledger, 2)
+            started = time.monotonic()
+            first = signer.tick(wait=False)  # as the background loop does
+            add_events(ledger, 2)
+            second = signer.tick(wait=False)  # the first round is still dripping
+            assert first and second and second > first
+            assert time.monotonic() - started < 0.8
+            signer.tick()  # waits for the round in flight: abandoned at its deadline
+            assert time.monotonic() - started < 2.5
+        finally:
+            signer.close()
+    assert witnessed(ledger) is not None and not ALARMS
+
+
+def test_a_witness_ahead_on_a_checkpoint_we_signed_is_a_race_not_an_alarm(
+    ledger: Ledger, witnesses: list[SpecWitness]
+) -> None:
+    """Worker B pushes n while worker A signs n + 2 and gets it cosigned first: a 409."""
+    b = configured(ledger, witnesses[:1])
+    a = Checkpointer(ledger, alarm=ALARMS.append)
+
+    def a_signs_and_pushes_first() -> None:
+        add_events(ledger, 2)
+        a.tick(force=True, wait=False)
+        a._push_latest()  # directly: B's round holds the push lock (a worker without it)
+
+    add_events(ledger, 3)
+    witnesses[0].before = a_signs_and_pushes_first
+    try:
+        size = b.tick()
+    finally:
+        a.close()
+        b.close()
+    assert size and witnesses[0].state is not None
+    assert witnesses[0].state[0] == size + 2
+    assert [r.split(b"\n")[0] for r in witnesses[0].requests] == [b"old 0", b"old 0"]
+    assert not ALARMS and not b.problem
+    assert witnessed(ledger).size == size + 2
+
+
+def test_a_witness_that_lost_its_state_is_logged_and_seeded_again(
+    ledger: Ledger, witnesses: list[SpecWitness], caplog: pytest.LogCaptureFixture
+) -> None:
+    signer = configured(ledger, witnesses[:1])
+    add_events(ledger, 3)
+    first = signer.tick()
+    witnesses[0].state = None  # restored from an empty disk
+    add_events(ledger, 2)
+    with caplog.at_level(logging.WARNING, logger=witness_client.__name__):
+        second = signer.tick()
+    lost = f"w1.example/a holds a tree of 0 events, less than the {first} it cosigned"
+    assert lost in caplog.text
+    assert second and not ALARMS and witnessed(ledger).size == second
+
+
+def test_only_the_process_holding_the_push_turn_pushes(
+    ledger: Ledger, witnesses: list[SpecWitness]
+) -> None:
+    signer = configured(ledger, witnesses[:1])
+    other = CheckpointStore(ledger.db)  # another worker: its own connection or file handle
+    add_events(ledger, 2)
+    with other.push_turn() as mine:
+        assert mine
+        with signer.store.push_turn() as also:
+            assert not also  # at once, not after a wait
+        assert signer.tick()  # signs, and skips the round
+        assert witnesses[0].requests == []
+    signer.tick()  # the turn is free again: the pending push goes out
+    assert witnessed(ledger).size == CheckpointStore(ledger.db).latest().size
+
+
+HOLD_THE_TURN = """
+import sys
+from ledger.store.checkpoints import CheckpointStore
+from ledger.store.db import connect
+db = connect(sys.argv[1])
+with CheckpointStore(db).push_turn() as mine:
+    print("mine" if mine else "not mine", flush=True)
+    sys.stdin.read()
+"""
+
+
+def test_a_worker_process_holding_the_push_turn_makes_the_others_skip(
+    ledger: Ledger, witnesses: list[SpecWitness]
+) -> None:
+    signer = configured(ledger, witnesses[:1])
+    add_events(ledger, 2)
+    worker = subprocess.Popen(
+        [sys.executable, "-c", HOLD_THE_TURN, ledger.config.database_url],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert worker.stdout is not None and worker.stdout.readline() == "mine\n"
+        assert signer.tick() and witnesses[0].requests == []
+    finally:
+        worker.communicate(timeout=10)  # closing its stdin ends its turn
+    signer.tick()
+    assert witnessed(ledger) is not None

@@ -2,10 +2,14 @@
 
 `Checkpointer.tick` is the one step: integrate the tree, sign a checkpoint when
 one is due and provably extends the last one, store it, and ask each configured
-witness that has not cosigned the latest checkpoint yet to do so. Serving
-processes tick it in the background (`CheckpointLoop`); `ledger checkpoint`
-ticks it once, for cron. A tree that does not extend the last checkpoint is an
-integrity alarm: nothing is signed again until an operator looks.
+witness that has not cosigned the latest checkpoint yet to do so. Pushing runs
+outside the signing lock, as one round at a time on its own thread, and in one
+process at a time (the others skip): signing never waits for a witness, and a
+witness that was not reached is pushed again by a later round. Serving
+processes tick it in the background (`CheckpointLoop`, not waiting for the
+round); `ledger checkpoint` ticks it once and waits, for cron. A tree that does
+not extend the last checkpoint is an integrity alarm: nothing is signed again
+until an operator looks.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
 
 from ledger.audit.checkpoint import Checkpoint, CheckpointError, sign_checkpoint
@@ -55,23 +59,47 @@ class Checkpointer:
         self.quorum = quorum(ledger.config)  # checked now: a quorum above the witnesses fails
         self.problem = ""  # set once the log failed a consistency check
         self._alarm = alarm
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # signing, and any use of the tree
+        self._round: Future[None] | None = None  # the push round in flight
+        self._round_lock = threading.Lock()
+        self._rounds = ThreadPoolExecutor(1, "witness-round")
         self._retry_at: dict[str, float] = {}
         self._failures: dict[str, int] = {}
         self._held: dict[str, int] = {}  # sizes witnesses said they hold (409)
         # Long-lived push threads: a proof computed there reuses its thread's connection.
         self._pool = ThreadPoolExecutor(max(1, len(self.witnesses)), "witness-push")
 
-    def tick(self, force: bool = False) -> int | None:
+    def tick(self, force: bool = False, wait: bool = True) -> int | None:
         """One step; the size of the checkpoint signed now, or None when none was due.
 
         `force` signs any larger tree at once, whatever the schedule (an export that
-        must cover every event it holds).
+        must cover every event it holds). The push round starts after signing,
+        unless one is still in flight; `wait` waits for it (bounded by the pushes'
+        deadlines), the background loop does not.
         """
         with self._lock:
             signed = self._sign_if_due(force)
-            self._push_latest()
-            return signed
+        if self.witnesses:
+            round_ = self._start_round()
+            if wait:
+                round_.result()
+        return signed
+
+    def _start_round(self) -> Future[None]:
+        """The push round in flight, or a new one."""
+        with self._round_lock:
+            if self._round is None or self._round.done():
+                self._round = self._rounds.submit(self._push_round)
+                self._round.add_done_callback(_log_failure)  # the loop does not wait for it
+            return self._round
+
+    def _push_round(self) -> None:
+        """Push the latest checkpoint, if no other process is pushing now."""
+        with self.store.push_turn() as mine:
+            if mine:
+                self._push_latest()
+            else:
+                log.debug("checkpoint: another process is pushing to the witnesses")
 
     # --- signing ---------------------------------------------------------------
 
@@ -139,7 +167,7 @@ class Checkpointer:
         if not due:
             return
         olds = {w.name: self.store.last_cosigned(w.name) for w in due}
-        proofs = _ProofCache(self.tree, latest.size)
+        proofs = _ProofCache(self.tree, latest.size, self._lock)
         proofs.warm([*olds.values(), *(self._held.get(w.name, 0) for w in due)])
         outcomes = list(
             self._pool.map(lambda w: push(w, latest.note, latest.size, olds[w.name], proofs), due)
@@ -147,6 +175,7 @@ class Checkpointer:
         self._record(latest, outcomes)
 
     def close(self) -> None:
+        self._rounds.shutdown(wait=False, cancel_futures=True)
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     def _record(self, latest: StoredCheckpoint, outcomes: list[PushOutcome]) -> None:
@@ -159,14 +188,24 @@ class Checkpointer:
                 self._failures.pop(outcome.witness, None)
                 self._retry_at.pop(outcome.witness, None)
                 continue
+            if outcome.ahead and self._signed_size(outcome.witness_size):
+                # Another process pushed a later checkpoint of ours first: a race, not a fork.
+                log.info("checkpoint %d: %s, which we signed", latest.size, outcome.error)
+                continue
             self._backoff(outcome.witness)
-            log.warning("checkpoint %d: witness %s", latest.size, outcome.error)
-            if outcome.alarm:
+            if outcome.ahead:
+                outcome.error += ", a tree we never signed"
+            log.warning("checkpoint %d: %s", latest.size, outcome.error)
+            if outcome.alarm or outcome.ahead:
                 message = f"checkpoint {latest.size}: {outcome.error}"
                 if self._alarm:
                     self._alarm({"source": "witness", "problems": [message]})
         if cosignatures:
             self.store.add_cosignatures(latest.size, cosignatures)
+
+    def _signed_size(self, held: int | None) -> bool:
+        """True when `held` is the size of a checkpoint we stored (read now, not at push)."""
+        return held is not None and self.store.get(held) is not None
 
     def _backoff(self, witness: str) -> None:
         failures = self._failures.get(witness, 0) + 1
@@ -176,21 +215,37 @@ class Checkpointer:
 
 
 class _ProofCache:
-    """Consistency proofs to one size, computed on this thread (the push threads only read)."""
+    """Consistency proofs to one size, computed on the round's thread (push threads only read).
 
-    def __init__(self, tree: LogTree, size: int):
-        self.tree, self.size = tree, size
+    The tree is used under the signing lock: signing refreshes it on another thread.
+    """
+
+    def __init__(self, tree: LogTree, size: int, lock: threading.Lock):
+        self.tree, self.size, self._lock = tree, size, lock
         self._proofs: dict[int, list[bytes]] = {}
 
     def warm(self, olds: list[int]) -> None:
         for old in olds:
             if 0 < old <= self.size:
-                self._proofs[old] = self.tree.consistency(old, self.size)
+                self._proofs[old] = self._proof(old)
 
     def __call__(self, old: int) -> list[bytes]:
         if old not in self._proofs:  # a size only learnt from a 409: computed off-thread
-            self._proofs[old] = self.tree.consistency(old, self.size)
+            self._proofs[old] = self._proof(old)
         return self._proofs[old]
+
+    def _proof(self, old: int) -> list[bytes]:
+        with self._lock:
+            return self.tree.consistency(old, self.size)
+
+
+def _log_failure(round_: Future[None]) -> None:
+    """Say why a push round failed; it is tried again on the next tick."""
+    exc = None if round_.cancelled() else round_.exception()
+    if isinstance(exc, StoreError):  # the database is down
+        log.warning("checkpoint: push round: %s", str(exc).splitlines()[0] if str(exc) else exc)
+    elif exc is not None:
+        log.error("checkpoint: push round failed", exc_info=exc)
 
 
 def _last(latest: StoredCheckpoint | None) -> tuple[int, datetime] | None:
@@ -321,7 +376,7 @@ class CheckpointLoop:
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
             try:
-                self.checkpointer.tick()
+                self.checkpointer.tick(wait=False)
             except StoreError as exc:  # the database is down: try again next second
                 log.warning("checkpoint: %s", str(exc).splitlines()[0] if str(exc) else exc)
             except Exception:

@@ -4,19 +4,24 @@ A row is written once and never updated: the note stored for a size is the one
 the log published, so an auditor who saw it can hold the log to it. Storing
 happens under a lock with a re-check of the latest size, so two processes
 never both sign after the same checkpoint. Rows are read back strictly, as the
-database is not trusted more than a network peer.
+database is not trusted more than a network peer. `push_turn` lets one process
+at a time push to witnesses; the others skip their round instead of waiting.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 from ledger.audit.checkpoint import CheckpointError, parse_checkpoint
-from ledger.store.db import Cursor, Database, StoreError, UniqueViolation
+from ledger.store.db import Cursor, Database, SQLiteDatabase, StoreError, UniqueViolation
 
 CHECKPOINT_LOCK_ID = 0x1ED6E7  # PostgreSQL advisory lock of the checkpoint signer
+PUSH_LOCK_ID = 0x1ED6E9  # PostgreSQL advisory lock (with the schema) of the witness pusher
 MAX_NOTE_CHARS = 8192
 COSIGNED_WINDOW = 1000  # newest checkpoints sizes_cosigned looks at (bounds the scan)
 _ROOT_HEX = re.compile(r"[0-9a-f]{64}")
@@ -113,6 +118,29 @@ class CheckpointStore:
         row = cur.fetchone()
         return _checkpoint(row) if row else None
 
+    # --- whose turn to push ------------------------------------------------------
+
+    @contextlib.contextmanager
+    def push_turn(self) -> Iterator[bool]:
+        """True while this caller alone may push to witnesses; False (at once) if another has it.
+
+        Every serving worker runs the checkpoint loop: without this, N workers push
+        each checkpoint N times. PostgreSQL: a transaction-scoped advisory lock, held
+        by a transaction left open for the round (every node shares it; another
+        ledger in another schema of the same database has its own). SQLite: an
+        exclusive flock on a file beside the database (SQLite's own lock would stop
+        appends for the round).
+        """
+        if isinstance(self.db, SQLiteDatabase):
+            with _file_lock(Path(f"{self.db.path}.push-lock")) as got:
+                yield got
+            return
+        with self.db.write(lock=None) as cur:
+            cur.execute(  # advisory locks span the database: keyed by schema too
+                "SELECT pg_try_advisory_xact_lock(?, hashtext(current_schema()))", (PUSH_LOCK_ID,)
+            )
+            yield bool(cur.fetchone()[0])
+
     # --- cosignatures ----------------------------------------------------------
 
     def cosignatures(self, size: int) -> list[Cosignature]:
@@ -158,6 +186,21 @@ class CheckpointStore:
             "SELECT MAX(size) FROM tlog_cosignatures WHERE witness = ?", (witness,)
         )
         return int(found or 0)
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path) -> Iterator[bool]:
+    """A non-blocking exclusive flock: per open file, so threads contend like processes."""
+    with open(path, "a+b") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _checkpoint(row: tuple) -> StoredCheckpoint:
