@@ -774,6 +774,11 @@ def audit_watch(
 
 def _watch_summary(url: str, outcome: Any) -> str:
     """The one line a successful run prints (cron mails it)."""
+    if outcome.waiting and outcome.size == outcome.old_size:
+        return (
+            f"OK: {url} waiting for witnesses: no checkpoint after size {outcome.size} carries "
+            f"the witness quorum yet (the log's latest is of size {outcome.waiting})"
+        )
     added = outcome.size - outcome.old_size
     text = (
         f"OK: {url} size {outcome.size} (+{added} events verified), root {outcome.root.hex()[:16]}…"

@@ -99,7 +99,6 @@ def _follow(
         return Outcome(state.size, state.size, state.root, {}, waiting=latest_cp.size)
     cp = _parsed(note, state)
     old_size, old_root = state.size, state.root
-    _signed(note, cp.size, state)
     listed[cp.size] = note
     _read_events(log, state, cp.size, say or (lambda _: None), workers, listed)
     _same_root(note, state)  # also when no event came since the last run
@@ -121,8 +120,9 @@ def _follow(
 def _listed(
     log: Log, state: MonitorState, upto: int, witnesses: Sequence[VerifierKey]
 ) -> dict[int, str]:
-    """Size -> note of every listed checkpoint after the state's, up to `upto`, each signed
-    by the log and free of forged cosignatures; checked against the events as they stream."""
+    """Size -> note of every listed checkpoint after the state's, up to `upto`, free of forged
+    cosignatures; their signatures and roots are checked as the events stream to their size
+    (the keys that may sign one are known only from the events before it)."""
     found: dict[int, str] = {}
     for entry in log.checkpoints(state.size):
         note = entry["note"]
@@ -135,7 +135,6 @@ def _listed(
             )
         if cp.size > upto:
             break
-        _signed(note, cp.size, state)
         _cosigners(note, witnesses)
         found[cp.size] = note
     return found
@@ -225,8 +224,10 @@ def _read_new(
 
 
 def _same_root(note: str, state: MonitorState) -> None:
-    """The checkpoint's root is the accumulator's at its size; a split view alarm if not."""
+    """The checkpoint, signed by a key accepted at its size, has the accumulator's root;
+    a split view alarm if not."""
     cp = parse_checkpoint(note)[0]
+    _signed(note, cp.size, state)
     if state.tree.root() != cp.root:
         raise Alarm(
             "split view",
