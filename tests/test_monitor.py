@@ -26,8 +26,10 @@ import psycopg
 import pytest
 
 from ledger import crypto, envelope
+from ledger.audit import log_client
 from ledger.audit.checkpoint import Checkpoint, parse_checkpoint, parse_note, sign_checkpoint
 from ledger.audit.cosignature import cosign, witness_vkey
+from ledger.audit.log_client import LogClient, LogClientError
 from ledger.config import Config
 from ledger.domain import clock
 from ledger.store.application import Ledger
@@ -419,3 +421,70 @@ def test_the_monitor_requires_a_real_witness_and_flags_a_history_rewritten_behin
             log.append()
             _wait_for_checkpoint(base, log.head())
             _alarm(log.watch("--witness", vkey), "rewrite")
+
+
+# --- a hostile log's answers -------------------------------------------------------
+
+
+def _answering(lines: Iterator[bytes], delay: float = 0.0) -> type[BaseHTTPRequestHandler]:
+    """A handler that answers every GET 200 with `lines`, each after `delay` seconds."""
+
+    class Hostile(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.0"
+
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.end_headers()
+            try:
+                for line in lines:
+                    time.sleep(delay)
+                    self.wfile.write(line)
+                    self.wfile.flush()
+            except OSError:
+                pass  # the client went away, as it should
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    return Hostile
+
+
+def _endless(line: bytes) -> Iterator[bytes]:
+    while True:
+        yield line
+
+
+def test_a_deeply_nested_line_is_a_client_error_not_a_traceback() -> None:
+    deep = b"[" * 200_000 + b"\n"
+    with _server(_answering(iter([deep]))) as base:
+        with pytest.raises(LogClientError, match="nests too deeply"):
+            LogClient(base, "token").events(0)
+        with pytest.raises(LogClientError, match="did not answer JSON"):
+            list(LogClient(base, "token").checkpoints(0))
+
+
+def test_a_page_is_read_only_up_to_its_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Reading stops after `limit` lines, and a line beyond `limit` events' size is refused,
+    however much the log would send."""
+    monkeypatch.setattr(log_client, "MAX_EVENT_BYTES", 1000)
+    event = json.dumps({"seq": 1, "pad": "x" * 400}).encode() + b"\n"
+    with _server(_answering(_endless(event))) as base:
+        assert len(LogClient(base, "token").events(0, 2)) == 2
+    huge = b'{"pad": "' + b"x" * 5000
+    with (
+        _server(_answering(_endless(huge))) as base,
+        pytest.raises(LogClientError, match="answered more than 2000 bytes"),
+    ):
+        LogClient(base, "token").events(0, 2)
+
+
+def test_a_log_dripping_its_answer_is_cut_at_the_runs_deadline(log: Log) -> None:
+    """Every byte comes within the per-read timeout, but the run as a whole ends on time."""
+    with _server(_answering(_endless(b"x"), delay=0.1)) as base:
+        log.base = base
+        started = time.monotonic()
+        result = log.watch("--timeout", "2")
+        took = time.monotonic() - started
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert "did not answer within the run's 2 s" in result.stderr
+    assert took < 10
