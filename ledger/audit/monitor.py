@@ -10,7 +10,8 @@ root of the events served at its size (split view otherwise: a checkpoint shown
 to someone once and superseded since is still checked); the log's consistency
 proof from the last checkpoint seen verifies; no configured witness's
 cosignature is forged. With a witness quorum the run follows the newest listed
-checkpoint that has it: a log whose witnesses lag is waited for, not an alarm.
+checkpoint that has it: a log whose witnesses lag is waited for, not an alarm
+(the last event seen is still checked for a rewrite meanwhile).
 Only a run with no alarm moves the state forward.
 """
 
@@ -95,7 +96,9 @@ def _follow(
     _cosigners(latest, witnesses)
     listed = _listed(log, state, latest_cp.size, witnesses)
     note = _target(latest, listed, quorum, witnesses)
-    if note is None:
+    if note is None:  # witnesses lag; the history seen must still stand meanwhile
+        if state.size:
+            _unchanged(log, state)
         return Outcome(state.size, state.size, state.root, {}, waiting=latest_cp.size)
     cp = _parsed(note, state)
     old_size, old_root = state.size, state.root
