@@ -102,9 +102,8 @@ def _follow(
         return Outcome(state.size, state.size, state.root, {}, waiting=latest_cp.size)
     cp = _parsed(note, state)
     old_size, old_root = state.size, state.root
-    listed[cp.size] = note
     _read_events(log, state, cp.size, say or (lambda _: None), workers, listed)
-    _same_root(note, state)  # also when no event came since the last run
+    _same_root(note, state)  # the listed copy of its size, if any, was checked on the way
     if 0 < old_size < cp.size and not verify_consistency(
         old_size, cp.size, old_root, cp.root, log.consistency(old_size, cp.size)
     ):
