@@ -480,7 +480,7 @@ def audit_verify(
                 bundle, anchor, since, lambda n: progress.advance(task, n), workers
             )
         else:
-            report = _audit_live(ledger, anchor, since, progress, workers, skip_tiles)
+            report = _audit_live(ledger, anchor, since, progress, workers, skip_tiles, bool(needed))
     if not report.ok:
         where = f"seq {report.first_bad_seq}: " if report.first_bad_seq else ""
         click.echo(f"FAILED at {where}{report.problem}", err=True)
@@ -664,6 +664,7 @@ def _audit_live(
     progress: Progress,
     workers: int,
     skip_tiles: bool = False,
+    witnessed: bool = False,
 ) -> Any:
     """Audit the live store: its events, latest checkpoint, stored checkpoints and tiles."""
     from ledger.audit.export import live_records
@@ -671,7 +672,7 @@ def _audit_live(
     from ledger.projections.runner import head
     from ledger.store.db import StoreError
 
-    note = _live_note(ledger)  # first: the events read next always cover it
+    note = _live_note(ledger, witnessed)  # first: the events read next always cover it
     try:  # before the head too: the tiles never cover more than the events read next
         stored = _stored_evidence(ledger, anchor, skip_tiles)
     except StoreError as exc:
@@ -717,12 +718,23 @@ def _stored_checkpoints(ledger: Any) -> Iterator[Any]:
         raise CheckpointError(str(exc)) from exc
 
 
-def _live_note(ledger: Any) -> str | None:
-    """The latest stored checkpoint with its cosignatures (the first one signed now); None if empty."""
-    from ledger.projections.runner import head
-    from ledger.services.checkpoints import latest_note
+def _live_note(ledger: Any, witnessed: bool = False) -> str | None:
+    """The latest stored checkpoint with its cosignatures (the first one signed now); None if empty.
 
-    return latest_note(ledger) if head(ledger.db) else None
+    With a witness quorum required, the latest one that has the log's configured quorum
+    instead: the newest is served before its witnesses cosign, and a witness lagging
+    is not the log misbehaving.
+    """
+    from ledger.projections.runner import head
+    from ledger.services import checkpoints
+
+    if not head(ledger.db):
+        return None
+    if witnessed:
+        found = checkpoints.witnessed(ledger)
+        if found is not None:
+            return found.note
+    return checkpoints.latest_note(ledger)
 
 
 def _audit_summary(report: Any, source: str) -> str:
@@ -765,7 +777,13 @@ def _audit_summary(report: Any, source: str) -> str:
 )
 @click.option("--witness", "witness_keys", multiple=True, help="A trusted witness's verifier key.")
 @click.option("--quorum", type=click.IntRange(min=0), default=None, help="Witnesses needed.")
-@click.option("--timeout", type=click.FloatRange(min=1, max=600), default=30.0, show_default=True)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=1),
+    default=600.0,
+    show_default=True,
+    help="Seconds the whole run may take (every read of the log ends by then; exit 2 if not).",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Say what is checked, on stderr.")
 def audit_watch(
     url: str,
@@ -792,13 +810,23 @@ def audit_watch(
             outcome = follow(client, state, witnesses, needed, say, default_workers())
             save(state_dir, state)
     except Alarm as alarm:
-        _keep_evidence(state_dir, str(alarm))
+        _keep_evidence(state_dir, alarm)
         click.echo(f"ALARM: {alarm}", err=True)
         sys.exit(EXIT_FAILURE)
     except (LogClientError, StateError, CliError, *_known_errors()) as exc:
         message = exc.message if isinstance(exc, CliError) else str(exc)
         click.echo(f"error: {message.splitlines()[0] if message else type(exc).__name__}", err=True)
         sys.exit(EXIT_USAGE)
+    click.echo(_watch_summary(url, outcome))
+
+
+def _watch_summary(url: str, outcome: Any) -> str:
+    """The one line a successful run prints (cron mails it)."""
+    if outcome.waiting and outcome.size == outcome.old_size:
+        return (
+            f"OK: {url} waiting for witnesses: no checkpoint after size {outcome.size} carries "
+            f"the witness quorum yet (the log's latest is of size {outcome.waiting})"
+        )
     added = outcome.size - outcome.old_size
     text = (
         f"OK: {url} size {outcome.size} (+{added} events verified), root {outcome.root.hex()[:16]}…"
@@ -807,7 +835,9 @@ def audit_watch(
         text += f", consistent with size {outcome.old_size} seen before"
     if outcome.cosigners:
         text += f", cosigned by {', '.join(sorted(outcome.cosigners))}"
-    click.echo(text)
+    if outcome.waiting:
+        text += f"; waiting for witnesses to cosign the checkpoint of size {outcome.waiting}"
+    return text
 
 
 def _watch_state(directory: Path, anchor_text: str | None) -> Any:
@@ -840,13 +870,25 @@ def _watch_lock(directory: Path) -> Iterator[None]:
         yield
 
 
-def _keep_evidence(directory: Path, alarm: str) -> None:
-    """Append the alarm to DIR/alarms.log, for whoever investigates it."""
+def _keep_evidence(directory: Path, alarm: Any) -> None:
+    """Append the alarm to DIR/alarms.log and keep the signed notes proving it next to it.
+
+    Each note goes in `evidence-<time>-<kind>-<n>.txt`: the log's own signatures on
+    what contradicts itself are what whoever investigates needs, and the log may
+    stop serving them.
+    """
+    import re
     from datetime import UTC, datetime
 
+    now = datetime.now(UTC)
+    stamp = now.strftime("%Y%m%dT%H%M%S.%fZ")
+    kind = re.sub(r"[^a-z0-9]+", "-", alarm.kind.lower()).strip("-") or "alarm"
     try:
         with (directory / "alarms.log").open("a", encoding="utf-8") as handle:
-            handle.write(f"{datetime.now(UTC).isoformat(timespec='seconds')} ALARM: {alarm}\n")
+            handle.write(f"{now.isoformat(timespec='seconds')} ALARM: {alarm}\n")
+        for number, note in enumerate((n for n in alarm.notes if n), start=1):
+            name = f"evidence-{stamp}-{kind}-{number}.txt"
+            (directory / name).write_text(note, encoding="utf-8")
     except OSError:
         pass  # the alarm is still printed and the exit status still says it
 

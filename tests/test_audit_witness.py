@@ -14,11 +14,14 @@ import pytest
 from click.testing import CliRunner
 
 from ledger import crypto
-from ledger.audit.cosignature import witness_vkey
+from ledger.audit.checkpoint import parse_note
+from ledger.audit.cosignature import cosign, witness_vkey
 from ledger.audit.export import export_bundle
 from ledger.cli import main
 from ledger.config import Config
+from ledger.services.checkpoints import sign_now
 from ledger.store.application import Ledger
+from ledger.store.checkpoints import CheckpointStore, Cosignature
 from tests.audit.test_parallel_audit import _event
 from tests.witness_process import witness_process
 
@@ -55,3 +58,33 @@ def test_a_checkpoint_cosigned_by_a_real_witness_meets_the_quorum(
     assert "missing: silent.example" in result.stderr
     result = runner.invoke(main, [*audit, "--witness", silent, "--quorum", "1"])
     assert result.exit_code == 0, result.stderr
+
+
+def test_the_live_audit_checks_the_newest_checkpoint_its_witnesses_cosigned(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A checkpoint signed after the witness went down is not cosigned yet: the live audit
+    checks the latest one that has the quorum instead of failing on the lag."""
+    key = crypto.SigningKey.generate()
+    vkey = str(witness_vkey("witness.example", key))
+    monkeypatch.setenv("LEDGER_DATABASE_URL", database_url)
+    monkeypatch.setenv("LEDGER_KEYS_DIR", str(tmp_path / "keys"))
+    monkeypatch.setenv("LEDGER_WITNESSES", f"{vkey} http://127.0.0.1:9")  # nothing listens
+    ledger = Ledger(Config.from_env())
+    ledger.init()
+    ledger.recorder.insert_events([_event(n) for n in range(1, 31)])
+    sign_now(ledger)
+    store = CheckpointStore(ledger.db)
+    first = store.latest()
+    assert first is not None
+    line = cosign(parse_note(first.note)[2], "witness.example", key, 1)
+    store.add_cosignatures(first.size, [Cosignature("witness.example", line, 1)])
+    ledger.recorder.insert_events([_event(n) for n in range(31, 61)])
+    sign_now(ledger)  # the witness is down: not cosigned
+    assert store.latest().size > first.size
+    anchor = ledger.trust_anchor().to_string()
+    ledger.close()
+    audit = ["audit", "verify", "--trust-anchor", anchor, "--witness", vkey, "--workers", "1"]
+    result = CliRunner().invoke(main, audit, catch_exceptions=False)
+    assert result.exit_code == 0, result.stderr
+    assert f"checkpoint at size {first.size} verified" in result.stdout

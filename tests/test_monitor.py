@@ -8,6 +8,7 @@ restore an older copy of the database.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import subprocess
 import sys
@@ -25,11 +26,14 @@ import psycopg
 import pytest
 
 from ledger import crypto, envelope
-from ledger.audit.checkpoint import Checkpoint, parse_checkpoint, sign_checkpoint
-from ledger.audit.cosignature import witness_vkey
+from ledger.audit import log_client
+from ledger.audit.checkpoint import Checkpoint, parse_checkpoint, parse_note, sign_checkpoint
+from ledger.audit.cosignature import cosign, witness_vkey
+from ledger.audit.log_client import LogClient, LogClientError
 from ledger.config import Config
 from ledger.domain import clock
 from ledger.store.application import Ledger
+from ledger.store.checkpoints import CheckpointStore, Cosignature
 from ledger.store.mapper import LedgerStoredEvent
 from ledger.store.tokens import TokenStore
 from tests.served import serve
@@ -179,17 +183,91 @@ def test_restoring_an_older_copy_of_the_database_is_a_rollback(log: Log) -> None
     assert f"has {size} events, fewer than the {grown}" in message
 
 
-def test_a_missing_witness_quorum_is_an_alarm_and_usage_errors_exit_2(log: Log) -> None:
+def test_a_missing_witness_quorum_is_waited_for_and_usage_errors_exit_2(log: Log) -> None:
     log.append()
     witness = str(witness_vkey("witness.example", crypto.SigningKey.generate()))
     with log.served():
-        message = _alarm(log.watch("--witness", witness), "witness quorum")
-        assert "0 of the 1 required" in message and "missing: witness.example" in message
-        assert not (log.state / "state.json").exists()
+        result = log.watch("--witness", witness)  # no checkpoint is cosigned yet: not an alarm
+        assert result.returncode == 0 and result.stderr == "", result.stderr
+        assert "waiting for witnesses: no checkpoint after size 0 carries" in result.stdout
         bad = log.watch("--witness", "not-a-key")
         assert bad.returncode == 2 and bad.stderr.startswith("error: ")
     down = log.watch()  # nothing listens any more
     assert down.returncode == 2 and down.stderr.startswith("error: cannot reach")
+
+
+def _cosign_stored(log: Log, size: int, name: str, key: crypto.SigningKey) -> None:
+    """Store `name`'s cosignature on the stored checkpoint of `size`, as a witness would."""
+    store = CheckpointStore(log.ledger.db)
+    stored = store.get(size)
+    assert stored is not None
+    line = cosign(parse_note(stored.note)[2], name, key, int(time.time()))
+    store.add_cosignatures(size, [Cosignature(name, line, int(time.time()))])
+
+
+def test_a_lagging_witness_is_waited_for_and_the_newest_cosigned_checkpoint_followed(
+    log: Log,
+) -> None:
+    """The log serves its newest checkpoint before the witness (down here) cosigns it."""
+    key = crypto.SigningKey.generate()
+    vkey = str(witness_vkey("witness.example", key))
+    env = {"LEDGER_WITNESSES": f"{vkey} http://127.0.0.1:9"}  # nothing listens there
+    first = log.append()
+    with log.served(env):
+        first = log.head()
+        _cosign_stored(log, first, "witness.example", key)
+        result = log.watch("--witness", vkey)
+        _ok(result, first, first)
+        assert "cosigned by witness.example" in result.stdout
+        second = log.append()
+        _wait_for_checkpoint(log.base, second)
+        waiting = log.watch("--witness", vkey)
+        assert waiting.returncode == 0 and waiting.stderr == "", waiting.stderr
+        assert f"no checkpoint after size {first} carries the witness quorum yet" in waiting.stdout
+        assert f"latest is of size {second}" in waiting.stdout
+        _cosign_stored(log, second, "witness.example", key)  # the witness catches up
+        _ok(log.watch("--witness", vkey), second, second - first)
+
+
+def test_a_forged_cosignature_is_an_alarm_even_with_a_quorum_of_0(log: Log) -> None:
+    """A cosignature line under a configured witness's key that does not verify is forgery."""
+    key = crypto.SigningKey.generate()
+    vkey = str(witness_vkey("witness.example", key))
+    log.append()
+    with log.served() as base:
+        note = CheckpointStore(log.ledger.db).latest().note
+        forged = note + cosign(b"another checkpoint\n", "witness.example", key, 1)
+        with _showing(base, forged) as proxy:
+            log.base = proxy
+            message = _alarm(log.watch("--witness", vkey, "--quorum", "0"), "witness cosignature")
+    assert "cosignature of witness.example does not verify" in message
+    assert [p.read_text() for p in _evidence(log, "witness-cosignature")] == [forged]
+
+
+def _evidence(log: Log, kind: str) -> list[Path]:
+    return sorted(log.state.glob(f"evidence-*-{kind}-*.txt"))
+
+
+def test_a_superseded_forked_checkpoint_in_the_listing_is_a_split_view(log: Log) -> None:
+    """Between two runs the log signed a checkpoint of another history (shown to a victim),
+    then a good one: the monitor checks every listed checkpoint, not only the latest."""
+    log.append()
+    with log.served() as base:
+        first = log.head()
+        _ok(log.watch(), first, first)
+        forked_size = log.append()
+        _wait_for_checkpoint(base, forked_size)
+        latest = log.append()
+        _wait_for_checkpoint(base, latest)
+        origin = log.anchor.split("+")[0]
+        forked = Checkpoint(origin, forked_size, crypto.sha256(b"another history"))
+        forked_note = sign_checkpoint(forked, log.ledger.signing_key())
+        with _showing(base, None, {forked_size: forked_note}) as proxy:
+            log.base = proxy
+            message = _alarm(log.watch(), "split view")
+    assert f"root for size {forked_size} is not the root of the events" in message
+    kept = [p.read_text() for p in _evidence(log, "split-view")]
+    assert kept[0] == forked_note and kept[1].startswith(origin)  # and the state's checkpoint
 
 
 # --- attacks ---------------------------------------------------------------------
@@ -265,30 +343,52 @@ def test_a_checkpoint_the_events_do_not_add_up_to_is_a_split_view(log: Log) -> N
 
 
 @contextmanager
-def _showing(upstream: str, note: str) -> Iterator[str]:
-    """An HTTP front for `upstream` that answers checkpoint requests with `note`."""
+def _showing(
+    upstream: str, note: str | None, listed: dict[int, str] | None = None
+) -> Iterator[str]:
+    """An HTTP front for `upstream` that answers checkpoint requests with `note` (if given)
+    and lists the notes in `listed` instead of the stored ones of the same size."""
 
     class Front(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
-            if self.path.endswith("/checkpoint"):
+            if note is not None and self.path.endswith("/checkpoint"):
                 status, body = 200, note.encode()
             else:
-                request = urllib.request.Request(upstream + self.path)
-                request.add_header("Authorization", self.headers.get("Authorization", ""))
-                try:
-                    with urllib.request.urlopen(request, timeout=10) as response:
-                        status, body = response.status, response.read()
-                except urllib.error.HTTPError as exc:
-                    status, body = exc.code, exc.read()
+                status, body = self._upstream()
+            if listed and self.path.startswith("/api/v1/log/checkpoints"):
+                body = _replaced(body, listed)
             self.send_response(status)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
 
+        def _upstream(self) -> tuple[int, bytes]:
+            request = urllib.request.Request(upstream + self.path)
+            request.add_header("Authorization", self.headers.get("Authorization", ""))
+            try:
+                with urllib.request.urlopen(request, timeout=10) as response:
+                    return response.status, response.read()
+            except urllib.error.HTTPError as exc:
+                return exc.code, exc.read()
+
         def log_message(self, *args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Front)
+    with _server(Front) as url:
+        yield url
+
+
+def _replaced(body: bytes, listed: dict[int, str]) -> bytes:
+    page = json.loads(body)
+    for entry in page["checkpoints"]:
+        entry["note"] = listed.get(entry["size"], entry["note"])
+    return json.dumps(page).encode()
+
+
+@contextmanager
+def _server(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -321,3 +421,70 @@ def test_the_monitor_requires_a_real_witness_and_flags_a_history_rewritten_behin
             log.append()
             _wait_for_checkpoint(base, log.head())
             _alarm(log.watch("--witness", vkey), "rewrite")
+
+
+# --- a hostile log's answers -------------------------------------------------------
+
+
+def _answering(lines: Iterator[bytes], delay: float = 0.0) -> type[BaseHTTPRequestHandler]:
+    """A handler that answers every GET 200 with `lines`, each after `delay` seconds."""
+
+    class Hostile(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.0"
+
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.end_headers()
+            try:
+                for line in lines:
+                    time.sleep(delay)
+                    self.wfile.write(line)
+                    self.wfile.flush()
+            except OSError:
+                pass  # the client went away, as it should
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    return Hostile
+
+
+def _endless(line: bytes) -> Iterator[bytes]:
+    while True:
+        yield line
+
+
+def test_a_deeply_nested_line_is_a_client_error_not_a_traceback() -> None:
+    deep = b"[" * 200_000 + b"\n"
+    with _server(_answering(iter([deep]))) as base:
+        with pytest.raises(LogClientError, match="nests too deeply"):
+            LogClient(base, "token").events(0)
+        with pytest.raises(LogClientError, match="did not answer JSON"):
+            list(LogClient(base, "token").checkpoints(0))
+
+
+def test_a_page_is_read_only_up_to_its_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Reading stops after `limit` lines, and a line beyond `limit` events' size is refused,
+    however much the log would send."""
+    monkeypatch.setattr(log_client, "MAX_EVENT_BYTES", 1000)
+    event = json.dumps({"seq": 1, "pad": "x" * 400}).encode() + b"\n"
+    with _server(_answering(_endless(event))) as base:
+        assert len(LogClient(base, "token").events(0, 2)) == 2
+    huge = b'{"pad": "' + b"x" * 5000
+    with (
+        _server(_answering(_endless(huge))) as base,
+        pytest.raises(LogClientError, match="answered more than 2000 bytes"),
+    ):
+        LogClient(base, "token").events(0, 2)
+
+
+def test_a_log_dripping_its_answer_is_cut_at_the_runs_deadline(log: Log) -> None:
+    """Every byte comes within the per-read timeout, but the run as a whole ends on time."""
+    with _server(_answering(_endless(b"x"), delay=0.1)) as base:
+        log.base = base
+        started = time.monotonic()
+        result = log.watch("--timeout", "2")
+        took = time.monotonic() - started
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert "did not answer within the run's 2 s" in result.stderr
+    assert took < 10
