@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -64,3 +65,28 @@ def test_a_history_rewritten_behind_the_witness_is_refused(
     problems = [p for a in alarms for p in a["problems"]]
     assert any("rejected our consistency proof" in p for p in problems), problems
     assert witnessed(ledger) is None  # the witness never cosigned the rewritten log
+
+
+def test_an_idle_logs_checkpoint_is_cosigned_again_when_its_cosignature_ages(
+    ledger: Ledger, witness: tuple[str, str]
+) -> None:
+    """Verifiers warn on an old cosignature: the log asks the witness again, same checkpoint."""
+    base, vkey = witness
+    alarms: list = []
+    signer = _signer(ledger, base, vkey, alarms)
+    ledger.config = signer.ledger.config = dataclasses.replace(
+        ledger.config, checkpoint_max_age_s=2
+    )
+    add_events(ledger, 2)
+    size = signer.tick()
+    first = witnessed(ledger)
+    assert first is not None and first.size == size
+    signer.tick()
+    assert witnessed(ledger).cosigners == first.cosigners  # fresh: not asked again
+    time.sleep(2.1)  # cosignatures carry whole seconds
+    assert signer.tick() is None  # nothing new to sign, yet the witness is asked again
+    again = witnessed(ledger)
+    assert again.size == size and again.cosigners[next(iter(again.cosigners))] > next(
+        iter(first.cosigners.values())
+    )
+    assert not alarms

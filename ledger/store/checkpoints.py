@@ -153,12 +153,18 @@ class CheckpointStore:
             return [Cosignature(w, line, int(ts)) for w, line, ts in cur.fetchall()]
 
     def add_cosignatures(self, size: int, found: list[Cosignature]) -> None:
-        """Keep the first cosignature of each witness on a size (a witness may re-sign)."""
+        """Keep the newest cosignature of each witness on a size.
+
+        A witness asked again about an idle log's checkpoint re-signs it with a later
+        time: the newer line replaces the older, so verifiers see it is still watched.
+        """
         with self.db.write(lock=None) as cur:
             for c in found:
                 cur.execute(
                     "INSERT INTO tlog_cosignatures (size, witness, line, timestamp)"
-                    " VALUES (?, ?, ?, ?) ON CONFLICT (size, witness) DO NOTHING",
+                    " VALUES (?, ?, ?, ?) ON CONFLICT (size, witness) DO UPDATE"
+                    " SET line = excluded.line, timestamp = excluded.timestamp"
+                    " WHERE excluded.timestamp > tlog_cosignatures.timestamp",
                     (size, c.witness, c.line, c.timestamp),
                 )
 
