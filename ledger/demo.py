@@ -304,7 +304,7 @@ class Demo:
                 self.post(f"{path}/decision", body)
 
 
-SHOWCASE_DAY = date(2026, 11, 5)
+SHOWCASE_DAYS_AGO = 21  # the showcase session, its review (+7 days) and late report (+14) all past
 SHOWCASE_LEVELS = {"1.1": 4, "1.2": 3, "2.1": 4, "3.1": 3, "4.1": 4, "4.2": 3, "5.1": 3}
 
 
@@ -320,15 +320,15 @@ class Showcase:
 
     def __init__(self, demo: Demo, centre: str):
         self.demo, self.centre, self.staff = demo, centre, demo.staff[centre]
-        self.morning = datetime(
-            SHOWCASE_DAY.year, SHOWCASE_DAY.month, SHOWCASE_DAY.day, 8, tzinfo=UTC
-        )
+        day = clock.now().date() - timedelta(days=SHOWCASE_DAYS_AGO)
+        self.day = day
+        self.morning = datetime(day.year, day.month, day.day, 8, tzinfo=UTC)
 
     def run(self) -> None:
         demo, morning = self.demo, self.morning
         people = self._candidates(4)
         with demo.at(morning - timedelta(days=14)):
-            body = {"date": SHOWCASE_DAY.isoformat(), "time": "09:00", "address": "Salle des examens",
+            body = {"date": self.day.isoformat(), "time": "09:00", "address": "Salle des examens",
                     "room": "A1", "examiner": "Laurent", "audience": "adult"}  # fmt: skip
             session = demo.post(f"/api/v1/centres/{self.centre}/sessions", body, self.staff)["id"]
             for index, candidate in enumerate(people):
@@ -360,7 +360,7 @@ class Showcase:
                       {"challenge": wrong["challenges"][1]["challenge"],
                        "reason": "épreuve signalée défectueuse par l'éditeur"})  # fmt: skip
             codes = demo.post(f"/api/v1/sessions/{session}/publication", {})["certificates"]
-        with demo.at(morning + timedelta(days=30)):  # an issue reported after publication
+        with demo.at(morning + timedelta(days=14)):  # an issue reported after publication
             self._late_report(kept, "problème signalé après la publication")
         demo.codes.extend(codes)
         demo.totals["sessions"] += 1
@@ -429,8 +429,7 @@ def run_demo(
             break
         group = demo.candidates(count, audience, when)
         demo.session(centres[index % len(centres)], when.date(), audience, group)
-    if clock.now().date() > SHOWCASE_DAY:
-        Showcase(demo, centres[-1]).run()
+    Showcase(demo, centres[-1]).run()
     echo(
         f"demo: {demo.totals['centres']} centres, {demo.totals['sessions']} sessions, "
         f"{demo.totals['candidates']} candidates, {demo.totals['answers']} answers, "
