@@ -66,3 +66,21 @@ class ProblemResponses(BasePlugin):
             for status in PROBLEM_STATUSES:
                 responses[str(status)] = _response_name(status)
             responses["default"] = _response_name("Default")
+            _document_scope(operation)
+
+
+def scope_sentence(scopes: list[str]) -> str:
+    """What a caller reads about access: the scopes `require` checks, or that none is needed."""
+    if not scopes:
+        return "Public: no token needed."
+    names = [f"`{s}`" if s != "centre:*" else "`centre:<id>` (the centre's own)" for s in scopes]
+    return f"Requires a bearer token with scope {' or '.join(names)} (`admin` holds all)."
+
+
+def _document_scope(operation: dict[str, Any]) -> None:
+    """`x-required-scopes` (set by auth.require, empty for public operations) and its sentence."""
+    scopes = operation.setdefault("x-required-scopes", [])
+    sentence = scope_sentence(scopes)
+    description = operation.get("description", "")
+    if sentence not in description:
+        operation["description"] = f"{description}\n\n{sentence}".strip()

@@ -1,0 +1,92 @@
+"""The OpenAPI document and the problem pages are enough to integrate without the source."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ledger.api.problem_types import PROBLEM_TYPES
+
+METHODS = ("get", "post", "put", "patch", "delete")
+SOURCE = Path(__file__).resolve().parent.parent / "ledger"
+EMITTED = (
+    re.compile(r'(?:ApiProblem|problem)\(\s*\d{3},\s*"([a-z0-9-]+)"'),  # API code
+    re.compile(r'^\s+code = "([a-z0-9-]+)"', re.M),  # DomainError subclasses
+    re.compile(r'\d{3}: \("([a-z0-9-]+)",'),  # gunicorn's refusals (server.py)
+    re.compile(r'^\s+\d{3}: "([a-z0-9-]+)",$', re.M),  # problems.HTTP_CODES
+)
+
+
+def _operations(spec: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    return [
+        (method, path, item[method])
+        for path, item in spec["paths"].items()
+        for method in METHODS
+        if method in item
+    ]
+
+
+def _emitted_codes() -> set[str]:
+    """Every problem code a literal in the source can emit."""
+    codes = {"http-error"}  # from_http's fallback for statuses without a slug
+    for path in SOURCE.rglob("*.py"):
+        text = path.read_text(encoding="utf-8")
+        for pattern in EMITTED:
+            codes.update(pattern.findall(text))
+    return codes
+
+
+def test_every_operation_states_its_scope(client) -> None:
+    spec = client.get("/api/v1/openapi.json").get_json()
+    for method, path, op in _operations(spec):
+        scopes = op.get("x-required-scopes")
+        assert scopes is not None, f"{method} {path}"
+        if scopes:
+            assert op.get("security"), f"{method} {path}"
+            assert "Requires a bearer token with scope" in op["description"], (method, path)
+        else:
+            assert "Public: no token needed." in op["description"], (method, path)
+
+
+def test_scopes_come_from_the_require_decorator(client) -> None:
+    spec = client.get("/api/v1/openapi.json").get_json()
+    assert spec["paths"]["/api/v1/centres"]["post"]["x-required-scopes"] == ["admin"]
+    course = spec["paths"]["/api/v1/sessions/{session_id}/courses"]["post"]
+    assert course["x-required-scopes"] == ["events:append", "centre:*"]
+    assert "`centre:<id>`" in course["description"]
+
+
+def test_the_source_emits_only_registered_problem_codes() -> None:
+    unknown = _emitted_codes() - set(PROBLEM_TYPES)
+    assert not unknown, f"add these to ledger/api/problem_types.py: {sorted(unknown)}"
+
+
+@pytest.mark.parametrize("lang", ["en", "fr"])
+def test_every_problem_type_url_explains_itself(client, lang: str) -> None:
+    for code in sorted(PROBLEM_TYPES):
+        page = client.get(f"/problems/{code}", headers={"Accept-Language": lang})
+        assert page.status_code == 200, code
+        assert page.mimetype == "text/html"
+        assert f'lang="{lang}"' in page.text and code in page.text
+        body = client.get(f"/problems/{code}", headers={"Accept": "application/json"}).json
+        assert body["type"] == f"/problems/{code}"
+        assert body["meaning"] and body["fix"], code
+
+
+def test_a_problem_body_links_to_its_explanation(client) -> None:
+    problem = client.post("/api/v1/centres", json={})
+    assert problem.status_code == 401
+    page = client.get(problem.json["type"], headers={"Accept": "application/json"})
+    assert page.status_code == 200 and "token" in page.json["meaning"]
+
+
+def test_french_is_chosen_from_the_browser_and_unknown_codes_are_404(client) -> None:
+    page = client.get("/problems/late-answer", headers={"Accept-Language": "fr-FR,fr;q=0.9"})
+    assert "échéance" in page.text
+    assert client.get("/problems/late-answer?lang=en&format=json").json["lang"] == "en"
+    missing = client.get("/problems/no-such-thing", headers={"Accept": "application/json"})
+    assert missing.status_code == 404
+    assert missing.mimetype == "application/problem+json"
