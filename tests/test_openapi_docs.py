@@ -90,3 +90,55 @@ def test_french_is_chosen_from_the_browser_and_unknown_codes_are_404(client) -> 
     missing = client.get("/problems/no-such-thing", headers={"Accept": "application/json"})
     assert missing.status_code == 404
     assert missing.mimetype == "application/problem+json"
+
+
+def _schema(spec: dict[str, Any], name: str) -> dict[str, Any]:
+    return spec["components"]["schemas"][name]
+
+
+def test_closed_lists_are_enums_in_the_document(client) -> None:
+    from ledger.domain.erasure import REASON_CODES
+    from ledger.domain.profile import ANSWER_RESULTS
+    from ledger.domain.session import ABORT_REASONS, ISSUE_CATEGORIES
+
+    spec = client.get("/api/v1/openapi.json").get_json()
+    props = {name: _schema(spec, name)["properties"] for name in spec["components"]["schemas"]}
+    assert props["IssueReportIn"]["category"]["enum"] == list(ISSUE_CATEGORIES)
+    assert props["AbortIn"]["reason"]["enum"] == list(ABORT_REASONS)
+    assert props["AnswerIn"]["result"]["enum"] == list(ANSWER_RESULTS)
+    assert props["CourseAnswerIn"]["result"]["enum"] == list(ANSWER_RESULTS)
+    assert props["DecisionIn"]["decision"]["enum"] == ["fraud", "cancel"]
+    assert props["ErasureIn"]["reason"]["enum"] == list(REASON_CODES)
+    assert "adult" in props["CandidateIn"]["audience"]["enum"]
+    assert props["CentreIn"]["kind"]["enum"] == ["school", "university", "organisation"]
+    assert props["SessionOut"]["state"]["enum"][0] == "created"
+    assert "integrity-failure" in props["PublicCertificateOut"]["status"]["enum"]
+
+
+def test_validation_messages_name_the_field_and_the_format(client, admin) -> None:
+    body = {"first_name": "A", "last_name": "B", "birth_date": "2007-02-30", "birth_place": "C"}
+    errors = client.post("/api/v1/candidates", json=body, headers=admin).json["errors"]
+    assert errors == {"birth_date": ["expected YYYY-MM-DD, a real calendar day"]}
+    answer = {
+        "candidate": "nope", "answer_id": "a", "challenge": "c", "skill": "s",
+        "competence": "1.1", "result": "ok", "time_spent_ms": "42",
+        "answered_at": "2026-11-02 09:15",
+    }  # fmt: skip
+    errors = client.post("/api/v1/answers", json=answer, headers=admin).json["errors"]
+    assert "expected a UUID" in errors["candidate"][0]
+    assert "whole JSON number" in errors["time_spent_ms"][0]
+    assert "YYYY-MM-DDTHH:MM:SS.ffffffZ" in errors["answered_at"][0]
+    centre = client.post(
+        "/api/v1/centres", json={"name": "N", "kind": "x", "city": "C"}, headers=admin
+    ).json
+    assert "school" in centre["errors"]["kind"][0]
+    session = {"date": "2026-12-01", "time": "9h30", "address": "a", "room": "r", "examiner": "e"}
+    errors = client.post(
+        f"/api/v1/centres/{centre_id(client, admin)}/sessions", json=session, headers=admin
+    ).json["errors"]
+    assert errors["time"] == ["expected HH:MM, 24-hour, such as 09:30"]
+
+
+def centre_id(client, admin) -> str:
+    body = {"name": "Lycée", "kind": "school", "city": "Rennes"}
+    return client.post("/api/v1/centres", json=body, headers=admin).json["id"]
