@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from ledger.api.examples import SCHEMA_EXAMPLES
 from ledger.api.problem_types import PROBLEM_TYPES
 
 METHODS = ("get", "post", "put", "patch", "delete")
@@ -142,3 +143,33 @@ def test_validation_messages_name_the_field_and_the_format(client, admin) -> Non
 def centre_id(client, admin) -> str:
     body = {"name": "Lycée", "kind": "school", "city": "Rennes"}
     return client.post("/api/v1/centres", json=body, headers=admin).json["id"]
+
+
+def _has_example(content: dict[str, Any]) -> bool:
+    from ledger.api.examples import BINARY
+
+    return all(
+        "example" in entry or "examples" in entry or media.startswith(BINARY)
+        for media, entry in content.items()
+    )
+
+
+def test_every_operation_shows_a_request_and_a_response_example(client) -> None:
+    spec = client.get("/api/v1/openapi.json").get_json()
+    missing = []
+    for method, path, op in _operations(spec):
+        body = op.get("requestBody")
+        if body and not _has_example(body["content"]):
+            missing.append(f"{method} {path} request")
+        success = [r for s, r in op["responses"].items() if s.startswith("2")]
+        assert success, f"{method} {path} documents no success response"
+        if not all(_has_example(r.get("content", {})) for r in success):
+            missing.append(f"{method} {path} response")
+    assert not missing, missing
+
+
+@pytest.mark.parametrize("name", sorted(n for n in SCHEMA_EXAMPLES if n.endswith("In")))
+def test_request_examples_are_accepted_by_their_schema(name: str) -> None:
+    from ledger.api import schemas
+
+    getattr(schemas, name)().load(SCHEMA_EXAMPLES[name])

@@ -9,10 +9,12 @@ operation, replacing flask-smorest's `application/json` error defaults.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from apispec import APISpec, BasePlugin
 
+from ledger.api.examples import add_examples
 from ledger.api.problems import PROBLEM_JSON, TITLES
 
 PROBLEM_STATUSES = (400, 401, 403, 404, 405, 409, 410, 413, 415, 422, 429, 503)
@@ -35,6 +37,11 @@ def json_doc(status: int, description: str) -> dict[str, Any]:
     """`@blp.doc` responses of a view that returns a JSON object without a schema."""
     content = {"application/json": {"schema": {"type": "object"}}}
     return {"responses": {str(status): {"description": description, "content": content}}}
+
+
+def _openapi_path(rule: str) -> str:
+    """`/courses/<uuid:course_id>` as the document writes it: `/courses/{course_id}`."""
+    return re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", rule)
 
 
 def _response_name(status: int | str) -> str:
@@ -61,7 +68,8 @@ class ProblemResponses(BasePlugin):
     def operation_helper(
         self, path: str | None = None, operations: dict | None = None, **kwargs: Any
     ) -> None:
-        for operation in (operations or {}).values():
+        for method, operation in (operations or {}).items():
+            add_examples(method, _openapi_path(path or ""), operation)
             responses = operation.setdefault("responses", {})
             for status in PROBLEM_STATUSES:
                 responses[str(status)] = _response_name(status)
