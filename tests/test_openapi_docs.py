@@ -173,3 +173,11 @@ def test_request_examples_are_accepted_by_their_schema(name: str) -> None:
     from ledger.api import schemas
 
     getattr(schemas, name)().load(SCHEMA_EXAMPLES[name])
+
+
+def test_the_reference_page_shows_scopes_examples_and_problem_pages(client) -> None:
+    page = client.get("/api/v1/docs").text
+    assert "scope admin" in page and "— public" in page
+    assert "Request example" in page and "Response example" in page
+    assert "Camille" in page
+    assert 'href="/problems/wrong-session-state"' in page
