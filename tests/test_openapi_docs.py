@@ -118,8 +118,9 @@ def test_closed_lists_are_enums_in_the_document(client) -> None:
 
 def test_validation_messages_name_the_field_and_the_format(client, admin) -> None:
     body = {"first_name": "A", "last_name": "B", "birth_date": "2007-02-30", "birth_place": "C"}
-    errors = client.post("/api/v1/candidates", json=body, headers=admin).json["errors"]
-    assert errors == {"birth_date": ["expected YYYY-MM-DD, a real calendar day"]}
+    problem = client.post("/api/v1/candidates", json=body, headers=admin).json
+    assert problem["errors"] == {"birth_date": ["expected YYYY-MM-DD, a real calendar day"]}
+    assert problem["detail"].endswith("see errors (birth_date)")
     answer = {
         "candidate": "nope", "answer_id": "a", "challenge": "c", "skill": "s",
         "competence": "1.1", "result": "ok", "time_spent_ms": "42",
