@@ -86,7 +86,8 @@ def test_a_problem_body_links_to_its_explanation(client) -> None:
 
 def test_french_is_chosen_from_the_browser_and_unknown_codes_are_404(client) -> None:
     page = client.get("/problems/late-answer", headers={"Accept-Language": "fr-FR,fr;q=0.9"})
-    assert "échéance" in page.text
+    assert "échéance" in page.text and page.headers["Content-Language"] == "fr"
+    assert "Accept-Language" in page.headers["Vary"]
     assert client.get("/problems/late-answer?lang=en&format=json").json["lang"] == "en"
     missing = client.get("/problems/no-such-thing", headers={"Accept": "application/json"})
     assert missing.status_code == 404

@@ -23,7 +23,10 @@ PROBLEM_SCHEMA = {
     "description": "RFC 9457 problem details",
     "required": ["type", "title", "status"],
     "properties": {
-        "type": {"type": "string", "description": "/problems/<code>, a stable slug"},
+        "type": {
+            "type": "string",
+            "description": "/problems/<code>, a stable slug; GET it for what it means and how to fix it",
+        },
         "title": {"type": "string"},
         "status": {"type": "integer", "minimum": 400, "maximum": 599},
         "detail": {"type": "string"},

@@ -134,9 +134,14 @@ def explain(code: str, lang: str) -> dict[str, object]:
 
 
 @bp.route("/problems/<code>")
-def problem_type(code: str) -> Response | str:
+def problem_type(code: str) -> Response:
     """What a problem type means and how to fix it, for people (HTML) or programs (JSON)."""
     body = explain(code, _language())
     if _wants_json():
-        return jsonify(body)
-    return render_template_string(PAGE, code=code, labels=LABELS[body["lang"]], **body)
+        response = jsonify(body)
+    else:
+        page = render_template_string(PAGE, code=code, labels=LABELS[body["lang"]], **body)
+        response = Response(page, mimetype="text/html")
+    response.headers["Content-Language"] = str(body["lang"])
+    response.vary.update(("Accept", "Accept-Language"))
+    return response
