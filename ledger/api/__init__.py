@@ -113,6 +113,7 @@ def _register(api: Api, app: Flask) -> None:
         docs,
         health,
         log,
+        problem_types,
         tlog,
     )
 
@@ -132,3 +133,4 @@ def _register(api: Api, app: Flask) -> None:
     app.register_blueprint(attestations.well_known)
     app.register_blueprint(credentials.did_site)
     app.register_blueprint(docs.bp)
+    app.register_blueprint(problem_types.bp)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from copy import deepcopy
 from typing import Any
 
 from flask import g, request
@@ -49,9 +50,23 @@ def require(*scopes: str) -> Callable:
             return view(*args, **kwargs)
 
         wrapper._scopes = scopes  # type: ignore[attr-defined]
+        _document_scopes(wrapper, scopes)
         return wrapper
 
     return decorate
+
+
+def _document_scopes(view: Callable, scopes: tuple[str, ...]) -> None:
+    """Let the OpenAPI document say what `require` enforces, so the two cannot drift.
+
+    flask-smorest reads `_apidoc["manual_doc"]` into the operation; the
+    ProblemResponses plugin turns `x-required-scopes` into a sentence.
+    """
+    apidoc = deepcopy(getattr(view, "_apidoc", {}))
+    manual = apidoc.setdefault("manual_doc", {})
+    manual["x-required-scopes"] = list(scopes)
+    manual["security"] = SECURED
+    view._apidoc = apidoc  # type: ignore[attr-defined]
 
 
 def current_principal() -> Principal:

@@ -29,6 +29,9 @@ def _operations(spec: dict[str, Any]) -> list[dict[str, Any]]:
                         "summary": op.get("summary", ""),
                         "description": op.get("description", ""),
                         "secured": bool(op.get("security")),
+                        "scopes": op.get("x-required-scopes", []),
+                        "request_example": _example(op.get("requestBody")),
+                        "response_example": _success_example(op.get("responses", {})),
                         "parameters": op.get("parameters", []),
                         "body": _ref_name(op.get("requestBody")),
                         "responses": sorted(op.get("responses", {}).items()),
@@ -36,6 +39,19 @@ def _operations(spec: dict[str, Any]) -> list[dict[str, Any]]:
                     }
                 )
     return ops
+
+
+def _example(body: dict[str, Any] | None) -> Any:
+    """The first example of a request body or response, for the page to show."""
+    for entry in (body or {}).get("content", {}).values():
+        if "example" in entry:
+            return entry["example"]
+    return None
+
+
+def _success_example(responses: dict[str, Any]) -> Any:
+    success = [r for status, r in sorted(responses.items()) if status.startswith("2")]
+    return next((e for e in map(_example, success) if e is not None), None)
 
 
 def _ref_name(body: dict[str, Any] | None) -> str:

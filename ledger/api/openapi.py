@@ -9,10 +9,12 @@ operation, replacing flask-smorest's `application/json` error defaults.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from apispec import APISpec, BasePlugin
 
+from ledger.api.examples import add_examples
 from ledger.api.problems import PROBLEM_JSON, TITLES
 
 PROBLEM_STATUSES = (400, 401, 403, 404, 405, 409, 410, 413, 415, 422, 429, 503)
@@ -21,7 +23,10 @@ PROBLEM_SCHEMA = {
     "description": "RFC 9457 problem details",
     "required": ["type", "title", "status"],
     "properties": {
-        "type": {"type": "string", "description": "/problems/<code>, a stable slug"},
+        "type": {
+            "type": "string",
+            "description": "/problems/<code>, a stable slug; GET it for what it means and how to fix it",
+        },
         "title": {"type": "string"},
         "status": {"type": "integer", "minimum": 400, "maximum": 599},
         "detail": {"type": "string"},
@@ -35,6 +40,11 @@ def json_doc(status: int, description: str) -> dict[str, Any]:
     """`@blp.doc` responses of a view that returns a JSON object without a schema."""
     content = {"application/json": {"schema": {"type": "object"}}}
     return {"responses": {str(status): {"description": description, "content": content}}}
+
+
+def _openapi_path(rule: str) -> str:
+    """`/courses/<uuid:course_id>` as the document writes it: `/courses/{course_id}`."""
+    return re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", rule)
 
 
 def _response_name(status: int | str) -> str:
@@ -61,8 +71,27 @@ class ProblemResponses(BasePlugin):
     def operation_helper(
         self, path: str | None = None, operations: dict | None = None, **kwargs: Any
     ) -> None:
-        for operation in (operations or {}).values():
+        for method, operation in (operations or {}).items():
+            add_examples(method, _openapi_path(path or ""), operation)
             responses = operation.setdefault("responses", {})
             for status in PROBLEM_STATUSES:
                 responses[str(status)] = _response_name(status)
             responses["default"] = _response_name("Default")
+            _document_scope(operation)
+
+
+def scope_sentence(scopes: list[str]) -> str:
+    """What a caller reads about access: the scopes `require` checks, or that none is needed."""
+    if not scopes:
+        return "Public: no token needed."
+    names = [f"`{s}`" if s != "centre:*" else "`centre:<id>` (the centre's own)" for s in scopes]
+    return f"Requires a bearer token with scope {' or '.join(names)} (`admin` holds all)."
+
+
+def _document_scope(operation: dict[str, Any]) -> None:
+    """`x-required-scopes` (set by auth.require, empty for public operations) and its sentence."""
+    scopes = operation.setdefault("x-required-scopes", [])
+    sentence = scope_sentence(scopes)
+    description = operation.get("description", "")
+    if sentence not in description:
+        operation["description"] = f"{description}\n\n{sentence}".strip()

@@ -106,7 +106,7 @@ def from_http(error: HTTPException) -> Response:
     if status == 400 and "json" in f"{detail} {errors}".lower():
         return problem(400, "malformed-json", "the request body is not valid JSON")
     if status == 422 and errors:
-        detail = "the request does not match the schema; see errors"
+        detail = schema_mismatch(errors)
     headers = dict(data.get("headers") or {})
     if getattr(error, "valid_methods", None):  # 405 names what is allowed
         headers["Allow"] = ", ".join(error.valid_methods)  # type: ignore[attr-defined]
@@ -117,11 +117,18 @@ def from_http(error: HTTPException) -> Response:
     )
 
 
+def schema_mismatch(errors: object) -> str:
+    """A 422's detail names the fields at fault, so a log line alone says what to fix."""
+    names = ", ".join(sorted(map(str, errors))) if isinstance(errors, dict) else ""
+    suffix = f" ({names})" if names else ""
+    return f"the request does not match the schema; see errors{suffix}"
+
+
 def from_validation(error: ValidationError) -> Response:
     return problem(
         422,
         "validation-failed",
-        "the request does not match the schema; see errors",
+        schema_mismatch(error.messages),
         errors=error.messages,
     )
 

@@ -10,10 +10,20 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, pre_load, validate
 
 from ledger.domain import clock
+from ledger.domain.centre import CENTRE_KINDS
 from ledger.domain.erasure import REASON_CODES
 from ledger.domain.payload import MAX_DEPTH, text_problem
 from ledger.domain.profile import ANSWER_RESULTS
-from ledger.domain.session import MAX_EXTRA_TIME_PERCENT
+from ledger.domain.session import (
+    ABORT_REASONS,
+    CREATED,
+    FINALIZED,
+    IN_PROCESS,
+    ISSUE_CATEGORIES,
+    MAX_EXTRA_TIME_PERCENT,
+    NEUTRALIZING_CATEGORIES,
+    PROCESSED,
+)
 from ledger.services.candidates import AUDIENCES
 
 NAME = validate.Length(min=1, max=200)
@@ -52,8 +62,27 @@ def _nested(field: fields.Field | None) -> bool:
     return isinstance(inner, fields.Nested)
 
 
+class StrictUUID(fields.UUID):
+    """A UUID whose error shows the expected shape, so a client need not guess."""
+
+    default_error_messages = {
+        "invalid_uuid": "expected a UUID such as 0f8fad5b-d9cb-469f-a165-70867728950e"
+    }
+
+
+class WholeNumber(fields.Integer):
+    """A strict JSON integer: "42" or 42.5 are refused with the expected format."""
+
+    default_error_messages = {"invalid": "expected a whole JSON number such as 42, not a string"}
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(strict=True, **kwargs)
+
+
 class QueryInteger(fields.Integer):
     """An integer query parameter: ASCII digits only (int() also takes "١٢", " 12", "1_0")."""
+
+    default_error_messages = {"invalid": "expected an integer in ASCII digits, such as 100"}
 
     def _validated(self, value: object) -> int:
         if isinstance(value, str) and not re.fullmatch(r"-?[0-9]{1,20}", value):
@@ -96,6 +125,8 @@ class StrictSchema(Schema):
 class StrictDate(fields.Date):
     """YYYY-MM-DD with ASCII digits and a real calendar date (`clock.parse_date`)."""
 
+    default_error_messages = {"invalid": "expected YYYY-MM-DD, a real calendar day"}
+
     def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> date:
         try:
             return clock.parse_date(value)
@@ -107,7 +138,9 @@ def _time(value: str) -> None:
     try:
         clock.parse_time(value)
     except ValueError:
-        raise ValidationError("not a time of the form YYYY-MM-DDTHH:MM:SS.ffffffZ") from None
+        raise ValidationError(
+            "expected a UTC time YYYY-MM-DDTHH:MM:SS.ffffffZ (six fraction digits, Z)"
+        ) from None
 
 
 def _birth_date(value: date) -> None:
@@ -138,15 +171,13 @@ class CandidateOut(AppendedOut):
 
 
 class AnswerIn(StrictSchema):
-    candidate = fields.UUID(required=True)
+    candidate = StrictUUID(required=True)
     answer_id = fields.String(required=True, validate=validate.Length(min=1, max=100))
     challenge = fields.String(required=True, validate=validate.Length(min=1, max=100))
     skill = fields.String(required=True, validate=validate.Length(min=1, max=100))
     competence = fields.String(required=True, validate=validate.Length(min=1, max=10))
     result = fields.String(required=True, validate=validate.OneOf(ANSWER_RESULTS))
-    time_spent_ms = fields.Integer(
-        required=True, strict=True, validate=validate.Range(min=0, max=86_400_000)
-    )
+    time_spent_ms = WholeNumber(required=True, validate=validate.Range(min=0, max=86_400_000))
     answered_at = fields.String(required=True, validate=_time)
 
 
@@ -161,7 +192,10 @@ class AnswerBatchIn(StrictSchema):
 class AnswerOutcomeOut(Schema):
     answer_id = fields.String()
     candidate = fields.String()
-    status = fields.String(metadata={"description": "recorded, or duplicate (already recorded)"})
+    status = fields.String(
+        metadata={"description": "recorded, or duplicate (already recorded)",
+                  "enum": ["recorded", "duplicate"]}
+    )  # fmt: skip
     seq = fields.Integer(allow_none=True)
 
 
@@ -232,9 +266,7 @@ class CheckpointsQuery(StrictSchema):
 
 class CentreIn(StrictSchema):
     name = fields.String(required=True, validate=NAME)
-    kind = fields.String(
-        required=True, validate=validate.OneOf(("school", "university", "organisation"))
-    )
+    kind = fields.String(required=True, validate=validate.OneOf(CENTRE_KINDS))
     city = fields.String(required=True, validate=NAME)
 
 
@@ -270,7 +302,10 @@ class AttestationQuery(StrictSchema):
 class SessionIn(StrictSchema):
     date = StrictDate(required=True)
     time = fields.String(
-        required=True, validate=validate.Regexp(r"(?:[01][0-9]|2[0-3]):[0-5][0-9]\Z")
+        required=True,
+        validate=validate.Regexp(
+            r"(?:[01][0-9]|2[0-3]):[0-5][0-9]\Z", error="expected HH:MM, 24-hour, such as 09:30"
+        ),
     )
     address = fields.String(required=True, validate=NAME)
     room = fields.String(required=True, validate=NAME)
@@ -286,7 +321,7 @@ class SessionOut(Schema):
     time = fields.String()
     address = fields.String()
     room = fields.String()
-    state = fields.String()
+    state = fields.String(metadata={"enum": [CREATED, FINALIZED, IN_PROCESS, PROCESSED]})
     enrolled = fields.Integer()
     started = fields.Integer()
     with_extra_time = fields.Integer(metadata={"description": "enrolled with extra time"})
@@ -300,7 +335,7 @@ class SessionOut(Schema):
 
 class SessionCreatedOut(AppendedOut):
     id = fields.String()
-    state = fields.String()
+    state = fields.String(metadata={"enum": [CREATED]})
 
 
 class SessionListOut(Schema):
@@ -308,11 +343,13 @@ class SessionListOut(Schema):
 
 
 class CandidateRefIn(StrictSchema):
-    candidate = fields.UUID(required=True)
+    candidate = StrictUUID(required=True)
 
 
 class StrictBoolean(fields.Boolean):
     """JSON true or false only: "yes" or 1 could be a typo for a signed fact."""
+
+    default_error_messages = {"invalid": "expected JSON true or false"}
 
     def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> bool:
         if not isinstance(value, bool):
@@ -321,9 +358,8 @@ class StrictBoolean(fields.Boolean):
 
 
 class EnrolmentIn(CandidateRefIn):
-    extra_time_percent = fields.Integer(
+    extra_time_percent = WholeNumber(
         load_default=0,
-        strict=True,
         validate=validate.Range(min=0, max=MAX_EXTRA_TIME_PERCENT),
         metadata={"description": "extra test time in percent (33 = tiers-temps); default 0"},
     )
@@ -366,9 +402,7 @@ class CourseOut(Schema):
 class CourseAnswerIn(StrictSchema):
     challenge = fields.String(required=True, validate=validate.Length(min=1, max=100))
     result = fields.String(required=True, validate=validate.OneOf(ANSWER_RESULTS))
-    time_spent_ms = fields.Integer(
-        required=True, strict=True, validate=validate.Range(min=0, max=86_400_000)
-    )
+    time_spent_ms = WholeNumber(required=True, validate=validate.Range(min=0, max=86_400_000))
 
 
 class CourseEndIn(StrictSchema):
@@ -379,12 +413,12 @@ class CourseEndIn(StrictSchema):
 
 class AbortIn(StrictSchema):
     candidate = fields.String(required=True)
-    reason = fields.String(required=True, validate=validate.OneOf(("candidate", "technical")))
+    reason = fields.String(required=True, validate=validate.OneOf(ABORT_REASONS))
 
 
 class IssueReportIn(StrictSchema):
     candidate = fields.String(required=True)
-    category = fields.String(required=True)
+    category = fields.String(required=True, validate=validate.OneOf(ISSUE_CATEGORIES))
     challenge = fields.String(load_default=None)
     neutralize = fields.Boolean(
         load_default=False,
@@ -434,7 +468,7 @@ class RescoringIn(ReasonIn):
         validate=validate.Length(min=1, max=48),
     )
     category = fields.String(
-        load_default="in-challenge", validate=validate.OneOf(("in-challenge", "technical-problem"))
+        load_default="in-challenge", validate=validate.OneOf(NEUTRALIZING_CATEGORIES)
     )
 
 
@@ -444,7 +478,10 @@ class RescoringOut(Schema):
     kept = fields.List(
         fields.String(), metadata={"description": "answered correctly: the answer was kept"}
     )
-    certificate_action = fields.String(metadata={"description": "rescored, cancelled or unchanged"})
+    certificate_action = fields.String(
+        metadata={"description": "rescored, cancelled or unchanged",
+                  "enum": ["rescored", "cancelled", "unchanged"]}
+    )  # fmt: skip
     unchanged = fields.Boolean(metadata={"description": "no certificate event was written"})
 
 
@@ -462,7 +499,8 @@ class CourseRescoringOut(Schema):
         allow_none=True,
         metadata={
             "description": "rescored, cancelled, unchanged, issued (now validated after"
-            " publication) or needs-review (a scoring error: nothing done to the certificate)"
+            " publication) or needs-review (a scoring error: nothing done to the certificate)",
+            "enum": ["rescored", "cancelled", "unchanged", "issued", "needs-review", None],
         },
     )
 
@@ -527,7 +565,8 @@ class PublicCertificateOut(Schema):
     status = fields.String(
         metadata={
             "description": "valid, expired, cancelled, or integrity-failure when a stored event"
-            " or the read model fails its checks (then nothing else is to be relied on)"
+            " or the read model fails its checks (then nothing else is to be relied on)",
+            "enum": ["valid", "expired", "cancelled", "integrity-failure"],
         }
     )
     status_since = fields.String(allow_none=True)

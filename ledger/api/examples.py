@@ -1,0 +1,163 @@
+"""Request and response examples of the OpenAPI document.
+
+A platform integrates from the docs alone only if each operation shows what
+to send and what comes back. Schema examples are keyed by schema name (the
+ProblemResponses plugin copies them onto every operation using the schema);
+operations whose answer has no schema (raw JSON, ndjson, text) have theirs
+keyed by method and path. Binary answers (PNG, PDF, ZIP, tiles) have none.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+CANDIDATE = "6b0f2c8e-3f57-4d2a-9a51-2f7d1c9e4b10"
+SUBJECT = "c1f4a2d6-8e3b-4c5f-9a7d-0b2e6f1a3c58"
+CENTRE = "2d9e7b41-5c08-4f3a-b6e2-91a4c7d05f33"
+SESSION = "8a3c5e71-0d2f-4b96-a8e4-6c1f9b2d7e05"
+COURSE = "f47ac10b-58cc-4372-a567-0e02b2c3d479"
+HASH = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+CODE = "P-7KQ9-MXR4"
+TIME = "2026-11-02T09:15:00.000000Z"
+APPENDED = {"seq": 42, "hash": HASH}
+ANSWER = {
+    "candidate": CANDIDATE, "answer_id": "a-1", "challenge": "recChallenge1a",
+    "skill": "@recherche2", "competence": "1.1", "result": "ok", "time_spent_ms": 42000,
+    "answered_at": TIME,
+}  # fmt: skip
+COURSE_VIEW = {
+    "id": COURSE, "session": SESSION, "candidate": CANDIDATE, "state": "started",
+    "started_at": TIME, "deadline": "2026-11-02T11:00:00.000000Z", "extra_time_percent": 0,
+    "accessibility": False,
+    "challenges": [{"challenge": "recChallenge1a", "skill": "@recherche2",
+                    "competence": "1.1", "difficulty": 2}],
+    "answered": [], "referential": "crcn-2026.1", "result": None, "scoring": None,
+}  # fmt: skip
+RESULT = {"status": "validated", "pix_score": 312, "rules": "scoring-v3"}
+
+SCHEMA_EXAMPLES: dict[str, Any] = {
+    "CandidateIn": {"first_name": "Camille", "last_name": "Lefèvre", "birth_date": "2007-03-14",
+                    "birth_place": "Rennes", "external_id": "pupil-0042", "audience": "adult"},
+    "CandidateOut": {"id": CANDIDATE, "subject": SUBJECT, **APPENDED},
+    "AnswerIn": ANSWER,
+    "AnswerBatchIn": {"answers": [ANSWER]},
+    "AnswerBatchOut": {"recorded": 1, "duplicates": 0, "results": [
+        {"answer_id": "a-1", "candidate": CANDIDATE, "status": "recorded", "seq": 43}]},
+    "ProfileOut": {"candidate": CANDIDATE, "subject": SUBJECT,
+                   "identity": {"first_name": "Camille", "last_name": "Lefèvre"},
+                   "erased": False, "audience": "adult", "answers": 120, "total_pix": 164,
+                   "max_level": 3, "eligible": True, "as_of_seq": 160,
+                   "competences": [{"code": "1.1", "title": "Mener une recherche et une veille"
+                                    " d'information", "pix": 20, "level": 2}]},
+    "ErasureIn": {"reason": "data-subject-request"},
+    "ErasureOut": {"subject": SUBJECT, "erased": True, **APPENDED},
+    "CentreIn": {"name": "Lycée Chateaubriand", "kind": "school", "city": "Rennes"},
+    "CentreOut": {"id": CENTRE, "name": "Lycée Chateaubriand", "kind": "school",
+                  "city": "Rennes", **APPENDED},
+    "StaffTokenIn": {"label": "secrétariat"},
+    "CandidateTokenIn": {"label": "candidate"},
+    "StaffTokenOut": {"token_id": "tok_3", "token": "lt_…", "scopes": [f"centre:{CENTRE}"]},
+    "SessionIn": {"date": "2026-12-01", "time": "09:30", "address": "136 boulevard de Sévigné",
+                  "room": "B12", "examiner": "M. Garnier", "audience": "adult"},
+    "SessionCreatedOut": {"id": SESSION, "state": "created", **APPENDED},
+    "SessionListOut": {"sessions": [{
+        "session": SESSION, "centre": CENTRE, "audience": "adult", "date": "2026-12-01",
+        "time": "09:30", "address": "136 boulevard de Sévigné", "room": "B12",
+        "state": "created", "enrolled": 12, "started": 0, "with_extra_time": 1,
+        "with_accessibility": 0, "created_at": TIME, "finalized_at": None,
+        "published_on": None}]},
+    "CandidateRefIn": {"candidate": CANDIDATE},
+    "EnrolmentIn": {"candidate": CANDIDATE, "extra_time_percent": 33, "accessibility": False},
+    "AppendedOut": APPENDED,
+    "CourseOut": COURSE_VIEW,
+    "CourseAnswerIn": {"challenge": "recChallenge1a", "result": "ok", "time_spent_ms": 42000},
+    "CourseEndIn": {"reason": "completed"},
+    "FinalizationIn": {
+        "absent": [], "incidents": "Coupure réseau de 5 minutes à 10 h 05.",
+        "aborts": [{"candidate": CANDIDATE, "reason": "technical"}],
+        "issue_reports": [{"candidate": CANDIDATE, "category": "in-challenge",
+                           "challenge": "recChallenge1a", "neutralize": True,
+                           "description": "l'image ne s'affichait pas"}]},
+    "DecisionIn": {"decision": "cancel", "reason": "identité non vérifiable"},
+    "ReasonIn": {"reason": "épreuve défectueuse signalée après la session"},
+    "RescoringIn": {"reason": "épreuve défectueuse", "neutralize": ["recChallenge1a"],
+                    "category": "in-challenge"},
+    "RescoringOut": {"result": RESULT, "neutralized": ["recChallenge1a"], "kept": [],
+                     "certificate_action": "rescored", "unchanged": False},
+    "CourseRescoringOut": {"course": COURSE, "rescored": True, "dry_run": False,
+                           "previous_rules": "scoring-v2", "previous_status": "validated",
+                           "result": RESULT, "certificate": CODE,
+                           "certificate_action": "rescored"},
+    "NeutralizationIn": {"challenge": "recChallenge1a", "reason": "image manquante"},
+    "NeutralizationOut": {"result": RESULT, **APPENDED},
+    "PublicationOut": {"certificates": [CODE], **APPENDED},
+    "CertificationHistoryOut": {"courses": [{"course": COURSE, "session": SESSION,
+                                             "status": "validated"}],
+                                "certificates": [{"code": CODE, "status": "valid"}]},
+    "PublicCertificateOut": {
+        "code": CODE, "holder": {"first_name": "Camille", "last_name": "Lefèvre",
+                                 "birth_date": "2007-03-14"},
+        "centre": "Lycée Chateaubriand", "passed_on": "2026-12-01", "issued_on": "2026-12-08",
+        "valid_until": "2029-12-08", "status": "valid", "status_since": "2026-12-08",
+        "status_reason": None, "status_reason_erased": False, "max_level": 4, "pix_score": 312,
+        "domains": [{"code": "1", "title": "Information et données", "competences": [
+            {"code": "1.1", "title": "Mener une recherche et une veille d'information",
+             "level": 3}]}],
+        "history": [], "proof": {"seq": 170, "hash": HASH, "kid": "k1", "hash_valid": True,
+                                 "key_trusted": True, "signature_valid": True,
+                                 "chain_link_valid": True, "latest_seq": 180},
+        "events": [], "integrity": {"verified": True, "problems": []}},
+}  # fmt: skip
+
+CHECKPOINT_TEXT = "ledger.example/log\n180\nq6L6…=\n\n— ledger.example/log Az3…=\n"
+OPERATION_EXAMPLES: dict[tuple[str, str], Any] = {
+    ("get", "/api/v1/sessions/{session_id}"): {
+        "session": SESSION, "centre": CENTRE, "state": "finalized",
+        "candidates": [{"candidate": CANDIDATE, "extra_time_percent": 0,
+                        "accessibility": False}],
+        "courses": [COURSE], "examiner_report": {"absent": [], "incidents": None},
+        "results": [{"course": COURSE, "state": "ended", "status": "validated",
+                     "rate": 82, "band": "high", "neutralized": 0}]},
+    ("post", "/api/v1/attestations/check"): {"ok": True, "checks": []},
+    ("get", "/api/v1/certificates/{code}/credential"): {
+        "@context": ["https://www.w3.org/ns/credentials/v2"],
+        "type": ["VerifiableCredential"], "credentialSubject": {"id": CODE}},
+    ("get", "/api/v1/status/{number}"): {
+        "@context": ["https://www.w3.org/ns/credentials/v2"],
+        "type": ["VerifiableCredential", "BitstringStatusListCredential"]},
+    ("get", "/api/v1/events"): '{"seq":1,"type":"candidates.Candidate.Created","hash":"…"}\n',
+    ("get", "/api/v1/log/checkpoint"): CHECKPOINT_TEXT,
+    ("get", "/tlog/checkpoint"): CHECKPOINT_TEXT,
+    ("get", "/api/v1/log/checkpoints"): {"checkpoints": [{"size": 180, "note": CHECKPOINT_TEXT}]},
+    ("get", "/api/v1/log/proof/inclusion"): {"seq": 42, "size": 180, "proof": [HASH]},
+    ("get", "/api/v1/log/proof/consistency"): {"from": 100, "to": 180, "proof": [HASH]},
+    ("get", "/api/v1/health"): {"status": "ok"},
+    ("get", "/api/v1/ready"): {"ready": True, "checks": {"database": {"ok": True}}},
+}  # fmt: skip
+BINARY = ("image/", "application/pdf", "application/zip", "application/octet-stream")
+
+
+def schema_example(schema: dict[str, Any]) -> Any:
+    """The example of a `$ref` schema (or of the first example-bearing `oneOf` branch)."""
+    for branch in schema.get("oneOf", [schema]):
+        name = branch.get("$ref", "").rsplit("/", 1)[-1]
+        if name in SCHEMA_EXAMPLES:
+            return SCHEMA_EXAMPLES[name]
+    return None
+
+
+def add_examples(method: str, path: str, operation: dict[str, Any]) -> None:
+    """Set `example` on the request body and each success response's content when known."""
+    contents = [operation.get("requestBody", {}).get("content", {})]
+    for status, response in operation.get("responses", {}).items():
+        if isinstance(response, dict) and str(status).startswith("2"):
+            contents.append(response.get("content", {}))
+    for content in contents:
+        for media, entry in content.items():
+            if "example" in entry or "examples" in entry or media.startswith(BINARY):
+                continue
+            example = schema_example(entry.get("schema") or {})
+            if example is None:
+                example = OPERATION_EXAMPLES.get((method, path))
+            if example is not None:
+                entry["example"] = example
