@@ -450,3 +450,10 @@ def issue_document_cert(
 def ecdsa_p256_sign(key: ec.EllipticCurvePrivateKey, message: bytes) -> bytes:
     """One ECDSA P-256 / SHA-256 signature (DER): the bare cost the benchmark compares with."""
     return key.sign(message, ec.ECDSA(hashes.SHA256()))
+
+
+def compact_jws(payload: dict[str, Any], key: SigningKey, typ: str) -> str:
+    """RFC 7515 compact JWS (EdDSA) of `payload` as JCS: any JOSE library checks it with the JWKS."""
+    header = {"alg": "EdDSA", "kid": key.kid, "typ": typ}
+    signing_input = f"{b64url(canonical_json(header))}.{b64url(canonical_json(payload))}"
+    return f"{signing_input}.{b64url(key.sign(signing_input.encode('ascii')))}"

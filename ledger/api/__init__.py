@@ -112,6 +112,7 @@ def _register(api: Api, app: Flask) -> None:
         credentials,
         docs,
         health,
+        institutions,
         log,
         tlog,
     )
@@ -126,6 +127,7 @@ def _register(api: Api, app: Flask) -> None:
         log,
         tlog,
         health,
+        institutions,
     ):
         api.register_blueprint(module.blp)
     app.register_blueprint(log.well_known)
