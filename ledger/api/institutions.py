@@ -15,6 +15,7 @@ from flask_smorest import Blueprint
 from ledger.api import schemas
 from ledger.api.auth import SECURED, current_principal, idempotent, require, scoped_token
 from ledger.api.certification import centres_allowed
+from ledger.api.openapi import json_doc
 from ledger.api.problems import ApiProblem
 from ledger.api.state import state
 from ledger.domain.institution import ADMISSION_SCOPE, UAI_FORMAT, institution_scope, is_uai
@@ -119,6 +120,34 @@ def admission_results(query: dict[str, Any]) -> dict[str, Any]:
         query["first_name"],
         query["birth_date"].isoformat(),
     )
+
+
+@blp.route("/institutions/<uai>/webhooks", methods=["POST"])
+@require("institution:*")
+@blp.arguments(schemas.WebhookIn)
+@blp.doc(security=SECURED, **json_doc(201, "the registered webhook"))
+def register_webhook(body: dict[str, Any], uai: str) -> tuple[dict[str, Any], int]:
+    """Register a URL told of each later publication, cancellation and rescoring of pupils."""
+    return state().webhooks.register(_own_school(uai), body["url"]), 201
+
+
+@blp.route("/institutions/<uai>/webhooks/deliveries", methods=["GET"])
+@require("institution:*")
+@blp.doc(security=SECURED, **json_doc(200, "the delivery log, oldest event first"))
+def webhook_deliveries(uai: str) -> dict[str, Any]:
+    """Each delivery: event, attempts, status (pending, delivered, failed), last error."""
+    return {"deliveries": state().webhooks.deliveries(_own_school(uai))}
+
+
+@blp.route("/webhooks/deliveries", methods=["POST"])
+@require("admin")
+@blp.doc(security=SECURED, **json_doc(200, "how many were queued, delivered, failed"))
+def deliver_webhooks() -> dict[str, Any]:
+    """Queue new events and send due deliveries (run by the operator's scheduler)."""
+    st = state()
+    st.fresh()
+    queued = st.webhooks.enqueue()
+    return {"queued": queued, **st.webhooks.deliver()}
 
 
 def _csv(records: list[dict[str, Any]], filename: str) -> Response:

@@ -294,6 +294,16 @@ class AdmissionQuery(StrictSchema):
             raise ValidationError({name: ["required with school"] for name in missing})
 
 
+class WebhookIn(StrictSchema):
+    url = fields.Url(
+        required=True,
+        schemes={"https", "http"},
+        require_tld=False,
+        validate=validate.Length(max=2000),
+        metadata={"description": "receives a signed POST (RFC 9421, Ed25519) per event"},
+    )
+
+
 class SignedDocumentOut(Schema):
     document = fields.Dict(
         metadata={"description": "the JSON signed; derived_from_seqs lists the log events used"}

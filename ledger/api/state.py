@@ -19,6 +19,7 @@ from ledger.services.checkpoints import Checkpointer
 from ledger.services.credentials import CredentialIssuer
 from ledger.services.institutions import InstitutionService
 from ledger.services.verification import PublicViews
+from ledger.services.webhooks import Webhooks
 from ledger.store.application import Ledger
 from ledger.store.tokens import TokenStore
 
@@ -40,6 +41,7 @@ class ApiState:
     credentials: CredentialIssuer = field(init=False)
     checkpoints: Checkpointer = field(init=False)
     institutions: InstitutionService = field(init=False)
+    webhooks: Webhooks = field(init=False)
     # Integrity failures seen while serving (e.g. a read model that disagrees with
     # its verified events): any entry makes /api/v1/ready answer 503.
     integrity_alarms: list[dict[str, object]] = field(default_factory=list, init=False)
@@ -52,6 +54,7 @@ class ApiState:
         self.credentials = CredentialIssuer(self.ledger, self.config.public_url)
         self.checkpoints = Checkpointer(self.ledger, alarm=self.raise_alarm)
         self.institutions = InstitutionService(self.ledger, self.referential)
+        self.webhooks = Webhooks(self.ledger)
 
     def raise_alarm(self, alarm: dict[str, object]) -> None:
         """Record an integrity failure once (bounded); /api/v1/ready reports it until restart."""
