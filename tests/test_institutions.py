@@ -142,7 +142,7 @@ def test_school_must_be_a_uai(flow: Flow, client: Any) -> None:
     )  # fmt: skip
     assert response.status_code == 422 and "school" in json.dumps(response.get_json())
     bad = client.post("/api/v1/institutions/abc/tokens", json={}, headers=flow.admin)
-    assert bad.status_code == 400 and "uai" in bad.get_json()["detail"]
+    assert bad.status_code == 404 and "uai" in bad.get_json()["detail"]
     staff = client.get(f"/api/v1/institutions/{SCHOOL}/results", headers=flow.staff)
     assert staff.status_code == 403
 

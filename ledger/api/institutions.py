@@ -31,8 +31,9 @@ CSV_TYPE = "text/csv; charset=utf-8"
 
 
 def _uai(uai: str) -> str:
+    """A path that is not a UAI names no school: 404, saying what a UAI looks like."""
     if not is_uai(uai):
-        raise ApiProblem(400, "invalid-uai", f"uai: expected {UAI_FORMAT}, got {uai!r}")
+        raise ApiProblem(404, "not-found", f"uai: expected {UAI_FORMAT}, got {uai!r}")
     return uai
 
 

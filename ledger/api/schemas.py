@@ -297,7 +297,7 @@ class AdmissionQuery(StrictSchema):
 class WebhookIn(StrictSchema):
     url = fields.Url(
         required=True,
-        schemes={"https", "http"},
+        schemes={"https"},
         require_tld=False,
         validate=validate.Length(max=2000),
         metadata={"description": "receives a signed POST (RFC 9421, Ed25519) per event"},
