@@ -5,8 +5,10 @@ from __future__ import annotations
 import base64
 import csv
 import hashlib
+import http.server
 import io
 import json
+import threading
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,6 +16,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from ledger.domain import clock
+from ledger.services import webhooks
 from tests.certification_flow import Flow
 from tests.helpers import climb, register
 
@@ -205,3 +208,29 @@ def test_webhooks_signed_once_and_retried(flow: Flow, client: Any, app: Any) -> 
     assert entry["status"] == "delivered" and entry["attempts"] == 2
     foreign = client.get(f"/api/v1/institutions/{SCHOOL}/webhooks/deliveries", headers=other)
     assert foreign.status_code == 403
+
+
+def test_post_reports_status_and_unreachable() -> None:
+    """The real sender: a receiver's status comes back, a closed port is 0 (retried)."""
+    seen: list[bytes] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            seen.append(self.rfile.read(int(self.headers["Content-Length"])))
+            self.send_response(500 if len(seen) == 1 else 204)
+            self.end_headers()
+
+        def log_message(self, *_: Any) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_port}/hook"
+    try:
+        assert webhooks.post(url, b"{}", {"Content-Type": "application/json"}) == 500
+        assert webhooks.post(url, b"{}", {"Content-Type": "application/json"}) == 204
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert seen == [b"{}", b"{}"]
+    assert webhooks.post(url, b"{}", {}) == 0
