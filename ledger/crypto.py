@@ -450,3 +450,34 @@ def issue_document_cert(
 def ecdsa_p256_sign(key: ec.EllipticCurvePrivateKey, message: bytes) -> bytes:
     """One ECDSA P-256 / SHA-256 signature (DER): the bare cost the benchmark compares with."""
     return key.sign(message, ec.ECDSA(hashes.SHA256()))
+
+
+def compact_jws(payload: dict[str, Any], key: SigningKey, typ: str) -> str:
+    """RFC 7515 compact JWS (EdDSA) of `payload` as JCS: any JOSE library checks it with the JWKS."""
+    header = {"alg": "EdDSA", "kid": key.kid, "typ": typ}
+    signing_input = f"{b64url(canonical_json(header))}.{b64url(canonical_json(payload))}"
+    return f"{signing_input}.{b64url(key.sign(signing_input.encode('ascii')))}"
+
+
+def content_digest(body: bytes) -> str:
+    """RFC 9530 Content-Digest header value (sha-256)."""
+    return f"sha-256=:{b64(sha256(body))}:"
+
+
+def http_signature_headers(key: SigningKey, url: str, body: bytes, created: int) -> dict[str, str]:
+    """RFC 9421 HTTP Message Signature (ed25519) of a JSON POST: method, target, digest, type."""
+    digest = content_digest(body)
+    params = (
+        '("@method" "@target-uri" "content-digest" "content-type")'
+        f';created={created};keyid="{key.kid}";alg="ed25519"'
+    )
+    base = (
+        f'"@method": POST\n"@target-uri": {url}\n"content-digest": {digest}\n'
+        f'"content-type": application/json\n"@signature-params": {params}'
+    )
+    return {
+        "Content-Type": "application/json",
+        "Content-Digest": digest,
+        "Signature-Input": f"sig1={params}",
+        "Signature": f"sig1=:{b64(key.sign(base.encode('utf-8')))}:",
+    }

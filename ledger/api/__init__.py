@@ -112,6 +112,7 @@ def _register(api: Api, app: Flask) -> None:
         credentials,
         docs,
         health,
+        institutions,
         log,
         problem_types,
         tlog,
@@ -127,6 +128,7 @@ def _register(api: Api, app: Flask) -> None:
         log,
         tlog,
         health,
+        institutions,
     ):
         api.register_blueprint(module.blp)
     app.register_blueprint(log.well_known)

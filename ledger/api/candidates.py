@@ -36,7 +36,9 @@ def register_candidate(body: dict[str, Any]) -> dict[str, Any]:
     }
     if body.get("email"):
         identity["email"] = body["email"]
-    candidate, seq = state().candidates.register(identity, body["audience"], body["external_id"])
+    candidate, seq = state().candidates.register(
+        identity, body["audience"], body["external_id"], body["school"]
+    )
     return {"id": str(candidate.id), "subject": candidate.subject, **appended(seq)}
 
 

@@ -7,11 +7,12 @@ import unicodedata
 from datetime import date
 from typing import Any
 
-from marshmallow import Schema, ValidationError, fields, pre_load, validate
+from marshmallow import Schema, ValidationError, fields, pre_load, validate, validates_schema
 
 from ledger.domain import clock
 from ledger.domain.centre import CENTRE_KINDS
 from ledger.domain.erasure import REASON_CODES
+from ledger.domain.institution import UAI_ANCHORED, UAI_FORMAT
 from ledger.domain.payload import MAX_DEPTH, text_problem
 from ledger.domain.profile import ANSWER_RESULTS
 from ledger.domain.session import (
@@ -158,6 +159,11 @@ class CandidateIn(StrictSchema):
     email = fields.Email(load_default=None)
     external_id = fields.String(load_default=None, validate=validate.Length(min=1, max=100))
     audience = fields.String(load_default="adult", validate=validate.OneOf(AUDIENCES))
+    school = fields.String(
+        load_default=None,
+        validate=validate.Regexp(UAI_ANCHORED, error=f"not a UAI: {UAI_FORMAT}"),
+        metadata={"description": "UAI of the pupil's school, which then receives the results"},
+    )
 
 
 class AppendedOut(Schema):
@@ -289,6 +295,54 @@ class StaffTokenOut(Schema):
 
 class CandidateTokenIn(StrictSchema):
     label = fields.String(load_default="candidate", validate=validate.Length(max=200))
+
+
+class InstitutionTokenIn(StrictSchema):
+    label = fields.String(load_default="institution", validate=validate.Length(max=200))
+
+
+class AdmissionQuery(StrictSchema):
+    """One of: `ine`; `code`; or `school` with `last_name`, `first_name` and `birth_date`."""
+
+    ine = fields.String(
+        validate=validate.Length(min=1, max=100),
+        metadata={"description": "the pupil's INE, as registered in external_id"},
+    )
+    code = fields.String(validate=validate.Length(min=1, max=20))
+    school = fields.String(validate=validate.Regexp(UAI_ANCHORED, error=f"not a UAI: {UAI_FORMAT}"))
+    last_name = fields.String(validate=NAME)
+    first_name = fields.String(validate=NAME)
+    birth_date = StrictDate()
+
+    @validates_schema
+    def _one_mode(self, data: dict[str, Any], **_: Any) -> None:
+        identity = {"school", "last_name", "first_name", "birth_date"}
+        modes = [bool(data.get("ine")), bool(data.get("code")), bool(identity & set(data))]
+        if sum(modes) != 1:
+            raise ValidationError("give ine, or code, or school with last_name, first_name and"
+                                  " birth_date (YYYY-MM-DD)", field_name="_schema")  # fmt: skip
+        missing = sorted(identity - set(data)) if modes[2] else []
+        if missing:
+            raise ValidationError({name: ["required with school"] for name in missing})
+
+
+class WebhookIn(StrictSchema):
+    url = fields.Url(
+        required=True,
+        schemes={"https"},
+        require_tld=False,
+        validate=validate.Length(max=2000),
+        metadata={"description": "receives a signed POST (RFC 9421, Ed25519) per event"},
+    )
+
+
+class SignedDocumentOut(Schema):
+    document = fields.Dict(
+        metadata={"description": "the JSON signed; derived_from_seqs lists the log events used"}
+    )
+    jws = fields.String(
+        metadata={"description": "compact JWS (EdDSA, kid in /.well-known/jwks.json) of document"}
+    )
 
 
 class AttestationQuery(StrictSchema):

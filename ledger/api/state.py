@@ -17,7 +17,9 @@ from ledger.services.candidates import CandidateService
 from ledger.services.certification import CertificationService
 from ledger.services.checkpoints import Checkpointer
 from ledger.services.credentials import CredentialIssuer
+from ledger.services.institutions import InstitutionService
 from ledger.services.verification import PublicViews
+from ledger.services.webhooks import Webhooks
 from ledger.store.application import Ledger
 from ledger.store.tokens import TokenStore
 
@@ -38,6 +40,8 @@ class ApiState:
     attestations: Attestations = field(init=False)
     credentials: CredentialIssuer = field(init=False)
     checkpoints: Checkpointer = field(init=False)
+    institutions: InstitutionService = field(init=False)
+    webhooks: Webhooks = field(init=False)
     # Integrity failures seen while serving (e.g. a read model that disagrees with
     # its verified events): any entry makes /api/v1/ready answer 503.
     integrity_alarms: list[dict[str, object]] = field(default_factory=list, init=False)
@@ -49,6 +53,8 @@ class ApiState:
         self.attestations = Attestations(self.ledger, self.referential, self.tail)
         self.credentials = CredentialIssuer(self.ledger, self.config.public_url)
         self.checkpoints = Checkpointer(self.ledger, alarm=self.raise_alarm)
+        self.institutions = InstitutionService(self.ledger, self.referential)
+        self.webhooks = Webhooks(self.ledger)
 
     def raise_alarm(self, alarm: dict[str, object]) -> None:
         """Record an integrity failure once (bounded); /api/v1/ready reports it until restart."""

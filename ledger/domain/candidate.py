@@ -77,12 +77,19 @@ class Candidate(LedgerAggregate):
         identity: dict
         external_id: dict | None
         audience: str
+        school: str | None
 
     @event(Registered)
     def __init__(
-        self, subject: str, identity: dict, external_id: dict | None, audience: str
+        self,
+        subject: str,
+        identity: dict,
+        external_id: dict | None,
+        audience: str,
+        school: str | None = None,
     ) -> None:
         self.subject = subject
+        self.school = school  # a school's UAI: which institution receives the results
         self.identity = identity
         self.external_id = external_id
         self.audience = audience

@@ -21,6 +21,7 @@ CREATE TABLE IF NOT EXISTS proj_candidates (
     identity TEXT NOT NULL,
     external_id TEXT,
     audience TEXT NOT NULL,
+    school TEXT,
     registered_at TEXT NOT NULL,
     registered_seq BIGINT NOT NULL,
     answers INTEGER NOT NULL,
@@ -28,6 +29,7 @@ CREATE TABLE IF NOT EXISTS proj_candidates (
     eligible INTEGER NOT NULL,
     updated_seq BIGINT NOT NULL
 );
+CREATE INDEX IF NOT EXISTS proj_candidates_by_school ON proj_candidates (school);
 CREATE TABLE IF NOT EXISTS proj_knowledge (
     candidate TEXT NOT NULL,
     skill TEXT NOT NULL,
@@ -67,14 +69,15 @@ class ProfilesProjection:
         external = data.get("external_id")
         cur.execute(
             "INSERT INTO proj_candidates (candidate, subject, identity, external_id, audience,"
-            " registered_at, registered_seq, answers, total_pix, eligible, updated_seq)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, 0, 0, 0, ?)",
+            " school, registered_at, registered_seq, answers, total_pix, eligible, updated_seq)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, 0, 0, ?)",
             (
                 env.stream,
                 data["subject"],
                 json.dumps(data["identity"]),
                 json.dumps(external) if external else None,
                 data["audience"],
+                data.get("school"),  # older registrations have none
                 env.time,
                 env.seq,
                 env.seq,
@@ -147,3 +150,36 @@ def read_profile(cur: Any, candidate: str) -> dict[str, Any] | None:
         "as_of_seq": row[9],
         "competences": [{"code": code, **levels[code]} for code in COMPETENCE_CODES],
     }
+
+
+def pupils_of(cur: Any, school: str) -> list[tuple[str, str, dict[str, Any], Any, int]]:
+    """(candidate, subject, sealed identity, sealed external id, registered seq) of a school."""
+    cur.execute(
+        "SELECT candidate, subject, identity, external_id, registered_seq FROM proj_candidates"
+        " WHERE school = ? ORDER BY registered_seq",
+        (school,),
+    )
+    return [
+        (r[0], r[1], json.loads(r[2]), json.loads(r[3]) if r[3] else None, r[4])
+        for r in cur.fetchall()
+    ]
+
+
+def all_registrations(cur: Any) -> list[tuple[str, str, dict[str, Any], Any, int]]:
+    """Every candidate's sealed identity and external id, to find one by INE (opened by caller)."""
+    cur.execute(
+        "SELECT candidate, subject, identity, external_id, registered_seq FROM proj_candidates"
+        " WHERE external_id IS NOT NULL ORDER BY registered_seq"
+    )
+    return [(r[0], r[1], json.loads(r[2]), json.loads(r[3]), r[4]) for r in cur.fetchall()]
+
+
+def registration_of(cur: Any, candidate: str) -> tuple[str, str, dict[str, Any], Any, int] | None:
+    """One candidate's registration, in the shape of `pupils_of`."""
+    cur.execute(
+        "SELECT candidate, subject, identity, external_id, registered_seq FROM proj_candidates"
+        " WHERE candidate = ?",
+        (candidate,),
+    )
+    r = cur.fetchone()
+    return (r[0], r[1], json.loads(r[2]), json.loads(r[3]) if r[3] else None, r[4]) if r else None

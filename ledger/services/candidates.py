@@ -13,6 +13,7 @@ from eventsourcing.application import AggregateNotFoundError
 from ledger.domain.base import Conflict, DomainError, NotFound
 from ledger.domain.candidate import Answer, Candidate
 from ledger.domain.erasure import Erasure
+from ledger.domain.institution import UAI_FORMAT, is_uai
 from ledger.domain.referential import Referential
 from ledger.services import retrying
 from ledger.store.application import Ledger
@@ -49,11 +50,21 @@ class CandidateService:
         self.ref = referential
 
     def register(
-        self, identity: dict[str, Any], audience: str = "adult", external_id: str | None = None
+        self,
+        identity: dict[str, Any],
+        audience: str = "adult",
+        external_id: str | None = None,
+        school: str | None = None,
     ) -> tuple[Candidate, int]:
-        """Seal identity under a fresh subject and append the registration."""
+        """Seal identity under a fresh subject and append the registration.
+
+        `school` (a UAI, not personal data) stays clear so the school's token
+        can find its pupils without opening every identity.
+        """
         if audience not in AUDIENCES:
             raise InvalidIdentity(f"audience must be one of {', '.join(AUDIENCES)}")
+        if school is not None and not is_uai(school):
+            raise InvalidIdentity(f"school must be a UAI: {UAI_FORMAT}", field="school")
         subject = str(uuid.uuid4())
         sealed_identity = self.ledger.vault.seal(subject, identity)
         sealed_external = self.ledger.vault.seal(subject, external_id) if external_id else None
@@ -62,6 +73,7 @@ class CandidateService:
             identity=sealed_identity,
             external_id=sealed_external,
             audience=audience,
+            school=school,
         )
         (seq,) = self.ledger.save(candidate)
         return candidate, seq

@@ -43,6 +43,24 @@ CREATE TABLE IF NOT EXISTS api_tokens (
     created TEXT NOT NULL,
     revoked TEXT
 );
+CREATE TABLE IF NOT EXISTS webhooks (
+    id TEXT PRIMARY KEY,
+    school TEXT NOT NULL,
+    url TEXT NOT NULL,
+    created TEXT NOT NULL,
+    after_seq BIGINT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS webhook_deliveries (
+    webhook TEXT NOT NULL,
+    seq BIGINT NOT NULL,
+    body TEXT NOT NULL,
+    attempts INTEGER NOT NULL,
+    next_attempt TEXT NOT NULL,
+    status TEXT NOT NULL,
+    last_error TEXT,
+    delivered TEXT,
+    PRIMARY KEY (webhook, seq)
+);
 CREATE TABLE IF NOT EXISTS idempotency_keys (
     principal TEXT NOT NULL,
     key TEXT NOT NULL,

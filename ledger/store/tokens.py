@@ -16,9 +16,10 @@ from ledger import crypto
 from ledger.domain import clock
 from ledger.store.db import Database
 
-SCOPES = ("events:append", "audit:read", "admin")
+SCOPES = ("events:append", "audit:read", "admin", "admission-platform")
 CENTRE_SCOPE = re.compile(r"^centre:[0-9a-f-]{36}$")
 CANDIDATE_SCOPE = re.compile(r"^candidate:[0-9a-f-]{36}$")
+INSTITUTION_SCOPE = re.compile(r"^institution:[0-9]{7}[A-Z]\Z")  # a school by its UAI
 TOKEN_FORMAT = re.compile(r"^lt_([A-Za-z0-9]{12})_([A-Za-z0-9_-]{43})$")
 
 
@@ -40,6 +41,8 @@ class Principal:
             return True
         if scope == "candidate:*":
             return any(s.startswith("candidate:") for s in self.scopes)
+        if scope == "institution:*":
+            return any(s.startswith("institution:") for s in self.scopes)
         return scope == "centre:*" and bool(self.centres())
 
     @property
@@ -54,7 +57,10 @@ def check_scopes(scopes: list[str]) -> list[str]:
     unknown = [
         s
         for s in scopes
-        if s not in SCOPES and not CENTRE_SCOPE.match(s) and not CANDIDATE_SCOPE.match(s)
+        if s not in SCOPES
+        and not CENTRE_SCOPE.match(s)
+        and not CANDIDATE_SCOPE.match(s)
+        and not INSTITUTION_SCOPE.match(s)
     ]
     if unknown or not scopes:
         raise TokenError(

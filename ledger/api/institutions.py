@@ -1,0 +1,157 @@
+"""Results for schools and the admission platform, signed; CSV downloads for centres and schools.
+
+Scopes: `institution:<UAI>` reads that school's pupils only; `admission-platform`
+looks results up one candidate at a time (by INE, by school and identity, or by
+verification code). The admin creates both kinds of token.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Response
+from flask_smorest import Blueprint
+
+from ledger.api import schemas
+from ledger.api.auth import SECURED, current_principal, idempotent, require, scoped_token
+from ledger.api.certification import centres_allowed
+from ledger.api.openapi import json_doc
+from ledger.api.problems import ApiProblem
+from ledger.api.state import state
+from ledger.domain.institution import ADMISSION_SCOPE, UAI_FORMAT, institution_scope, is_uai
+from ledger.services.institutions import results_csv
+
+blp = Blueprint(
+    "institutions",
+    __name__,
+    url_prefix="/api/v1",
+    description="Results for schools (livret scolaire) and higher-education admission",
+)
+CSV_TYPE = "text/csv; charset=utf-8"
+
+
+def _uai(uai: str) -> str:
+    """A path that is not a UAI names no school: 404, saying what a UAI looks like."""
+    if not is_uai(uai):
+        raise ApiProblem(404, "not-found", f"uai: expected {UAI_FORMAT}, got {uai!r}")
+    return uai
+
+
+def _own_school(uai: str) -> str:
+    """A school token reads its own pupils only; the operator reads any school."""
+    principal = current_principal()
+    if not principal.is_admin and institution_scope(_uai(uai)) not in principal.scopes:
+        raise ApiProblem(403, "insufficient-scope", f"this call needs scope institution:{uai}")
+    return uai
+
+
+@blp.route("/institutions/<uai>/tokens", methods=["POST"])
+@require("admin")
+@idempotent
+@blp.arguments(schemas.InstitutionTokenIn, required=False)
+@blp.response(201, schemas.StaffTokenOut)
+@blp.doc(security=SECURED)
+def create_institution_token(body: dict[str, Any], uai: str) -> dict[str, Any]:
+    """A token for one school (scope `institution:<UAI>`); shown once."""
+    return scoped_token(institution_scope(_uai(uai)), body["label"])
+
+
+@blp.route("/admission/tokens", methods=["POST"])
+@require("admin")
+@idempotent
+@blp.arguments(schemas.InstitutionTokenIn, required=False)
+@blp.response(201, schemas.StaffTokenOut)
+@blp.doc(security=SECURED)
+def create_admission_token(body: dict[str, Any]) -> dict[str, Any]:
+    """A token for the admission platform (scope `admission-platform`); shown once."""
+    return scoped_token(ADMISSION_SCOPE, body["label"])
+
+
+@blp.route("/institutions/<uai>/results", methods=["GET"])
+@require("institution:*")
+@blp.response(200, schemas.SignedDocumentOut)
+@blp.doc(security=SECURED)
+def school_results(uai: str) -> dict[str, Any]:
+    """Each pupil of the school: `pending` until published, pix score only when validated."""
+    st = state()
+    st.fresh()
+    return st.institutions.school_records(_own_school(uai))
+
+
+@blp.route("/institutions/<uai>/results.csv", methods=["GET"])
+@require("institution:*")
+@blp.doc(security=SECURED, responses={"200": {"description": "UTF-8 CSV with BOM"}})
+def school_results_csv(uai: str) -> Response:
+    """The school's pupils as CSV: one row per pupil, a level column per competence."""
+    st = state()
+    st.fresh()
+    records, _ = st.institutions.school_rows(_own_school(uai))
+    return _csv(records, f"results-{uai}.csv")
+
+
+@blp.route("/sessions/<uuid:session_id>/results.csv", methods=["GET"])
+@require("centre:*")
+@blp.doc(security=SECURED, responses={"200": {"description": "UTF-8 CSV with BOM"}})
+def session_results_csv(session_id: Any) -> Response:
+    """A session's candidates as CSV (its centre's staff): `pending` until published."""
+    st = state()
+    st.fresh()
+    session = st.certification.session(str(session_id), centres_allowed())
+    records = st.institutions.session_rows(list(session.enrolled))
+    return _csv(records, f"session-{session_id}.csv")
+
+
+@blp.route("/admission/results", methods=["GET"])
+@require(ADMISSION_SCOPE)
+@blp.arguments(schemas.AdmissionQuery, location="query")
+@blp.response(200, schemas.SignedDocumentOut)
+@blp.doc(security=SECURED)
+def admission_results(query: dict[str, Any]) -> dict[str, Any]:
+    """A candidate's result for admission, by INE, by code, or by school and identity."""
+    st = state()
+    st.fresh()
+    service = st.institutions
+    if query.get("ine"):
+        return service.by_ine(query["ine"])
+    if query.get("code"):
+        return service.by_code(query["code"])
+    return service.by_identity(
+        query["school"],
+        query["last_name"],
+        query["first_name"],
+        query["birth_date"].isoformat(),
+    )
+
+
+@blp.route("/institutions/<uai>/webhooks", methods=["POST"])
+@require("institution:*")
+@blp.arguments(schemas.WebhookIn)
+@blp.doc(security=SECURED, **json_doc(201, "the registered webhook"))
+def register_webhook(body: dict[str, Any], uai: str) -> tuple[dict[str, Any], int]:
+    """Register a URL told of each later publication, cancellation and rescoring of pupils."""
+    return state().webhooks.register(_own_school(uai), body["url"]), 201
+
+
+@blp.route("/institutions/<uai>/webhooks/deliveries", methods=["GET"])
+@require("institution:*")
+@blp.doc(security=SECURED, **json_doc(200, "the delivery log, oldest event first"))
+def webhook_deliveries(uai: str) -> dict[str, Any]:
+    """Each delivery: event, attempts, status (pending, delivered, failed), last error."""
+    return {"deliveries": state().webhooks.deliveries(_own_school(uai))}
+
+
+@blp.route("/webhooks/deliveries", methods=["POST"])
+@require("admin")
+@blp.doc(security=SECURED, **json_doc(200, "how many were queued, delivered, failed"))
+def deliver_webhooks() -> dict[str, Any]:
+    """Queue new events and send due deliveries (run by the operator's scheduler)."""
+    st = state()
+    st.fresh()
+    queued = st.webhooks.enqueue()
+    return {"queued": queued, **st.webhooks.deliver()}
+
+
+def _csv(records: list[dict[str, Any]], filename: str) -> Response:
+    response = Response(results_csv(records), content_type=CSV_TYPE)
+    response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response

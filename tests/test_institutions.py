@@ -1,0 +1,236 @@
+"""Institutions receive results without retyping: school records, admission lookups, CSV."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import hashlib
+import http.server
+import io
+import json
+import threading
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from ledger.domain import clock
+from ledger.services import webhooks
+from tests.certification_flow import Flow
+from tests.helpers import climb, register
+
+SCHOOL, OTHER = "0350022K", "0290001A"
+LEVELS = {"1.1": 2, "1.2": 2, "2.1": 3, "3.1": 1, "4.1": 2, "5.1": 1}
+
+
+@pytest.fixture
+def flow(app: Any, client: Any, admin: dict[str, str]) -> Flow:
+    return Flow(app, client, admin)
+
+
+def _pupil(flow: Flow, school: str, ine: str, **identity: Any) -> str:
+    """An eligible candidate registered as a pupil of `school`."""
+    candidate = register(
+        flow.client, flow.platform, school=school, external_id=ine, audience="adult", **identity
+    )
+    answers = [a for code, level in LEVELS.items() for a in climb(candidate["id"], code, level)]
+    flow.post("/api/v1/answers", {"answers": answers}, flow.platform)
+    return candidate["id"]
+
+
+def _published(flow: Flow) -> tuple[str, str, str]:
+    """Two pupils of SCHOOL (one certified, one pending) and one of OTHER: (session, code, ine)."""
+    certified = _pupil(flow, SCHOOL, "INE00000001A", last_name="=HYPERLINK(1)")
+    _pupil(flow, SCHOOL, "INE00000002B", first_name="Zoé")
+    _pupil(flow, OTHER, "INE00000003C")
+    session = flow.session()["id"]
+    flow.enrol(session, certified)
+    flow.answer_all(flow.start(session, certified))
+    flow.finalize(session)
+    (code,) = flow.publish(session)
+    return session, code, "INE00000001A"
+
+
+def _b64(part: str) -> bytes:
+    return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
+
+
+def _verified(client: Any, signed: dict[str, Any]) -> dict[str, Any]:
+    """Check the JWS with the public JWKS only, as a receiving system would."""
+    header_b64, payload_b64, signature_b64 = signed["jws"].split(".")
+    header = json.loads(_b64(header_b64))
+    keys = client.get("/.well-known/jwks.json").get_json()["keys"]
+    (jwk,) = [k for k in keys if k["kid"] == header["kid"]]
+    assert header["alg"] == "EdDSA" and jwk["crv"] == "Ed25519"
+    public = Ed25519PublicKey.from_public_bytes(_b64(jwk["x"]))
+    public.verify(_b64(signature_b64), f"{header_b64}.{payload_b64}".encode("ascii"))
+    payload = json.loads(_b64(payload_b64))
+    assert payload == signed["document"]
+    return payload
+
+
+def _school_token(flow: Flow, uai: str) -> dict[str, str]:
+    token = flow.post(f"/api/v1/institutions/{uai}/tokens", {}, flow.admin)
+    assert token["scopes"] == [f"institution:{uai}"]
+    return {"Authorization": f"Bearer {token['token']}"}
+
+
+def test_school_records_signed_pending_and_isolated(flow: Flow, client: Any) -> None:
+    _, code, _ = _published(flow)
+    school = _school_token(flow, SCHOOL)
+    response = client.get(f"/api/v1/institutions/{SCHOOL}/results", headers=school)
+    assert response.status_code == 200, response.get_json()
+    document = _verified(client, response.get_json())
+    pupils = {p["ine"]: p for p in document["pupils"]}
+    assert set(pupils) == {"INE00000001A", "INE00000002B"}  # never OTHER's pupil
+    done, pending = pupils["INE00000001A"], pupils["INE00000002B"]
+    assert done["status"] == "valid" and done["code"] == code and done["pix_score"] > 0
+    assert done["domains"][0]["competences"][0]["level"] == 2
+    assert pending == {**pending, "status": "pending", "first_name": "Zoé"}
+    assert "pix_score" not in pending
+    assert document["derived_from_seqs"] and document["school"] == SCHOOL
+    other = client.get(f"/api/v1/institutions/{OTHER}/results", headers=school)
+    assert other.status_code == 403
+    assert (
+        client.get(f"/api/v1/institutions/{OTHER}/results.csv", headers=school).status_code == 403
+    )
+
+
+def test_admission_lookups(flow: Flow, client: Any) -> None:
+    _, code, ine = _published(flow)
+    token = flow.post("/api/v1/admission/tokens", {}, flow.admin)
+    platform = {"Authorization": f"Bearer {token['token']}"}
+    by_ine = _verified(
+        client, client.get(f"/api/v1/admission/results?ine={ine}", headers=platform).get_json()
+    )
+    by_code = client.get(f"/api/v1/admission/results?code={code}", headers=platform).get_json()
+    (result,) = by_ine["results"]
+    assert result["code"] == code and result["status"] == "valid"
+    assert _verified(client, by_code)["results"] == by_ine["results"]
+    query = (f"school={SCHOOL}&last_name=%3Dhyperlink(1)&first_name=Camille"
+             "&birth_date=2007-03-14")  # fmt: skip
+    by_identity = client.get(f"/api/v1/admission/results?{query}", headers=platform)
+    assert by_identity.get_json()["document"]["results"] == by_ine["results"]
+    missing = client.get(f"/api/v1/admission/results?school={SCHOOL}", headers=platform)
+    assert missing.status_code == 422 and "last_name" in json.dumps(missing.get_json())
+    unknown = client.get("/api/v1/admission/results?ine=NOPE", headers=platform)
+    assert unknown.status_code == 404
+    school = _school_token(flow, SCHOOL)
+    assert client.get(f"/api/v1/admission/results?ine={ine}", headers=school).status_code == 403
+
+
+def test_results_csv_bom_rows_and_no_formula(flow: Flow, client: Any) -> None:
+    session, code, _ = _published(flow)
+    response = client.get(f"/api/v1/sessions/{session}/results.csv", headers=flow.staff)
+    assert response.status_code == 200 and response.mimetype == "text/csv"
+    raw = response.get_data()
+    assert raw.startswith("\ufeff".encode())
+    rows = list(csv.DictReader(io.StringIO(raw.decode("utf-8-sig"))))
+    assert len(rows) == 1 and rows[0]["code"] == code
+    assert rows[0]["last_name"] == "'=HYPERLINK(1)" and rows[0]["level_2.1"] == "3"
+    school = _school_token(flow, SCHOOL)
+    by_school = client.get(f"/api/v1/institutions/{SCHOOL}/results.csv", headers=school)
+    rows = list(csv.DictReader(io.StringIO(by_school.get_data().decode("utf-8-sig"))))
+    assert sorted(r["status"] for r in rows) == ["pending", "valid"]
+    assert {r["first_name"] for r in rows} >= {"Zoé"}
+
+
+def test_school_must_be_a_uai(flow: Flow, client: Any) -> None:
+    response = client.post(
+        "/api/v1/candidates",
+        json={"first_name": "A", "last_name": "B", "birth_date": "2007-03-14",
+              "birth_place": "Rennes", "school": "35-0022"},
+        headers=flow.platform,
+    )  # fmt: skip
+    assert response.status_code == 422 and "school" in json.dumps(response.get_json())
+    bad = client.post("/api/v1/institutions/abc/tokens", json={}, headers=flow.admin)
+    assert bad.status_code == 404 and "uai" in bad.get_json()["detail"]
+    staff = client.get(f"/api/v1/institutions/{SCHOOL}/results", headers=flow.staff)
+    assert staff.status_code == 403
+
+
+class _Receiver:
+    """A webhook endpoint in the test: records requests; fails the first `failures` ones."""
+
+    def __init__(self, failures: int = 0):
+        self.failures = failures
+        self.received: list[tuple[str, bytes, dict[str, str]]] = []
+
+    def __call__(self, url: str, body: bytes, headers: dict[str, str]) -> int:
+        self.received.append((url, body, headers))
+        return 500 if len(self.received) <= self.failures else 204
+
+
+def _check_signature(client: Any, url: str, body: bytes, headers: dict[str, str]) -> None:
+    """RFC 9421 verification from the headers and the JWKS only."""
+    digest = "sha-256=:" + base64.b64encode(hashlib.sha256(body).digest()).decode() + ":"
+    assert headers["Content-Digest"] == digest
+    params = headers["Signature-Input"].removeprefix("sig1=")
+    kid = params.split('keyid="')[1].split('"')[0]
+    base = (
+        f'"@method": POST\n"@target-uri": {url}\n"content-digest": {digest}\n'
+        f'"content-type": {headers["Content-Type"]}\n"@signature-params": {params}'
+    )
+    keys = client.get("/.well-known/jwks.json").get_json()["keys"]
+    (jwk,) = [k for k in keys if k["kid"] == kid]
+    signature = base64.b64decode(headers["Signature"].removeprefix("sig1=:").removesuffix(":"))
+    Ed25519PublicKey.from_public_bytes(_b64(jwk["x"])).verify(signature, base.encode())
+
+
+def test_webhooks_signed_once_and_retried(flow: Flow, client: Any, app: Any) -> None:
+    school = _school_token(flow, SCHOOL)
+    url = "https://school.example/hooks/pix"
+    hook = client.post(f"/api/v1/institutions/{SCHOOL}/webhooks", json={"url": url}, headers=school)
+    assert hook.status_code == 201, hook.get_json()
+    other = _school_token(flow, OTHER)
+    assert client.post(f"/api/v1/institutions/{OTHER}/webhooks", json={"url": "ftp://x"},
+                       headers=other).status_code == 422  # fmt: skip
+    webhooks = app.extensions["ledger"].webhooks
+    receiver = _Receiver(failures=1)
+    webhooks.poster = receiver
+    _, code, _ = _published(flow)
+    with clock.frozen_at(datetime(2026, 12, 1, 11, tzinfo=UTC)):
+        run = client.post("/api/v1/webhooks/deliveries", headers=flow.admin).get_json()
+        assert run == {"queued": 1, "delivered": 0, "failed": 1}
+        again = client.post("/api/v1/webhooks/deliveries", headers=flow.admin).get_json()
+        assert again == {"queued": 0, "delivered": 0, "failed": 0}  # waits its backoff
+    with clock.frozen_at(datetime(2026, 12, 1, 11, 0, 11, tzinfo=UTC)):
+        retried = client.post("/api/v1/webhooks/deliveries", headers=flow.admin).get_json()
+        assert retried == {"queued": 0, "delivered": 1, "failed": 0}
+        client.post("/api/v1/webhooks/deliveries", headers=flow.admin)
+    assert len(receiver.received) == 2  # one failure, then the event once
+    sent_url, body, headers = receiver.received[-1]
+    _check_signature(client, sent_url, body, headers)
+    assert json.loads(body) == {**json.loads(body), "event": "publication", "code": code}
+    log = client.get(f"/api/v1/institutions/{SCHOOL}/webhooks/deliveries", headers=school)
+    (entry,) = log.get_json()["deliveries"]
+    assert entry["status"] == "delivered" and entry["attempts"] == 2
+    foreign = client.get(f"/api/v1/institutions/{SCHOOL}/webhooks/deliveries", headers=other)
+    assert foreign.status_code == 403
+
+
+def test_post_reports_status_and_unreachable() -> None:
+    """The real sender: a receiver's status comes back, a closed port is 0 (retried)."""
+    seen: list[bytes] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            seen.append(self.rfile.read(int(self.headers["Content-Length"])))
+            self.send_response(500 if len(seen) == 1 else 204)
+            self.end_headers()
+
+        def log_message(self, *_: Any) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_port}/hook"
+    try:
+        assert webhooks.post(url, b"{}", {"Content-Type": "application/json"}) == 500
+        assert webhooks.post(url, b"{}", {"Content-Type": "application/json"}) == 204
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert seen == [b"{}", b"{}"]
+    assert webhooks.post(url, b"{}", {}) == 0
