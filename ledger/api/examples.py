@@ -17,7 +17,7 @@ CENTRE = "2d9e7b41-5c08-4f3a-b6e2-91a4c7d05f33"
 SESSION = "8a3c5e71-0d2f-4b96-a8e4-6c1f9b2d7e05"
 COURSE = "f47ac10b-58cc-4372-a567-0e02b2c3d479"
 HASH = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
-CODE = "P-7KQ9-MXR4"
+CODE = "P-7KQ9MXR4"
 TIME = "2026-11-02T09:15:00.000000Z"
 APPENDED = {"seq": 42, "hash": HASH}
 ANSWER = {
@@ -26,14 +26,20 @@ ANSWER = {
     "answered_at": TIME,
 }  # fmt: skip
 COURSE_VIEW = {
-    "id": COURSE, "session": SESSION, "candidate": CANDIDATE, "state": "started",
+    "id": COURSE, "session": SESSION, "candidate": CANDIDATE, "state": "in_progress",
     "started_at": TIME, "deadline": "2026-11-02T11:00:00.000000Z", "extra_time_percent": 0,
     "accessibility": False,
     "challenges": [{"challenge": "recChallenge1a", "skill": "@recherche2",
                     "competence": "1.1", "difficulty": 2}],
     "answered": [], "referential": "crcn-2026.1", "result": None, "scoring": None,
 }  # fmt: skip
-RESULT = {"status": "validated", "pix_score": 312, "rules": "scoring-v3"}
+RESULT = {
+    "status": "validated",
+    "pix_score": 312,
+    "rules": "2",
+    "reproducibility_rate": 93,
+    "band": "80-100",
+}
 
 SCHEMA_EXAMPLES: dict[str, Any] = {
     "CandidateIn": {"first_name": "Camille", "last_name": "Lefèvre", "birth_date": "2007-03-14",
@@ -55,6 +61,13 @@ SCHEMA_EXAMPLES: dict[str, Any] = {
     "CentreOut": {"id": CENTRE, "name": "Lycée Chateaubriand", "kind": "school",
                   "city": "Rennes", **APPENDED},
     "StaffTokenIn": {"label": "secrétariat"},
+    "InstitutionTokenIn": {"label": "vie scolaire"},
+    "WebhookIn": {"url": "https://ent.lycee-chateaubriand.fr/hooks/pix"},
+    "SignedDocumentOut": {
+        "document": {"school": "0350029S", "derived_from_seqs": [170, 182], "pupils": [{
+            "ine": "123456789AB", "last_name": "Lefèvre", "first_name": "Camille",
+            "status": "valid", "pix_score": 312, "code": CODE}]},
+        "jws": "eyJhbGciOiJFZERTQSIsImtpZCI6ImsxIiwidHlwIjoicmVzdWx0cytqd3MifQ.eyJ…fQ.c2ln…"},
     "CandidateTokenIn": {"label": "candidate"},
     "StaffTokenOut": {"token_id": "tok_3", "token": "lt_…", "scopes": [f"centre:{CENTRE}"]},
     "SessionIn": {"date": "2026-12-01", "time": "09:30", "address": "136 boulevard de Sévigné",
@@ -85,7 +98,7 @@ SCHEMA_EXAMPLES: dict[str, Any] = {
     "RescoringOut": {"result": RESULT, "neutralized": ["recChallenge1a"], "kept": [],
                      "certificate_action": "rescored", "unchanged": False},
     "CourseRescoringOut": {"course": COURSE, "rescored": True, "dry_run": False,
-                           "previous_rules": "scoring-v2", "previous_status": "validated",
+                           "previous_rules": "1", "previous_status": "validated",
                            "result": RESULT, "certificate": CODE,
                            "certificate_action": "rescored"},
     "NeutralizationIn": {"challenge": "recChallenge1a", "reason": "image manquante"},
@@ -99,7 +112,7 @@ SCHEMA_EXAMPLES: dict[str, Any] = {
                                  "birth_date": "2007-03-14"},
         "centre": "Lycée Chateaubriand", "passed_on": "2026-12-01", "issued_on": "2026-12-08",
         "valid_until": "2029-12-08", "status": "valid", "status_since": "2026-12-08",
-        "status_reason": None, "status_reason_erased": False, "max_level": 4, "pix_score": 312,
+        "status_reason": None, "status_reason_erased": False, "max_level": 5, "pix_score": 312,
         "domains": [{"code": "1", "title": "Information et données", "competences": [
             {"code": "1.1", "title": "Mener une recherche et une veille d'information",
              "level": 3}]}],
@@ -129,9 +142,18 @@ OPERATION_EXAMPLES: dict[tuple[str, str], Any] = {
     ("get", "/api/v1/log/checkpoint"): CHECKPOINT_TEXT,
     ("get", "/tlog/checkpoint"): CHECKPOINT_TEXT,
     ("get", "/api/v1/log/checkpoints"): {"checkpoints": [{"size": 180, "note": CHECKPOINT_TEXT}]},
-    ("get", "/api/v1/log/proof/inclusion"): {"seq": 42, "size": 180, "proof": [HASH]},
-    ("get", "/api/v1/log/proof/consistency"): {"from": 100, "to": 180, "proof": [HASH]},
+    ("get", "/api/v1/log/proof/inclusion"): {"leaf_index": 41, "tree_size": 180,
+                                             "hashes": ["n4bQgYhMfWWaL+qgxVrQFaO/TxsrC4Is0V1sFbDwCgg="]},
+    ("get", "/api/v1/log/proof/consistency"): {"from": 100, "to": 180,
+                                               "hashes": ["n4bQgYhMfWWaL+qgxVrQFaO/TxsrC4Is0V1sFbDwCgg="]},
     ("get", "/api/v1/health"): {"status": "ok"},
+    ("get", "/api/v1/institutions/{uai}/webhooks/deliveries"): {"deliveries": [{
+        "webhook": "0b7e…", "seq": 183, "body": "{…}", "attempts": 1, "next_attempt": None,
+        "status": "delivered", "last_error": None, "delivered": TIME}]},
+    ("post", "/api/v1/webhooks/deliveries"): {"queued": 2, "delivered": 2, "failed": 0},
+    ("post", "/api/v1/institutions/{uai}/webhooks"): {
+        "id": "0b7e…", "school": "0350029S", "url": "https://ent.lycee-chateaubriand.fr/hooks/pix",
+        "created": TIME, "after_seq": 182},
     ("get", "/api/v1/ready"): {"ready": True, "checks": {"database": {"ok": True}}},
 }  # fmt: skip
 BINARY = ("image/", "application/pdf", "application/zip", "application/octet-stream")
