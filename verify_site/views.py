@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, redirect, render_template, request, url_for
+from flask import Blueprint, Response, abort, redirect, render_template, request, send_file, url_for
 from werkzeug.exceptions import HTTPException
 
 from ledger.api.limits import lookups, uploads
@@ -36,8 +36,22 @@ def render(template: str, **context: Any) -> str:
     lang = current_language()
     return render_template(
         template, lang=lang, t=translator(lang), date=lambda iso: format_date(iso, lang),
-        other_lang=next(x for x in LANGUAGES if x != lang), **context,
+        other_lang=next(x for x in LANGUAGES if x != lang), issuer=issuer(), **context,
     )  # fmt: skip
+
+
+def issuer() -> dict[str, Any]:
+    """Who stands behind the site, as configured: every page names it (an official service)."""
+    config = state().config
+    contact = config.issuer_contact
+    href = contact if contact.startswith(("http://", "https://")) else f"mailto:{contact}"
+    logo = config.issuer_logo
+    return {
+        "name": config.issuer_name,
+        "contact": contact,
+        "contact_href": href if contact else "",
+        "logo": url_for("site.issuer_logo") if logo and logo.is_file() else None,
+    }
 
 
 def page(template: str, status: int = 200, **context: Any) -> Response:
@@ -47,6 +61,7 @@ def page(template: str, status: int = 200, **context: Any) -> Response:
 def finish(html: str, status: int) -> Response:
     """Wrap a rendered page: remember an explicit language choice, never cache."""
     response = Response(html, status, mimetype="text/html")
+    response.vary.update(("Accept-Language", "Cookie"))  # the language may come from either
     if request.args.get("lang") in LANGUAGES:
         response.set_cookie(
             "lang",
@@ -83,6 +98,21 @@ def error_page(error: HTTPException) -> Response:
 @site.route("/")
 def index() -> Response:
     return page("index.html")
+
+
+@site.route("/legal")
+def legal() -> Response:
+    """Legal notice and privacy: who publishes, what is shown, why, how long, how to erase."""
+    return page("legal.html")
+
+
+@site.route("/issuer-logo")
+def issuer_logo() -> Response:
+    """The configured logo file, the only local file the site serves besides its static ones."""
+    logo = state().config.issuer_logo
+    if logo is None or not logo.is_file():
+        abort(404)
+    return send_file(logo, max_age=3600)
 
 
 @site.route("/lookup")

@@ -1,0 +1,79 @@
+"""The verify site as an official service: who issues, legal notice, languages, plain statement."""
+
+from __future__ import annotations
+
+import html as html_lib
+from pathlib import Path
+
+import pytest
+
+from ledger.api import create_app
+from ledger.config import Config, ConfigError
+from ledger.store.application import Ledger
+
+PNG_1PX = bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+    "1f15c4890000000d49444154789c6360f8cf000000020001e221bc330000000049454e44ae426082"
+)
+
+
+def text(response) -> str:
+    return html_lib.unescape(response.get_data(as_text=True))
+
+
+@pytest.fixture
+def issuer_app(tmp_path: Path):
+    """A site with its issuer configured (name, contact, logo)."""
+    logo = tmp_path / "logo.png"
+    logo.write_bytes(PNG_1PX)
+    config = Config.from_env(
+        database_url=f"sqlite:///{tmp_path / 'ledger.db'}", keys_dir=tmp_path / "keys",
+        issuer_name="Académie de test", issuer_contact="dpo@example.org", issuer_logo=logo,
+    )  # fmt: skip
+    Ledger(config).init()
+    app = create_app(config)
+    yield app
+    app.extensions["ledger"].ledger.close()
+
+
+def test_every_page_names_the_issuer_and_links_the_legal_notice(issuer_app) -> None:
+    client = issuer_app.test_client()
+    for path in ("/", "/scan", "/v/P-22222222", "/legal"):
+        page = text(client.get(path))
+        assert "Académie de test" in page, path
+        assert 'href="mailto:dpo@example.org"' in page, path
+        assert 'href="/legal"' in page, path
+        assert 'src="/issuer-logo"' in page, path
+    logo = client.get("/issuer-logo")
+    assert logo.status_code == 200 and logo.data == PNG_1PX
+
+
+@pytest.mark.parametrize(
+    ("lang", "words"),
+    [
+        ("fr", ["Éditeur du service", "3 ans", "effacement", "dpo@example.org"]),
+        ("en", ["Publisher", "3 years", "erasure", "dpo@example.org"]),
+    ],
+)
+def test_legal_page_says_who_what_why_how_long_and_how_to_erase(issuer_app, lang, words) -> None:
+    page = text(issuer_app.test_client().get(f"/legal?lang={lang}"))
+    for word in words:
+        assert word in page
+
+
+def test_contact_must_be_an_email_or_a_url(monkeypatch) -> None:
+    monkeypatch.setenv("LEDGER_ISSUER_CONTACT", "call us")
+    with pytest.raises(ConfigError, match="LEDGER_ISSUER_CONTACT"):
+        Config.from_env()
+
+
+def test_no_logo_configured_is_a_404(client) -> None:
+    assert client.get("/issuer-logo").status_code == 404
+
+
+def test_browser_language_is_honoured_on_first_visit(client) -> None:
+    english = client.get("/", headers={"Accept-Language": "en-GB,en;q=0.9,fr;q=0.5"})
+    assert '<html lang="en">' in text(english) and "Accept-Language" in english.headers["Vary"]
+    assert '<html lang="fr">' in text(client.get("/", headers={"Accept-Language": "de"}))
+    chosen = client.get("/?lang=fr", headers={"Accept-Language": "en"})
+    assert '<html lang="fr">' in text(chosen)
