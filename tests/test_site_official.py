@@ -9,7 +9,10 @@ import pytest
 
 from ledger.api import create_app
 from ledger.config import Config, ConfigError
+from ledger.domain.certificate import CODE_ALPHABET
+from ledger.domain.referential import ENGLISH_TITLES
 from ledger.store.application import Ledger
+from tests.certification_flow import Flow
 
 PNG_1PX = bytes.fromhex(
     "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
@@ -77,3 +80,19 @@ def test_browser_language_is_honoured_on_first_visit(client) -> None:
     assert '<html lang="fr">' in text(client.get("/", headers={"Accept-Language": "de"}))
     chosen = client.get("/?lang=fr", headers={"Accept-Language": "en"})
     assert '<html lang="fr">' in text(chosen)
+
+
+def test_english_page_gives_the_english_competence_titles(client, admin, app) -> None:
+    _, code, _ = Flow(app, client, admin).certified()
+    english = text(client.get(f"/v/{code}?lang=en"))
+    for title in ENGLISH_TITLES.values():
+        assert title in english, title
+    french = text(client.get(f"/v/{code}?lang=fr"))
+    assert "Mener une recherche et une veille d'information" in french
+    assert "Browsing, searching" not in french
+
+
+def test_unknown_code_hint_names_the_real_alphabet(client) -> None:
+    for lang in ("fr", "en"):
+        assert CODE_ALPHABET in text(client.get(f"/v/P-22222222?lang={lang}"))
+        assert CODE_ALPHABET in text(client.get(f"/lookup?code=AEIOU&lang={lang}"))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from flask import g, request
 
+from ledger.domain.certificate import CODE_ALPHABET
 from ledger.domain.referential import LANGUAGES
 from ledger.domain.scoring import RULES
 
@@ -24,7 +25,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "verify": "Vérifier",
         "or_scan": "Vous avez le certificat ou son attestation ? Scannez ou déposez son QR code.",
         "scan_link": "Scanner un QR code",
-        "bad_code": "Ce texte ne peut pas être un code de vérification : 8 caractères après P-, sans voyelles ni 0, 1, 5.",
+        "bad_code": f"Ce texte ne peut pas être un code de vérification : P- suivi de 8 caractères parmi {CODE_ALPHABET}.",
         "certificate": "Certificat de compétences numériques",
         "holder": "Titulaire",
         "born": "né(e) le",
@@ -128,7 +129,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "log_why_fetch": "l'historique n'a pas pu être obtenu",
         "log_unsupported": "Votre navigateur ne sait pas vérifier les signatures Ed25519 ; la vérification du serveur reste valable.",
         "not_found_title": "Aucun certificat trouvé",
-        "not_found": "Aucun certificat ne porte ce code. Vérifiez la saisie : les codes n'utilisent ni voyelles ni les chiffres 0, 1 et 5.",
+        "not_found": f"Aucun certificat ne porte ce code. Vérifiez la saisie : un code est P- suivi de 8 caractères parmi {CODE_ALPHABET} (ni voyelle, ni 0, 1, 5, L, N, S, Z).",
         "back": "Vérifier un autre code",
         "scan_title": "Scanner le QR code d'un certificat",
         "scan_intro": "Déposez une photo ou une capture d'écran du QR code : il est lu sur le serveur, puis vérifié. Déposez le PDF de l'attestation : sa signature électronique, son autorité, son QR code et l'état actuel du certificat sont vérifiés.",
@@ -215,7 +216,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "verify": "Check",
         "or_scan": "Do you have the certificate or its attestation? Scan or upload its QR code.",
         "scan_link": "Scan a QR code",
-        "bad_code": "This cannot be a verification code: 8 characters after P-, no vowels, no 0, 1 or 5.",
+        "bad_code": f"This cannot be a verification code: P- followed by 8 characters from {CODE_ALPHABET}.",
         "certificate": "Digital competence certificate",
         "holder": "Holder",
         "born": "born on",
@@ -318,7 +319,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "log_why_fetch": "the history could not be fetched",
         "log_unsupported": "Your browser cannot verify Ed25519 signatures; the server's check still stands.",
         "not_found_title": "No certificate found",
-        "not_found": "No certificate has this code. Check what you typed: codes use no vowels and no 0, 1 or 5.",
+        "not_found": f"No certificate has this code. Check what you typed: a code is P- followed by 8 characters from {CODE_ALPHABET} (no vowels, no 0, 1, 5, L, N, S or Z).",
         "back": "Check another code",
         "scan_title": "Scan a certificate's QR code",
         "scan_intro": "Upload a photo or a screenshot of the QR code: it is read on the server, then checked. Upload the attestation PDF: its electronic signature, its authority, its QR code and the certificate's current state are checked.",

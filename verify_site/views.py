@@ -15,6 +15,7 @@ from ledger.api.limits import lookups, uploads
 from ledger.api.problems import RETRY_AFTER_S
 from ledger.api.state import state
 from ledger.domain.certificate import normalize_code
+from ledger.domain.referential import title_in
 from ledger.qr_image import ImageUnreadable, decode_qr
 from ledger.qr_token import TokenInvalid, parse_qr_url, verify_token
 from ledger.services.attestation_check import PDF_MAGIC, NotAPdf, TooComplex, check_pdf
@@ -36,7 +37,8 @@ def render(template: str, **context: Any) -> str:
     lang = current_language()
     return render_template(
         template, lang=lang, t=translator(lang), date=lambda iso: format_date(iso, lang),
-        other_lang=next(x for x in LANGUAGES if x != lang), issuer=issuer(), **context,
+        other_lang=next(x for x in LANGUAGES if x != lang), issuer=issuer(),
+        title=lambda code, french: title_in(code, french, lang), **context,
     )  # fmt: skip
 
 
