@@ -13,6 +13,7 @@ from ledger.domain.certificate import CODE_ALPHABET
 from ledger.domain.referential import ENGLISH_TITLES
 from ledger.store.application import Ledger
 from tests.certification_flow import Flow
+from tests.conftest import make_token
 
 PNG_1PX = bytes.fromhex(
     "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
@@ -96,3 +97,22 @@ def test_unknown_code_hint_names_the_real_alphabet(client) -> None:
     for lang in ("fr", "en"):
         assert CODE_ALPHABET in text(client.get(f"/v/P-22222222?lang={lang}"))
         assert CODE_ALPHABET in text(client.get(f"/lookup?code=AEIOU&lang={lang}"))
+
+
+def test_cancellation_shows_its_category_publicly_and_its_text_privately(
+    client, admin, app
+) -> None:
+    flow = Flow(app, client, admin)
+    _, code, _ = flow.certified()
+    bad = client.post(
+        f"/api/v1/certificates/{code}/cancellation",
+        json={"reason": "x", "category": "gossip"},
+        headers=admin,
+    )
+    assert bad.status_code == 422 and "category" in bad.get_data(as_text=True)
+    flow.post(f"/api/v1/certificates/{code}/cancellation", {"reason": "copie sur voisin"}, admin)
+    public = text(client.get(f"/v/{code}?lang=en"))
+    assert "other reason" in public and "copie sur voisin" not in public
+    assert "copie sur voisin" in text(client.get(f"/v/{code}?lang=en", headers=admin))
+    events = client.get("/api/v1/events?limit=10000", headers=make_token(app, "audit:read")).text
+    assert '"category":"other"' in events

@@ -147,13 +147,14 @@ def certificate(code: str) -> Response:
         return redirect(url_for("site.certificate", code=canonical, **request.args), 301)
     token = request.args.get("t")
     download = _holder_download(canonical)
+    private = download is not None or _is_operator()  # may read a cancellation's free text
     key = (canonical, current_language(), token)
-    html = None if download else st.views.pages.get(key)
+    html = None if private else st.views.pages.get(key)
     if html is None:
         verified = view["status"] != INTEGRITY_FAILURE
         check = check_token(st.ledger, view, token) if token and verified else None
-        html = _render_certificate(view, token, check, download)
-        if download is None and (token is None or (check is not None and check.state != INVALID)):
+        html = _render_certificate(view, token, check, download, private)
+        if not private and (token is None or (check is not None and check.state != INVALID)):
             st.views.pages[key] = html  # never keyed by a token the ledger did not sign
     response = finish(html, 200)
     response.headers["Vary"] = "Authorization"
@@ -182,8 +183,21 @@ def _holder_download(code: str) -> str | None:
     return url_for("attestations.attestation_pdf", code=code, lang=current_language())
 
 
+def _is_operator() -> bool:
+    """An `admin` bearer token: the operator sees a cancellation's free-text reason."""
+    scheme, _, bearer = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer":
+        return False
+    principal = state().tokens.authenticate(bearer.strip())
+    return principal is not None and "admin" in principal.scopes
+
+
 def _render_certificate(
-    view: dict[str, Any], token: str | None, check: TokenCheck | None, download: str | None = None
+    view: dict[str, Any],
+    token: str | None,
+    check: TokenCheck | None,
+    download: str | None = None,
+    private: bool = False,
 ) -> str:
     t = translator(current_language())
     what = ", ".join(t(f"what_{d}") for d in check.differences if d != "holder") if check else ""
@@ -195,8 +209,16 @@ def _render_certificate(
         token=token,
         what=what,
         download=download,
+        private=private,
+        category=_cancellation_category(view),
         trust=trust,
     )
+
+
+def _cancellation_category(view: dict[str, Any]) -> str:
+    """The latest cancellation's public category; "other" for events older than categories."""
+    cancelled = [h for h in view.get("history", []) if h.get("event") == "cancelled"]
+    return cancelled[-1].get("category", "other") if cancelled else "other"
 
 
 @site.route("/scan", methods=["GET"])

@@ -10,6 +10,7 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, pre_load, validate
 
 from ledger.domain import clock
+from ledger.domain.certificate import CANCELLATION_CATEGORIES
 from ledger.domain.erasure import REASON_CODES
 from ledger.domain.payload import MAX_DEPTH, text_problem
 from ledger.domain.profile import ANSWER_RESULTS
@@ -422,6 +423,16 @@ class PublicationOut(AppendedOut):
 class ReasonIn(StrictSchema):
     reason = fields.String(
         required=True, validate=validate.Length(min=1, max=500), metadata=FREE_TEXT
+    )
+
+
+class CancellationIn(ReasonIn):
+    """A cancellation: its free-text reason stays private, its category is shown publicly."""
+
+    category = fields.String(
+        load_default="other",
+        validate=validate.OneOf(CANCELLATION_CATEGORIES),
+        metadata={"description": "Neutral reason category the public verify page shows."},
     )
 
 
