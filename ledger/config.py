@@ -7,12 +7,14 @@ configuration table is generated from it (`ledger config`), so the two cannot dr
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ledger.store.db import Timeouts
 
 ROOT = Path(__file__).resolve().parent.parent
+EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 
 SETTINGS: dict[str, tuple[str, str]] = {
     "LEDGER_DATABASE_URL": (
@@ -45,6 +47,19 @@ SETTINGS: dict[str, tuple[str, str]] = {
     "LEDGER_PUBLIC_URL": (
         "http://127.0.0.1:8000",
         "Public base URL printed in QR codes and links.",
+    ),
+    "LEDGER_ISSUER_NAME": (
+        "Organisme certificateur (démonstration)",
+        "Organisation that issues the certificates, named on every verify-site page.",
+    ),
+    "LEDGER_ISSUER_CONTACT": (
+        "",
+        "Its contact for questions and erasure requests (an email address or an http(s) URL), "
+        "shown on every verify-site page and the legal notice.",
+    ),
+    "LEDGER_ISSUER_LOGO": (
+        "",
+        "Path of a local PNG, JPEG or SVG logo the verify site serves in its header (optional).",
     ),
     "LEDGER_ATTESTATION_CERT": (
         "",
@@ -209,6 +224,19 @@ def _attestation_files() -> dict[str, Path | None]:
     return {f: _resolve_path(v) if v else None for f, v in zip(fields, values, strict=True)}
 
 
+def _contact_setting(name: str) -> str:
+    """An email address or an http(s) URL: the legal notice links to it."""
+    raw = setting(name).strip()
+    if raw and not (raw.startswith(("https://", "http://")) or EMAIL.fullmatch(raw)):
+        raise ConfigError(f"{name} must be an email address or an http(s) URL")
+    return raw
+
+
+def _optional_path(name: str) -> Path | None:
+    raw = setting(name).strip()
+    return _resolve_path(raw) if raw else None
+
+
 def _url_setting(name: str) -> str:
     raw = setting(name).strip()
     if raw and not raw.startswith(("https://", "http://")):
@@ -248,6 +276,9 @@ class Config:
     checkpoint_max_age_s: int = 300
     witnesses: str = ""
     witness_quorum: int | None = None
+    issuer_name: str = "Organisme certificateur (démonstration)"
+    issuer_contact: str = ""
+    issuer_logo: Path | None = None
 
     @classmethod
     def from_env(cls, **overrides: object) -> Config:
@@ -282,6 +313,9 @@ class Config:
             "checkpoint_max_age_s": _positive("LEDGER_CHECKPOINT_MAX_AGE_SECONDS"),
             "witnesses": setting("LEDGER_WITNESSES"),
             "witness_quorum": _optional_count("LEDGER_WITNESS_QUORUM"),
+            "issuer_name": setting("LEDGER_ISSUER_NAME").strip(),
+            "issuer_contact": _contact_setting("LEDGER_ISSUER_CONTACT"),
+            "issuer_logo": _optional_path("LEDGER_ISSUER_LOGO"),
         }
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]

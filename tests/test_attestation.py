@@ -162,7 +162,7 @@ def test_english_attestation_uses_digcomp_titles(flow: Flow, client, certified, 
     candidate, code = certified
     text = _text(_pdf(client, code, _holder(flow, candidate), "en"), tmp_path)
     for expected in ("CERTIFICATE OF ACHIEVEMENT", "born on 14 March 2007 in Rennes",
-                     "Browsing, searching and monitoring information", "Information and data literacy",
+                     "Browsing, searching and filtering", "Information and data literacy",
                      "3 out of 5", "out of 640 reachable"):  # fmt: skip
         assert expected in text, expected
     bad = client.get(

@@ -38,7 +38,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     server.server_close()
     config = Config.from_env(
         database_url=f"sqlite:///{work / 'ledger.db'}", keys_dir=work / "keys",
-        public_url=f"http://127.0.0.1:{port}",
+        public_url=f"http://127.0.0.1:{port}", lookup_rate_limit="10000/minute",
     )  # fmt: skip
     Ledger(config).init()
     app = create_app(config)
@@ -68,7 +68,7 @@ def shoot(page: Page, name: str) -> None:
 
 
 def test_type_a_code_and_see_valid(site, browser: Browser) -> None:
-    page = browser.new_page(viewport={"width": 1100, "height": 900})
+    page = browser.new_page(locale="fr-FR", viewport={"width": 1100, "height": 900})
     page.goto(site["url"] + "/")
     shoot(page, "01-home")
     code = site["code"]
@@ -85,7 +85,7 @@ def test_upload_the_qr_image_and_see_valid_checked_in_the_browser(site, browser:
     png = site["client"].get(f"/api/v1/certificates/{site['code']}/qr.png").data
     image = site["work"] / "qr.png"
     image.write_bytes(png)
-    page = browser.new_page(viewport={"width": 1100, "height": 900})
+    page = browser.new_page(locale="fr-FR", viewport={"width": 1100, "height": 900})
     page.goto(site["url"] + "/scan")
     shoot(page, "03-scan")
     page.set_input_files("#file", str(image))
@@ -105,7 +105,7 @@ def test_an_altered_token_is_flagged_by_server_and_browser(site, browser: Browse
     text = decode_qr(token.data)[0]
     head, payload, sig = text.split("?t=")[1].split(".")
     altered_sig = ("B" if sig[0] != "B" else "C") + sig[1:]
-    page = browser.new_page()
+    page = browser.new_page(locale="fr-FR")
     page.goto(f"{site['url']}/v/{site['code']}?t={head}.{payload}.{altered_sig}")
     assert "n'est pas authentique" in page.locator(".token").inner_text()
     page.wait_for_selector("#browser-check[data-result=ko]", timeout=10_000)
@@ -126,7 +126,7 @@ def test_page_works_with_javascript_off(site, browser: Browser) -> None:
 
 
 def test_unknown_code_page(site, browser: Browser) -> None:
-    page = browser.new_page()
+    page = browser.new_page(locale="fr-FR")
     response = page.goto(site["url"] + "/v/P-BBBBBBBB")
     assert response is not None and response.status == 404
     assert "Aucun certificat" in page.content()
@@ -160,7 +160,7 @@ def test_upload_an_attestation_pdf_and_see_every_check(
     site, browser: Browser, lang: str, altered: bool, button: str, verdict: str, shot: str
 ) -> None:
     pdf = _attestation(site, altered)
-    page = browser.new_page(viewport={"width": 1100, "height": 900})
+    page = browser.new_page(locale="fr-FR", viewport={"width": 1100, "height": 900})
     page.goto(f"{site['url']}/scan?lang={lang}")
     page.set_input_files("#file", str(pdf))
     page.get_by_role("button", name=button).click()
@@ -181,7 +181,7 @@ def test_a_rescored_certificate_says_what_changed_and_why(site, browser: Browser
     wrong = course["challenges"][0]["challenge"]
     body = {"neutralize": [wrong], "reason": "image absente à l'écran"}
     flow.post(f"/api/v1/certificates/{code}/rescoring", body, flow.admin)
-    page = browser.new_page(viewport={"width": 1100, "height": 900})
+    page = browser.new_page(locale="fr-FR", viewport={"width": 1100, "height": 900})
     for lang, words in (
         ("fr", ("score révisé : signalement tardif", "Règles de calcul v2 —", "Motif : image")),
         ("en", ("rescored: late report of an issue", "Scoring rules v2 —", "Reason: image")),
@@ -204,10 +204,91 @@ def test_cancelled_certificate_with_an_older_valid_qr(site, browser: Browser) ->
         {"reason": "fraude constatée"},
         flow.admin,
     )
-    page = browser.new_page(viewport={"width": 1100, "height": 900})
+    page = browser.new_page(locale="fr-FR", viewport={"width": 1100, "height": 900})
     page.goto(old_url)
     assert "Annulé" in page.locator(".status").inner_text()
     assert "dit désormais autre chose" in page.locator(".token").inner_text()
     page.wait_for_selector("#browser-check[data-result=ok]", timeout=10_000)
     shoot(page, "08-cancelled-with-old-qr")
     page.close()
+
+
+@pytest.fixture(scope="module")
+def valid(site) -> str:
+    """A certificate of its own, still valid whatever the other tests cancel or rescore."""
+    return site["flow"].certified()[1]
+
+
+PAGES = {"home": "/", "scan": "/scan", "certificate": "/v/{code}", "unknown": "/v/P-BBBBBBBB",
+         "bad-code": "/lookup?code=AEIOU", "legal": "/legal"}  # fmt: skip
+WIDTHS = {"phone": (390, 844), "desktop": (1280, 800)}
+
+
+@pytest.mark.parametrize("lang", ["fr", "en"])
+@pytest.mark.parametrize("width", list(WIDTHS))
+def test_every_page_in_both_languages_at_phone_and_desktop_widths(
+    site, valid: str, browser: Browser, lang: str, width: str
+) -> None:
+    w, h = WIDTHS[width]
+    context = browser.new_context(viewport={"width": w, "height": h}, locale=lang)
+    page = context.new_page()
+    for name, path in PAGES.items():
+        page.goto(site["url"] + path.format(code=valid))  # no ?lang: the browser's locale
+        assert page.locator("html").get_attribute("lang") == lang, name
+        assert page.locator("footer a[href='/legal']").count() == 1, name
+        shoot(page, f"site-{name}-{lang}-{width}")
+    context.close()
+
+
+def test_plain_statement_first_and_the_proof_behind_a_disclosure(
+    site, valid: str, browser: Browser
+) -> None:
+    page = browser.new_page(viewport={"width": 1280, "height": 800}, locale="en-GB")
+    page.goto(f"{site['url']}/v/{valid}")
+    statement = page.locator("#statement").inner_text()
+    assert statement.startswith("This certificate was issued by ") and "valid until" in statement
+    assert not page.locator("#technical").evaluate("d => d.open")
+    assert not page.locator(".proof").is_visible()
+    page.wait_for_selector("#log-summary[class*=ok]", timeout=10_000)  # browser check, summarized
+    page.locator("#technical summary").click()
+    assert page.locator(".proof dd.ok").count() == 2
+    page.close()
+
+
+def test_qr_decodes_from_a_desktop_screenshot_at_three_pixels_per_module(
+    site, valid: str, browser: Browser
+) -> None:
+    import zxingcpp
+    from PIL import Image
+
+    from ledger.qr_image import decode_qr, qr_matrix
+
+    png = site["client"].get(f"/api/v1/certificates/{valid}/qr.png")
+    assert png.status_code == 200, png.get_data(as_text=True)
+    expected = decode_qr(png.data)[0]
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    page.goto(f"{site['url']}/v/{valid}")
+    shot = site["work"] / "screen.png"
+    page.screenshot(path=str(shot))
+    (found,) = zxingcpp.read_barcodes(Image.open(shot), formats=zxingcpp.BarcodeFormat.QRCode)
+    assert found.text.split("?t=")[0] == expected.split("?t=")[0]
+    box = page.locator("img.qr").bounding_box()
+    assert box is not None and box["width"] / len(qr_matrix(expected)) >= 3
+    page.close()
+
+
+def test_certificate_prints_on_one_a4_page_without_the_chrome(
+    site, valid: str, browser: Browser
+) -> None:
+    import subprocess
+
+    page = browser.new_page()
+    page.goto(f"{site['url']}/v/{valid}?lang=en")
+    pdf = site["work"] / "print.pdf"
+    page.pdf(path=str(pdf), format="A4")
+    page.emulate_media(media="print")
+    assert not page.locator("header.top").is_visible() and not page.locator("footer").is_visible()
+    shoot(page, "site-certificate-print")
+    page.close()
+    info = subprocess.run(["pdfinfo", str(pdf)], capture_output=True, text=True, check=True)
+    assert "Pages:           1\n" in info.stdout

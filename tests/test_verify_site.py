@@ -114,10 +114,14 @@ def test_expired_cancelled_and_erased_states(certified, client, admin) -> None:
         assert "Expiré depuis le 01/12/2029" in client.get(f"/v/{code}").text
     with clock.frozen_at(datetime(2027, 2, 1, 10, tzinfo=UTC)):
         flow.post(
-            f"/api/v1/certificates/{code}/cancellation", {"reason": "session invalidée"}, admin
+            f"/api/v1/certificates/{code}/cancellation",
+            {"reason": "salle non conforme", "category": "invalid-session"},
+            admin,
         )
         html = client.get(f"/v/{code}").text
+        private = client.get(f"/v/{code}", headers=admin).text
     assert "Annulé le 01/02/2027" in html and "session invalidée" in html
+    assert "salle non conforme" not in html and "salle non conforme" in private
     subject = flow.client.get(
         "/api/v1/events?limit=10000", headers=make_token(flow.app, "audit:read")
     ).text

@@ -1,13 +1,15 @@
 """The verify site's words, French by default with an English switch.
 
-The language comes from `?lang=`, then a `lang` cookie, then French. Titles of
-domains and competences stay in French: they are the framework's official names.
+The language comes from `?lang=`, then a `lang` cookie, then the browser's
+Accept-Language, then French. Domain and competence titles are the CRCN's French
+names, with the English name of the same CRCN code on English pages.
 """
 
 from __future__ import annotations
 
 from flask import g, request
 
+from ledger.domain.certificate import CODE_ALPHABET
 from ledger.domain.referential import LANGUAGES
 from ledger.domain.scoring import RULES
 
@@ -23,7 +25,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "verify": "Vérifier",
         "or_scan": "Vous avez le certificat ou son attestation ? Scannez ou déposez son QR code.",
         "scan_link": "Scanner un QR code",
-        "bad_code": "Ce texte ne peut pas être un code de vérification : 8 caractères après P-, sans voyelles ni 0, 1, 5.",
+        "bad_code": f"Ce texte ne peut pas être un code de vérification : P- suivi de 8 caractères parmi {CODE_ALPHABET}.",
         "certificate": "Certificat de compétences numériques",
         "holder": "Titulaire",
         "born": "né(e) le",
@@ -127,7 +129,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "log_why_fetch": "l'historique n'a pas pu être obtenu",
         "log_unsupported": "Votre navigateur ne sait pas vérifier les signatures Ed25519 ; la vérification du serveur reste valable.",
         "not_found_title": "Aucun certificat trouvé",
-        "not_found": "Aucun certificat ne porte ce code. Vérifiez la saisie : les codes n'utilisent ni voyelles ni les chiffres 0, 1 et 5.",
+        "not_found": f"Aucun certificat ne porte ce code. Vérifiez la saisie : un code est P- suivi de 8 caractères parmi {CODE_ALPHABET} (ni voyelle, ni 0, 1, 5, L, N, S, Z).",
         "back": "Vérifier un autre code",
         "scan_title": "Scanner le QR code d'un certificat",
         "scan_intro": "Déposez une photo ou une capture d'écran du QR code : il est lu sur le serveur, puis vérifié. Déposez le PDF de l'attestation : sa signature électronique, son autorité, son QR code et l'état actuel du certificat sont vérifiés.",
@@ -184,6 +186,32 @@ MESSAGES: dict[str, dict[str, str]] = {
         "pdf_open": "Voir le certificat {code} dans le registre",
         "rate_limited": "Trop de demandes en peu de temps. Réessayez dans {seconds} secondes.",
         "error_title": "Une erreur est survenue",
+        "statement_valid": "Ce certificat a été délivré par {issuer} le {issued} ; il est valable jusqu'au {until}. Sa signature et sa place dans le registre public viennent d'être vérifiées.",
+        "statement_expired": "Ce certificat a été délivré par {issuer} le {issued} ; il était valable jusqu'au {until}. Sa signature et sa place dans le registre public viennent d'être vérifiées.",
+        "technical": "Preuve technique (signature, journal public)",
+        "category_fraud": "fraude avérée",
+        "category_invalid-session": "session invalidée",
+        "category_rescoring": "résultat recalculé",
+        "category_holder-request": "à la demande du titulaire",
+        "category_other": "autre motif",
+        "private_reason": "Motif détaillé (visible par vous seul) :",
+        "issued_by": "Service de vérification publié par {name}",
+        "contact": "Contact :",
+        "legal": "Mentions légales et données personnelles",
+        "legal_title": "Mentions légales et protection des données",
+        "legal_publisher": "Éditeur du service",
+        "legal_publisher_text": "Ce service de vérification est publié par {name}, qui délivre les certificats de compétences numériques (cadre de référence CRCN) qu'il permet de vérifier.",
+        "legal_shown": "Ce qui est affiché",
+        "legal_shown_text": "Pour un code de vérification donné : le nom, le prénom et la date de naissance du titulaire, le centre et la date de passage, les niveaux par compétence, le score, les dates de délivrance et de validité, le statut (valide, expiré, annulé avec une catégorie de motif neutre) et la preuve cryptographique. Le motif détaillé d'une annulation n'est montré qu'au titulaire et à l'organisme.",
+        "legal_why": "Pourquoi",
+        "legal_why_text": "Permettre à un employeur, un établissement ou toute personne à qui le titulaire présente son certificat d'en vérifier l'authenticité (mission de certification ; intérêt légitime du titulaire à faire reconnaître son certificat). Rien n'est affiché sans le code que seul le titulaire communique.",
+        "legal_how_long": "Pendant combien de temps",
+        "legal_how_long_text": "Un certificat est valable 3 ans ; il reste vérifiable ensuite avec la mention « expiré ». Le registre conserve pour toujours les preuves signées (empreintes, signatures), mais les données personnelles y sont chiffrées avec une clé propre à chaque personne : leur effacement détruit cette clé, et la page n'affiche plus alors que « données personnelles effacées ».",
+        "legal_erasure": "Demander l'effacement ou exercer vos droits",
+        "legal_erasure_text": "Vous pouvez demander l'accès, la rectification ou l'effacement de vos données (RGPD, articles 15 à 17) auprès de l'éditeur :",
+        "legal_no_contact": "l'éditeur n'a pas encore publié d'adresse de contact ; adressez-vous au centre de certification.",
+        "legal_cookies": "Cookies",
+        "legal_cookies_text": "Un seul cookie, « lang », retient la langue que vous avez choisie. Aucun traceur, aucune mesure d'audience.",
         "footer": "Registre vérifiable par tous : journal exportable, signatures Ed25519, points de contrôle Merkle.",
     },
     "en": {
@@ -197,7 +225,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "verify": "Check",
         "or_scan": "Do you have the certificate or its attestation? Scan or upload its QR code.",
         "scan_link": "Scan a QR code",
-        "bad_code": "This cannot be a verification code: 8 characters after P-, no vowels, no 0, 1 or 5.",
+        "bad_code": f"This cannot be a verification code: P- followed by 8 characters from {CODE_ALPHABET}.",
         "certificate": "Digital competence certificate",
         "holder": "Holder",
         "born": "born on",
@@ -300,7 +328,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "log_why_fetch": "the history could not be fetched",
         "log_unsupported": "Your browser cannot verify Ed25519 signatures; the server's check still stands.",
         "not_found_title": "No certificate found",
-        "not_found": "No certificate has this code. Check what you typed: codes use no vowels and no 0, 1 or 5.",
+        "not_found": f"No certificate has this code. Check what you typed: a code is P- followed by 8 characters from {CODE_ALPHABET} (no vowels, no 0, 1, 5, L, N, S or Z).",
         "back": "Check another code",
         "scan_title": "Scan a certificate's QR code",
         "scan_intro": "Upload a photo or a screenshot of the QR code: it is read on the server, then checked. Upload the attestation PDF: its electronic signature, its authority, its QR code and the certificate's current state are checked.",
@@ -357,19 +385,49 @@ MESSAGES: dict[str, dict[str, str]] = {
         "pdf_open": "See certificate {code} in the ledger",
         "rate_limited": "Too many requests in a short time. Try again in {seconds} seconds.",
         "error_title": "Something went wrong",
+        "statement_valid": "This certificate was issued by {issuer} on {issued}, it is valid until {until}; its signature and its place in the public log were checked just now.",
+        "statement_expired": "This certificate was issued by {issuer} on {issued}, it was valid until {until}; its signature and its place in the public log were checked just now.",
+        "technical": "Technical proof (signature, public log)",
+        "category_fraud": "confirmed fraud",
+        "category_invalid-session": "session invalidated",
+        "category_rescoring": "result recalculated",
+        "category_holder-request": "at the holder's request",
+        "category_other": "other reason",
+        "private_reason": "Detailed reason (shown to you only):",
+        "issued_by": "Verification service published by {name}",
+        "contact": "Contact:",
+        "legal": "Legal notice and privacy",
+        "legal_title": "Legal notice and data protection",
+        "legal_publisher": "Publisher",
+        "legal_publisher_text": "This verification service is published by {name}, which issues the digital competence certificates (CRCN framework) it lets you check.",
+        "legal_shown": "What is shown",
+        "legal_shown_text": "For a given verification code: the holder's first and last name and date of birth, the centre and date of the test, the level per competence, the score, the issue and expiry dates, the status (valid, expired, cancelled with a neutral reason category) and the cryptographic proof. The detailed reason for a cancellation is shown only to the holder and the issuer.",
+        "legal_why": "Why",
+        "legal_why_text": "So that an employer, a school or anyone to whom the holder shows the certificate can check it is genuine (certification task; the holder's legitimate interest in having the certificate recognised). Nothing is shown without the code, which only the holder hands out.",
+        "legal_how_long": "For how long",
+        "legal_how_long_text": "A certificate is valid for 3 years; after that it can still be checked and reads \u201cexpired\u201d. The ledger keeps its signed proofs (hashes, signatures) for ever, but personal data in it is encrypted with a key of its own per person: erasure destroys that key, and the page then only says \u201cpersonal data erased\u201d.",
+        "legal_erasure": "Ask for erasure or exercise your rights",
+        "legal_erasure_text": "You can ask for access to, correction or erasure of your data (GDPR, articles 15 to 17) from the publisher:",
+        "legal_no_contact": "the publisher has not published a contact address yet; ask your certification centre.",
+        "legal_cookies": "Cookies",
+        "legal_cookies_text": "A single cookie, \u201clang\u201d, remembers the language you chose. No trackers, no audience measurement.",
         "footer": "A ledger anyone can check: exportable log, Ed25519 signatures, Merkle checkpoints.",
     },
 }
 
 
 def current_language() -> str:
-    """`?lang=`, then the `lang` cookie, then French; worked out once per request."""
+    """`?lang=`, then the `lang` cookie, then the browser's Accept-Language, then French.
+
+    Worked out once per request; a first visit from an English browser reads English
+    without having to find the switch.
+    """
     lang = g.get("lang")
     if lang is None:
         asked = request.args.get("lang")
         if not asked and "lang=" in request.environ.get("HTTP_COOKIE", ""):
             asked = request.cookies.get("lang")
-        asked = asked or "fr"
+        asked = asked or request.accept_languages.best_match(LANGUAGES) or "fr"
         lang = g.lang = asked if asked in LANGUAGES else "fr"
     return lang
 

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, redirect, render_template, request, url_for
+from flask import Blueprint, Response, abort, redirect, render_template, request, send_file, url_for
 from werkzeug.exceptions import HTTPException
 
 from ledger.api.limits import lookups, uploads
 from ledger.api.problems import RETRY_AFTER_S
 from ledger.api.state import state
 from ledger.domain.certificate import normalize_code
+from ledger.domain.referential import title_in
 from ledger.qr_image import ImageUnreadable, decode_qr
 from ledger.qr_token import TokenInvalid, parse_qr_url, verify_token
 from ledger.services.attestation_check import PDF_MAGIC, NotAPdf, TooComplex, check_pdf
@@ -36,8 +37,23 @@ def render(template: str, **context: Any) -> str:
     lang = current_language()
     return render_template(
         template, lang=lang, t=translator(lang), date=lambda iso: format_date(iso, lang),
-        other_lang=next(x for x in LANGUAGES if x != lang), **context,
+        other_lang=next(x for x in LANGUAGES if x != lang), issuer=issuer(),
+        title=lambda code, french: title_in(code, french, lang), **context,
     )  # fmt: skip
+
+
+def issuer() -> dict[str, Any]:
+    """Who stands behind the site, as configured: every page names it (an official service)."""
+    config = state().config
+    contact = config.issuer_contact
+    href = contact if contact.startswith(("http://", "https://")) else f"mailto:{contact}"
+    logo = config.issuer_logo
+    return {
+        "name": config.issuer_name,
+        "contact": contact,
+        "contact_href": href if contact else "",
+        "logo": url_for("site.issuer_logo") if logo and logo.is_file() else None,
+    }
 
 
 def page(template: str, status: int = 200, **context: Any) -> Response:
@@ -47,6 +63,7 @@ def page(template: str, status: int = 200, **context: Any) -> Response:
 def finish(html: str, status: int) -> Response:
     """Wrap a rendered page: remember an explicit language choice, never cache."""
     response = Response(html, status, mimetype="text/html")
+    response.vary.update(("Accept-Language", "Cookie"))  # the language may come from either
     if request.args.get("lang") in LANGUAGES:
         response.set_cookie(
             "lang",
@@ -85,6 +102,21 @@ def index() -> Response:
     return page("index.html")
 
 
+@site.route("/legal")
+def legal() -> Response:
+    """Legal notice and privacy: who publishes, what is shown, why, how long, how to erase."""
+    return page("legal.html")
+
+
+@site.route("/issuer-logo")
+def issuer_logo() -> Response:
+    """The configured logo file, the only local file the site serves besides its static ones."""
+    logo = state().config.issuer_logo
+    if logo is None or not logo.is_file():
+        abort(404)
+    return send_file(logo, max_age=3600)
+
+
 @site.route("/lookup")
 @lookups
 def lookup() -> Response:
@@ -115,13 +147,14 @@ def certificate(code: str) -> Response:
         return redirect(url_for("site.certificate", code=canonical, **request.args), 301)
     token = request.args.get("t")
     download = _holder_download(canonical)
+    private = download is not None or _is_operator()  # may read a cancellation's free text
     key = (canonical, current_language(), token)
-    html = None if download else st.views.pages.get(key)
+    html = None if private else st.views.pages.get(key)
     if html is None:
         verified = view["status"] != INTEGRITY_FAILURE
         check = check_token(st.ledger, view, token) if token and verified else None
-        html = _render_certificate(view, token, check, download)
-        if download is None and (token is None or (check is not None and check.state != INVALID)):
+        html = _render_certificate(view, token, check, download, private)
+        if not private and (token is None or (check is not None and check.state != INVALID)):
             st.views.pages[key] = html  # never keyed by a token the ledger did not sign
     response = finish(html, 200)
     response.headers["Vary"] = "Authorization"
@@ -150,8 +183,21 @@ def _holder_download(code: str) -> str | None:
     return url_for("attestations.attestation_pdf", code=code, lang=current_language())
 
 
+def _is_operator() -> bool:
+    """An `admin` bearer token: the operator sees a cancellation's free-text reason."""
+    scheme, _, bearer = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer":
+        return False
+    principal = state().tokens.authenticate(bearer.strip())
+    return principal is not None and "admin" in principal.scopes
+
+
 def _render_certificate(
-    view: dict[str, Any], token: str | None, check: TokenCheck | None, download: str | None = None
+    view: dict[str, Any],
+    token: str | None,
+    check: TokenCheck | None,
+    download: str | None = None,
+    private: bool = False,
 ) -> str:
     t = translator(current_language())
     what = ", ".join(t(f"what_{d}") for d in check.differences if d != "holder") if check else ""
@@ -163,8 +209,16 @@ def _render_certificate(
         token=token,
         what=what,
         download=download,
+        private=private,
+        category=_cancellation_category(view),
         trust=trust,
     )
+
+
+def _cancellation_category(view: dict[str, Any]) -> str:
+    """The latest cancellation's public category; "other" for events older than categories."""
+    cancelled = [h for h in view.get("history", []) if h.get("event") == "cancelled"]
+    return cancelled[-1].get("category", "other") if cancelled else "other"
 
 
 @site.route("/scan", methods=["GET"])

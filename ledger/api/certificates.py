@@ -163,12 +163,13 @@ def qr_svg(code: str) -> Response:
 @blp.route("/certificates/<string:code>/cancellation", methods=["POST"])
 @require("admin")
 @idempotent
-@blp.arguments(schemas.ReasonIn)
+@blp.arguments(schemas.CancellationIn)
 @blp.response(201, schemas.AppendedOut)
 @blp.doc(security=SECURED)
 def cancel(body: dict[str, Any], code: str) -> dict[str, Any]:
-    """Cancel a published certificate (e.g. fraud, invalid session): a new fact with a reason."""
-    return appended(state().certification.cancel_certificate(_code(code), body["reason"]))
+    """Cancel a published certificate: a new fact with a private reason and a public category."""
+    cert = state().certification
+    return appended(cert.cancel_certificate(_code(code), body["reason"], body["category"]))
 
 
 @blp.route("/certificates/<string:code>/rescoring", methods=["POST"])

@@ -11,6 +11,7 @@ from marshmallow import Schema, ValidationError, fields, pre_load, validate, val
 
 from ledger.domain import clock
 from ledger.domain.centre import CENTRE_KINDS
+from ledger.domain.certificate import CANCELLATION_CATEGORIES
 from ledger.domain.erasure import REASON_CODES
 from ledger.domain.institution import UAI_ANCHORED, UAI_FORMAT
 from ledger.domain.payload import MAX_DEPTH, text_problem
@@ -510,6 +511,16 @@ class PublicationOut(AppendedOut):
 class ReasonIn(StrictSchema):
     reason = fields.String(
         required=True, validate=validate.Length(min=1, max=500), metadata=FREE_TEXT
+    )
+
+
+class CancellationIn(ReasonIn):
+    """A cancellation: its free-text reason stays private, its category is shown publicly."""
+
+    category = fields.String(
+        load_default="other",
+        validate=validate.OneOf(CANCELLATION_CATEGORIES),
+        metadata={"description": "Neutral reason category the public verify page shows."},
     )
 
 

@@ -25,6 +25,8 @@ from ledger.domain.base import Conflict, DomainError, LedgerAggregate
 from ledger.domain.scoring import LEGACY_RULES, RULES
 
 CODE_ALPHABET = "2346789BCDFGHJKMPQRTVWXY"
+CANCELLATION_CATEGORIES = ("fraud", "invalid-session", "rescoring", "holder-request", "other")
+"""Neutral reason categories a cancellation shows publicly; its free text stays private."""
 CODE_LENGTH = 8
 CODE_NAMESPACE = uuid.UUID("b1e7c4a2-5d0f-4c53-8f0e-6a2f4f1d9c30")
 VALIDITY_YEARS = 3
@@ -108,14 +110,17 @@ class Certificate(LedgerAggregate):
         TYPE = "certification.CertificateCancelled"
         reason: str | dict  # sealed under the holder's subject
         cancelled_on: str
+        category: str  # one of CANCELLATION_CATEGORIES, shown publicly (absent from older events)
 
-    def cancel(self, reason: str | dict, cancelled_on: str) -> None:
+    def cancel(self, reason: str | dict, cancelled_on: str, category: str = "other") -> None:
         if self.status == CANCELLED:
             raise Conflict(f"certificate {self.code} is already cancelled")
-        self._cancel(reason=reason, cancelled_on=cancelled_on)
+        if category not in CANCELLATION_CATEGORIES:
+            raise ValueError(f"category must be one of {', '.join(CANCELLATION_CATEGORIES)}")
+        self._cancel(reason=reason, cancelled_on=cancelled_on, category=category)
 
     @event(Cancelled)
-    def _cancel(self, reason: str | dict, cancelled_on: str) -> None:
+    def _cancel(self, reason: str | dict, cancelled_on: str, category: str = "other") -> None:
         self.status = CANCELLED
 
     class Rescored(LedgerAggregate.Event):

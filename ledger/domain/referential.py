@@ -34,28 +34,33 @@ COMPETENCE_CODES = (
 )
 ENGLISH_TITLES = {
     "1": "Information and data literacy",
-    "1.1": "Browsing, searching and monitoring information",
-    "1.2": "Managing data",
+    "1.1": "Browsing, searching and filtering data, information and digital content",
+    "1.2": "Managing data, information and digital content",
     "1.3": "Processing data",
     "2": "Communication and collaboration",
     "2.1": "Interacting through digital technologies",
-    "2.2": "Sharing and publishing",
+    "2.2": "Sharing through digital technologies",
     "2.3": "Collaborating through digital technologies",
-    "2.4": "Engaging in the digital world",
+    "2.4": "Engaging in citizenship through digital technologies",
     "3": "Digital content creation",
     "3.1": "Developing text documents",
     "3.2": "Developing multimedia documents",
     "3.3": "Adapting documents to their purpose",
     "3.4": "Programming",
-    "4": "Safety and security",
-    "4.1": "Securing the digital environment",
+    "4": "Safety",
+    "4.1": "Protecting devices",
     "4.2": "Protecting personal data and privacy",
     "4.3": "Protecting health, well-being and the environment",
-    "5": "Digital environment",
+    "5": "Problem solving",
     "5.1": "Solving technical problems",
     "5.2": "Building a digital environment",
 }
-"""DigComp-style English names of the domains and competences, for documents used abroad."""
+"""English names of the CRCN domains and competences, for pages and documents used abroad.
+
+Where a CRCN competence is a DigComp 2.2 one, DigComp's official English wording (its
+number may differ: CRCN 1.2 is DigComp 1.3); CRCN's own competences (1.3, 3.1 to 3.3, 5.2)
+keep a translation of their French title.
+"""
 
 LANGUAGES = ("fr", "en")  # French is the document of record; English for use abroad
 

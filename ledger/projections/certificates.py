@@ -62,6 +62,11 @@ JSON_COLUMNS = ("holder", "competences", "history")
 SEALED_PREFIX = '{"sealed":'
 
 
+def category_of(data: dict[str, Any]) -> dict[str, str]:
+    """A cancellation's public category, kept only when its event has one (older ones lack it)."""
+    return {"category": data["category"]} if "category" in data else {}
+
+
 def reason_column(reason: str | dict[str, str] | None) -> str | None:
     """`status_reason` as stored: a sealed reason as JSON, clear text (older events) as is."""
     if isinstance(reason, dict):
@@ -125,6 +130,7 @@ class CertificatesProjection:
                     "seq": env.seq,
                     "on": data["cancelled_on"],
                     "reason": data["reason"],
+                    **category_of(data),
                 }
             )
             cur.execute(

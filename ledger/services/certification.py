@@ -400,14 +400,15 @@ class CertificationService:
 
     # --- after publication --------------------------------------------------------
 
-    def cancel_certificate(self, code: str, reason: str) -> int:
-        """The reason may name the holder: it is sealed under their subject."""
+    def cancel_certificate(self, code: str, reason: str, category: str = "other") -> int:
+        """The reason may name the holder: it is sealed under their subject; the category is public."""
 
         def command() -> int:
             certificate = self.certificate(code)
             certificate.cancel(
                 self.ledger.vault.seal(certificate.subject, reason),
                 clock.now().astimezone(CENTRE_TZ).date().isoformat(),
+                category,
             )
             return self.ledger.save(certificate)[0]
 

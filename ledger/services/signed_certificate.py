@@ -14,7 +14,12 @@ from typing import Any
 
 from ledger.domain.certificate import certificate_id
 from ledger.envelope import Envelope
-from ledger.projections.certificates import COLUMNS, CertificatesProjection, rescored_entry
+from ledger.projections.certificates import (
+    COLUMNS,
+    CertificatesProjection,
+    category_of,
+    rescored_entry,
+)
 
 ISSUED = "certification.CertificateIssued"
 CANCELLED = "certification.CertificateCancelled"
@@ -79,7 +84,8 @@ def _apply(row: dict[str, Any], env: Envelope) -> None:
         )  # fmt: skip
     elif env.type == CANCELLED:
         row["history"].append(
-            {"event": "cancelled", "seq": env.seq, "on": data["cancelled_on"], "reason": data["reason"]}
+            {"event": "cancelled", "seq": env.seq, "on": data["cancelled_on"], "reason": data["reason"],
+             **category_of(data)}
         )  # fmt: skip
         row.update(status="cancelled", status_reason=data["reason"],
                    status_on=data["cancelled_on"], latest_seq=env.seq)  # fmt: skip

@@ -36,6 +36,12 @@
     out.className = "browser " + kind;
     out.textContent = text;
     out.setAttribute("data-result", kind);
+    var summary = document.getElementById("log-summary");  // the same result, in the plain statement
+    if (summary) {
+      summary.hidden = false;
+      summary.className = "browser " + kind;
+      summary.textContent = text;
+    }
   }
 
   function fill(template, values) {
