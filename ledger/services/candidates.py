@@ -75,7 +75,7 @@ class CandidateService:
         recorded: list[tuple[str, Answer, bool]] = []
         for candidate_id, answer in answers:
             if candidate_id not in loaded:
-                loaded[candidate_id] = load_candidate(self.ledger, candidate_id)
+                loaded[candidate_id] = self.answering(candidate_id)
             is_new = loaded[candidate_id].record_answer(self.ref, answer)
             recorded.append((candidate_id, answer, is_new))
         seqs = iter(self.ledger.save(*loaded.values()))
@@ -96,6 +96,20 @@ class CandidateService:
             )
             for candidate_id, answer, is_new in recorded
         ]
+
+    def answering(self, candidate_id: str) -> Candidate:
+        """The candidate, refused (409) once erased: nobody is left to have answered.
+
+        Not race-proof against an erasure committed between this read and the save,
+        which at worst records sealed answers nobody can open any more.
+        """
+        candidate = load_candidate(self.ledger, candidate_id)
+        if self.ledger.vault.is_erased(candidate.subject):
+            raise Conflict(
+                f"candidate {candidate_id} was erased: no answer can be recorded",
+                candidate=candidate_id,
+            )
+        return candidate
 
     def erase(self, subject: str, reason: str) -> int:
         """Delete the subject's key and record the erasure (reason code only) in the log."""
