@@ -25,7 +25,7 @@ def assert_problem(response: Any, status: int, code: str) -> dict[str, Any]:
 
 
 def test_registration_logs_identity_only_in_sealed_form(client, appender, auditor) -> None:
-    created = register(client, appender)
+    created = register(client, appender, external_id="INE123456789")
     assert created["seq"] >= 1 and len(created["hash"]) == 64
     feed = client.get("/api/v1/events", headers=auditor).get_data(as_text=True)
     assert "Lefèvre" not in feed and "Rennes" not in feed and "INE123456789" not in feed
@@ -347,3 +347,19 @@ def test_no_answer_is_recorded_after_the_candidates_erasure(client, appender, ad
         client.post("/api/v1/answers", json=sent, headers=appender), 409, "conflict"
     )
     assert body["candidate"] == created["id"] and "erased" in body["detail"]
+
+
+def test_a_national_id_is_registered_once(client, appender, admin) -> None:
+    """INEs are national and unique: a second registration names the existing candidate."""
+    first = register(client, appender, external_id="0123456789AB")
+    again = client.post(
+        "/api/v1/candidates", json={**IDENTITY, "external_id": "0123456789ab"}, headers=appender
+    )
+    body = assert_problem(again, 409, "conflict")
+    assert body["candidate"] == first["id"] and body["field"] == "external_id"
+    erased = client.post(
+        f"/api/v1/subjects/{first['subject']}/erasure", json={"reason": "consent-withdrawn"},
+        headers=admin,
+    )  # fmt: skip
+    assert erased.status_code == 201
+    assert register(client, appender, external_id="0123456789AB")["id"] != first["id"]

@@ -16,6 +16,7 @@ from ledger.domain.erasure import Erasure
 from ledger.domain.referential import Referential
 from ledger.services import retrying
 from ledger.store.application import Ledger
+from ledger.store.external_ids import ExternalIds
 
 AUDIENCES = ("adult", "upper-secondary", "lower-secondary")
 
@@ -47,6 +48,7 @@ class CandidateService:
     def __init__(self, ledger: Ledger, referential: Referential):
         self.ledger = ledger
         self.ref = referential
+        self.external_ids = ExternalIds(ledger.db, ledger.keyring)
 
     def register(
         self, identity: dict[str, Any], audience: str = "adult", external_id: str | None = None
@@ -63,8 +65,36 @@ class CandidateService:
             external_id=sealed_external,
             audience=audience,
         )
-        (seq,) = self.ledger.save(candidate)
+        if external_id:
+            self._claim(external_id, str(candidate.id), subject)
+        try:
+            (seq,) = self.ledger.save(candidate)
+        except BaseException:
+            if external_id:
+                self.external_ids.release(str(candidate.id))
+            raise
         return candidate, seq
+
+    def _claim(self, external_id: str, candidate: str, subject: str) -> None:
+        """Reserve the national id before the registration is logged; 409 naming its holder.
+
+        A reservation left by a registration that never reached the log (a crash
+        between the two) is taken over rather than blocking the id for ever.
+        """
+        holder = self.external_ids.claim(external_id, candidate, subject)
+        if holder == candidate:
+            return
+        try:
+            load_candidate(self.ledger, holder)
+        except NotFound:
+            if self.external_ids.take_over(external_id, holder, candidate, subject):
+                return
+            raise Conflict("external_id: a registration with this id is in progress") from None
+        raise Conflict(
+            f"external_id: already registered as candidate {holder}",
+            field="external_id",
+            candidate=holder,
+        )
 
     def record_answers(self, answers: list[tuple[str, Answer]]) -> list[AnswerOutcome]:
         """Record a batch atomically: every answer is written, or none is."""
@@ -119,5 +149,6 @@ class CandidateService:
             raise NotFound(f"no subject {subject}")
         if outcome == "already":
             raise Conflict(f"subject {subject} was already erased")
+        self.external_ids.forget(subject)
         (seq,) = self.ledger.save(erasure)
         return seq
