@@ -363,3 +363,22 @@ def test_a_national_id_is_registered_once(client, appender, admin) -> None:
     )  # fmt: skip
     assert erased.status_code == 201
     assert register(client, appender, external_id="0123456789AB")["id"] != first["id"]
+
+
+def test_a_reservation_left_by_a_crash_is_taken_over_only_once_stale(app, client, appender) -> None:
+    """A registration that never reached the log must not block the INE for ever."""
+    from datetime import UTC, datetime, timedelta
+
+    from ledger.domain import clock
+
+    ids = app.extensions["ledger"].candidates.external_ids
+    ghost = "00000000-0000-4000-8000-000000000001"
+    with clock.frozen_at(datetime(2026, 11, 2, 9, tzinfo=UTC)):
+        assert ids.claim("1234567890AB", ghost, "ghost-subject") == ghost
+        sent = {**IDENTITY, "external_id": "1234567890AB"}
+        body = assert_problem(
+            client.post("/api/v1/candidates", json=sent, headers=appender), 409, "conflict"
+        )
+        assert "in progress" in body["detail"]
+    with clock.frozen_at(datetime(2026, 11, 2, 9, tzinfo=UTC) + timedelta(minutes=6)):
+        assert register(client, appender, external_id="1234567890AB")["id"] != ghost

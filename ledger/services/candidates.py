@@ -79,7 +79,8 @@ class CandidateService:
         """Reserve the national id before the registration is logged; 409 naming its holder.
 
         A reservation left by a registration that never reached the log (a crash
-        between the two) is taken over rather than blocking the id for ever.
+        between the two) is taken over once stale (five minutes) rather than blocking the
+        id for ever; a younger one may be a registration still saving: 409 "in progress".
         """
         holder = self.external_ids.claim(external_id, candidate, subject)
         if holder == candidate:
@@ -89,7 +90,9 @@ class CandidateService:
         except NotFound:
             if self.external_ids.take_over(external_id, holder, candidate, subject):
                 return
-            raise Conflict("external_id: a registration with this id is in progress") from None
+            raise Conflict(
+                "external_id: a registration with this id is in progress", field="external_id"
+            ) from None
         raise Conflict(
             f"external_id: already registered as candidate {holder}",
             field="external_id",

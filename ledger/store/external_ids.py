@@ -10,11 +10,16 @@ lives outside the log so that an erasure can delete it.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from ledger import crypto
+from ledger.domain import clock
 from ledger.keys import KeyRing
 from ledger.store.db import Database
 
 INDEX_INFO = b"crcn-ledger external-id index v1"
+STALE_AFTER = timedelta(minutes=5)
+"""A reservation this old whose candidate is not in the log was left by a crash."""
 
 
 class ExternalIds:
@@ -32,22 +37,28 @@ class ExternalIds:
         blind = self.blind(external_id)
         with self.db.write(lock=None) as cur:
             cur.execute(
-                "INSERT INTO external_ids (blind, candidate, subject) VALUES (?, ?, ?)"
+                "INSERT INTO external_ids (blind, candidate, subject, created) VALUES (?, ?, ?, ?)"
                 " ON CONFLICT (blind) DO NOTHING",
-                (blind, candidate, subject),
+                (blind, candidate, subject, clock.format_time(clock.now())),
             )
             cur.execute("SELECT candidate FROM external_ids WHERE blind = ?", (blind,))
             return cur.fetchone()[0]
 
     def take_over(self, external_id: str, stale: str, candidate: str, subject: str) -> bool:
-        """Move a reservation whose registration never reached the log; False if raced."""
+        """Move a reservation whose registration never reached the log; False if raced.
+
+        Only one older than STALE_AFTER: a younger one may belong to a registration
+        still being saved, which must keep it.
+        """
         blind = self.blind(external_id)
+        now = clock.now()
         with self.db.write(lock=None) as cur:
             cur.execute(
-                "UPDATE external_ids SET candidate = ?, subject = ?"
-                " WHERE blind = ? AND candidate = ?",
-                (candidate, subject, blind, stale),
-            )
+                "UPDATE external_ids SET candidate = ?, subject = ?, created = ?"
+                " WHERE blind = ? AND candidate = ? AND created < ?",
+                (candidate, subject, clock.format_time(now), blind, stale,
+                 clock.format_time(now - STALE_AFTER)),
+            )  # fmt: skip
             cur.execute("SELECT candidate FROM external_ids WHERE blind = ?", (blind,))
             return cur.fetchone()[0] == candidate
 

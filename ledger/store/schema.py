@@ -33,7 +33,8 @@ CREATE TABLE IF NOT EXISTS subject_keys (
 CREATE TABLE IF NOT EXISTS external_ids (
     blind TEXT PRIMARY KEY,
     candidate TEXT NOT NULL,
-    subject TEXT NOT NULL
+    subject TEXT NOT NULL,
+    created TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS subject_links (
     owner TEXT NOT NULL,
