@@ -230,7 +230,7 @@ class Demo:
         with self.at(morning + timedelta(days=7)):
             self.post(f"/api/v1/sessions/{session}/review", {})
             self._review(courses)
-            codes = self.post(f"/api/v1/sessions/{session}/publication", {})["certificates"]
+            codes = self.post(f"/api/v1/sessions/{session}/publication", {})["codes"]
         self.codes.extend(codes)
         self.totals["certificates"] += len(codes)
         if codes and self.rng.random() < 0.15:
@@ -359,7 +359,7 @@ class Showcase:
             demo.post(f"/api/v1/courses/{wrong['id']}/neutralizations",
                       {"challenge": wrong["challenges"][1]["challenge"],
                        "reason": "épreuve signalée défectueuse par l'éditeur"})  # fmt: skip
-            codes = demo.post(f"/api/v1/sessions/{session}/publication", {})["certificates"]
+            codes = demo.post(f"/api/v1/sessions/{session}/publication", {})["codes"]
         with demo.at(morning + timedelta(days=14)):  # an issue reported after publication
             self._late_report(kept, "problème signalé après la publication")
         demo.codes.extend(codes)

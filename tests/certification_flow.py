@@ -84,9 +84,7 @@ class Flow:
     def publish(self, session: str) -> list[str]:
         self.post(f"/api/v1/sessions/{session}/review", {}, self.admin)
         with clock.frozen_at(datetime(2026, 12, 1, 10, tzinfo=UTC)):
-            return self.post(f"/api/v1/sessions/{session}/publication", {}, self.admin)[
-                "certificates"
-            ]
+            return self.post(f"/api/v1/sessions/{session}/publication", {}, self.admin)["codes"]
 
     def started(self, levels: dict[str, int] | None = None) -> tuple[str, str, dict[str, Any]]:
         """An eligible candidate enrolled in a new session, course started: (candidate, session, course)."""

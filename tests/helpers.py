@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import uuid
 from typing import Any
 
 from ledger.domain.profile import Knowledge
@@ -14,13 +15,14 @@ IDENTITY = {
     "last_name": "Lefèvre",
     "birth_date": "2007-03-14",
     "birth_place": "Rennes",
-    "external_id": "INE123456789",
     "audience": "upper-secondary",
 }
 
 
 def register(client: Any, headers: dict[str, str], **overrides: Any) -> dict[str, Any]:
-    response = client.post("/api/v1/candidates", json={**IDENTITY, **overrides}, headers=headers)
+    """Register a candidate; each gets its own national id (INE), as they are unique."""
+    body = {**IDENTITY, "external_id": f"INE{uuid.uuid4().hex[:12].upper()}", **overrides}
+    response = client.post("/api/v1/candidates", json=body, headers=headers)
     assert response.status_code == 201, response.get_json()
     return response.get_json()
 

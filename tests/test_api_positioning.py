@@ -25,7 +25,7 @@ def assert_problem(response: Any, status: int, code: str) -> dict[str, Any]:
 
 
 def test_registration_logs_identity_only_in_sealed_form(client, appender, auditor) -> None:
-    created = register(client, appender)
+    created = register(client, appender, external_id="INE123456789")
     assert created["seq"] >= 1 and len(created["hash"]) == 64
     feed = client.get("/api/v1/events", headers=auditor).get_data(as_text=True)
     assert "Lefèvre" not in feed and "Rennes" not in feed and "INE123456789" not in feed
@@ -291,3 +291,94 @@ def test_rebuild_equals_live(client, app, appender) -> None:
     rebuild(st.ledger.db, st.projections)
     assert dump(st.ledger.db, st.projections) == live
     assert live["proj_candidates"]
+
+
+def test_the_referential_is_public_versioned_and_cacheable(client) -> None:
+    """A platform reads every id it needs from the API, without a token."""
+    response = client.get("/api/v1/referential")
+    assert response.status_code == 200 and response.headers["ETag"]
+    ref = response.get_json()
+    assert ref["version"] == "crcn-2026.1" and len(ref["competences"]) == 16
+    assert {"id", "tube", "difficulty"} <= set(ref["skills"][0])
+    assert {"id", "skill"} <= set(ref["challenges"][0])
+    assert {"code", "domain", "title"} <= set(ref["competences"][0])
+    same = client.get(
+        "/api/v1/referential/crcn-2026.1", headers={"If-None-Match": response.headers["ETag"]}
+    )
+    assert same.status_code == 304
+    assert_problem(client.get("/api/v1/referential/crcn-1999.1"), 404, "not-found")
+
+
+def test_skill_and_competence_are_derived_from_the_challenge(client, appender) -> None:
+    candidate = register(client, appender)["id"]
+    full = answer(candidate, "2.1")
+    bare = {k: v for k, v in full.items() if k not in ("skill", "competence")}
+    response = client.post("/api/v1/answers", json=bare, headers=appender)
+    assert response.status_code == 201, response.get_json()
+    profile = client.get(f"/api/v1/candidates/{candidate}/profile", headers=appender).get_json()
+    assert {c["code"]: c["pix"] for c in profile["competences"]}["2.1"] > 0
+
+
+@pytest.mark.parametrize(
+    ("field", "wrong"), [("skill", "@nowhere9"), ("competence", "5.2"), ("challenge", "rec-x")]
+)
+def test_a_skill_or_competence_that_does_not_match_names_the_field(
+    client, appender, auditor, field: str, wrong: str
+) -> None:
+    candidate = register(client, appender)["id"]
+    before = event_count(client, auditor)
+    sent = {**answer(candidate, "1.1"), field: wrong}
+    body = assert_problem(
+        client.post("/api/v1/answers", json=sent, headers=appender), 422, "unknown-reference"
+    )
+    assert body["field"] == field and field in body["detail"]
+    assert event_count(client, auditor) == before
+
+
+def test_no_answer_is_recorded_after_the_candidates_erasure(client, appender, admin) -> None:
+    created = register(client, appender)
+    erased = client.post(
+        f"/api/v1/subjects/{created['subject']}/erasure", json={"reason": "consent-withdrawn"},
+        headers=admin,
+    )  # fmt: skip
+    assert erased.status_code == 201, erased.get_json()
+    sent = answer(created["id"], "1.1")
+    body = assert_problem(
+        client.post("/api/v1/answers", json=sent, headers=appender), 409, "conflict"
+    )
+    assert body["candidate"] == created["id"] and "erased" in body["detail"]
+
+
+def test_a_national_id_is_registered_once(client, appender, admin) -> None:
+    """INEs are national and unique: a second registration names the existing candidate."""
+    first = register(client, appender, external_id="0123456789AB")
+    again = client.post(
+        "/api/v1/candidates", json={**IDENTITY, "external_id": "0123456789ab"}, headers=appender
+    )
+    body = assert_problem(again, 409, "conflict")
+    assert body["candidate"] == first["id"] and body["field"] == "external_id"
+    erased = client.post(
+        f"/api/v1/subjects/{first['subject']}/erasure", json={"reason": "consent-withdrawn"},
+        headers=admin,
+    )  # fmt: skip
+    assert erased.status_code == 201
+    assert register(client, appender, external_id="0123456789AB")["id"] != first["id"]
+
+
+def test_a_reservation_left_by_a_crash_is_taken_over_only_once_stale(app, client, appender) -> None:
+    """A registration that never reached the log must not block the INE for ever."""
+    from datetime import UTC, datetime, timedelta
+
+    from ledger.domain import clock
+
+    ids = app.extensions["ledger"].candidates.external_ids
+    ghost = "00000000-0000-4000-8000-000000000001"
+    with clock.frozen_at(datetime(2026, 11, 2, 9, tzinfo=UTC)):
+        assert ids.claim("1234567890AB", ghost, "ghost-subject") == ghost
+        sent = {**IDENTITY, "external_id": "1234567890AB"}
+        body = assert_problem(
+            client.post("/api/v1/candidates", json=sent, headers=appender), 409, "conflict"
+        )
+        assert "in progress" in body["detail"]
+    with clock.frozen_at(datetime(2026, 11, 2, 9, tzinfo=UTC) + timedelta(minutes=6)):
+        assert register(client, appender, external_id="1234567890AB")["id"] != ghost

@@ -128,11 +128,20 @@ def test_ineligible_candidate_cannot_enrol(flow: Flow, client) -> None:
 
 def test_calendar_window_refuses_enrolment(flow: Flow) -> None:
     pupil = flow.eligible_candidate(audience="upper-secondary")
-    november = flow.session(audience="upper-secondary")["id"]
+    november = flow.session()["id"]  # an adult session: the pupil's window still applies
     body = flow.enrol(november, pupil, status=422)
     assert body["type"] == "/problems/outside-certification-window"
     february = flow.session(day="2027-02-10", audience="upper-secondary")["id"]
     flow.enrol(february, pupil)
+
+
+def test_a_pupil_session_outside_its_window_is_refused_when_scheduled(flow: Flow) -> None:
+    """Nobody could ever be enrolled in it, so the centre hears it at once, naming the date."""
+    for audience in ("upper-secondary", "lower-secondary"):
+        body = flow.session(audience=audience, status=422)
+        assert body["type"] == "/problems/outside-certification-window"
+        assert body["field"] == "date" and body["detail"].startswith("date: ")
+    assert flow.session(day="2027-03-10", audience="lower-secondary")["id"]
 
 
 def test_a_centre_never_sees_another_centres_sessions(flow: Flow, app, client, admin) -> None:
@@ -302,3 +311,57 @@ def test_idempotent_publication(flow: Flow, client, admin) -> None:
     second = client.post(f"/api/v1/sessions/{session}/publication", headers=headers)
     assert first.status_code == second.status_code == 201
     assert first.get_json() == second.get_json() and len(first.get_json()["certificates"]) == 1
+
+
+def test_the_last_answer_says_the_course_is_complete_with_its_result(flow: Flow) -> None:
+    _, _, course = flow.started()
+    *first, last = course["challenges"]
+    with clock.frozen_at(MORNING.replace(minute=45)):
+        for item in first:
+            sent = {"challenge": item["challenge"], "result": "ok", "time_spent_ms": 30_000}
+            body = flow.post(f"/api/v1/courses/{course['id']}/answers", sent, flow.platform)
+            assert body["course_completed"] is False and body["result"] is None
+        sent = {"challenge": last["challenge"], "result": "ok", "time_spent_ms": 30_000}
+        body = flow.post(f"/api/v1/courses/{course['id']}/answers", sent, flow.platform)
+    assert body["course_completed"] is True and body["result"]["status"] == "validated"
+    assert body["seq"] >= 1
+
+
+def test_publication_says_which_candidate_got_which_code(flow: Flow) -> None:
+    candidate, session, course = flow.started()
+    flow.answer_all(course)
+    flow.finalize(session)
+    flow.post(f"/api/v1/sessions/{session}/review", {}, flow.admin)
+    with clock.frozen_at(datetime(2026, 12, 1, 10, tzinfo=UTC)):
+        body = flow.post(f"/api/v1/sessions/{session}/publication", {}, flow.admin)
+    (issued,) = body["certificates"]
+    assert issued["candidate"] == candidate and issued["course"] == course["id"]
+    assert body["codes"] == [issued["code"]] and issued["code"].startswith("P-")
+
+
+def test_a_centre_reads_back_its_examiner_report_in_clear(flow: Flow, client) -> None:
+    candidate, session, course = flow.started()
+    flow.answer_all(course)
+    report = {
+        "incidents": "Coupure réseau de 5 minutes à 10h05",
+        "issue_reports": [
+            {"candidate": candidate, "category": "other", "description": "Écran figé au début"}
+        ],
+    }
+    flow.finalize(session, report)
+    seen = client.get(f"/api/v1/sessions/{session}", headers=flow.staff).get_json()
+    assert seen["report"]["incidents"] == report["incidents"]
+    assert seen["report"]["issue_reports"][0]["description"] == "Écran figé au début"
+    assert seen["examiner"] == "Mme Laurent"
+
+
+def test_no_course_answer_is_recorded_after_the_candidates_erasure(flow: Flow, client) -> None:
+    candidate, _, course = flow.started()
+    st = flow.app.extensions["ledger"]
+    subject = st.candidates.answering(candidate).subject
+    flow.post(f"/api/v1/subjects/{subject}/erasure", {"reason": "consent-withdrawn"}, flow.admin)
+    item = course["challenges"][0]
+    with clock.frozen_at(MORNING.replace(minute=45)):
+        sent = {"challenge": item["challenge"], "result": "ok", "time_spent_ms": 30_000}
+        body = flow.post(f"/api/v1/courses/{course['id']}/answers", sent, flow.platform, 409)
+    assert body["candidate"] == candidate and "erased" in body["detail"]

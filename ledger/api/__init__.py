@@ -65,6 +65,7 @@ def create_app(config: Config | None = None) -> Flask:
     api = ProblemApi(app, spec_kwargs={"extra_plugins": [ProblemResponses()]})
     api.spec.components.schema("AnswerIn", schema=schemas.AnswerIn)
     api.spec.components.schema("AnswerBatchIn", schema=schemas.AnswerBatchIn)
+    api.spec.components.schema("ReferentialOut", schema=schemas.ReferentialOut)
     _register(api, app)
     app.register_error_handler(ValidationError, problems.from_validation)
     init_site(app, config)
@@ -115,11 +116,13 @@ def _register(api: Api, app: Flask) -> None:
         institutions,
         log,
         problem_types,
+        referential,
         tlog,
     )
 
     for module in (
         candidates,
+        referential,
         certification,
         certificates,
         attestations,

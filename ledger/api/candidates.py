@@ -12,7 +12,7 @@ from ledger.api.auth import SECURED, idempotent, require
 from ledger.api.problems import ApiProblem
 from ledger.api.state import appended, state
 from ledger.domain.base import NotFound
-from ledger.domain.candidate import Answer
+from ledger.domain.candidate import derive_answer
 from ledger.projections.profiles import read_profile
 
 blp = Blueprint(
@@ -83,15 +83,20 @@ def _batch_body() -> list[dict[str, Any]]:
 def record_answers() -> dict[str, Any]:
     """Record positioning answers: one object, or a batch of up to LEDGER_MAX_BATCH.
 
+    `skill` and `competence` may be left out: they are derived from `challenge`
+    (see GET /api/v1/referential); when sent, a mismatch is a 422 naming the field.
+    An answer for an erased candidate is a 409.
+
     Each answer is idempotent by its `answer_id` for its candidate: resending it is
     reported as `duplicate` and writes nothing. A batch is atomic: any invalid answer
     rejects the whole batch and nothing is written.
     """
     items = _batch_body()
+    ref = state().referential
     answers = [
         (
             str(item["candidate"]),
-            Answer(**{k: v for k, v in item.items() if k != "candidate"}),
+            derive_answer(ref, **{k: v for k, v in item.items() if k != "candidate"}),
         )
         for item in items
     ]

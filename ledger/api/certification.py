@@ -221,14 +221,18 @@ def get_course(course_id: Any) -> dict[str, Any]:
 @require("events:append")
 @idempotent
 @blp.arguments(schemas.CourseAnswerIn)
-@blp.response(201, schemas.AppendedOut)
+@blp.response(201, schemas.CourseAnswerOut)
 @blp.doc(security=SECURED)
 def answer(body: dict[str, Any], course_id: Any) -> dict[str, Any]:
-    """Record the answer to an assigned challenge. Answers are final: a second one is 409."""
-    seq = state().certification.answer(
+    """Record the answer to an assigned challenge. Answers are final: a second one is 409.
+
+    The answer to the last challenge completes the course: `course_completed` is then
+    true and `result` holds the score, so the platform need not poll the course.
+    """
+    seq, result = state().certification.answer(
         str(course_id), body["challenge"], body["result"], body["time_spent_ms"]
     )
-    return appended(seq)
+    return {**appended(seq), "course_completed": result is not None, "result": result}
 
 
 @blp.route("/courses/<uuid:course_id>/end", methods=["POST"])
@@ -313,9 +317,13 @@ def deneutralize(body: dict[str, Any], course_id: Any) -> dict[str, Any]:
 @blp.response(201, schemas.PublicationOut)
 @blp.doc(security=SECURED)
 def publish(session_id: Any) -> dict[str, Any]:
-    """Publish the session's results: one certificate per validated course."""
-    codes, seq = state().certification.publish(str(session_id))
-    return {"certificates": codes, **appended(seq)}
+    """Publish the session's results: one certificate per validated course.
+
+    `certificates` says which candidate (and course) got which code; `codes` is the
+    same codes alone, for clients written against the earlier answer.
+    """
+    issued, seq = state().certification.publish(str(session_id))
+    return {"certificates": issued, "codes": [c["code"] for c in issued], **appended(seq)}
 
 
 @blp.route("/candidates/<uuid:candidate_id>/certifications", methods=["GET"])

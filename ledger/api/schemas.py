@@ -181,11 +181,32 @@ class AnswerIn(StrictSchema):
     candidate = StrictUUID(required=True)
     answer_id = fields.String(required=True, validate=validate.Length(min=1, max=100))
     challenge = fields.String(required=True, validate=validate.Length(min=1, max=100))
-    skill = fields.String(required=True, validate=validate.Length(min=1, max=100))
-    competence = fields.String(required=True, validate=validate.Length(min=1, max=10))
+    skill = fields.String(
+        load_default=None,
+        validate=validate.Length(min=1, max=100),
+        metadata={"description": "optional: derived from `challenge`; checked when sent"},
+    )
+    competence = fields.String(
+        load_default=None,
+        validate=validate.Length(min=1, max=10),
+        metadata={"description": "optional: derived from `challenge`; checked when sent"},
+    )
     result = fields.String(required=True, validate=validate.OneOf(ANSWER_RESULTS))
     time_spent_ms = WholeNumber(required=True, validate=validate.Range(min=0, max=86_400_000))
     answered_at = fields.String(required=True, validate=_time)
+
+
+class ReferentialOut(Schema):
+    """One referential version: what a platform needs to build and send answers."""
+
+    version = fields.String()
+    domains = fields.List(fields.Dict(), metadata={"description": "`code`, `title`"})
+    competences = fields.List(fields.Dict(), metadata={"description": "`code`, `domain`, `title`"})
+    tubes = fields.List(fields.Dict(), metadata={"description": "`name`, `competence`"})
+    skills = fields.List(fields.Dict(), metadata={"description": "`id`, `tube`, `difficulty`"})
+    challenges = fields.List(
+        fields.Dict(), metadata={"description": "`id`, `skill` (`accessible: false` if not)"}
+    )
 
 
 class AnswerBatchIn(StrictSchema):
@@ -460,6 +481,15 @@ class CourseAnswerIn(StrictSchema):
     time_spent_ms = WholeNumber(required=True, validate=validate.Range(min=0, max=86_400_000))
 
 
+class CourseAnswerOut(AppendedOut):
+    course_completed = fields.Boolean(
+        metadata={"description": "true when this answer was the course's last challenge"}
+    )
+    result = fields.Dict(
+        allow_none=True, metadata={"description": "the course's result, when it completed"}
+    )
+
+
 class CourseEndIn(StrictSchema):
     reason = fields.String(
         required=True, validate=validate.OneOf(("completed", "timed-out", "aborted"))
@@ -504,8 +534,15 @@ class DecisionIn(StrictSchema):
     )
 
 
+class IssuedOut(Schema):
+    candidate = fields.String()
+    course = fields.String()
+    code = fields.String(metadata={"description": "the verification code"})
+
+
 class PublicationOut(AppendedOut):
-    certificates = fields.List(fields.String())
+    certificates = fields.List(fields.Nested(IssuedOut))
+    codes = fields.List(fields.String(), metadata={"description": "the same codes alone"})
 
 
 class ReasonIn(StrictSchema):

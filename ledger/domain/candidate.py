@@ -44,6 +44,34 @@ class Answer:
         return asdict(self)
 
 
+def derive_answer(
+    ref: Referential, challenge: str, skill: str | None, competence: str | None, **rest: Any
+) -> Answer:
+    """The answer with its skill and competence taken from the challenge id.
+
+    The platform need not repeat what the referential already says; when it does
+    send them they must agree, so a mismatch is refused naming the field.
+    """
+    answer_id = rest.get("answer_id")
+    try:
+        derived_skill = ref.challenge(challenge).skill
+    except ReferentialError as exc:
+        raise UnknownReference(str(exc), answer_id=answer_id, field="challenge") from exc
+    derived_competence = ref.competence_of_skill(derived_skill)
+    if skill is not None and skill != derived_skill:
+        raise UnknownReference(
+            f"skill: challenge {challenge} tests skill {derived_skill}, not {skill}",
+            answer_id=answer_id, field="skill",
+        )  # fmt: skip
+    if competence is not None and competence != derived_competence:
+        raise UnknownReference(
+            f"competence: challenge {challenge} is in competence {derived_competence},"
+            f" not {competence}",
+            answer_id=answer_id, field="competence",
+        )  # fmt: skip
+    return Answer(challenge=challenge, skill=derived_skill, competence=derived_competence, **rest)
+
+
 def check_answer(ref: Referential, answer: Answer) -> None:
     """Refuse answers that do not fit the referential: unknown or mismatched ids."""
     if answer.result not in ANSWER_RESULTS:

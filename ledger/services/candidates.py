@@ -17,6 +17,7 @@ from ledger.domain.institution import UAI_FORMAT, is_uai
 from ledger.domain.referential import Referential
 from ledger.services import retrying
 from ledger.store.application import Ledger
+from ledger.store.external_ids import ExternalIds
 
 AUDIENCES = ("adult", "upper-secondary", "lower-secondary")
 
@@ -48,6 +49,7 @@ class CandidateService:
     def __init__(self, ledger: Ledger, referential: Referential):
         self.ledger = ledger
         self.ref = referential
+        self.external_ids = ExternalIds(ledger.db, ledger.keyring)
 
     def register(
         self,
@@ -75,8 +77,39 @@ class CandidateService:
             audience=audience,
             school=school,
         )
-        (seq,) = self.ledger.save(candidate)
+        if external_id:
+            self._claim(external_id, str(candidate.id), subject)
+        try:
+            (seq,) = self.ledger.save(candidate)
+        except BaseException:
+            if external_id:
+                self.external_ids.release(str(candidate.id))
+            raise
         return candidate, seq
+
+    def _claim(self, external_id: str, candidate: str, subject: str) -> None:
+        """Reserve the national id before the registration is logged; 409 naming its holder.
+
+        A reservation left by a registration that never reached the log (a crash
+        between the two) is taken over once stale (five minutes) rather than blocking the
+        id for ever; a younger one may be a registration still saving: 409 "in progress".
+        """
+        holder = self.external_ids.claim(external_id, candidate, subject)
+        if holder == candidate:
+            return
+        try:
+            load_candidate(self.ledger, holder)
+        except NotFound:
+            if self.external_ids.take_over(external_id, holder, candidate, subject):
+                return
+            raise Conflict(
+                "external_id: a registration with this id is in progress", field="external_id"
+            ) from None
+        raise Conflict(
+            f"external_id: already registered as candidate {holder}",
+            field="external_id",
+            candidate=holder,
+        )
 
     def record_answers(self, answers: list[tuple[str, Answer]]) -> list[AnswerOutcome]:
         """Record a batch atomically: every answer is written, or none is."""
@@ -87,7 +120,7 @@ class CandidateService:
         recorded: list[tuple[str, Answer, bool]] = []
         for candidate_id, answer in answers:
             if candidate_id not in loaded:
-                loaded[candidate_id] = load_candidate(self.ledger, candidate_id)
+                loaded[candidate_id] = self.answering(candidate_id)
             is_new = loaded[candidate_id].record_answer(self.ref, answer)
             recorded.append((candidate_id, answer, is_new))
         seqs = iter(self.ledger.save(*loaded.values()))
@@ -109,6 +142,20 @@ class CandidateService:
             for candidate_id, answer, is_new in recorded
         ]
 
+    def answering(self, candidate_id: str) -> Candidate:
+        """The candidate, refused (409) once erased: nobody is left to have answered.
+
+        Not race-proof against an erasure committed between this read and the save,
+        which at worst records sealed answers nobody can open any more.
+        """
+        candidate = load_candidate(self.ledger, candidate_id)
+        if self.ledger.vault.is_erased(candidate.subject):
+            raise Conflict(
+                f"candidate {candidate_id} was erased: no answer can be recorded",
+                candidate=candidate_id,
+            )
+        return candidate
+
     def erase(self, subject: str, reason: str) -> int:
         """Delete the subject's key and record the erasure (reason code only) in the log."""
         erasure = Erasure.record(subject, reason)  # a bad reason refuses before anything is deleted
@@ -117,5 +164,6 @@ class CandidateService:
             raise NotFound(f"no subject {subject}")
         if outcome == "already":
             raise Conflict(f"subject {subject} was already erased")
+        self.external_ids.forget(subject)
         (seq,) = self.ledger.save(erasure)
         return seq

@@ -18,7 +18,7 @@ from eventsourcing.application import AggregateNotFoundError
 from ledger.config import Config
 from ledger.domain import clock
 from ledger.domain.base import Conflict, DomainError, NotFound
-from ledger.domain.calendar import check_window, parse_windows
+from ledger.domain.calendar import OutsideWindow, check_window, parse_windows
 from ledger.domain.candidate import Candidate
 from ledger.domain.centre import Centre, create_centre
 from ledger.domain.certificate import CANCELLED as CERTIFICATE_CANCELLED
@@ -124,12 +124,22 @@ class CertificationService:
     def create_session(
         self, centre_id: str, centres: Centres, **details: Any
     ) -> tuple[Session, int]:
+        """Schedule a session; a past date, or a pupil session outside its window, is refused.
+
+        The window is checked here, not only at enrolment, so a centre learns at once
+        that nobody could ever be enrolled in the session it is scheduling.
+        """
         self.centre(centre_id, centres)
         try:
             today = clock.now().astimezone(CENTRE_TZ).date()
-            clock.check_session_date(clock.parse_date(details["date"]), today)
+            day = clock.parse_date(details["date"])
+            clock.check_session_date(day, today)
         except ValueError as exc:
             raise InvalidInput("date", str(exc)) from None
+        try:
+            check_window(self.windows, details.get("audience", "adult"), day)
+        except OutsideWindow as exc:
+            raise OutsideWindow(f"date: {exc.detail}", field="date") from None
         examiner_subject = str(uuid.uuid4())
         examiner = self.ledger.vault.seal(examiner_subject, details.pop("examiner"))
         session = Session(centre=str(centre_id), examiner=examiner, **details)
@@ -197,16 +207,31 @@ class CertificationService:
 
         return retrying(command)
 
-    def answer(self, course_id: str, challenge: str, result: str, time_spent_ms: int) -> int:
-        def command() -> int:
+    def answer(
+        self, course_id: str, challenge: str, result: str, time_spent_ms: int
+    ) -> tuple[int, dict[str, Any] | None]:
+        """Record a final answer; returns its seq and, when it completed the course, the result.
+
+        Refused (409) once the candidate was erased: nobody is left to have answered.
+        """
+
+        def command() -> tuple[int, dict[str, Any] | None]:
             course = self.course(course_id)
+            candidate = load_candidate(self.ledger, course.candidate)
+            if self.ledger.vault.is_erased(candidate.subject):
+                raise Conflict(
+                    f"candidate {course.candidate} was erased: no answer can be recorded",
+                    candidate=course.candidate,
+                )
             course.answer(challenge, result, time_spent_ms)
-            if course.state != "in_progress":
+            completed = course.state != "in_progress"
+            if completed:
                 course.score(
                     "completion", "all challenges answered", self.max_level,
                     profile=self._start_profile(course),
                 )  # fmt: skip
-            return self.ledger.save(course)[0]
+            seq = self.ledger.save(course)[0]
+            return seq, course.latest_result if completed else None
 
         return retrying(command)
 
@@ -356,10 +381,14 @@ class CertificationService:
 
         return retrying(command)
 
-    def publish(self, session_id: str) -> tuple[list[str], int]:
-        """Publish the results; one certificate per validated course. Returns codes and seq."""
+    def publish(self, session_id: str) -> tuple[list[dict[str, str]], int]:
+        """Publish the results; one certificate per validated course.
 
-        def command() -> tuple[list[str], int]:
+        Returns, per certificate, its candidate, course and code (so the platform can
+        tell each candidate theirs without another lookup), and the first seq.
+        """
+
+        def command() -> tuple[list[dict[str, str]], int]:
             session = self.session(session_id, None)
             courses = [self.course(course_id) for course_id in session.courses.values()]
             unscored = [str(c.id) for c in courses if c.latest_result is None]
@@ -379,7 +408,10 @@ class CertificationService:
                 if course.latest_result["status"] == VALIDATED
             ]
             seqs = self.ledger.save(session, *certificates)
-            return [c.code for c in certificates], seqs[0]
+            issued = [
+                {"candidate": c.candidate, "course": c.course, "code": c.code} for c in certificates
+            ]
+            return issued, seqs[0]
 
         return retrying(command)
 

@@ -30,6 +30,12 @@ CREATE TABLE IF NOT EXISTS subject_keys (
     created TEXT NOT NULL,
     erased TEXT
 );
+CREATE TABLE IF NOT EXISTS external_ids (
+    blind TEXT PRIMARY KEY,
+    candidate TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    created TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS subject_links (
     owner TEXT NOT NULL,
     subject TEXT NOT NULL,
