@@ -48,7 +48,14 @@ def _open(site: dict, browser: Browser, lang: str, alter: Callable[[dict], None]
 
         page.route("**/history", tamper)
     page.goto(f"{site['url']}/v/{site['code']}?lang={lang}")
+    _show_proof(page)
     return page
+
+
+def _show_proof(page: Any) -> None:
+    """The technical proof sits behind a closed disclosure: open it, as a curious reader would."""
+    page.wait_for_selector("details", state="attached")
+    page.evaluate("document.querySelectorAll('details').forEach(d => { d.open = true; })")
 
 
 def _result(page: Any) -> tuple[str, str]:
@@ -107,6 +114,7 @@ def test_the_page_without_javascript_still_explains_the_proof(site, browser: Bro
     context = browser.new_context(java_script_enabled=False)
     page = context.new_page()
     page.goto(f"{site['url']}/v/{site['code']}?lang=en")
+    _show_proof(page)
     assert "Inclusion in the public log" in page.content()
     assert page.locator("#log-check").is_hidden()
     context.close()
@@ -298,6 +306,7 @@ def test_a_history_that_cannot_be_fetched_is_reported(site, browser: Browser) ->
     page = browser.new_page()
     page.route("**/history", lambda route: route.fulfill(status=503, body="{}"))
     page.goto(f"{site['url']}/v/{site['code']}?lang=en")
+    _show_proof(page)
     page.wait_for_selector("#log-check[data-result=ko]", timeout=10_000)
     assert "could not be fetched" in page.locator("#log-check").inner_text()
     page.close()
