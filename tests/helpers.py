@@ -81,7 +81,4 @@ def climbed_knowledge(levels: dict[str, int]) -> Knowledge:
     """The knowledge `climb` gives: the top skill of each tube up to the level, directly."""
     ref = load_referential()
     answers = [a for code, level in levels.items() for a in climb("k", code, level)]
-    knowledge = Knowledge()
-    for position, item in enumerate(answers, start=1):
-        knowledge.apply(ref, item["skill"], item["result"], position)
-    return knowledge
+    return Knowledge.of(ref, ((item["skill"], item["result"]) for item in answers))

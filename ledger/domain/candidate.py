@@ -169,10 +169,7 @@ class Candidate(LedgerAggregate):
         self.evidence.append((skill, result, len(self.evidence) + 1))
 
     def knowledge(self, ref: Referential) -> Knowledge:
-        knowledge = Knowledge()
-        for skill, result, position in self.evidence:
-            knowledge.apply(ref, skill, result, position)
-        return knowledge
+        return Knowledge.of(ref, ((skill, result) for skill, result, _ in self.evidence))
 
     def profile(self, ref: Referential, max_level: int) -> Profile:
         """The competence profile at this moment, from this candidate's own answers."""

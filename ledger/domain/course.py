@@ -477,11 +477,7 @@ class Course(LedgerAggregate):
         profile: list[dict[str, Any]] | None = None,
     ) -> ScoringResult:
         """The operator neutralizes any assigned challenge, whatever its answer; then rescore."""
-        self._require_assigned(challenge)
-        if challenge in self.neutralizations:
-            raise Conflict(f"challenge {challenge} is already neutralized", challenge=challenge)
-        self._neutralize(challenge=challenge, reason=reason)
-        return self.score("neutralization", reason, max_level, profile=profile)
+        return self._by_hand(challenge, reason, max_level, profile, undo=False)
 
     def deneutralize(
         self,
@@ -491,11 +487,26 @@ class Course(LedgerAggregate):
         profile: list[dict[str, Any]] | None = None,
     ) -> ScoringResult:
         """The operator lets a neutralized challenge count again (as answered); then rescore."""
+        return self._by_hand(challenge, reason, max_level, profile, undo=True)
+
+    def _by_hand(
+        self,
+        challenge: str,
+        reason: str | dict,
+        max_level: int,
+        profile: list[dict[str, Any]] | None,
+        undo: bool,
+    ) -> ScoringResult:
         self._require_assigned(challenge)
-        if challenge not in self.neutralizations:
-            raise Conflict(f"challenge {challenge} is not neutralized", challenge=challenge)
-        self._deneutralize(challenge=challenge, reason=reason)
-        return self.score("deneutralization", reason, max_level, profile=profile)
+        if (challenge in self.neutralizations) != undo:
+            state = "not neutralized" if undo else "already neutralized"
+            raise Conflict(f"challenge {challenge} is {state}", challenge=challenge)
+        if undo:
+            self._deneutralize(challenge=challenge, reason=reason)
+        else:
+            self._neutralize(challenge=challenge, reason=reason)
+        basis = "deneutralization" if undo else "neutralization"
+        return self.score(basis, reason, max_level, profile=profile)
 
     def _require_assigned(self, challenge: str) -> None:
         if challenge not in self.assigned:

@@ -73,6 +73,14 @@ class Knowledge(Mapping[str, tuple[bool, int]]):
         self._invalidated: dict[str, int] = {}  # latest position that invalidated the skill
         self._competence: dict[str, str] = {}
 
+    @classmethod
+    def of(cls, ref: Referential, answers: Iterable[tuple[str, str]]) -> Knowledge:
+        """The knowledge (skill, result) answers give, in the order they were recorded."""
+        knowledge = cls()
+        for position, (skill, result) in enumerate(answers, start=1):
+            knowledge.apply(ref, skill, result, position)
+        return knowledge
+
     def __getitem__(self, skill_id: str) -> tuple[bool, int]:
         return self._status[skill_id]
 

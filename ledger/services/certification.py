@@ -626,13 +626,12 @@ def profile_at_start(ledger: Ledger, course: Course) -> list[dict[str, Any]]:
     """
     started = ledger.recorder.stream_envelopes(str(course.id))[0].seq
     ref = load_referential(course.referential)
-    knowledge = Knowledge()
     answers = (
-        env for env in ledger.recorder.stream_envelopes(course.candidate)
+        (env.data["skill"], env.data["result"])
+        for env in ledger.recorder.stream_envelopes(course.candidate)
         if env.seq < started and env.type == ANSWER_RECORDED
-    )  # fmt: skip
-    for position, env in enumerate(answers, 1):
-        knowledge.apply(ref, env.data["skill"], env.data["result"], position)
+    )
+    knowledge = Knowledge.of(ref, answers)
     return profile_of(ref, knowledge, MAX_DIFFICULTY).to_list()
 
 
