@@ -234,3 +234,93 @@ def test_post_reports_status_and_unreachable() -> None:
         server.server_close()
     assert seen == [b"{}", b"{}"]
     assert webhooks.post(url, b"{}", {}) == 0
+
+
+# --- INE look-ups go through the keyed-hash index, checked against the signed log -----
+
+
+def _admission(flow: Flow) -> dict[str, str]:
+    token = flow.post("/api/v1/admission/tokens", {}, flow.admin)
+    return {"Authorization": f"Bearer {token['token']}"}
+
+
+def _index(app: Any, sql: str, *params: Any) -> None:
+    """Write the external-id table directly, as someone with database access could."""
+    with app.extensions["ledger"].ledger.db.write(lock=None) as cur:
+        cur.execute(sql, params)
+
+
+def _holder(app: Any, ine: str) -> tuple[str, str] | None:
+    return app.extensions["ledger"].institutions.external_ids.holder(ine)
+
+
+def test_an_ine_is_found_through_the_index(flow: Flow, client: Any, app: Any) -> None:
+    _, code, ine = _published(flow)
+    platform = _admission(flow)
+    found = client.get(f"/api/v1/admission/results?ine={ine.lower()}", headers=platform)
+    assert found.status_code == 200, found.get_json()
+    document = _verified(client, found.get_json())
+    (result,) = document["results"]
+    assert (result["ine"], result["code"], document["query"]) == (ine, code, {"ine": ine.lower()})
+    assert result["candidate"] == _holder(app, ine)[0]
+    unknown = client.get("/api/v1/admission/results?ine=INE99999999Z", headers=platform)
+    assert unknown.status_code == 404
+    assert unknown.mimetype == "application/problem+json"
+
+
+def test_a_row_pointing_at_another_pupil_never_shows_them(
+    flow: Flow, client: Any, app: Any
+) -> None:
+    _, _, ine = _published(flow)
+    other = _holder(app, "INE00000002B")
+    blind = app.extensions["ledger"].institutions.external_ids.blind(ine)
+    platform = _admission(flow)
+    _index(app, "UPDATE external_ids SET candidate = ? WHERE blind = ?", other[0], blind)
+    moved = client.get(f"/api/v1/admission/results?ine={ine}", headers=platform)
+    _index(app, "UPDATE external_ids SET subject = ? WHERE blind = ?", other[1], blind)
+    both = client.get(f"/api/v1/admission/results?ine={ine}", headers=platform)
+    for response in (moved, both):
+        assert response.status_code == 404, response.get_json()
+        assert "INE00000002B" not in response.get_data(as_text=True)
+    _index(app, "DELETE FROM external_ids WHERE blind = ?", blind)
+    deleted = client.get(f"/api/v1/admission/results?ine={ine}", headers=platform)
+    assert deleted.status_code == 404 and "results" not in deleted.get_json()
+
+
+def test_a_tampered_registration_is_an_integrity_problem(flow: Flow, client: Any, app: Any) -> None:
+    _, _, ine = _published(flow)
+    candidate, _ = _holder(app, ine)
+    _index(
+        app,
+        "UPDATE ledger_events SET data = REPLACE(data, 'adult', 'lower-secondary')"
+        " WHERE stream = ? AND version = 1",
+        candidate,
+    )
+    response = client.get(f"/api/v1/admission/results?ine={ine}", headers=_admission(flow))
+    assert response.status_code == 503
+    problem = response.get_json()
+    assert problem["type"].endswith("integrity-failure") and "results" not in problem
+
+
+def test_an_erased_pupil_is_not_found_even_if_a_row_comes_back(
+    flow: Flow, client: Any, app: Any
+) -> None:
+    _, _, ine = _published(flow)
+    candidate, subject = _holder(app, ine)
+    erased = client.post(
+        f"/api/v1/subjects/{subject}/erasure",
+        json={"reason": "data-subject-request"},
+        headers=flow.admin,
+    )
+    assert erased.status_code == 201, erased.get_json()
+    assert _holder(app, ine) is None  # erasure deleted the row
+    platform = _admission(flow)
+    assert client.get(f"/api/v1/admission/results?ine={ine}", headers=platform).status_code == 404
+    blind = app.extensions["ledger"].institutions.external_ids.blind(ine)
+    _index(
+        app,
+        "INSERT INTO external_ids (blind, candidate, subject, created) VALUES (?, ?, ?, ?)",
+        blind, candidate, subject, "2026-01-01T00:00:00Z",
+    )  # fmt: skip
+    restored = client.get(f"/api/v1/admission/results?ine={ine}", headers=platform)
+    assert restored.status_code == 404  # the sealed INE no longer opens

@@ -107,6 +107,9 @@ def test_a_late_report_on_a_wrong_answer_neutralizes_it_and_the_history_says_why
     assert answer["neutralized"] == [wrong] and answer["kept"] == [correct]
     assert answer["certificate_action"] == "rescored" and answer["unchanged"] is False
     assert answer["result"]["rules"] == RULES_VERSION
+    count = len(_lines(flow))
+    assert _late_report(flow, code, [wrong, correct]) == answer  # the same report again
+    assert len(_lines(flow)) == count
     (event,) = _events(flow, RESCORED)
     assert (event.data["cause"], event.data["rules"]) == ("late-issue-report", RULES_VERSION)
     after = _public(flow, code)
@@ -321,6 +324,8 @@ def test_a_course_the_current_rules_validate_gets_its_certificate_after_publicat
     answer = _rescored(flow, course)
     assert answer["result"]["status"] == "validated"
     assert answer["certificate_action"] == "issued"
+    count = len(_lines(flow))
+    assert _rescored(flow, course) == answer and len(_lines(flow)) == count
     public = _public(flow, answer["certificate"])
     assert public["status"] == "valid" and public["integrity"]["verified"]
 
@@ -354,9 +359,9 @@ def test_a_legacy_result_is_rescored_under_the_current_rules_once(
     assert added[0]["data"]["result"]["rules"] == RULES_VERSION
     assert (added[1]["data"]["cause"], added[1]["data"]["rules"]) == ("rules-change", "2")
     with clock.frozen_at(LATER):
-        again = flow.post(f"/api/v1/courses/{course}/rescoring", body, flow.admin, status=200)
-    assert not again["rescored"] and again["result"] == first["result"]
-    assert len(_lines(flow)) == len(past) + 2  # idempotent: nothing more recorded
+        again = flow.post(f"/api/v1/courses/{course}/rescoring", body, flow.admin)
+    assert again == first  # idempotent: the same answer, read back from the log
+    assert len(_lines(flow)) == len(past) + 2  # and nothing more recorded
     after = _public(flow, code)
     assert after["integrity"]["verified"] and after["pix_score"] == issued["pix_score"] + 8
     entry = after["history"][-1]
@@ -371,6 +376,54 @@ def test_a_legacy_result_is_rescored_under_the_current_rules_once(
     assert audit.exit_code == 0 and audit.stdout.startswith("OK:"), audit.output
 
 
+def _restarted(config: Any) -> Any:
+    """A second application on the same database: nothing of the first one's memory."""
+    from ledger.api import create_app
+
+    app = create_app(config)
+    app.config["TESTING"] = True
+    return app
+
+
+def test_a_repeated_rescoring_answers_the_same_after_a_restart(flow: Flow, config: Any) -> None:
+    course, _, _ = _legacy_course(flow)
+    first = _rescored(flow, course)
+    wrong_code, wrong_course = _published(flow, wrong=2)[1:]
+    wrong = wrong_course["challenges"][0]["challenge"]
+    report = _late_report(flow, wrong_code, [wrong])
+    assert report["neutralized"] == [wrong] and first["rescored"]
+    count = len(_lines(flow))
+    app = _restarted(config)
+    try:
+        client = app.test_client()
+        with clock.frozen_at(LATER):
+            again = client.post(
+                f"/api/v1/courses/{course}/rescoring", json={"reason": "autre"}, headers=flow.admin
+            )
+            late = client.post(
+                f"/api/v1/certificates/{wrong_code}/rescoring",
+                json={"neutralize": [wrong], "reason": "écran figé pendant l'épreuve"},
+                headers=flow.admin,
+            )
+    finally:
+        app.extensions["ledger"].ledger.close()
+    assert (again.status_code, again.get_json()) == (201, first)
+    assert (late.status_code, late.get_json()) == (201, report)
+    assert len(_lines(flow)) == count
+
+
+def test_a_report_asking_something_else_is_not_taken_for_a_repeat(flow: Flow) -> None:
+    _, code, course = _published(flow, wrong=2)
+    first, second = (c["challenge"] for c in course["challenges"][:2])
+    _late_report(flow, code, [first])
+    count = len(_lines(flow))
+    answer = _late_report(flow, code, [second])
+    assert answer["neutralized"] == [second] and len(_lines(flow)) == count + 2
+    both = _late_report(flow, code, [first, second])  # first was granted by an earlier report
+    assert both["neutralized"] == [] and both["unchanged"] is True
+    assert len(_lines(flow)) == count + 2
+
+
 def test_a_legacy_result_the_current_rules_refuse_cancels_its_certificate(flow: Flow) -> None:
     course, code, _ = _legacy_course(flow, result="ko", downgrade=False)
     assert _public(flow, code)["pix_score"] == 0  # validated with 0 pix: what v2 forbids
@@ -382,6 +435,8 @@ def test_a_legacy_result_the_current_rules_refuse_cancels_its_certificate(flow: 
         answer["result"]["status"] == "rejected" and answer["result"]["reproducibility_rate"] == 0
     )
     assert answer["certificate_action"] == "cancelled"
+    count = len(_lines(flow))
+    assert _rescored(flow, course) == answer and len(_lines(flow)) == count
     after = _public(flow, code)
     assert after["status"] == "cancelled" and after["integrity"]["verified"]
     assert after["status_reason"].startswith(f"rescored under scoring rules {RULES_VERSION} as ")

@@ -197,7 +197,9 @@ def rescore(body: dict[str, Any], code: str) -> dict[str, Any]:
 def rescore_course(body: dict[str, Any], course_id: Any) -> tuple[dict[str, Any], int]:
     """Rescore a course's facts under the current scoring rules; its certificate follows.
 
-    Idempotent: a course already scored under these rules gets no new event (200).
+    Idempotent: repeating it records nothing and gives the first answer again (201, rebuilt
+    from the log); a course never rescored and already under these rules answers
+    `rescored: false` (200).
     """
     answer = state().certification.rescore_course(str(course_id), body["reason"])
     return answer, 201 if answer["rescored"] else 200

@@ -584,13 +584,19 @@ class RescoringOut(Schema):
         metadata={"description": "rescored, cancelled or unchanged",
                   "enum": ["rescored", "cancelled", "unchanged"]}
     )  # fmt: skip
-    unchanged = fields.Boolean(metadata={"description": "no certificate event was written"})
+    unchanged = fields.Boolean(
+        metadata={"description": "the report left the certificate as it was (no certificate event)"}
+    )
 
 
 class CourseRescoringOut(Schema):
     course = fields.String()
     rescored = fields.Boolean(
-        metadata={"description": "false: the latest result already follows the current rules"}
+        metadata={
+            "description": "true: a rescoring under the current rules is recorded (by this call,"
+            " or by an identical earlier one: a repeat records nothing and answers the same);"
+            " false: the course was never rescored and already follows the current rules"
+        }
     )
     dry_run = fields.Boolean()
     previous_rules = fields.String()

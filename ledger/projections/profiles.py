@@ -165,15 +165,6 @@ def pupils_of(cur: Any, school: str) -> list[tuple[str, str, dict[str, Any], Any
     ]
 
 
-def all_registrations(cur: Any) -> list[tuple[str, str, dict[str, Any], Any, int]]:
-    """Every candidate's sealed identity and external id, to find one by INE (opened by caller)."""
-    cur.execute(
-        "SELECT candidate, subject, identity, external_id, registered_seq FROM proj_candidates"
-        " WHERE external_id IS NOT NULL ORDER BY registered_seq"
-    )
-    return [(r[0], r[1], json.loads(r[2]), json.loads(r[3]), r[4]) for r in cur.fetchall()]
-
-
 def registration_of(cur: Any, candidate: str) -> tuple[str, str, dict[str, Any], Any, int] | None:
     """One candidate's registration, in the shape of `pupils_of`."""
     cur.execute(

@@ -45,15 +45,21 @@ from ledger.domain.scoring import ERROR, RULES_VERSION, VALIDATED, ScoringResult
 from ledger.domain.session import IN_PROCESS, PROCESSED, Session
 from ledger.services import retrying
 from ledger.services.candidates import load_candidate
+from ledger.services.repeated_rescoring import (
+    ISSUED,
+    LATE_REPORT_BASIS,
+    NEEDS_REVIEW,
+    RULES_BASIS,
+    UNCHANGED,
+    late_report_answer,
+    rules_answer,
+)
 from ledger.store.application import Ledger
 from ledger.store.recorder import ConcurrencyConflict
 
 CENTRE_TZ = ZoneInfo("Europe/Paris")
 CERTIFICATE_ISSUED = Certificate.Issued.TYPE
 COURSE_SCORED = Course.Scored.TYPE
-UNCHANGED = "unchanged"
-NEEDS_REVIEW = "needs-review"
-ISSUED = "issued"
 Centres = set[str] | None
 
 
@@ -473,14 +479,10 @@ class CertificationService:
                 {"id": str(uuid.uuid4()), "category": category, "challenge": challenge}
                 for challenge in dict.fromkeys(neutralize)
             ]
-            result = course.score("rescoring", sealed, self.max_level, issue_reports=reports)
+            result = course.score(LATE_REPORT_BASIS, sealed, self.max_level, issue_reports=reports)
             granted = sorted(set(course.neutralizations) - before[0])
             if (set(course.neutralizations), course.kept, result.to_dict()) == before:
-                return {  # the same report again: nothing new to record
-                    "result": result.to_dict(), "neutralized": [],
-                    "kept": sorted(set(neutralize) - set(course.neutralizations)),
-                    "certificate_action": UNCHANGED, "unchanged": True,
-                }  # fmt: skip
+                return self._repeated_report(code, course, set(neutralize), result)
             why = f"rescored as {result.status}: {reason}"
             action = self._follow(
                 certificate, result, LATE_ISSUE_REPORT, sealed, why, neutralized=bool(granted)
@@ -496,11 +498,25 @@ class CertificationService:
 
         return retrying(command)
 
+    def _repeated_report(
+        self, code: str, course: Course, requested: set[str], result: ScoringResult
+    ) -> dict[str, Any]:
+        """Nothing new to record: the answer the same report got, or "nothing changed"."""
+        neutralized = set(course.neutralizations)
+        repeated = late_report_answer(self.ledger, code, str(course.id), requested, neutralized)
+        return repeated or {
+            "result": result.to_dict(), "neutralized": [],
+            "kept": sorted(requested - neutralized),
+            "certificate_action": UNCHANGED, "unchanged": True,
+        }  # fmt: skip
+
     def rescore_course(self, course_id: str, reason: str, dry_run: bool = False) -> dict[str, Any]:
         """The same facts under the current scoring rules; the certificate, if any, follows.
 
         Idempotent: when the latest result is what the current rules compute,
-        nothing is recorded and the answer says so. `dry_run` computes without saving.
+        nothing is recorded; the answer is the one the rescoring that produced it
+        gave (read from the log), or `rescored: false` when the course was never
+        rescored. `dry_run` computes without saving.
         """
         return retrying(lambda: self._rescore_course(course_id, reason, dry_run, None))
 
@@ -535,7 +551,7 @@ class CertificationService:
         subject = load_candidate(self.ledger, course.candidate).subject
         sealed = reason if dry_run else self.ledger.vault.seal(subject, reason)
         result = course.rescore(
-            "rules", sealed, self.max_level, self._start_profile(course), self._abort_of(course)
+            RULES_BASIS, sealed, self.max_level, self._start_profile(course), self._abort_of(course)
         )
         answer = {
             "course": str(course.id),
@@ -546,11 +562,16 @@ class CertificationService:
             "certificate": None,
             "certificate_action": None,
         }
+
+        def code_of() -> str | None:
+            return (codes if codes is not None else certificates_by_course(self.ledger)).get(
+                str(course.id)
+            )
+
         if result is None:
-            return {**answer, "result": previous}
-        code = (codes if codes is not None else certificates_by_course(self.ledger)).get(
-            str(course.id)
-        )
+            repeated = None if dry_run else rules_answer(self.ledger, str(course.id), code_of)
+            return repeated or {**answer, "result": previous}
+        code = code_of()
         touched: list[Certificate] = []
         if code is not None:
             certificate = self.certificate(code)

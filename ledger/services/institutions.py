@@ -8,6 +8,8 @@ keeps a proof it can check later with the public JWKS alone.
 
 A pupil belongs to a school when the platform registered them with that
 school's UAI (`school` in `CandidateRegistered`); older registrations have none.
+Lookups never scan every candidate: by INE through the keyed-hash index of
+external ids, by school through the read model's index on the UAI.
 """
 
 from __future__ import annotations
@@ -19,24 +21,36 @@ from typing import Any
 
 from ledger import crypto
 from ledger.domain import clock
-from ledger.domain.base import NotFound
+from ledger.domain.base import DomainError, NotFound
+from ledger.domain.candidate import Candidate
 from ledger.domain.referential import COMPETENCE_CODES, Referential
 from ledger.projections.certificates import by_candidate, by_code, public_status
-from ledger.projections.profiles import all_registrations, pupils_of, registration_of
-from ledger.services.verification import grouped_levels
+from ledger.projections.profiles import pupils_of, registration_of
+from ledger.services.verification import check_envelope, grouped_levels, trusted_keys
 from ledger.store.application import Ledger
+from ledger.store.external_ids import ExternalIds
 
 DOCUMENT_TYPE = "results+jws"
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 CSV_HEAD = ["ine", "last_name", "first_name", "birth_date", "status", "pix_score", "code",
             "passed_on", "issued_on", "valid_until", "centre"]  # fmt: skip
 Registration = tuple[str, str, dict[str, Any], Any, int]
+REGISTERED = Candidate.Registered.TYPE
+ENVELOPE_CHECKS = ("hash_valid", "key_trusted", "signature_valid", "chain_link_valid")
+
+
+class RegistrationUnsound(DomainError):
+    """The signed registration an index row leads to does not verify: nothing is shown."""
+
+    code = "integrity-failure"
+    status = 503
 
 
 class InstitutionService:
     def __init__(self, ledger: Ledger, ref: Referential):
         self.ledger = ledger
         self.ref = ref
+        self.external_ids = ExternalIds(ledger.db, ledger.keyring)
 
     # --- signed documents ------------------------------------------------------
 
@@ -118,11 +132,30 @@ class InstitutionService:
         return self.signed("admission-results", {"query": query, "results": records}, seqs)
 
     def by_ine(self, ine: str) -> dict[str, Any]:
-        """Opens each sealed external id: the INE is personal data, never stored in clear."""
+        """One keyed-hash look-up, then the signed registration decides (the table is a hint)."""
+        held = self.external_ids.holder(ine)
+        reg = self._registered_with(ine, *held) if held else None
+        return self._admission([reg] if reg else [], {"ine": ine})
+
+    def _registered_with(self, ine: str, candidate: str, subject: str) -> Registration | None:
+        """The candidate's registration as signed, if it is theirs and holds this INE.
+
+        A row pointing at another candidate (or a stale one) opens to another INE, or
+        to nothing once erased: no result rather than someone else's.
+        """
         with self.ledger.db.read() as cur:
-            regs = all_registrations(cur)
-        found = [r for r in regs if self.ledger.vault.open_or_none(r[3]) == ine]
-        return self._admission(found, {"ine": ine})
+            projected = registration_of(cur, candidate)
+        env = self.ledger.recorder.envelope(projected[4]) if projected else None
+        if env is None or (env.type, env.stream) != (REGISTERED, candidate):
+            return None
+        check = check_envelope(self.ledger, env, trusted_keys(self.ledger))
+        if not all(check[name] for name in ENVELOPE_CHECKS):
+            raise RegistrationUnsound(f"the registration at seq {env.seq} does not verify")
+        sealed = env.data.get("external_id")
+        opened = self.ledger.vault.open_or_none(sealed)
+        if env.data.get("subject") != subject or not _same_id(opened, ine):
+            return None
+        return candidate, subject, env.data["identity"], sealed, env.seq
 
     def by_identity(self, uai: str, last: str, first: str, birth: str) -> dict[str, Any]:
         with self.ledger.db.read() as cur:
@@ -148,6 +181,11 @@ class InstitutionService:
         with self.ledger.db.read() as cur:
             regs = [r for c in enrolled if (r := registration_of(cur, c)) is not None]
         return self._records(regs)[0]
+
+
+def _same_id(opened: Any, wanted: str) -> bool:
+    """As the index compares them: letters and digits, case-insensitive."""
+    return isinstance(opened, str) and opened.strip().casefold() == wanted.strip().casefold()
 
 
 def _identity_key(identity: dict[str, Any] | None) -> tuple[str, str, str] | None:

@@ -32,6 +32,16 @@ class ExternalIds:
         key = crypto.derive_key(self.keyring.master_key(), INDEX_INFO)
         return crypto.hmac_sha256_hex(key, external_id.strip().casefold().encode())
 
+    def holder(self, external_id: str) -> tuple[str, str] | None:
+        """(candidate, subject) the index names for the id: a hint, to check against the log."""
+        with self.db.read() as cur:
+            cur.execute(
+                "SELECT candidate, subject FROM external_ids WHERE blind = ?",
+                (self.blind(external_id),),
+            )
+            row = cur.fetchone()
+        return (row[0], row[1]) if row else None
+
     def claim(self, external_id: str, candidate: str, subject: str) -> str:
         """Reserve the id for `candidate`; returns whoever holds it now (maybe `candidate`)."""
         blind = self.blind(external_id)
