@@ -10,6 +10,7 @@ from flask_smorest import Blueprint
 
 from ledger.api import schemas
 from ledger.api.auth import SECURED, idempotent, require
+from ledger.api.examples import COURSE_UP_TO_DATE
 from ledger.api.limits import lookups
 from ledger.api.log import shared_tree as log_tree
 from ledger.api.problems import ApiProblem
@@ -193,6 +194,12 @@ def rescore(body: dict[str, Any], code: str) -> dict[str, Any]:
 @idempotent
 @blp.arguments(schemas.ReasonIn)
 @blp.response(201, schemas.CourseRescoringOut)
+@blp.alt_response(
+    200,
+    schema=schemas.CourseRescoringOut,
+    description="never rescored and already under the current rules: nothing recorded",
+    example=COURSE_UP_TO_DATE,
+)
 @blp.doc(security=SECURED)
 def rescore_course(body: dict[str, Any], course_id: Any) -> tuple[dict[str, Any], int]:
     """Rescore a course's facts under the current scoring rules; its certificate follows.

@@ -40,6 +40,10 @@ RESULT = {
     "reproducibility_rate": 93,
     "band": "80-100",
 }
+COURSE_UP_TO_DATE = {"course": COURSE, "rescored": False, "dry_run": False,
+                     "previous_rules": "2", "previous_status": "validated", "result": RESULT,
+                     "certificate": None, "certificate_action": None}  # fmt: skip
+"""A course never rescored, already under the current rules: the 200 answer."""
 
 SCHEMA_EXAMPLES: dict[str, Any] = {
     "CandidateIn": {"first_name": "Camille", "last_name": "Lefèvre", "birth_date": "2007-03-14",
