@@ -244,8 +244,8 @@ def _admission(flow: Flow) -> dict[str, str]:
     return {"Authorization": f"Bearer {token['token']}"}
 
 
-def _index(app: Any, sql: str, *params: Any) -> None:
-    """Write the external-id table directly, as someone with database access could."""
+def _tamper(app: Any, sql: str, *params: Any) -> None:
+    """Write a table directly, as someone with database access could."""
     with app.extensions["ledger"].ledger.db.write(lock=None) as cur:
         cur.execute(sql, params)
 
@@ -275,14 +275,14 @@ def test_a_row_pointing_at_another_pupil_never_shows_them(
     other = _holder(app, "INE00000002B")
     blind = app.extensions["ledger"].institutions.external_ids.blind(ine)
     platform = _admission(flow)
-    _index(app, "UPDATE external_ids SET candidate = ? WHERE blind = ?", other[0], blind)
+    _tamper(app, "UPDATE external_ids SET candidate = ? WHERE blind = ?", other[0], blind)
     moved = client.get(f"/api/v1/admission/results?ine={ine}", headers=platform)
-    _index(app, "UPDATE external_ids SET subject = ? WHERE blind = ?", other[1], blind)
+    _tamper(app, "UPDATE external_ids SET subject = ? WHERE blind = ?", other[1], blind)
     both = client.get(f"/api/v1/admission/results?ine={ine}", headers=platform)
     for response in (moved, both):
         assert response.status_code == 404, response.get_json()
         assert "INE00000002B" not in response.get_data(as_text=True)
-    _index(app, "DELETE FROM external_ids WHERE blind = ?", blind)
+    _tamper(app, "DELETE FROM external_ids WHERE blind = ?", blind)
     deleted = client.get(f"/api/v1/admission/results?ine={ine}", headers=platform)
     assert deleted.status_code == 404 and "results" not in deleted.get_json()
 
@@ -290,7 +290,7 @@ def test_a_row_pointing_at_another_pupil_never_shows_them(
 def test_a_tampered_registration_is_an_integrity_problem(flow: Flow, client: Any, app: Any) -> None:
     _, _, ine = _published(flow)
     candidate, _ = _holder(app, ine)
-    _index(
+    _tamper(
         app,
         "UPDATE ledger_events SET data = REPLACE(data, 'adult', 'lower-secondary')"
         " WHERE stream = ? AND version = 1",
@@ -317,7 +317,7 @@ def test_an_erased_pupil_is_not_found_even_if_a_row_comes_back(
     platform = _admission(flow)
     assert client.get(f"/api/v1/admission/results?ine={ine}", headers=platform).status_code == 404
     blind = app.extensions["ledger"].institutions.external_ids.blind(ine)
-    _index(
+    _tamper(
         app,
         "INSERT INTO external_ids (blind, candidate, subject, created) VALUES (?, ?, ?, ?)",
         blind, candidate, subject, "2026-01-01T00:00:00Z",
