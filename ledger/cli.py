@@ -347,6 +347,30 @@ def projections_status() -> None:
         click.echo(line)
 
 
+@main.group()
+def webhooks() -> None:
+    """Webhooks to schools: queue and send them (each serving process also does it)."""
+
+
+@webhooks.command("send")
+@friendly
+def webhooks_send() -> None:
+    """Queue new certificate events and send the due deliveries once (for cron)."""
+    from ledger.projections.runner import catch_up
+    from ledger.services.webhooks import Webhooks
+
+    ledger = _ledger()
+    stalled = catch_up(ledger.db, _create_projection_tables(ledger))
+    counts = Webhooks(ledger).dispatch()
+    click.echo(
+        f"queued {counts['queued']}, delivered {counts['delivered']}, failed {counts['failed']}"
+    )
+    if stalled:
+        raise CliError(
+            f"read models stalled ({', '.join(sorted(stalled))}): run projections status"
+        )
+
+
 # --- export and audit --------------------------------------------------------
 
 

@@ -115,6 +115,16 @@ SETTINGS: dict[str, tuple[str, str]] = {
         "`audit:read` token `ledger audit watch` sends to the log it follows (or `--token`); "
         "read by the monitor only, never by the service.",
     ),
+    "LEDGER_WEBHOOK_INTERVAL_S": (
+        "5",
+        "Seconds between two webhook dispatches (queue new events, send due deliveries) in "
+        "each serving process; 0 = none (then run `ledger webhooks send` from cron).",
+    ),
+    "LEDGER_WEBHOOK_ALLOW_PRIVATE": (
+        "0",
+        "1 lets webhooks use http:// and reach loopback or private addresses: development "
+        "and tests only; otherwise a webhook URL is https and resolves to public addresses.",
+    ),
     "LEDGER_MAX_LEVEL": ("5", "Highest certifiable level (levels are shown 'sur N')."),
     "LEDGER_CALENDAR": (
         "upper-secondary=01-05:03-31,lower-secondary=03-01:05-31",
@@ -175,6 +185,20 @@ def _int_setting(name: str) -> int:
         raise ConfigError(f"{name} must be an integer, got {raw!r}") from exc
 
 
+def _flag(name: str) -> bool:
+    raw = setting(name).strip()
+    if raw not in ("0", "1"):
+        raise ConfigError(f"{name} must be 0 or 1, got {raw!r}")
+    return raw == "1"
+
+
+def _non_negative(name: str) -> int:
+    value = _int_setting(name)
+    if value < 0:
+        raise ConfigError(f"{name} must not be negative, got {value}")
+    return value
+
+
 def _positive(name: str) -> int:
     value = _int_setting(name)
     if value <= 0:
@@ -186,10 +210,7 @@ def _optional_count(name: str) -> int | None:
     """A non-negative integer, or None when unset (the caller's default applies)."""
     if not setting(name).strip():
         return None
-    value = _int_setting(name)
-    if value < 0:
-        raise ConfigError(f"{name} must not be negative, got {value}")
-    return value
+    return _non_negative(name)
 
 
 class ConfigError(ValueError):
@@ -279,6 +300,8 @@ class Config:
     issuer_name: str = "Organisme certificateur (démonstration)"
     issuer_contact: str = ""
     issuer_logo: Path | None = None
+    webhook_interval_s: int = 5
+    webhook_allow_private: bool = False
 
     @classmethod
     def from_env(cls, **overrides: object) -> Config:
@@ -316,6 +339,8 @@ class Config:
             "issuer_name": setting("LEDGER_ISSUER_NAME").strip(),
             "issuer_contact": _contact_setting("LEDGER_ISSUER_CONTACT"),
             "issuer_logo": _optional_path("LEDGER_ISSUER_LOGO"),
+            "webhook_interval_s": _non_negative("LEDGER_WEBHOOK_INTERVAL_S"),
+            "webhook_allow_private": _flag("LEDGER_WEBHOOK_ALLOW_PRIVATE"),
         }
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]

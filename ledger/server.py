@@ -66,12 +66,14 @@ WORKER_BOOT_ERROR = 3  # gunicorn's exit status that stops the master instead of
 def load_app() -> Any:
     """The WSGI app, or exit with one line when there is no ledger or no database.
 
-    The serving process also signs checkpoints on schedule: a background loop
-    ticks its Checkpointer every second and is stopped when the process exits.
+    The serving process also signs checkpoints on schedule (a background loop
+    ticks its Checkpointer every second) and, unless LEDGER_WEBHOOK_INTERVAL_S
+    is 0, sends webhooks; both loops are stopped when the process exits.
     """
     from ledger.api import create_app
     from ledger.config import ConfigError
     from ledger.services.checkpoints import CheckpointLoop
+    from ledger.services.webhook_loop import WebhookLoop
     from ledger.store.db import StoreError
     from ledger.trust import TrustError
 
@@ -80,8 +82,12 @@ def load_app() -> Any:
     except (ConfigError, StoreError, TrustError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(WORKER_BOOT_ERROR) from None
-    loop = CheckpointLoop(app.extensions["ledger"].checkpoints).start()
+    st = app.extensions["ledger"]
+    loop = CheckpointLoop(st.checkpoints).start()
     atexit.register(loop.stop)
+    if st.config.webhook_interval_s:
+        hooks = WebhookLoop(st.dispatch_webhooks, st.config.webhook_interval_s).start()
+        atexit.register(hooks.stop)
     return app
 
 

@@ -4,19 +4,13 @@ from __future__ import annotations
 
 import base64
 import csv
-import hashlib
-import http.server
 import io
 import json
-import threading
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from ledger.domain import clock
-from ledger.services import webhooks
 from tests.certification_flow import Flow
 from tests.helpers import climb, register
 
@@ -148,92 +142,6 @@ def test_school_must_be_a_uai(flow: Flow, client: Any) -> None:
     assert bad.status_code == 404 and "uai" in bad.get_json()["detail"]
     staff = client.get(f"/api/v1/institutions/{SCHOOL}/results", headers=flow.staff)
     assert staff.status_code == 403
-
-
-class _Receiver:
-    """A webhook endpoint in the test: records requests; fails the first `failures` ones."""
-
-    def __init__(self, failures: int = 0):
-        self.failures = failures
-        self.received: list[tuple[str, bytes, dict[str, str]]] = []
-
-    def __call__(self, url: str, body: bytes, headers: dict[str, str]) -> int:
-        self.received.append((url, body, headers))
-        return 500 if len(self.received) <= self.failures else 204
-
-
-def _check_signature(client: Any, url: str, body: bytes, headers: dict[str, str]) -> None:
-    """RFC 9421 verification from the headers and the JWKS only."""
-    digest = "sha-256=:" + base64.b64encode(hashlib.sha256(body).digest()).decode() + ":"
-    assert headers["Content-Digest"] == digest
-    params = headers["Signature-Input"].removeprefix("sig1=")
-    kid = params.split('keyid="')[1].split('"')[0]
-    base = (
-        f'"@method": POST\n"@target-uri": {url}\n"content-digest": {digest}\n'
-        f'"content-type": {headers["Content-Type"]}\n"@signature-params": {params}'
-    )
-    keys = client.get("/.well-known/jwks.json").get_json()["keys"]
-    (jwk,) = [k for k in keys if k["kid"] == kid]
-    signature = base64.b64decode(headers["Signature"].removeprefix("sig1=:").removesuffix(":"))
-    Ed25519PublicKey.from_public_bytes(_b64(jwk["x"])).verify(signature, base.encode())
-
-
-def test_webhooks_signed_once_and_retried(flow: Flow, client: Any, app: Any) -> None:
-    school = _school_token(flow, SCHOOL)
-    url = "https://school.example/hooks/pix"
-    hook = client.post(f"/api/v1/institutions/{SCHOOL}/webhooks", json={"url": url}, headers=school)
-    assert hook.status_code == 201, hook.get_json()
-    other = _school_token(flow, OTHER)
-    assert client.post(f"/api/v1/institutions/{OTHER}/webhooks", json={"url": "ftp://x"},
-                       headers=other).status_code == 422  # fmt: skip
-    webhooks = app.extensions["ledger"].webhooks
-    receiver = _Receiver(failures=1)
-    webhooks.poster = receiver
-    _, code, _ = _published(flow)
-    with clock.frozen_at(datetime(2026, 12, 1, 11, tzinfo=UTC)):
-        run = client.post("/api/v1/webhooks/deliveries", headers=flow.admin).get_json()
-        assert run == {"queued": 1, "delivered": 0, "failed": 1}
-        again = client.post("/api/v1/webhooks/deliveries", headers=flow.admin).get_json()
-        assert again == {"queued": 0, "delivered": 0, "failed": 0}  # waits its backoff
-    with clock.frozen_at(datetime(2026, 12, 1, 11, 0, 11, tzinfo=UTC)):
-        retried = client.post("/api/v1/webhooks/deliveries", headers=flow.admin).get_json()
-        assert retried == {"queued": 0, "delivered": 1, "failed": 0}
-        client.post("/api/v1/webhooks/deliveries", headers=flow.admin)
-    assert len(receiver.received) == 2  # one failure, then the event once
-    sent_url, body, headers = receiver.received[-1]
-    _check_signature(client, sent_url, body, headers)
-    assert json.loads(body) == {**json.loads(body), "event": "publication", "code": code}
-    log = client.get(f"/api/v1/institutions/{SCHOOL}/webhooks/deliveries", headers=school)
-    (entry,) = log.get_json()["deliveries"]
-    assert entry["status"] == "delivered" and entry["attempts"] == 2
-    foreign = client.get(f"/api/v1/institutions/{SCHOOL}/webhooks/deliveries", headers=other)
-    assert foreign.status_code == 403
-
-
-def test_post_reports_status_and_unreachable() -> None:
-    """The real sender: a receiver's status comes back, a closed port is 0 (retried)."""
-    seen: list[bytes] = []
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            seen.append(self.rfile.read(int(self.headers["Content-Length"])))
-            self.send_response(500 if len(seen) == 1 else 204)
-            self.end_headers()
-
-        def log_message(self, *_: Any) -> None:
-            pass
-
-    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_port}/hook"
-    try:
-        assert webhooks.post(url, b"{}", {"Content-Type": "application/json"}) == 500
-        assert webhooks.post(url, b"{}", {"Content-Type": "application/json"}) == 204
-    finally:
-        server.shutdown()
-        server.server_close()
-    assert seen == [b"{}", b"{}"]
-    assert webhooks.post(url, b"{}", {}) == 0
 
 
 # --- INE look-ups go through the keyed-hash index, checked against the signed log -----

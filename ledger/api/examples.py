@@ -163,8 +163,9 @@ OPERATION_EXAMPLES: dict[tuple[str, str], Any] = {
                                                "hashes": ["n4bQgYhMfWWaL+qgxVrQFaO/TxsrC4Is0V1sFbDwCgg="]},
     ("get", "/api/v1/health"): {"status": "ok"},
     ("get", "/api/v1/institutions/{uai}/webhooks/deliveries"): {"deliveries": [{
-        "webhook": "0b7e…", "seq": 183, "body": "{…}", "attempts": 1, "next_attempt": None,
-        "status": "delivered", "last_error": None, "delivered": TIME}]},
+        "webhook": "0b7e…", "seq": 183, "body": {"delivery": "0b7e…/183", "event": "publication",
+        "seq": 183, "code": CODE, "candidate": CANDIDATE, "school": "0350029S"}, "attempts": 1,
+        "next_attempt": TIME, "status": "delivered", "last_error": None, "delivered": TIME}]},
     ("post", "/api/v1/webhooks/deliveries"): {"queued": 2, "delivered": 2, "failed": 0},
     ("post", "/api/v1/institutions/{uai}/webhooks"): {
         "id": "0b7e…", "school": "0350029S", "url": "https://ent.lycee-chateaubriand.fr/hooks/pix",

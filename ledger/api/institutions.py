@@ -20,6 +20,7 @@ from ledger.api.problems import ApiProblem
 from ledger.api.state import state
 from ledger.domain.institution import ADMISSION_SCOPE, UAI_FORMAT, institution_scope, is_uai
 from ledger.services.institutions import results_csv
+from ledger.services.webhook_targets import TargetRefused
 
 blp = Blueprint(
     "institutions",
@@ -128,8 +129,15 @@ def admission_results(query: dict[str, Any]) -> dict[str, Any]:
 @blp.arguments(schemas.WebhookIn)
 @blp.doc(security=SECURED, **json_doc(201, "the registered webhook"))
 def register_webhook(body: dict[str, Any], uai: str) -> tuple[dict[str, Any], int]:
-    """Register a URL told of each later publication, cancellation and rescoring of pupils."""
-    return state().webhooks.register(_own_school(uai), body["url"]), 201
+    """Register a URL told of each later publication, cancellation and rescoring of pupils.
+
+    The URL must be https and resolve to public addresses only (422 `webhook-target-refused`).
+    """
+    school = _own_school(uai)
+    try:
+        return state().webhooks.register(school, body["url"]), 201
+    except TargetRefused as exc:
+        raise ApiProblem(422, "webhook-target-refused", str(exc)) from exc
 
 
 @blp.route("/institutions/<uai>/webhooks/deliveries", methods=["GET"])
@@ -144,11 +152,8 @@ def webhook_deliveries(uai: str) -> dict[str, Any]:
 @require("admin")
 @blp.doc(security=SECURED, **json_doc(200, "how many were queued, delivered, failed"))
 def deliver_webhooks() -> dict[str, Any]:
-    """Queue new events and send due deliveries (run by the operator's scheduler)."""
-    st = state()
-    st.fresh()
-    queued = st.webhooks.enqueue()
-    return {"queued": queued, **st.webhooks.deliver()}
+    """Queue new events and send due deliveries now (each serving process also does it)."""
+    return state().dispatch_webhooks()
 
 
 def _csv(records: list[dict[str, Any]], filename: str) -> Response:

@@ -351,10 +351,13 @@ class AdmissionQuery(StrictSchema):
 class WebhookIn(StrictSchema):
     url = fields.Url(
         required=True,
-        schemes={"https"},
+        schemes={"https", "http"},
         require_tld=False,
         validate=validate.Length(max=2000),
-        metadata={"description": "receives a signed POST (RFC 9421, Ed25519) per event"},
+        metadata={
+            "description": "https, resolving to public addresses only; receives a signed POST "
+            "(RFC 9421, Ed25519) per event"
+        },
     )
 
 

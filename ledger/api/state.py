@@ -92,6 +92,11 @@ class ApiState:
             self._caught_up_to = latest  # a stalled projection is retried on later reads
         return latest
 
+    def dispatch_webhooks(self) -> dict[str, int]:
+        """Queue new certificate events for each webhook and send the due deliveries."""
+        self.fresh()
+        return self.webhooks.dispatch()
+
 
 def state() -> ApiState:
     return current_app.extensions["ledger"]

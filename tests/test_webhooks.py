@@ -1,0 +1,362 @@
+"""Webhooks send themselves, once per event, to public addresses only."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import http.server
+import ipaddress
+import json
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from ledger.api.state import ApiState
+from ledger.cli import main
+from ledger.config import Config
+from ledger.domain import clock
+from ledger.services import webhooks
+from ledger.services.webhook_loop import WebhookLoop
+from ledger.services.webhook_targets import TargetRefused, refusal
+from ledger.store.db import StoreUnavailable
+from tests.certification_flow import Flow
+from tests.served import serve
+from tests.test_institutions import OTHER, SCHOOL, _b64, _published, _pupil, _school_token
+
+T0 = datetime(2026, 12, 1, 11, tzinfo=UTC)
+PUBLIC = "93.184.215.14"  # what the stub resolver answers for a school's public host
+
+
+class Receiver:
+    """A school's real HTTP endpoint: records each POST; answers 500 to the first `failures`."""
+
+    def __init__(self, failures: int = 0, status: int = 204, delay: float = 0.0):
+        self.failures, self.status, self.delay = failures, status, delay
+        self.received: list[tuple[bytes, Any]] = []
+        self._lock = threading.Lock()
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.url = f"http://127.0.0.1:{self.server.server_port}/hooks/pix"
+
+    def _handler(self) -> type[http.server.BaseHTTPRequestHandler]:
+        receiver = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                time.sleep(receiver.delay)  # widens the window two dispatchers could share
+                with receiver._lock:
+                    receiver.received.append((body, self.headers))
+                    failing = len(receiver.received) <= receiver.failures
+                self.send_response(500 if failing else receiver.status)
+                if receiver.status == 302:
+                    self.send_header("Location", "http://127.0.0.1:1/elsewhere")
+                self.end_headers()
+
+            def log_message(self, *_: Any) -> None:
+                pass
+
+        return Handler
+
+    def events(self) -> list[dict[str, Any]]:
+        return [json.loads(body) for body, _ in self.received]
+
+    def __enter__(self) -> Receiver:
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *_: Any) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def check_signature(client: Any, url: str, body: bytes, headers: Any) -> None:
+    """RFC 9421 verification from the headers and the JWKS only, as the school would."""
+    digest = "sha-256=:" + base64.b64encode(hashlib.sha256(body).digest()).decode() + ":"
+    assert headers["Content-Digest"] == digest
+    params = headers["Signature-Input"].removeprefix("sig1=")
+    kid = params.split('keyid="')[1].split('"')[0]
+    base = (
+        f'"@method": POST\n"@target-uri": {url}\n"content-digest": {digest}\n'
+        f'"content-type": {headers["Content-Type"]}\n"@signature-params": {params}'
+    )
+    keys = client.get("/.well-known/jwks.json").get_json()["keys"]
+    (jwk,) = [k for k in keys if k["kid"] == kid]
+    signature = base64.b64decode(headers["Signature"].removeprefix("sig1=:").removesuffix(":"))
+    Ed25519PublicKey.from_public_bytes(_b64(jwk["x"])).verify(signature, base.encode())
+
+
+@pytest.fixture
+def flow(app: Any, client: Any, admin: dict[str, str]) -> Flow:
+    return Flow(app, client, admin)
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    with Receiver() as running:
+        yield running
+
+
+def _state(app: Any) -> ApiState:
+    return app.extensions["ledger"]
+
+
+def _register(flow: Flow, url: str, school: str = SCHOOL) -> Any:
+    token = _school_token(flow, school)
+    return flow.client.post(
+        f"/api/v1/institutions/{school}/webhooks", json={"url": url}, headers=token
+    )
+
+
+def _hook(flow: Flow, url: str) -> str:
+    """A webhook of SCHOOL to a private test receiver (allowed for this app only)."""
+    _state(flow.app).webhooks.allow_private = True
+    response = _register(flow, url)
+    assert response.status_code == 201, response.get_json()
+    return response.get_json()["id"]
+
+
+def _three_events(flow: Flow) -> str:
+    """A pupil of SCHOOL published, rescored, then cancelled; one of OTHER published. The code."""
+    pupil = _pupil(flow, SCHOOL, "INE00000001A")
+    other = _pupil(flow, OTHER, "INE00000003C")
+    session = flow.session()["id"]
+    courses = {}
+    for candidate in (pupil, other):
+        flow.enrol(session, candidate)
+        courses[candidate] = flow.start(session, candidate)
+        flow.answer_all(courses[candidate], wrong=1)
+    flow.finalize(session)
+    flow.post(f"/api/v1/sessions/{session}/review", {}, flow.admin)
+    with clock.frozen_at(T0 - timedelta(hours=1)):
+        issued = flow.post(f"/api/v1/sessions/{session}/publication", {}, flow.admin)
+    (code,) = [c["code"] for c in issued["certificates"] if c["candidate"] == pupil]
+    wrong = courses[pupil]["challenges"][0]["challenge"]
+    flow.post(f"/api/v1/certificates/{code}/rescoring",
+              {"neutralize": [wrong], "reason": "late issue report"}, flow.admin)  # fmt: skip
+    flow.post(f"/api/v1/certificates/{code}/cancellation", {"reason": "fraude"}, flow.admin)
+    return code
+
+
+def _log(flow: Flow) -> list[dict[str, Any]]:
+    token = _school_token(flow, SCHOOL)
+    response = flow.client.get(f"/api/v1/institutions/{SCHOOL}/webhooks/deliveries", headers=token)
+    return response.get_json()["deliveries"]
+
+
+REFUSED = {
+    "https://127.0.0.1/hooks": "loopback",
+    "https://10.0.0.1/hooks": "private",
+    "https://[::1]/hooks": "loopback",
+    "https://169.254.169.254/latest/meta-data": "link-local",
+    "https://localhost/hooks": "loopback",
+    "https://[fd12:3456::1]/hooks": "private",
+    "https://[fe80::1]/hooks": "link-local",
+    "https://224.0.0.1/hooks": "multicast",
+    "https://0.0.0.0/hooks": "unspecified",
+    "https://240.0.0.1/hooks": "reserved",
+}
+PLAIN_HTTP = ("http://127.0.0.1/h", "http://10.0.0.1/h", "http://[::1]/h",
+              "http://169.254.169.254/h", "http://localhost/h")  # fmt: skip
+
+
+def test_registration_refuses_private_targets(flow: Flow, client: Any) -> None:
+    for url, reason in REFUSED.items():
+        response = _register(flow, url)
+        assert response.status_code == 422, url
+        problem = response.get_json()
+        assert problem["type"] == "/problems/webhook-target-refused"
+        assert f"a {reason} address" in problem["detail"], (url, problem["detail"])
+    for url in PLAIN_HTTP:
+        response = _register(flow, url)
+        assert response.status_code == 422 and "https" in response.get_json()["detail"], url
+    unresolvable = _register(flow, "https://no-such-host.invalid/hooks")
+    assert "does not resolve" in unresolvable.get_json()["detail"]
+    not_a_url = _register(flow, "ftp://school.example/hooks")
+    assert not_a_url.status_code == 422 and "url" in json.dumps(not_a_url.get_json())
+    foreign = client.get(
+        f"/api/v1/institutions/{SCHOOL}/webhooks/deliveries", headers=_school_token(flow, OTHER)
+    )
+    assert foreign.status_code == 403
+    page = client.get("/problems/webhook-target-refused?lang=fr")
+    assert page.status_code == 200 and "adresse" in page.get_data(as_text=True)
+    _state(flow.app).webhooks.allow_private = True  # development: private targets allowed
+    for url in (*PLAIN_HTTP, "https://10.0.0.1/hooks"):
+        assert _register(flow, url).status_code == 201, url
+
+
+def test_mapped_and_shared_addresses_are_not_public() -> None:
+    assert refusal(ipaddress.ip_address("::ffff:127.0.0.1")) == "loopback"
+    assert refusal(ipaddress.ip_address("100.64.0.1")) == "not globally routable"
+    assert refusal(ipaddress.ip_address(PUBLIC)) is None
+
+
+def test_send_rechecks_the_address_and_connects_to_it(flow: Flow, receiver: Receiver) -> None:
+    """A name re-pointed at a private address after registration gets nothing."""
+    hooks = _state(flow.app).webhooks
+    addresses = {"hooks.school.example": PUBLIC}
+    hooks.resolver = lambda host, port: [addresses[host]]
+    url = f"https://hooks.school.example:{receiver.server.server_port}/hooks/pix"
+    assert _register(flow, url).status_code == 201
+    _published(flow)
+    addresses["hooks.school.example"] = "127.0.0.1"  # DNS rebinding
+    with clock.frozen_at(T0):
+        assert _state(flow.app).dispatch_webhooks() == {"queued": 1, "delivered": 0, "failed": 1}
+    (entry,) = _log(flow)
+    assert (
+        entry["last_error"] == "refused: url: hooks.school.example resolves to a loopback address"
+    )
+    assert receiver.received == []
+    hooks.allow_private = True  # now allowed: the request goes to the address resolved, by name
+    hooks.resolver = lambda host, port: ["127.0.0.1"]
+    plain = f"http://hooks.school.example:{receiver.server.server_port}/hooks/pix"
+    assert webhooks.post(plain, b"{}", {}, allow_private=True, resolver=hooks.resolver) == 204
+    assert receiver.received[-1][1]["Host"] == f"hooks.school.example:{receiver.server.server_port}"
+
+
+def test_post_reports_status_no_redirect_and_unreachable() -> None:
+    with Receiver(failures=1, status=302) as receiver:
+        assert webhooks.post(receiver.url, b"{}", {}, allow_private=True) == 500
+        assert webhooks.post(receiver.url, b"{}", {}, allow_private=True) == 302  # not followed
+        with pytest.raises(TargetRefused):
+            webhooks.post(receiver.url, b"{}", {})
+        url = receiver.url
+    assert len(receiver.received) == 2
+    assert webhooks.post(url, b"{}", {}, allow_private=True) == 0
+
+
+def test_two_dispatchers_send_each_event_once(
+    flow: Flow, client: Any, config: Config, tmp_path: Path
+) -> None:
+    """Two nodes (own connections, own read models) dispatching at once: one POST per event."""
+    with Receiver(delay=0.05) as receiver:
+        _hook(flow, receiver.url)
+        code = _three_events(flow)
+        nodes = [ApiState.open(replace(config, webhook_allow_private=True)) for _ in range(2)]
+        start = threading.Barrier(2)
+        errors: list[BaseException] = []
+
+        def run(node: ApiState) -> None:
+            start.wait()
+            try:
+                for _ in range(5):
+                    node.dispatch_webhooks()
+            except BaseException as exc:  # a thread's failure must fail the test
+                errors.append(exc)
+
+        threads = [threading.Thread(target=run, args=(node,)) for node in nodes]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        for node in nodes:
+            node.ledger.close()
+    assert errors == []
+    events = receiver.events()
+    assert sorted(e["event"] for e in events) == ["cancellation", "publication", "rescoring"]
+    assert len({e["seq"] for e in events}) == 3 and {e["code"] for e in events} == {code}
+    assert all(e["delivery"] == f"{e['delivery'].split('/')[0]}/{e['seq']}" for e in events)
+    for body, headers in receiver.received:
+        check_signature(client, receiver.url, body, headers)
+    log = _log(flow)
+    assert [(e["status"], e["attempts"]) for e in log] == [("delivered", 1)] * 3
+
+
+def test_failing_receiver_is_retried_with_backoff(flow: Flow) -> None:
+    with Receiver(failures=2) as receiver:
+        _hook(flow, receiver.url)
+        _published(flow)
+        dispatch = _state(flow.app).dispatch_webhooks
+        steps = [(0, "failed"), (5, None), (11, "failed"), (11 + 59, None), (11 + 61, "delivered")]
+        for seconds, outcome in steps:
+            with clock.frozen_at(T0 + timedelta(seconds=seconds)):
+                counts = dispatch()
+            assert counts["queued"] == (1 if seconds == 0 else 0)
+            sent = {k for k in ("delivered", "failed") if counts[k]}
+            assert sent == ({outcome} if outcome else set()), (seconds, counts)
+    assert len(receiver.received) == 3 and len({body for body, _ in receiver.received}) == 1
+    (entry,) = _log(flow)
+    assert entry["status"] == "delivered" and entry["attempts"] == 3
+    assert entry["delivered"] == clock.format_time(T0 + timedelta(seconds=72))
+
+
+def test_expired_lease_is_sent_again(flow: Flow, receiver: Receiver) -> None:
+    """A dispatcher that claimed a delivery and died: sent once its lease has expired."""
+    _hook(flow, receiver.url)
+    _published(flow)
+    st = _state(flow.app)
+    with clock.frozen_at(T0):
+        st.fresh()
+        assert st.webhooks.enqueue() == 1
+        (entry,) = _log(flow)
+        assert st.webhooks.claim(entry["webhook"], entry["seq"], T0) == (
+            clock.format_time(T0 + timedelta(seconds=webhooks.LEASE_SECONDS)),
+            0,
+        )
+        assert st.webhooks.claim(entry["webhook"], entry["seq"], T0) is None  # held
+    with clock.frozen_at(T0 + timedelta(seconds=webhooks.LEASE_SECONDS - 1)):
+        assert st.dispatch_webhooks() == {"queued": 0, "delivered": 0, "failed": 0}
+    with clock.frozen_at(T0 + timedelta(seconds=webhooks.LEASE_SECONDS)):
+        assert st.dispatch_webhooks() == {"queued": 0, "delivered": 1, "failed": 0}
+    assert len(receiver.received) == 1 and _log(flow)[0]["status"] == "delivered"
+
+
+def test_cli_sends(
+    flow: Flow, receiver: Receiver, database_url: str, tmp_path: Path, monkeypatch: Any
+) -> None:
+    _hook(flow, receiver.url)
+    _published(flow)
+    monkeypatch.setenv("LEDGER_DATABASE_URL", database_url)
+    monkeypatch.setenv("LEDGER_KEYS_DIR", str(tmp_path / "keys"))
+    monkeypatch.setenv("LEDGER_WEBHOOK_ALLOW_PRIVATE", "1")
+    result = CliRunner().invoke(main, ["webhooks", "send"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == "queued 1, delivered 1, failed 0"
+    assert [e["event"] for e in receiver.events()] == ["publication"]
+    monkeypatch.setenv("LEDGER_WEBHOOK_ALLOW_PRIVATE", "yes")
+    bad = CliRunner().invoke(main, ["webhooks", "send"])
+    assert bad.exit_code == 1 and "must be 0 or 1" in bad.stderr
+
+
+def test_served_app_delivers_without_any_call(
+    flow: Flow, client: Any, receiver: Receiver, database_url: str, tmp_path: Path
+) -> None:
+    """Two workers of a real server, each with its loop: the school gets the event once."""
+    _hook(flow, receiver.url)
+    _, code, _ = _published(flow)
+    env = {"LEDGER_WEBHOOK_ALLOW_PRIVATE": "1", "LEDGER_WEBHOOK_INTERVAL_S": "1"}
+    with serve(database_url, tmp_path / "keys", workers=2, env=env):
+        deadline = time.monotonic() + 30
+        while not any(e["status"] == "delivered" for e in _log(flow)):
+            assert time.monotonic() < deadline, _log(flow)
+            time.sleep(0.2)
+    (event,) = receiver.events()
+    assert event["event"] == "publication" and event["code"] == code
+    check_signature(client, receiver.url, *receiver.received[0])
+    assert _log(flow)[0]["attempts"] == 1
+
+
+def test_loop_survives_failures_and_stops() -> None:
+    """A dispatch that raises is logged and retried; stop() ends the thread."""
+    calls: list[int] = []
+    third = threading.Event()
+
+    def dispatch() -> None:
+        calls.append(len(calls))
+        if len(calls) == 1:
+            raise StoreUnavailable("database unavailable: down")
+        if len(calls) == 2:
+            raise RuntimeError("a bug")
+        third.set()
+
+    loop = WebhookLoop(dispatch, interval=0.01).start()
+    assert third.wait(10)
+    loop.stop()
+    assert not loop._thread.is_alive() and len(calls) >= 3
