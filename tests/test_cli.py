@@ -40,7 +40,7 @@ def test_demo_export_and_offline_audit(run, tmp_path: Path) -> None:
 
 
 def _assert_every_certification_rule_applies(events: Path) -> None:
-    """The demo history shows each rule at least once (DOMAIN.md, "The certification")."""
+    """The demo history shows each rule at least once (docs/domain.md, "Certification")."""
     records = [json.loads(line) for line in events.read_text().splitlines()]
     of = lambda kind: [r for r in records if r["type"] == f"certification.{kind}"]  # noqa: E731
     scored = [r["data"] for r in of("CourseScored")]

@@ -50,3 +50,14 @@ def test_the_platform_walkthrough_goes_from_an_empty_ledger_to_a_certificate(
     assert re.fullmatch(r"CODE=P-\S{8}", lines[-1]), done.stdout
     assert '"course_completed":true,"status":"validated"' in done.stdout
     assert '"eligible": true' in done.stdout
+
+
+def test_the_docs_link_only_to_files_of_the_repository() -> None:
+    """The repository stands alone: every relative link of README and docs/ resolves inside it."""
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    for page in pages:
+        text = page.read_text(encoding="utf-8")
+        for target in re.findall(r"\]\(([^)#:]+)(?:#[^)]*)?\)", text):
+            resolved = (page.parent / target).resolve()
+            assert resolved.is_relative_to(ROOT) and resolved.exists(), (page.name, target)
+        assert "DOMAIN.md" not in text and "../shared" not in text, page.name
