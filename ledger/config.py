@@ -170,10 +170,31 @@ SETTINGS: dict[str, tuple[str, str]] = {
     "LEDGER_LOG_LEVEL": ("info", "Log level (debug, info, warning, error)."),
 }
 
+# Read by the test suite only, never by the service: listed so every variable that
+# changes a run is documented in one table.
+TEST_SETTINGS: dict[str, tuple[str, str]] = {
+    "LEDGER_TEST_PG": (
+        "postgresql://postgres@127.0.0.1:5432/test",
+        "PostgreSQL database the tests run on, each test in a schema of its own.",
+    ),
+    "LEDGER_TEST_REDIS": (
+        "redis://127.0.0.1:6379/15",
+        "Redis database the tests of rate limits shared by several nodes use.",
+    ),
+    "FUZZ_SECONDS": ("30", "How long the schemathesis test runs (`make fuzz`: 600)."),
+    "FUZZ_SEED": ("8", "Seed of the schemathesis test, to replay a run."),
+}
+
 
 def setting(name: str) -> str:
     """The value of a documented setting: environment first, then its default."""
     default = SETTINGS[name][0]
+    return os.environ.get(name, default) or default
+
+
+def suite_setting(name: str) -> str:
+    """The value of a test-suite setting: environment first, then its default."""
+    default = TEST_SETTINGS[name][0]
     return os.environ.get(name, default) or default
 
 
@@ -347,9 +368,19 @@ class Config:
 
 
 def settings_table() -> str:
-    """Markdown table of every setting, for README and `ledger config`."""
+    """Markdown tables of every setting, the service's then the tests', for README."""
+    return "\n\n".join(
+        (
+            _table(SETTINGS),
+            "Read by the test suite only (never by the service):",
+            _table(TEST_SETTINGS),
+        )
+    )
+
+
+def _table(settings: dict[str, tuple[str, str]]) -> str:
     rows = ["| variable | default | meaning |", "|---|---|---|"]
-    for name, (default, meaning) in SETTINGS.items():
+    for name, (default, meaning) in settings.items():
         rows.append(
             f"| `{name}` | `{default}` | {meaning} |" if default else f"| `{name}` | | {meaning} |"
         )

@@ -1,7 +1,7 @@
 """Results for institutions: school records, higher-education admission, CSV downloads.
 
 Schools (livret scolaire) and the admission platform (Parcoursup) receive results
-without anyone retyping them (DOMAIN.md, end of "The certificate"). Every answer
+without anyone retyping them (docs/domain.md, "Institutions"). Every answer
 is a signed document: a compact JWS by the ledger's current key over the JSON,
 which lists the `seq`s of the events it derives from, so the receiving system
 keeps a proof it can check later with the public JWKS alone.
