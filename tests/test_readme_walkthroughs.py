@@ -53,9 +53,11 @@ def platform_shell(database_url: str, where: Path) -> Iterator[Shell]:
     ledger.close()
     assert anchor is not None
     with witness_process([anchor.to_string()]) as (witness, vkey, _):
-        settings = {"LEDGER_WITNESSES": f"{vkey} {witness}", "LEDGER_CHECKPOINT_SECONDS": "1"}
+        settings = {"LEDGER_WITNESSES": f"{vkey} {witness}", "LEDGER_CHECKPOINT_SECONDS": "1",
+                    "LEDGER_WEBHOOK_ALLOW_PRIVATE": "1"}  # fmt: skip
         with serve(database_url, keys, env=settings) as (base, _):
-            env = {**os.environ, **settings, "LEDGER": base, "WITNESS": vkey}
+            env = {**os.environ, **settings, "LEDGER": base, "WITNESS": vkey,
+                   "HOOK": "http://127.0.0.1:9/hook"}  # fmt: skip
             env.update(LEDGER_DATABASE_URL=database_url, LEDGER_KEYS_DIR=str(keys))
             state = where / "platform.sh"
             done = run_bash(saving_variables(walkthrough("platform"), state), env)
