@@ -86,7 +86,7 @@ def test_cancellation_shows_latest_with_reason_and_history(flow: Flow, client, a
     _, code, _ = flow.certified()
     with clock.frozen_at(datetime(2027, 1, 10, 9, tzinfo=UTC)):
         flow.post(f"/api/v1/certificates/{code}/cancellation", {"reason": "fraude avérée"}, admin)
-        body = client.get(f"/api/v1/certificates/{code}").get_json()
+        body = client.get(f"/api/v1/certificates/{code}", headers=admin).get_json()
     assert body["status"] == "cancelled" and body["status_reason"] == "fraude avérée"
     assert body["status_since"] == "2027-01-10"
     assert [h["event"] for h in body["history"]] == ["issued", "cancelled"]

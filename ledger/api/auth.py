@@ -35,6 +35,17 @@ def _principal() -> Principal:
     return principal
 
 
+def optional_scopes() -> frozenset[str] | None:
+    """The caller's scopes on a public operation that tells some tokens more.
+
+    No Authorization header: None (the public answer); a bad token is still 401,
+    so a client learns its token is wrong rather than silently reading less.
+    """
+    if not request.headers.get("Authorization"):
+        return None
+    return _principal().scopes
+
+
 def require(*scopes: str) -> Callable:
     """Allow the view to a token holding any of `scopes` (admin holds all)."""
 

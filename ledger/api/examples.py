@@ -126,16 +126,44 @@ SCHEMA_EXAMPLES: dict[str, Any] = {
         "code": CODE, "holder": {"first_name": "Camille", "last_name": "Lefèvre",
                                  "birth_date": "2007-03-14"},
         "centre": "Lycée Chateaubriand", "passed_on": "2026-12-01", "issued_on": "2026-12-08",
-        "valid_until": "2029-12-08", "status": "valid", "status_since": "2026-12-08",
+        "valid_until": "2029-12-08", "audience": "public", "status": "cancelled",
+        "status_since": "2027-01-10", "status_category": "invalid-session",
         "status_reason": None, "status_reason_erased": False, "max_level": 5, "pix_score": 312,
         "domains": [{"code": "1", "title": "Information et données", "competences": [
             {"code": "1.1", "title": "Mener une recherche et une veille d'information",
              "level": 3}]}],
-        "history": [], "proof": {"seq": 170, "hash": HASH, "kid": "k1", "hash_valid": True,
+        "history": [{"event": "issued", "seq": 170, "on": "2026-12-08"},
+                    {"event": "cancelled", "seq": 180, "on": "2027-01-10",
+                     "category": "invalid-session"}],
+        "proof": {"seq": 170, "hash": HASH, "kid": "k1", "hash_valid": True,
                                  "key_trusted": True, "signature_valid": True,
                                  "chain_link_valid": True, "latest_seq": 180},
         "events": [], "integrity": {"verified": True, "problems": []}},
 }  # fmt: skip
+
+
+def _certificate_for(audience: str) -> dict[str, Any]:
+    """The certificate example as the public, or the holder and operator, read it."""
+    public = SCHEMA_EXAMPLES["PublicCertificateOut"]
+    if audience == "public":
+        return public
+    reason = "copie constatée par le surveillant, PV n° 77"
+    history = [{**h, "reason": reason} if h["event"] == "cancelled" else h
+               for h in public["history"]]  # fmt: skip
+    return {**public, "audience": audience, "status_reason": reason, "history": history}
+
+
+READERS = {
+    "public": "No token, or one neither the holder's nor an operator's: categories only",
+    "holder": "The holder's own token (candidate:<id>): the free-text reason too",
+    "operator": "An admin token: the free-text reason too",
+}
+CERTIFICATE_EXAMPLES = {
+    audience: {"summary": summary, "value": _certificate_for(audience)}
+    for audience, summary in READERS.items()
+}
+"""Named examples of GET /api/v1/certificates/<code>: who reads the free-text reason."""
+
 
 CHECKPOINT_TEXT = "ledger.example/log\n180\nq6L6…=\n\n— ledger.example/log Az3…=\n"
 OPERATION_EXAMPLES: dict[tuple[str, str], Any] = {

@@ -27,6 +27,7 @@ from ledger.domain.session import (
     PROCESSED,
 )
 from ledger.services.candidates import AUDIENCES
+from ledger.services.verification import READERS
 
 NAME = validate.Length(min=1, max=200)
 MAX_SEQ = 2**53 - 1  # every integer the API takes is exact in JSON and fits SQL BIGINT
@@ -681,17 +682,46 @@ class PublicCertificateOut(Schema):
         }
     )
     status_since = fields.String(allow_none=True)
+    audience = fields.String(
+        metadata={
+            "description": "who this answer was built for: public (no token, or a token that is"
+            " neither the holder's nor an operator's), holder or operator",
+            "enum": list(READERS),
+        }
+    )
+    status_category = fields.String(
+        allow_none=True,
+        metadata={
+            "description": "a cancellation's neutral reason category, shown to everybody;"
+            " null unless cancelled",
+            "enum": [*CANCELLATION_CATEGORIES, None],
+        },
+    )
     status_reason = fields.String(
         allow_none=True,
-        metadata={"description": "the latest cancellation or rescoring reason; null once erased"},
+        metadata={
+            "description": "the cancellation's free-text reason, for the holder and the"
+            " operator only: always null in the public view, and null once erased"
+        },
     )
     status_reason_erased = fields.Boolean(
-        metadata={"description": "the reason was sealed under the holder's subject, now erased"}
+        metadata={
+            "description": "the reason was sealed under the holder's subject, now erased"
+            " (always false in the public view)"
+        }
     )
     max_level = fields.Integer(allow_none=True)
     pix_score = fields.Integer(allow_none=True)
     domains = fields.List(fields.Nested(CertifiedDomainOut))
-    history = fields.List(fields.Dict())
+    history = fields.List(
+        fields.Dict(),
+        metadata={
+            "description": "issued, cancelled and rescored entries (seq, on); a cancellation"
+            " or rescoring has a neutral `category` (a rescoring's is its cause) and, for the"
+            " holder and the operator only, its free-text `reason` (null, with"
+            " `reason_erased`, once erased)"
+        },
+    )
     proof = fields.Nested(ProofOut, metadata={"description": "the issuing event"})
     events = fields.List(fields.Nested(ProofOut), metadata={"description": "every event, checked"})
     integrity = fields.Nested(IntegrityOut)

@@ -622,7 +622,8 @@ class CertificationService:
             return NEEDS_REVIEW  # no pix certified above 50%: for the operator, not a cancellation
         if result.status != VALIDATED:
             if not dry_run:
-                certificate.cancel(self.ledger.vault.seal(certificate.subject, why), today)
+                sealed = self.ledger.vault.seal(certificate.subject, why)
+                certificate.cancel(sealed, today, category="rescoring")  # its public category
             return "cancelled"
         if not neutralized and (levels, result.pix_score) == (
             certificate.competences,

@@ -132,6 +132,63 @@ def opened_history(ledger: Ledger, history: list[dict[str, Any]]) -> list[dict[s
     return entries
 
 
+PUBLIC, HOLDER, OPERATOR = "public", "holder", "operator"
+READERS = (PUBLIC, HOLDER, OPERATOR)
+PRIVATE_FIELDS = ("reason", "reason_erased")  # history entry fields only HOLDER and OPERATOR read
+
+
+def audience_of(scopes: frozenset[str] | None, view: dict[str, Any]) -> str:
+    """Who a view is built for: the operator (`admin`), the holder, or anybody else.
+
+    The holder is recognised from the verified events (`view["candidate"]`), never
+    from the read model; a failed view has no candidate, so no holder.
+    """
+    if scopes is None:
+        return PUBLIC
+    if "admin" in scopes:
+        return OPERATOR
+    holder = view.get("candidate")
+    return HOLDER if holder and f"candidate:{holder}" in scopes else PUBLIC
+
+
+def cancellation_category(view: dict[str, Any]) -> str | None:
+    """The latest cancellation's public category ("other" for events older than categories)."""
+    cancelled = [h for h in view.get("history", []) if h.get("event") == "cancelled"]
+    return cancelled[-1].get("category", "other") if cancelled else None
+
+
+def _entry_category(entry: dict[str, Any]) -> str | None:
+    """An entry's neutral category: a cancellation's own, a rescoring's cause."""
+    if entry.get("event") == "cancelled":
+        return entry.get("category", "other")
+    return entry.get("cause")
+
+
+def _categorized(entry: dict[str, Any], private: bool) -> dict[str, Any]:
+    """A history entry with its category; its free-text reason only when `private`."""
+    category = _entry_category(entry)
+    kept = entry if private else {k: v for k, v in entry.items() if k not in PRIVATE_FIELDS}
+    return {**kept, "category": category} if category else kept
+
+
+def for_audience(view: dict[str, Any], audience: str) -> dict[str, Any]:
+    """The view as `audience` may read it: free-text reasons for the holder and operator only.
+
+    A reason may name the holder or describe misconduct; anybody else gets the
+    neutral category the operator chose (the cause, for a rescoring).
+    """
+    private = audience != PUBLIC
+    shaped = {
+        **view,
+        "audience": audience,
+        "status_category": cancellation_category(view) if view["status"] == "cancelled" else None,
+        "history": [_categorized(entry, private) for entry in view["history"]],
+    }
+    if not private:
+        shaped.update(status_reason=None, status_reason_erased=False)
+    return shaped
+
+
 def public_certificate(
     ledger: Ledger,
     ref: Referential,
