@@ -193,6 +193,9 @@ def rescore(body: dict[str, Any], code: str) -> dict[str, Any]:
 @idempotent
 @blp.arguments(schemas.ReasonIn)
 @blp.response(201, schemas.CourseRescoringOut)
+@blp.alt_response(
+    200, schema=schemas.CourseRescoringOut, description="Already scored under these rules"
+)
 @blp.doc(security=SECURED)
 def rescore_course(body: dict[str, Any], course_id: Any) -> tuple[dict[str, Any], int]:
     """Rescore a course's facts under the current scoring rules; its certificate follows.
