@@ -15,6 +15,7 @@ from flask_smorest import Blueprint
 from ledger.api import schemas
 from ledger.api.auth import SECURED, current_principal, idempotent, require, scoped_token
 from ledger.api.certification import centres_allowed
+from ledger.api.examples import CSV_DOC
 from ledger.api.openapi import json_doc
 from ledger.api.problems import ApiProblem
 from ledger.api.state import state
@@ -81,7 +82,7 @@ def school_results(uai: str) -> dict[str, Any]:
 
 @blp.route("/institutions/<uai>/results.csv", methods=["GET"])
 @require("institution:*")
-@blp.doc(security=SECURED, responses={"200": {"description": "UTF-8 CSV with BOM"}})
+@blp.doc(security=SECURED, **CSV_DOC)
 def school_results_csv(uai: str) -> Response:
     """The school's pupils as CSV: one row per pupil, a level column per competence."""
     st = state()
@@ -92,7 +93,7 @@ def school_results_csv(uai: str) -> Response:
 
 @blp.route("/sessions/<uuid:session_id>/results.csv", methods=["GET"])
 @require("centre:*")
-@blp.doc(security=SECURED, responses={"200": {"description": "UTF-8 CSV with BOM"}})
+@blp.doc(security=SECURED, **CSV_DOC)
 def session_results_csv(session_id: Any) -> Response:
     """A session's candidates as CSV (its centre's staff): `pending` until published."""
     st = state()
