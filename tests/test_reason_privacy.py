@@ -158,6 +158,7 @@ def test_institutions_and_webhooks_get_no_text(flow: Flow, app, client) -> None:
     """A school or an admission platform is not the holder: status and category at most."""
     school = _school_token(flow, SCHOOL)
     hook = {"url": "https://school.example/hooks/pix"}
+    app.extensions["ledger"].webhooks.resolver = lambda host, port: ["93.184.215.14"]  # public
     flow.post(f"/api/v1/institutions/{SCHOOL}/webhooks", hook, school)
     sent: list[bytes] = []
     app.extensions["ledger"].webhooks.poster = lambda url, body, headers: sent.append(body) or 200
@@ -180,3 +181,19 @@ def test_institutions_and_webhooks_get_no_text(flow: Flow, app, client) -> None:
     assert "cancelled" in texts[0]
     for secret in (RESCORING, CANCELLATION):
         assert not any(secret in text for text in texts)
+
+
+def test_an_auditor_reads_categories_the_platform_the_text(
+    flow: Flow, app, cancelled: dict
+) -> None:
+    """A candidate's certification history: the platform reads reasons, `audit:read` alone not."""
+    url = f"/api/v1/candidates/{cancelled['candidate']}/certifications"
+    auditor = make_token(app, "audit:read")
+    seen = flow.client.get(url, headers=auditor)
+    assert seen.status_code == 200, seen.get_json()
+    text = seen.get_data(as_text=True)
+    (cert,) = seen.get_json()["certificates"]
+    _assert_public(cert, text)
+    (platform,) = flow.client.get(url, headers=flow.platform).get_json()["certificates"]
+    assert platform["audience"] == "operator" and platform["status_reason"] == CANCELLATION
+    assert [h.get("reason") for h in platform["history"]] == [None, RESCORING, CANCELLATION]

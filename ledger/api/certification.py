@@ -16,7 +16,13 @@ from ledger.projections.certificates import by_candidate, public_status
 from ledger.projections.courses import history_of, scoring_view, summaries_of_session
 from ledger.projections.sessions import centre_of, sessions_of
 from ledger.services.certification import CENTRE_TZ
-from ledger.services.verification import opened_history, opened_reason
+from ledger.services.verification import (
+    OPERATOR,
+    PUBLIC,
+    for_audience,
+    opened_history,
+    opened_reason,
+)
 
 blp = Blueprint(
     "certification", __name__, url_prefix="/api/v1", description="Centres, sessions and courses"
@@ -331,8 +337,13 @@ def publish(session_id: Any) -> dict[str, Any]:
 @blp.response(200, schemas.CertificationHistoryOut)
 @blp.doc(security=SECURED)
 def certification_history(candidate_id: Any) -> dict[str, Any]:
-    """The candidate's courses (with the latest score) and certificates."""
+    """The candidate's courses (with the latest score) and certificates.
+
+    The platform reads the free-text cancellation and rescoring reasons; an
+    auditor (`audit:read` alone) reads their neutral categories, as the public does.
+    """
     st = state()
+    audience = OPERATOR if current_principal().has("events:append") else PUBLIC
     st.fresh()
     with st.ledger.db.read() as cur:
         courses = history_of(cur, str(candidate_id))
@@ -351,4 +362,5 @@ def certification_history(candidate_id: Any) -> dict[str, Any]:
             status=current["status"], status_since=current["since"], status_reason=reason,
             status_reason_erased=erased, history=opened_history(st.ledger, cert["history"]),
         )  # fmt: skip
-    return {"courses": courses, "certificates": certificates}
+    shaped = [for_audience(cert, audience) for cert in certificates]
+    return {"courses": courses, "certificates": shaped}

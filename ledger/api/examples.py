@@ -165,6 +165,7 @@ SCHEMA_EXAMPLES: dict[str, Any] = {
                           "centre_name": "Lycée Chateaubriand", "centre_city": "Rennes",
                           "status": "valid", "status_on": None, "status_since": "2026-12-08",
                           "status_reason": None, "status_reason_erased": False,
+                          "status_category": None, "audience": "operator",
                           "passed_on": "2026-12-01", "issued_on": "2026-12-08",
                           "valid_until": "2029-12-08", "issued_seq": 170, "latest_seq": 170,
                           "max_level": 5, "pix_score": 312,
