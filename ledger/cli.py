@@ -403,20 +403,20 @@ def backup(out: Path) -> None:
 @friendly
 def restore(source: Path, into_url: str, erasures_from: Path | None) -> None:
     """Load a backup into an empty database, keep erasures erased, rebuild the read models."""
-    from ledger.keys import KeyRing
     from ledger.projections.runner import catch_up, create_tables
-    from ledger.store.backup import erased_subjects, logged_erasures
+    from ledger.store.backup import erased_subjects
     from ledger.store.backup import restore as load_backup
     from ledger.store.db import connect
-    from ledger.store.subjects import SubjectVault
 
+    later: list[str] = []
+    if erasures_from is not None:  # read first: a bad file must not stop us half-way
+        with erasures_from.open(encoding="utf-8") as events:
+            later = erased_subjects(events)
     config = replace(_config(), database_url=into_url)
     target = connect(into_url, config.db_timeouts)
     try:
         summary = load_backup(source, target)
-        later = erased_subjects(erasures_from.open(encoding="utf-8")) if erasures_from else []
-        vault = SubjectVault(target, KeyRing(config.keys_dir, config.master_key))
-        erased = [s for s in {*logged_erasures(target), *later} if vault.erase(s) == "erased"]
+        erased = _reapply_erasures(target, config, later)
         projections = _projections_for(config)
         create_tables(target, projections)
         catch_up(target, projections)
@@ -424,9 +424,20 @@ def restore(source: Path, into_url: str, erasures_from: Path | None) -> None:
         target.close()
     click.echo(
         f"restored {summary.rows['ledger_events']} events (head seq {summary.head}),"
-        f" {len(erased)} erasures re-applied, read models rebuilt;"
+        f" {erased} erasures re-applied, read models rebuilt;"
         " prove it with `ledger audit verify` on the restored database"
     )
+
+
+def _reapply_erasures(db: Any, config: Config, later: list[str]) -> int:
+    """Erase every subject the restored log, or a later one, says was erased; count new ones."""
+    from ledger.keys import KeyRing
+    from ledger.store.backup import logged_erasures
+    from ledger.store.subjects import SubjectVault
+
+    vault = SubjectVault(db, KeyRing(config.keys_dir, config.master_key))
+    subjects = dict.fromkeys([*logged_erasures(db), *later])
+    return sum(vault.erase(subject) == "erased" for subject in subjects)
 
 
 @main.command("checkpoint")

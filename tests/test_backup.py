@@ -99,6 +99,12 @@ def test_a_restored_backup_passes_the_full_audit_and_verifies_the_same_certifica
     out = tmp_path / "ledger.backup.gz"
     assert "backed up" in cli("backup", "--out", str(out)).stdout
 
+    rows = [json.loads(line) for line in gzip.decompress(out.read_bytes()).splitlines()]
+    keys = {
+        row[1][0]: row[1][1] for row in rows if isinstance(row, list) and row[0] == "subject_keys"
+    }
+    assert keys[erased] is None and len(keys) > 1  # an erased key is not in the backup
+
     restored = cli("restore", str(out), "--into", fresh_url).stdout
     assert "read models rebuilt" in restored
     audit = cli("audit", "verify", url=fresh_url).stdout
@@ -181,6 +187,10 @@ def test_a_restore_refuses_a_non_empty_target_and_a_truncated_file(
     truncated.write_bytes(gzip.compress(b"\n".join(lines[:-1]) + b"\n"))
     refused = cli("restore", str(truncated), "--into", fresh_url, ok=False)
     assert "truncated" in refused.stderr and len(refused.stderr.splitlines()) == 1
+    for garbage in (b"not a backup", gzip.compress(b"{not json\n"), gzip.compress(b"[1]\n")):
+        truncated.write_bytes(garbage)
+        refused = cli("restore", str(truncated), "--into", fresh_url, ok=False)
+        assert "not a" in refused.stderr and len(refused.stderr.splitlines()) == 1
     db = connect(fresh_url)
     try:
         assert db.scalar("SELECT COUNT(*) FROM ledger_events") == 0  # all or nothing

@@ -137,6 +137,13 @@ def _dump(cur: Cursor, schema: int, file: IO[str]) -> Summary:
 def restore(source: Path, db: Database) -> Summary:
     """Load a backup into an empty database, in one transaction: all of it or nothing."""
     _require_empty(db)
+    try:
+        return _restore(source, db)
+    except (OSError, EOFError, ValueError, LookupError, TypeError) as exc:
+        raise BackupError(f"{source} is not a readable ledger backup: {exc}") from exc
+
+
+def _restore(source: Path, db: Database) -> Summary:
     with gzip.open(source, "rt", encoding="utf-8") as file:
         lines = (json.loads(line) for line in file)
         header = _header(next(lines, None), source)
@@ -195,11 +202,14 @@ def _flush(cur: Cursor, name: str, batch: list[list[Any]]) -> None:
 def erased_subjects(lines: Iterable[str]) -> list[str]:
     """The subjects of every erasure event in ndjson envelopes (an export's `events.ndjson`)."""
     subjects = []
-    for line in lines:
+    for number, line in enumerate(lines, 1):
         if ERASED in line:
-            record = json.loads(line)
-            if record.get("type") == ERASED:
-                subjects.append(record["data"]["subject"])
+            try:
+                record = json.loads(line)
+                if record.get("type") == ERASED:
+                    subjects.append(str(record["data"]["subject"]))
+            except (ValueError, LookupError, TypeError, AttributeError) as exc:
+                raise BackupError(f"line {number} is not an erasure envelope: {exc}") from exc
     return subjects
 
 
