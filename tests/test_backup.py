@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import gzip
 import json
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import replace
@@ -27,7 +29,7 @@ from ledger.config import Config
 from ledger.store.db import connect
 from tests.certification_flow import Flow
 from tests.conftest import PG_URL
-from tests.helpers import register
+from tests.helpers import answer, register
 
 
 @pytest.fixture
@@ -196,3 +198,34 @@ def test_a_restore_refuses_a_non_empty_target_and_a_truncated_file(
         assert db.scalar("SELECT COUNT(*) FROM ledger_events") == 0  # all or nothing
     finally:
         db.close()
+
+
+def test_a_backup_taken_while_answers_are_appended_is_consistent(
+    flow: Flow, cli, fresh_url: str, tmp_path: Path
+) -> None:
+    """The snapshot is one transaction: events, tiles and checkpoints of one instant."""
+    candidate = register(flow.client, flow.platform)["id"]
+    stop = threading.Event()
+    appended: list[int] = []
+
+    def platform() -> None:
+        client = flow.app.test_client()
+        while not stop.is_set():
+            batch = {"answers": [answer(candidate) for _ in range(20)]}
+            response = client.post("/api/v1/answers", json=batch, headers=flow.platform)
+            appended.append(response.status_code)
+
+    writer = threading.Thread(target=platform)
+    writer.start()
+    try:
+        while len(appended) < 3:
+            time.sleep(0.01)
+        flow.client.get("/api/v1/ready")  # a checkpoint while appends go on
+        out = tmp_path / "ledger.backup.gz"
+        cli("backup", "--out", str(out))
+    finally:
+        stop.set()
+        writer.join()
+    assert set(appended) == {201}
+    cli("restore", str(out), "--into", fresh_url)
+    assert cli("audit", "verify", url=fresh_url).stdout.startswith("OK:")
