@@ -229,3 +229,25 @@ def test_a_backup_taken_while_answers_are_appended_is_consistent(
     assert set(appended) == {201}
     cli("restore", str(out), "--into", fresh_url)
     assert cli("audit", "verify", url=fresh_url).stdout.startswith("OK:")
+
+
+def test_a_restore_behind_the_saved_checkpoint_is_caught_as_a_rollback(
+    flow: Flow, cli, fresh_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LEDGER_CHECKPOINT_EVENTS", "1")  # `ledger checkpoint` signs at once
+    flow.certified()
+    cli("checkpoint")
+    out = tmp_path / "ledger.backup.gz"
+    cli("backup", "--out", str(out))
+    at_backup, later = tmp_path / "at-backup.txt", tmp_path / "later.txt"
+    cli("audit", "verify", "--save-checkpoint", str(at_backup))
+    flow.certified()  # history the backup does not hold
+    cli("checkpoint")
+    cli("audit", "verify", "--save-checkpoint", str(later))
+
+    cli("restore", str(out), "--into", fresh_url)
+    cli("audit", "verify", "--since-checkpoint", str(at_backup), url=fresh_url)
+    rollback = cli("audit", "verify", "--since-checkpoint", str(later), url=fresh_url, ok=False)
+    assert "checkpoint" in rollback.stderr + rollback.stdout, (
+        "names the checkpoint it no longer extends"
+    )
