@@ -100,6 +100,7 @@ def test_a_restored_backup_passes_the_full_audit_and_verifies_the_same_certifica
     before = {code: flow.client.get(f"/api/v1/certificates/{code}").get_json() for code in codes}
     out = tmp_path / "ledger.backup.gz"
     assert "backed up" in cli("backup", "--out", str(out)).stdout
+    assert out.stat().st_mode & 0o777 == 0o600
 
     rows = [json.loads(line) for line in gzip.decompress(out.read_bytes()).splitlines()]
     keys = {

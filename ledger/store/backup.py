@@ -22,6 +22,7 @@ from __future__ import annotations
 import base64
 import gzip
 import json
+import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -105,13 +106,20 @@ def _rows(cur: Cursor, table: Table) -> Iterator[tuple[Any, ...]]:
 
 
 def backup(db: Database, out: Path) -> Summary:
-    """Write a snapshot of `db` to `out` (refused if it exists); a failure leaves no file."""
+    """Write a snapshot of `db` to `out` (refused if it exists); a failure leaves no file.
+
+    The file is the owner's only: it holds wrapped personal-data keys and token hashes.
+    """
     if out.exists():
         raise BackupError(f"{out} exists; give a new file name")
     partial = out.with_name(out.name + ".partial")
     try:
-        with gzip.open(partial, "wt", encoding="utf-8") as file, db.read() as cur:
-            summary = _dump(cur, migrations.current(db), file)
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # owner only
+        with os.fdopen(fd, "wb") as raw:
+            with gzip.open(raw, "wt", encoding="utf-8") as file, db.read() as cur:
+                summary = _dump(cur, migrations.current(db), file)
+            raw.flush()
+            os.fsync(raw.fileno())
         partial.rename(out)
     finally:
         partial.unlink(missing_ok=True)
