@@ -10,6 +10,7 @@ import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from functools import wraps
 from pathlib import Path
 from typing import Any
@@ -90,7 +91,7 @@ def _ledger(init: bool = False) -> Any:
     from ledger.store.application import Ledger
 
     if not init:
-        return Ledger.open_existing(_config())  # only `init` may create a ledger
+        return Ledger.open_existing(_config())  # only `init` may create or migrate a ledger
     ledger = Ledger(_config())
     ledger.init()
     return ledger
@@ -104,12 +105,20 @@ def main() -> None:
 @main.command()
 @friendly
 def init() -> None:
-    """Create the schema, a signing key, the trust anchor, the master key and the attestation CA."""
-    ledger = _ledger(init=True)
+    """Create or migrate the schema, a signing key, the trust anchor, the master key and the CA.
+
+    Idempotent: run again (or on several nodes at once), it changes nothing.
+    """
+    from ledger.store.application import Ledger
+
+    ledger = Ledger(_config())
+    before, after = ledger.init()
     _create_projection_tables(ledger)
     click.echo(
         f"ledger ready: {ledger.config.database_url.split('@')[-1]}, key {ledger.keyring.active().kid}"
     )
+    migrated = f"migrated from {before}" if before != after else "up to date"
+    click.echo(f"schema version {after} ({migrated})")
     found = ledger.trust_anchor_source()
     if found is not None:
         anchor, source = found
@@ -300,10 +309,14 @@ def subjects_erase(subject: str, reason: str) -> None:
 
 
 def _projections(ledger: Any) -> list[Any]:
+    return _projections_for(ledger.config)
+
+
+def _projections_for(config: Config) -> list[Any]:
     from ledger.domain.referential import load_referential
     from ledger.projections import all_projections
 
-    return all_projections(ledger.config, load_referential())
+    return all_projections(config, load_referential())
 
 
 def _create_projection_tables(ledger: Any) -> list[Any]:
@@ -383,6 +396,72 @@ def export(out: Path) -> None:
 
     count = export_bundle(_ledger(), out)
     click.echo(f"exported {count} events to {out}")
+
+
+@main.command("backup")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="A new file.")
+@friendly
+def backup(out: Path) -> None:
+    """Write a consistent snapshot of the log, its evidence, the vault and tokens (gzip)."""
+    from ledger.store.backup import backup as write_backup
+
+    ledger = _ledger()
+    try:
+        summary = write_backup(ledger.db, out)
+    finally:
+        ledger.close()
+    click.echo(
+        f"backed up {summary.rows['ledger_events']} events (head seq {summary.head}) to {out}"
+    )
+
+
+@main.command("restore")
+@click.argument("source", type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@click.option("--into", "into_url", required=True, help="An empty database URL.")
+@click.option(
+    "--erasures-from",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    default=None,
+    help="events.ndjson of a later export: re-apply the erasures it logs.",
+)
+@friendly
+def restore(source: Path, into_url: str, erasures_from: Path | None) -> None:
+    """Load a backup into an empty database, keep erasures erased, rebuild the read models."""
+    from ledger.projections.runner import catch_up, create_tables
+    from ledger.store.backup import erased_subjects
+    from ledger.store.backup import restore as load_backup
+    from ledger.store.db import connect
+
+    later: list[str] = []
+    if erasures_from is not None:  # read first: a bad file must not stop us half-way
+        with erasures_from.open(encoding="utf-8") as events:
+            later = erased_subjects(events)
+    config = replace(_config(), database_url=into_url)
+    target = connect(into_url, config.db_timeouts)
+    try:
+        summary = load_backup(source, target)
+        erased = _reapply_erasures(target, config, later)
+        projections = _projections_for(config)
+        create_tables(target, projections)
+        catch_up(target, projections)
+    finally:
+        target.close()
+    click.echo(
+        f"restored {summary.rows['ledger_events']} events (head seq {summary.head}),"
+        f" {erased} erasures re-applied, read models rebuilt;"
+        " prove it with `ledger audit verify` on the restored database"
+    )
+
+
+def _reapply_erasures(db: Any, config: Config, later: list[str]) -> int:
+    """Erase every subject the restored log, or a later one, says was erased; count new ones."""
+    from ledger.keys import KeyRing
+    from ledger.store.backup import logged_erasures
+    from ledger.store.subjects import SubjectVault
+
+    vault = SubjectVault(db, KeyRing(config.keys_dir, config.master_key))
+    subjects = dict.fromkeys([*logged_erasures(db), *later])
+    return sum(vault.erase(subject) == "erased" for subject in subjects)
 
 
 @main.command("checkpoint")

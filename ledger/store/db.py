@@ -24,8 +24,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from ledger.store.schema import SCHEMA
-
 APPEND_LOCK_ID = 0x1ED6E5  # PostgreSQL advisory lock that serializes appends
 SQLITE_UNAVAILABLE = ("locked", "busy", "unable to open", "disk i/o")
 
@@ -80,11 +78,18 @@ class Database:
         raise NotImplementedError
 
     def create_schema(self) -> None:
+        """Bring the schema to this release's version (`ledger/store/migrations.py`)."""
+        from ledger.store.migrations import migrate
+
+        migrate(self)
+
+    def has_table(self, name: str) -> bool:
+        """True when the table exists (schema checks, empty targets of a restore)."""
         raise NotImplementedError
 
     def exists(self) -> bool:
         """True when `ledger init` created the ledger's tables here."""
-        raise NotImplementedError
+        return self.has_table("ledger_events")
 
     def scalar(self, sql: str, params: Sequence[Any] = ()) -> Any:
         """One value from one statement, without an explicit transaction (hot reads)."""
@@ -186,17 +191,11 @@ class SQLiteDatabase(Database):
     def write(self, lock: int | None = APPEND_LOCK_ID) -> Any:
         return self._transaction("BEGIN IMMEDIATE")
 
-    def create_schema(self) -> None:
-        try:
-            self._conn().executescript(SCHEMA)
-        except sqlite3.Error as exc:
-            raise _sqlite_error(exc) from exc
-
-    def exists(self) -> bool:
+    def has_table(self, name: str) -> bool:
         if not Path(self.path).is_file():
             return False
         found = self.scalar(
-            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'ledger_events'"
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)
         )
         return bool(found)
 
@@ -389,8 +388,8 @@ class PostgresDatabase(Database):
         with self._connection() as conn:
             return conn.execute(sql.replace("?", "%s"), params, prepare=True).fetchone()[0]
 
-    def exists(self) -> bool:
-        return self.scalar("SELECT to_regclass('ledger_events') IS NOT NULL")
+    def has_table(self, name: str) -> bool:
+        return self.scalar("SELECT to_regclass(?) IS NOT NULL", (name,))
 
     def purge_deleted(self, table: str) -> None:
         """VACUUM FULL rewrites the table: a plain VACUUM leaves dead tuples' bytes in free space."""
@@ -402,11 +401,6 @@ class PostgresDatabase(Database):
                 conn.execute(f"VACUUM FULL {table}")
         except self._psycopg.Error as exc:
             raise StoreError(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from exc
-
-    def create_schema(self) -> None:
-        with self._connection() as conn, conn.transaction(), conn.cursor() as cur:
-            cur.execute("SELECT pg_advisory_xact_lock(%s)", (APPEND_LOCK_ID,))
-            cur.execute(SCHEMA)
 
     def close(self) -> None:
         self._pool.close()

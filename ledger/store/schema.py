@@ -6,6 +6,9 @@ that auditors verify. There is no second copy that could drift.
 `tlog_tiles` holds the Merkle tree over it as C2SP tlog-tiles (one row per
 tile, widened in place until full), derived from `ledger_events` and
 re-derivable from it at any time.
+
+This is migration 1 of the versioned schema (`ledger/store/migrations.py`):
+it stays as it is; a table or column added later is a new migration there.
 """
 
 SCHEMA = """
