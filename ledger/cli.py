@@ -244,7 +244,7 @@ def tokens() -> None:
     "scopes",
     multiple=True,
     required=True,
-    help="events:append, audit:read, admin, centre:<id>, candidate:<id>",
+    help="events:append, audit:read, admin, metrics, centre:<id>, candidate:<id>",
 )
 @click.option("--label", default="", help="What the token is for.")
 @friendly
@@ -584,6 +584,7 @@ def audit_verify(
             )
         else:
             report = _audit_live(ledger, anchor, since, progress, workers, skip_tiles, bool(needed))
+            _record_audit(ledger, report)
     if not report.ok:
         where = f"seq {report.first_bad_seq}: " if report.first_bad_seq else ""
         click.echo(f"FAILED at {where}{report.problem}", err=True)
@@ -758,6 +759,19 @@ def _require_quorum(note: str | None, witnesses: list[Any], needed: int) -> None
     if problem:
         click.echo(f"FAILED: {problem}", err=True)
         sys.exit(EXIT_FAILURE)
+
+
+def _record_audit(ledger: Any, report: Any) -> None:
+    """Keep the live audit's outcome in the store: `/metrics` shows the latest to monitoring."""
+    from ledger.store import audit_runs
+    from ledger.store.db import StoreError
+
+    where = f"seq {report.first_bad_seq}: " if report.first_bad_seq else ""
+    problem = f"{where}{report.problem}" if not report.ok else None
+    try:
+        audit_runs.record(ledger.db, report.ok, report.events, problem)
+    except StoreError as exc:  # e.g. an auditor's read-only role: the audit itself stands
+        click.echo(f"warning: the audit's outcome was not recorded: {exc}", err=True)
 
 
 def _audit_live(
@@ -1385,6 +1399,7 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
         port or int(setting("LEDGER_PORT")),
         workers or int(setting("LEDGER_WORKERS")),
         ledger.config.runtime_dir,
+        ledger.config.log_format,
     )
 
 

@@ -14,6 +14,8 @@ from pathlib import Path
 from ledger.store.db import Timeouts
 
 ROOT = Path(__file__).resolve().parent.parent
+LOG_FORMATS = ("json", "text")
+METRICS_ACCESS = ("loopback", "token", "open")
 EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 
 SETTINGS: dict[str, tuple[str, str]] = {
@@ -168,6 +170,25 @@ SETTINGS: dict[str, tuple[str, str]] = {
     "LEDGER_PORT": ("8000", "Port `ledger serve` binds."),
     "LEDGER_WORKERS": ("2", "Gunicorn worker processes for `ledger serve`."),
     "LEDGER_LOG_LEVEL": ("info", "Log level (debug, info, warning, error)."),
+    "LEDGER_LOG_FORMAT": (
+        "json",
+        "`json`: one JSON object per log line, with the request id (for a log pipeline); "
+        "`text`: plain lines and gunicorn's access log (for a terminal).",
+    ),
+    "LEDGER_METRICS_ACCESS": (
+        "loopback",
+        "Who may read `/metrics` without a token of scope `metrics` (or admin): `loopback` "
+        "(clients on this host, when LEDGER_PROXY_HOPS is 0 and no forwarding header is sent), "
+        "`token` (nobody) or `open` (anybody).",
+    ),
+    "LEDGER_READY_MAX_LAG_EVENTS": (
+        "10000",
+        "`/api/v1/ready` fails when a read model is more events than this behind the log.",
+    ),
+    "LEDGER_READY_MAX_LAG_SECONDS": (
+        "30",
+        "…or when its oldest unapplied event is older than this many seconds.",
+    ),
 }
 
 # Read by the test suite only, never by the service: listed so every variable that
@@ -224,6 +245,13 @@ def _positive(name: str) -> int:
     value = _int_setting(name)
     if value <= 0:
         raise ConfigError(f"{name} must be a positive integer, got {value}")
+    return value
+
+
+def _choice(name: str, allowed: tuple[str, ...]) -> str:
+    value = setting(name).strip().lower()
+    if value not in allowed:
+        raise ConfigError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
     return value
 
 
@@ -323,6 +351,10 @@ class Config:
     issuer_logo: Path | None = None
     webhook_interval_s: int = 5
     webhook_allow_private: bool = False
+    log_format: str = "json"
+    metrics_access: str = "loopback"
+    ready_max_lag_events: int = 10_000
+    ready_max_lag_seconds: int = 30
 
     @classmethod
     def from_env(cls, **overrides: object) -> Config:
@@ -362,6 +394,10 @@ class Config:
             "issuer_logo": _optional_path("LEDGER_ISSUER_LOGO"),
             "webhook_interval_s": _non_negative("LEDGER_WEBHOOK_INTERVAL_S"),
             "webhook_allow_private": _flag("LEDGER_WEBHOOK_ALLOW_PRIVATE"),
+            "log_format": _choice("LEDGER_LOG_FORMAT", LOG_FORMATS),
+            "metrics_access": _choice("LEDGER_METRICS_ACCESS", METRICS_ACCESS),
+            "ready_max_lag_events": _positive("LEDGER_READY_MAX_LAG_EVENTS"),
+            "ready_max_lag_seconds": _positive("LEDGER_READY_MAX_LAG_SECONDS"),
         }
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -23,6 +24,8 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
+
+from ledger.store import observers
 
 APPEND_LOCK_ID = 0x1ED6E5  # PostgreSQL advisory lock that serializes appends
 SQLITE_UNAVAILABLE = ("locked", "busy", "unable to open", "disk i/o")
@@ -161,11 +164,14 @@ class SQLiteDatabase(Database):
         return conn
 
     @contextmanager
-    def _transaction(self, begin: str) -> Iterator[sqlite3.Cursor]:
+    def _transaction(self, begin: str, timed: bool = False) -> Iterator[sqlite3.Cursor]:
         try:
             conn = self._conn()
             cur = conn.cursor()
+            started = time.perf_counter()
             cur.execute(begin)
+            if timed:  # BEGIN IMMEDIATE waited for SQLite's writer lock: the append lock
+                observers.lock_waited(time.perf_counter() - started)
         except sqlite3.Error as exc:
             raise _sqlite_error(exc) from exc
         try:
@@ -189,7 +195,7 @@ class SQLiteDatabase(Database):
         return self._transaction("BEGIN")
 
     def write(self, lock: int | None = APPEND_LOCK_ID) -> Any:
-        return self._transaction("BEGIN IMMEDIATE")
+        return self._transaction("BEGIN IMMEDIATE", timed=lock == APPEND_LOCK_ID)
 
     def has_table(self, name: str) -> bool:
         if not Path(self.path).is_file():
@@ -373,7 +379,10 @@ class PostgresDatabase(Database):
     def _transaction(self, lock: int | None, readonly: bool) -> Iterator[_PgCursor]:
         with self._connection() as conn, conn.transaction(), conn.cursor() as cur:
             if lock is not None:
+                started = time.perf_counter()
                 cur.execute("SELECT pg_advisory_xact_lock(%s)", (lock,))
+                if lock == APPEND_LOCK_ID:
+                    observers.lock_waited(time.perf_counter() - started)
             elif readonly:
                 cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
             yield _PgCursor(cur)

@@ -30,6 +30,7 @@ from ledger.domain import clock
 from ledger.domain.payload import check_payload
 from ledger.envelope import Envelope
 from ledger.keys import KeyFileError, KeyRing
+from ledger.store import observers
 from ledger.store.db import Database, UniqueViolation
 from ledger.store.mapper import LedgerStoredEvent
 from ledger.trust import Anchor, KeyHistory, TrustError
@@ -124,6 +125,7 @@ class LedgerRecorder(ApplicationRecorder):
             raise ConcurrencyConflict(str(exc)) from exc
         self._remember(history, rows[-1][0] if rows else seq)
         self.writes += 1
+        observers.appended(len(rows))
         return [row[0] for row in rows]
 
     def _sign(self, key: crypto.SigningKey, seq: int, prev: str, events: list[Any]) -> list[tuple]:

@@ -108,6 +108,12 @@ CREATE TABLE IF NOT EXISTS tlog_cosignatures (
     timestamp BIGINT NOT NULL,
     PRIMARY KEY (size, witness)
 );
+CREATE TABLE IF NOT EXISTS audit_runs (
+    at TEXT NOT NULL,
+    ok INTEGER NOT NULL,
+    size BIGINT NOT NULL,
+    problem TEXT
+);
 CREATE TABLE IF NOT EXISTS tlog_tiles (
     level INTEGER NOT NULL,
     idx BIGINT NOT NULL,
