@@ -306,7 +306,7 @@ OPERATION_EXAMPLES: dict[tuple[str, str], Any] = {
         "created": TIME, "after_seq": 182},
     ("get", "/api/v1/ready"): {"status": "ready", "checks": {
         "database": {"ok": True, "kind": "postgresql", "head": 180},
-        "projections": {"ok": True, "lag": 0},
+        "projections": {"ok": True, "lag": 0, "lag_seconds": 0.0},
         "integrity": {"ok": True, "alarms": []},
         "checkpoint": {"ok": True, "size": 180, "root": "q6L6…="},
         "signed_checkpoint": {"ok": True, "size": 180, "age_s": 12.5, "cosigners": [],
