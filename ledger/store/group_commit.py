@@ -16,6 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ledger.store.db import StoreUnavailable
+
 MAX_GROUP = 256  # requests per transaction: bounds its size and the leader's work
 
 
@@ -40,8 +42,8 @@ class Request:
         return self.result
 
 
-class LeaderFailed(RuntimeError):
-    """The leader stopped before answering this request: nothing of it was committed."""
+class LeaderFailed(StoreUnavailable):
+    """The leader stopped before answering this request: nothing of it was committed (503)."""
 
 
 class GroupCommit:
@@ -81,12 +83,22 @@ class GroupCommit:
                     self._cond.notify_all()
 
     def _lead(self, group: list[Request]) -> None:
-        """Run the group; any request `run` left unanswered fails with the error that stopped it."""
-        error: BaseException = LeaderFailed("the append stopped before this request was written")
+        """Run the group; any request `run` left unanswered fails with the error that stopped it.
+
+        An interruption of the leader's own thread (SystemExit, KeyboardInterrupt) is its
+        own: the others get LeaderFailed, a retry-later error, and the leader re-raises.
+        """
         try:
             self._run(group)
-        except BaseException as exc:
-            error = exc
-        for request in group:
-            if not request.done:
-                request.fail(error)
+        except Exception as exc:
+            _fail_unanswered(group, exc)
+        except BaseException:
+            _fail_unanswered(group, LeaderFailed("the append was interrupted"))
+            raise
+        _fail_unanswered(group, LeaderFailed("the append stopped before this request was written"))
+
+
+def _fail_unanswered(group: list[Request], error: BaseException) -> None:
+    for request in group:
+        if not request.done:
+            request.fail(error)
