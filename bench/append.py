@@ -226,7 +226,7 @@ def report(kind: str, rounds: int, m: dict[str, float]) -> bool:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--database", default="", help="postgresql://… (default: SQLite file)")
-    parser.add_argument("--rounds", type=int, default=7, help="alternating measurement rounds")
+    parser.add_argument("--rounds", type=int, default=9, help="alternating measurement rounds")
     parser.add_argument("--seconds", type=float, default=1.0, help="length of a writers window")
     args = parser.parse_args()
     with _databases(args.database) as (url, raw_env):
