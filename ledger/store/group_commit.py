@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from ledger.store.db import StoreUnavailable
@@ -28,7 +28,7 @@ class Request:
     payload: Any
     result: Any = None
     error: BaseException | None = None
-    done: bool = field(default=False)
+    done: bool = False
 
     def succeed(self, result: Any) -> None:
         self.result, self.done = result, True

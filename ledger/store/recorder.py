@@ -48,7 +48,7 @@ KEY_STREAM_NAMESPACE = uuid.UUID("6d1c1f0e-43a5-4e8e-9a43-2b0b6c1f7a11")
 TABLE = "ledger_events"
 INSERTED = ("seq", "id", "stream", "version", "type", "time", "data", "prev", "hash", "kid", "sig")
 INSERT = f"INSERT INTO {TABLE} ({', '.join(INSERTED)}) VALUES ({', '.join('?' * len(INSERTED))})"
-COLUMNS = "seq, id, stream, version, type, time, data, prev, hash, kid, sig"
+COLUMNS = ", ".join(INSERTED)
 HEAD = "SELECT seq, hash FROM ledger_events ORDER BY seq DESC LIMIT 1"
 
 
