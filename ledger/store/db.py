@@ -17,10 +17,10 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -28,6 +28,7 @@ from typing import Any, Protocol
 from ledger.store import observers
 
 APPEND_LOCK_ID = 0x1ED6E5  # PostgreSQL advisory lock that serializes appends
+COPY_MIN_ROWS = 64  # below, a pipelined multi-row INSERT costs less than COPY's extra round trip
 SQLITE_UNAVAILABLE = ("locked", "busy", "unable to open", "disk i/o")
 
 
@@ -61,7 +62,7 @@ class LedgerMissing(StoreError):
 
 class Cursor(Protocol):
     def execute(self, sql: str, params: Sequence[Any] = ...) -> Any: ...
-    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> Any: ...
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> Any: ...
     def fetchone(self) -> Any: ...
     def fetchall(self) -> list[Any]: ...
     @property
@@ -77,8 +78,19 @@ class Database:
     def read(self) -> AbstractContextManager[Cursor]:
         raise NotImplementedError
 
-    def write(self, lock: int | None = APPEND_LOCK_ID) -> AbstractContextManager[Cursor]:
+    def write(
+        self, lock: int | None = APPEND_LOCK_ID, pipelined: bool = False
+    ) -> AbstractContextManager[Cursor]:
+        """A write transaction under `lock`; `pipelined` sends statements without waiting
+        for each one's answer until a result is fetched or the commit (fewer round trips)."""
         raise NotImplementedError
+
+    def insert_rows(
+        self, cur: Cursor, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]
+    ) -> None:
+        """Insert `rows` in the write transaction of `cur`, the fastest way the backend has."""
+        marks = ", ".join("?" * len(columns))
+        cur.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
 
     def create_schema(self) -> None:
         """Bring the schema to this release's version (`ledger/store/migrations.py`)."""
@@ -194,7 +206,7 @@ class SQLiteDatabase(Database):
     def read(self) -> Any:
         return self._transaction("BEGIN")
 
-    def write(self, lock: int | None = APPEND_LOCK_ID) -> Any:
+    def write(self, lock: int | None = APPEND_LOCK_ID, pipelined: bool = False) -> Any:
         return self._transaction("BEGIN IMMEDIATE", timed=lock == APPEND_LOCK_ID)
 
     def has_table(self, name: str) -> bool:
@@ -233,13 +245,14 @@ class SQLiteDatabase(Database):
 class _PgCursor:
     """psycopg cursor that accepts `?` placeholders."""
 
-    def __init__(self, cursor: Any):
+    def __init__(self, cursor: Any, pipelined: bool = False):
         self._cursor = cursor
+        self.pipelined = pipelined
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
         return self._cursor.execute(sql.replace("?", "%s"), params, prepare=True)
 
-    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> Any:
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> Any:
         return self._cursor.executemany(sql.replace("?", "%s"), rows)
 
     def fetchone(self) -> Any:
@@ -376,8 +389,15 @@ class PostgresDatabase(Database):
             self._pool.put(conn)
 
     @contextmanager
-    def _transaction(self, lock: int | None, readonly: bool) -> Iterator[_PgCursor]:
-        with self._connection() as conn, conn.transaction(), conn.cursor() as cur:
+    def _transaction(
+        self, lock: int | None, readonly: bool, pipelined: bool = False
+    ) -> Iterator[_PgCursor]:
+        with (
+            self._connection() as conn,
+            conn.pipeline() if pipelined else nullcontext(),
+            conn.transaction(),
+            conn.cursor() as cur,
+        ):
             if lock is not None:
                 started = time.perf_counter()
                 cur.execute("SELECT pg_advisory_xact_lock(%s)", (lock,))
@@ -385,13 +405,24 @@ class PostgresDatabase(Database):
                     observers.lock_waited(time.perf_counter() - started)
             elif readonly:
                 cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            yield _PgCursor(cur)
+            yield _PgCursor(cur, pipelined)
 
     def read(self) -> Any:
         return self._transaction(None, readonly=True)
 
-    def write(self, lock: int | None = APPEND_LOCK_ID) -> Any:
-        return self._transaction(lock, readonly=False)
+    def write(self, lock: int | None = APPEND_LOCK_ID, pipelined: bool = False) -> Any:
+        return self._transaction(lock, readonly=False, pipelined=pipelined)
+
+    def insert_rows(
+        self, cur: Cursor, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]
+    ) -> None:
+        """COPY, about twice as fast as one INSERT per row; not allowed in a pipeline."""
+        if not isinstance(cur, _PgCursor) or cur.pipelined:
+            super().insert_rows(cur, table, columns, rows)
+            return
+        with cur._cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
 
     def scalar(self, sql: str, params: Sequence[Any] = ()) -> Any:
         with self._connection() as conn:
