@@ -57,11 +57,14 @@ DOMAINS = [
         ],
     }
 ]
-PUPIL = {"candidate": CANDIDATE, "ine": "123456789AB", "last_name": "Lefèvre",
+PUPIL = {"candidate": CANDIDATE, "school": "0350029S", "audience": "upper-secondary", "ine": "123456789AB", "last_name": "Lefèvre",
          "first_name": "Camille", "birth_date": "2007-03-14", "status": "valid",
          "pix_score": 312, "code": CODE, "passed_on": "2026-12-01", "issued_on": "2026-12-08",
          "valid_until": "2029-12-08", "centre": {"name": "Lycée Chateaubriand", "city": "Rennes"},
          "domains": DOMAINS}  # fmt: skip
+NO_RESULT = dict.fromkeys(("pix_score", "code", "passed_on", "issued_on", "valid_until", "centre",
+                           "domains"))  # fmt: skip
+SOURCES = [{"seq": 7, "hash": "3f1c…9a"}, {"seq": 170, "hash": "b82e…04"}]
 JWS = "eyJhbGciOiJFZERTQSIsImtpZCI6ImsxIiwidHlwIjoicmVzdWx0cytqd3MifQ.eyJ…fQ.c2ln…"
 CHECK = {"ok": True, "reason": "", "detail": ""}
 PROOF = {"type": "DataIntegrityProof", "cryptosuite": "eddsa-rdfc-2022",
@@ -109,10 +112,11 @@ SCHEMA_EXAMPLES: dict[str, Any] = {
     "WebhookIn": {"url": "https://ent.lycee-chateaubriand.fr/hooks/pix"},
     "SignedDocumentOut": {
         "document": {"kind": "school-records", "school": "0350029S", "issued_at": TIME,
-                     "derived_from_seqs": [170, 182],
-                     "pupils": [PUPIL, {"candidate": PUPIL_2, "ine": "987654321ZY",
-                                        "last_name": "Martin", "first_name": "Zoé",
-                                        "birth_date": "2007-05-02", "status": "pending"}]},
+                     "derived_from_seqs": [7, 170], "derived_from": SOURCES,
+                     "pupils": [PUPIL, {"candidate": PUPIL_2, "school": "0350029S", "audience": "adult",
+                                        "ine": "987654321ZY", "last_name": "Martin",
+                                        "first_name": "Zoé", "birth_date": "2007-05-02",
+                                        "status": "pending", **NO_RESULT}]},
         "jws": JWS},
     "CandidateTokenIn": {"label": "candidate"},
     "StaffTokenOut": {"token_id": "tok_3", "token": "lt_…", "scopes": [f"centre:{CENTRE}"]},
@@ -223,6 +227,7 @@ RESULTS_CSV = (
     f"valid_until,centre,{LEVELS}\r\n"
     "123456789AB,Lefèvre,Camille,2007-03-14,valid,312,P-7KQ9MXR4,2026-12-01,2026-12-08,"
     "2029-12-08,Lycée Chateaubriand,3,2,0,3,0,0,0,1,0,0,0,2,0,0,1,0\r\n"
+    "987654321ZY,Martin,Zoé,2007-05-02,not-certified,,,,,,,,,,,,,,,,,,,,,,\r\n"
 )
 CSV_DOC = {"responses": {"200": {
     "description": "UTF-8 CSV with BOM: one row per candidate, a level column per competence",
@@ -313,7 +318,8 @@ OPERATION_EXAMPLES: dict[tuple[str, str], Any] = {
                               "quorum": 0, "problems": []}}},
     ("get", "/api/v1/admission/results"): {
         "document": {"kind": "admission-results", "query": {"ine": "123456789AB"},
-                     "issued_at": TIME, "derived_from_seqs": [7, 170], "results": [PUPIL]},
+                     "issued_at": TIME, "derived_from_seqs": [7, 170], "derived_from": SOURCES,
+                     "results": [PUPIL]},
         "jws": JWS},
 }  # fmt: skip
 BINARY = ("image/", "application/pdf", "application/zip", "application/octet-stream")

@@ -71,23 +71,28 @@ def create_admission_token(body: dict[str, Any]) -> dict[str, Any]:
 
 @blp.route("/institutions/<uai>/results", methods=["GET"])
 @require("institution:*")
+@blp.arguments(schemas.ClassQuery, location="query")
 @blp.response(200, schemas.SignedDocumentOut)
 @blp.doc(security=SECURED)
-def school_results(uai: str) -> dict[str, Any]:
-    """Each pupil of the school: `pending` until published, pix score only when validated."""
+def school_results(query: dict[str, Any], uai: str) -> dict[str, Any]:
+    """Each pupil of the school (or of one audience): `pending` until published, then the
+    certificate's status or `not-certified`; pix score and levels only when valid or expired.
+
+    Built from verified events only: 503 `integrity-failure` if the read model disagrees."""
     st = state()
     st.fresh()
-    return st.institutions.school_records(_own_school(uai))
+    return st.institutions.school_records(_own_school(uai), query.get("audience"))
 
 
 @blp.route("/institutions/<uai>/results.csv", methods=["GET"])
 @require("institution:*")
+@blp.arguments(schemas.ClassQuery, location="query")
 @blp.doc(security=SECURED, **CSV_DOC)
-def school_results_csv(uai: str) -> Response:
-    """The school's pupils as CSV: one row per pupil, a level column per competence."""
+def school_results_csv(query: dict[str, Any], uai: str) -> Response:
+    """The school's pupils (or one audience's: a class) as CSV, a level column per competence."""
     st = state()
     st.fresh()
-    records, _ = st.institutions.school_rows(_own_school(uai))
+    records, _ = st.institutions.school_rows(_own_school(uai), query.get("audience"))
     return _csv(records, f"results-{uai}.csv")
 
 
@@ -95,11 +100,12 @@ def school_results_csv(uai: str) -> Response:
 @require("centre:*")
 @blp.doc(security=SECURED, **CSV_DOC)
 def session_results_csv(session_id: Any) -> Response:
-    """A session's candidates as CSV (its centre's staff): `pending` until published."""
+    """A session's candidates as CSV (its centre's staff): each one's certificate from this
+    session, else `pending` until published and `not-certified` after."""
     st = state()
     st.fresh()
     session = st.certification.session(str(session_id), centres_allowed())
-    records = st.institutions.session_rows(list(session.enrolled))
+    records = st.institutions.session_rows(session)
     return _csv(records, f"session-{session_id}.csv")
 
 

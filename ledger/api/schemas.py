@@ -27,6 +27,7 @@ from ledger.domain.session import (
     PROCESSED,
 )
 from ledger.services.candidates import AUDIENCES
+from ledger.services.institutions import RESULT_STATUSES
 from ledger.services.verification import READERS
 
 NAME = validate.Length(min=1, max=200)
@@ -324,6 +325,15 @@ class InstitutionTokenIn(StrictSchema):
     label = fields.String(load_default="institution", validate=validate.Length(max=200))
 
 
+class ClassQuery(StrictSchema):
+    """A class: the school's pupils of one audience (classes themselves are not registered)."""
+
+    audience = fields.String(
+        validate=validate.OneOf(AUDIENCES),
+        metadata={"description": "only pupils registered with this audience (e.g. a year group)"},
+    )
+
+
 class AdmissionQuery(StrictSchema):
     """One of: `ine`; `code`; or `school` with `last_name`, `first_name` and `birth_date`."""
 
@@ -362,9 +372,53 @@ class WebhookIn(StrictSchema):
     )
 
 
+NULLABLE_STRING = {"type": ["string", "null"]}
+PUPIL_RESULT = {
+    "type": "object",
+    "properties": {
+        "candidate": {"type": "string"},
+        "school": {**NULLABLE_STRING, "description": "UAI as registered (signed)"},
+        "audience": {"enum": list(AUDIENCES)},
+        "ine": NULLABLE_STRING,
+        "status": {
+            "enum": list(RESULT_STATUSES),
+            "description": "pending until published; then the certificate's status, or "
+            "not-certified for a result published without a certificate",
+        },
+        "pix_score": {"type": ["integer", "null"], "description": "only when valid or expired"},
+        "domains": {"type": ["array", "null"], "description": "levels, only when valid or expired"},
+        "code": NULLABLE_STRING,
+        "centre": {"type": ["object", "null"]},
+    },
+    "required": ["candidate", "status", "pix_score", "domains"],
+}
+SIGNED_DOCUMENT = {
+    "type": "object",
+    "properties": {
+        "kind": {"enum": ["school-records", "admission-results"]},
+        "derived_from_seqs": {"type": "array", "items": {"type": "integer"}},
+        "derived_from": {
+            "type": "array",
+            "description": "each signed event the document derives from, with its hash",
+            "items": {
+                "type": "object",
+                "properties": {"seq": {"type": "integer"}, "hash": {"type": "string"}},
+            },
+        },
+        "pupils": {"type": "array", "items": PUPIL_RESULT},
+        "results": {"type": "array", "items": PUPIL_RESULT},
+    },
+    "required": ["kind", "issued_at", "derived_from_seqs", "derived_from"],
+}
+
+
 class SignedDocumentOut(Schema):
     document = fields.Dict(
-        metadata={"description": "the JSON signed; derived_from_seqs lists the log events used"}
+        metadata={
+            "description": "the JSON signed, built from verified events only (a disagreement "
+            "answers 503 integrity-failure); derived_from lists the events used",
+            **SIGNED_DOCUMENT,
+        }
     )
     jws = fields.String(
         metadata={"description": "compact JWS (EdDSA, kid in /.well-known/jwks.json) of document"}

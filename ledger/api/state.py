@@ -53,7 +53,9 @@ class ApiState:
         self.attestations = Attestations(self.ledger, self.referential, self.tail)
         self.credentials = CredentialIssuer(self.ledger, self.config.public_url)
         self.checkpoints = Checkpointer(self.ledger, alarm=self.raise_alarm)
-        self.institutions = InstitutionService(self.ledger, self.referential)
+        self.institutions = InstitutionService(
+            self.ledger, self.referential, self.tail, alarm=self.raise_alarm
+        )
         self.webhooks = Webhooks(self.ledger)
 
     def raise_alarm(self, alarm: dict[str, object]) -> None:

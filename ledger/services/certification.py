@@ -67,7 +67,7 @@ class WrongDay(DomainError):
     code = "wrong-session-day"
 
 
-def _load(ledger: Ledger, kind: type, ident: str, label: str) -> Any:
+def load_aggregate(ledger: Ledger, kind: type, ident: str, label: str) -> Any:
     try:
         found = ledger.app.repository.get(UUID(str(ident)))
     except (ValueError, AggregateNotFoundError):
@@ -80,7 +80,7 @@ def _load(ledger: Ledger, kind: type, ident: str, label: str) -> Any:
 def publish_referential(ledger: Ledger, ref: Referential) -> int | None:
     """Put the referential version in the log once (a no-op when already there)."""
     try:
-        _load(ledger, ReferentialRelease, str(release(ref).id), "release")
+        load_aggregate(ledger, ReferentialRelease, str(release(ref).id), "release")
         return None
     except NotFound:
         pass
@@ -103,22 +103,22 @@ class CertificationService:
     def centre(self, centre_id: str, centres: Centres) -> Centre:
         if centres is not None and str(centre_id) not in centres:
             raise NotFound(f"no centre {centre_id}")
-        return _load(self.ledger, Centre, centre_id, "centre")
+        return load_aggregate(self.ledger, Centre, centre_id, "centre")
 
     def session(self, session_id: str, centres: Centres) -> Session:
-        session = _load(self.ledger, Session, session_id, "session")
+        session = load_aggregate(self.ledger, Session, session_id, "session")
         if centres is not None and session.centre not in centres:
             raise NotFound(f"no session {session_id}")
         return session
 
     def course(self, course_id: str, centres: Centres = None) -> Course:
-        course = _load(self.ledger, Course, course_id, "course")
+        course = load_aggregate(self.ledger, Course, course_id, "course")
         if centres is not None and course.centre not in centres:
             raise NotFound(f"no course {course_id}")
         return course
 
     def certificate(self, code: str) -> Certificate:
-        return _load(self.ledger, Certificate, str(certificate_id(code)), "certificate")
+        return load_aggregate(self.ledger, Certificate, str(certificate_id(code)), "certificate")
 
     # --- centres and sessions ------------------------------------------------
 
@@ -407,7 +407,7 @@ class CertificationService:
             ]  # fmt: skip
             today = clock.now().astimezone(CENTRE_TZ).date()
             session.publish(today.isoformat(), unscored, erroneous, outdated)
-            centre = _load(self.ledger, Centre, session.centre, "centre")
+            centre = load_aggregate(self.ledger, Centre, session.centre, "centre")
             certificates = [
                 self._certificate(course, session, centre, today)
                 for course in courses
@@ -593,7 +593,7 @@ class CertificationService:
         if session.state != PROCESSED:
             return []  # publication will issue it
         today = clock.now().astimezone(CENTRE_TZ).date()
-        centre = _load(self.ledger, Centre, session.centre, "centre")
+        centre = load_aggregate(self.ledger, Centre, session.centre, "centre")
         certificate = self._certificate(course, session, centre, today)
         answer.update(certificate=certificate.code, certificate_action=ISSUED)
         return [] if dry_run else [certificate]
