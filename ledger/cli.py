@@ -109,6 +109,7 @@ def init() -> None:
 
     Idempotent: run again (or on several nodes at once), it changes nothing.
     """
+    from ledger.services.external_id_index import needs_rebuild
     from ledger.store.application import Ledger
 
     ledger = Ledger(_config())
@@ -119,6 +120,8 @@ def init() -> None:
     )
     migrated = f"migrated from {before}" if before != after else "up to date"
     click.echo(f"schema version {after} ({migrated})")
+    if needs_rebuild(ledger):  # registrations older than the index, or a restored log
+        _echo_rebuilt(ledger)
     found = ledger.trust_anchor_source()
     if found is not None:
         anchor, source = found
@@ -303,6 +306,33 @@ def subjects_erase(subject: str, reason: str) -> None:
 
     seq = CandidateService(_ledger(), load_referential()).erase(subject, reason)
     click.echo(f"erased {subject} (seq {seq}): {REASONS[reason]['en']}")
+
+
+@main.group("external-ids")
+def external_ids() -> None:
+    """The national-id (INE) index, kept outside the log so that erasure can delete it."""
+
+
+@external_ids.command("rebuild")
+@friendly
+def external_ids_rebuild() -> None:
+    """Add the index rows the log's verified registrations call for; report conflicts."""
+    _echo_rebuilt(_ledger())
+
+
+def _echo_rebuilt(ledger: Any) -> None:
+    from ledger.services.external_id_index import rebuild
+
+    done = rebuild(ledger)
+    click.echo(
+        f"external-id index: {done.inserted} added, {done.present} already there,"
+        f" {done.erased} erased skipped, {len(done.unverified)} unverified skipped,"
+        f" {len(done.conflicts)} conflicts"
+    )
+    for candidate, holder in done.conflicts:
+        click.echo(f"  conflict: candidate {candidate} has the external id of candidate {holder}")
+    for seq in done.unverified:
+        click.echo(f"  unverified registration at seq {seq}: run `ledger audit verify`")
 
 
 # --- projections -------------------------------------------------------------

@@ -198,6 +198,32 @@ def test_a_rescored_certificate_says_what_changed_and_why(site, browser: Browser
     page.close()
 
 
+def test_a_fraud_cancellation_reads_as_the_issuers_decision_publicly(
+    site, browser: Browser
+) -> None:
+    """Next to the holder's name the public reads a neutral category; the operator the signed one."""
+    flow: Flow = site["flow"]
+    code = flow.certified()[1]
+    body = {"reason": "copie constatée, PV 12", "category": "fraud"}
+    flow.post(f"/api/v1/certificates/{code}/cancellation", body, flow.admin)
+    operator = browser.new_page(extra_http_headers=flow.admin)
+    for lang, neutral, detailed in (
+        ("fr", "décision de l'émetteur", "fraude avérée"),
+        ("en", "decision of the issuer", "confirmed fraud"),
+    ):
+        for width, (w, h) in WIDTHS.items():
+            page = browser.new_page(viewport={"width": w, "height": h})
+            page.goto(f"{site['url']}/v/{code}?lang={lang}")
+            status = page.locator(".status").inner_text()
+            assert neutral in status and detailed not in status and "PV 12" not in status
+            shoot(page, f"10-cancelled-public-{lang}-{width}")
+            page.close()
+        operator.goto(f"{site['url']}/v/{code}?lang={lang}")
+        status = operator.locator(".status").inner_text()
+        assert detailed in status and "PV 12" in status
+    operator.close()
+
+
 def test_cancelled_certificate_with_an_older_valid_qr(site, browser: Browser) -> None:
     flow: Flow = site["flow"]
     from ledger.qr_image import decode_qr

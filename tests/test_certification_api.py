@@ -365,3 +365,24 @@ def test_no_course_answer_is_recorded_after_the_candidates_erasure(flow: Flow, c
         sent = {"challenge": item["challenge"], "result": "ok", "time_spent_ms": 30_000}
         body = flow.post(f"/api/v1/courses/{course['id']}/answers", sent, flow.platform, 409)
     assert body["candidate"] == candidate and "erased" in body["detail"]
+
+
+def test_an_erased_candidate_can_be_neither_enrolled_nor_started(flow: Flow, client) -> None:
+    """No signed enrolment or CourseStarted is written for a person whose data was erased."""
+    st = flow.app.extensions["ledger"]
+    enrolled, unenrolled = flow.eligible_candidate(), flow.eligible_candidate()
+    session = flow.session()["id"]
+    flow.enrol(session, enrolled)
+    for candidate in (enrolled, unenrolled):
+        subject = st.candidates.answering(candidate).subject
+        flow.post(
+            f"/api/v1/subjects/{subject}/erasure", {"reason": "consent-withdrawn"}, flow.admin
+        )
+    before = st.ledger.recorder.max_notification_id()
+    refused = [flow.enrol(session, unenrolled, 409), flow.start(session, enrolled, 409)]
+    for body, candidate in zip(refused, (unenrolled, enrolled), strict=True):
+        assert body["type"] == "/problems/conflict" and body["candidate"] == candidate
+        assert "erased" in body["detail"]
+    assert st.ledger.recorder.max_notification_id() == before
+    seen = client.get(f"/api/v1/sessions/{session}", headers=flow.staff).get_json()
+    assert seen["enrolled"] == [enrolled] and seen["courses"] == {}

@@ -261,7 +261,7 @@ def _assert_reasons_erased(flow: Flow, person: dict[str, Any], token: str) -> No
     changes = view["history"][1:]
     assert [(h["reason"], h["reason_erased"]) for h in changes] == [(None, True), (None, True)]
     history = flow.client.get(
-        f"/api/v1/candidates/{person['id']}/certifications", headers=flow.platform
+        f"/api/v1/candidates/{person['id']}/certifications", headers=flow.admin
     ).get_json()
     (certificate,) = history["certificates"]
     assert certificate["status_reason"] is None and certificate["status_reason_erased"]

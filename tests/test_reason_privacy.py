@@ -9,6 +9,7 @@ built for.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -72,11 +73,12 @@ def _assert_public(body: dict[str, Any], text: str) -> None:
     assert body["audience"] == "public" and body["status"] == "cancelled"
     for secret in (RESCORING, CANCELLATION):
         assert secret not in text and secret.encode("unicode_escape").decode() not in text
-    assert body["status_reason"] is None and body["status_category"] == "fraud"
+    assert body["status_reason"] is None and body["status_category"] == "issuer-decision"
     assert all("reason" not in entry for entry in body["history"])
+    assert '"fraud"' not in text  # the signed category accuses an identifiable person
     categories = [(h["event"], h.get("category")) for h in body["history"]]
     assert categories == [("issued", None), ("rescored", "late-issue-report"),
-                          ("cancelled", "fraud")]  # fmt: skip
+                          ("cancelled", "issuer-decision")]  # fmt: skip
 
 
 def _assert_private(body: dict[str, Any], audience: str) -> None:
@@ -116,15 +118,21 @@ def test_a_bad_token_is_refused_not_downgraded(flow: Flow, cancelled: dict) -> N
 def test_the_verify_page_follows_the_same_rule(flow: Flow, cancelled: dict) -> None:
     code = cancelled["code"]
     holder = _holder(flow, cancelled["candidate"])
-    for lang, word in (("fr", "fraude avérée"), ("en", "confirmed fraud")):
+    words = {
+        "fr": ("décision de l&#39;émetteur", "fraude avérée"),
+        "en": ("decision of the issuer", "confirmed fraud"),
+    }
+    for lang, (neutral, detailed) in words.items():
         public = flow.client.get(f"/v/{code}?lang={lang}").get_data(as_text=True)
-        assert word in public and RESCORING not in public and CANCELLATION not in public
+        assert neutral in public and detailed not in public
+        assert RESCORING not in public and CANCELLATION not in public
         for headers in (flow.admin, holder):
             private = flow.client.get(f"/v/{code}?lang={lang}", headers=headers)
+            assert detailed in private.get_data(as_text=True)
             assert RESCORING in private.get_data(as_text=True)
             assert CANCELLATION in private.get_data(as_text=True)
         again = flow.client.get(f"/v/{code}?lang={lang}").get_data(as_text=True)
-        assert CANCELLATION not in again and RESCORING not in again
+        assert CANCELLATION not in again and RESCORING not in again and detailed not in again
 
 
 def test_an_erased_reason_stays_null_for_everybody(flow: Flow, cancelled: dict) -> None:
@@ -140,7 +148,7 @@ def test_an_erased_reason_stays_null_for_everybody(flow: Flow, cancelled: dict) 
     ]  # fmt: skip
     assert not any(secret in text for secret in SECRETS)
     public, text = _json(flow, code)
-    assert public["status_reason"] is None and public["status_category"] == "fraud"
+    assert public["status_reason"] is None and public["status_category"] == "issuer-decision"
     assert not any(secret in text for secret in SECRETS)
 
 
@@ -151,7 +159,7 @@ def test_the_openapi_says_who_reads_what(client) -> None:
     assert "`candidate:<id>`" in operation["description"] and "admin" in operation["description"]
     props = spec["components"]["schemas"]["PublicCertificateOut"]["properties"]
     assert props["audience"]["enum"] == ["public", "holder", "operator"]
-    assert "fraud" in props["status_category"]["enum"]
+    assert {"fraud", "issuer-decision"} <= set(props["status_category"]["enum"])
 
 
 def test_institutions_and_webhooks_get_no_text(flow: Flow, app, client) -> None:
@@ -183,17 +191,41 @@ def test_institutions_and_webhooks_get_no_text(flow: Flow, app, client) -> None:
         assert not any(secret in text for text in texts)
 
 
-def test_an_auditor_reads_categories_the_platform_the_text(
-    flow: Flow, app, cancelled: dict
-) -> None:
-    """A candidate's certification history: the platform reads reasons, `audit:read` alone not."""
+def test_only_the_operator_reads_a_candidates_reasons(flow: Flow, app, cancelled: dict) -> None:
+    """A candidate's certification history: the platform and an auditor read categories only."""
     url = f"/api/v1/candidates/{cancelled['candidate']}/certifications"
-    auditor = make_token(app, "audit:read")
-    seen = flow.client.get(url, headers=auditor)
-    assert seen.status_code == 200, seen.get_json()
-    text = seen.get_data(as_text=True)
-    (cert,) = seen.get_json()["certificates"]
-    _assert_public(cert, text)
-    (platform,) = flow.client.get(url, headers=flow.platform).get_json()["certificates"]
-    assert platform["audience"] == "operator" and platform["status_reason"] == CANCELLATION
-    assert [h.get("reason") for h in platform["history"]] == [None, RESCORING, CANCELLATION]
+    for headers in (make_token(app, "audit:read"), flow.platform):
+        seen = flow.client.get(url, headers=headers)
+        assert seen.status_code == 200, seen.get_json()
+        (cert,) = seen.get_json()["certificates"]
+        _assert_public(cert, seen.get_data(as_text=True))
+    (operator,) = flow.client.get(url, headers=flow.admin).get_json()["certificates"]
+    _assert_private(operator, "operator")
+
+
+NEUTRALIZED = "Zéphyrine semblait lire ses notes pendant cette question"
+
+
+def test_centre_staff_read_their_report_not_the_operators_reasons(flow: Flow) -> None:
+    """The examiner report is the centre's own text; an operator's neutralization reason is not."""
+    candidate, session, course = flow.started()
+    flow.answer_all(course)
+    described = "Écran figé pendant la question 3"
+    flow.finalize(session, {"issue_reports": [
+        {"candidate": candidate, "category": "other", "description": described}]})  # fmt: skip
+    flow.post(f"/api/v1/sessions/{session}/review", {}, flow.admin)
+    challenge = course["challenges"][0]["challenge"]
+    body = {"challenge": challenge, "reason": NEUTRALIZED}
+    flow.post(f"/api/v1/courses/{course['id']}/neutralizations", body, flow.admin)
+    for headers in (flow.staff, flow.platform, flow.admin):
+        seen = flow.client.get(f"/api/v1/courses/{course['id']}", headers=headers)
+        (entry,) = seen.get_json()["scoring"]["neutralizations"]
+        assert entry["source"] == "operator" and entry["challenge"] == challenge
+        assert (entry.get("reason") == NEUTRALIZED) == (headers is flow.admin)
+    staff = flow.client.get(f"/api/v1/sessions/{session}", headers=flow.staff).get_json()
+    text = json.dumps(staff, ensure_ascii=False)
+    assert described in text and NEUTRALIZED not in text
+    (result,) = staff["results"]
+    assert [n["source"] for n in result["scoring"]["neutralizations"]] == ["operator"]
+    operator = flow.client.get(f"/api/v1/sessions/{session}", headers=flow.admin).get_json()
+    assert NEUTRALIZED in json.dumps(operator, ensure_ascii=False)

@@ -100,9 +100,10 @@ def get_certificate(code: str) -> Response:
     """Public: what the verify page shows, with the issuing event's signature checked.
 
     Anybody gets the public view: a cancellation or rescoring gives its neutral
-    `category`, never its free-text reason. Optionally send `Authorization: Bearer`
-    with the holder's own token (scope `candidate:<id>` of this certificate's
-    holder) or an `admin` token: the same answer then carries the free-text
+    `category` (a cancellation for fraud reads `issuer-decision`), never its
+    free-text reason. Optionally send `Authorization: Bearer` with the holder's
+    own token (scope `candidate:<id>` of this certificate's holder) or an `admin`
+    token: the same answer then carries the signed category and the free-text
     reasons, and `audience` says `holder` or `operator`. Any other valid token
     gets the public view; an unknown or revoked token is 401.
     """

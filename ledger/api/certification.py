@@ -20,6 +20,7 @@ from ledger.services.verification import (
     OPERATOR,
     PUBLIC,
     for_audience,
+    neutralizations_for,
     opened_history,
     opened_reason,
 )
@@ -188,11 +189,13 @@ def _course_view(course: Any) -> dict[str, Any]:
 
 
 def _opened_scoring(scoring: dict[str, Any] | None) -> dict[str, Any] | None:
-    """A scoring view with the operator's neutralization reasons opened (null once erased)."""
+    """A scoring view with the operator's neutralization reasons opened for `admin` only."""
     if scoring is None:
         return None
-    opened = opened_history(state().ledger, scoring["neutralizations"])
-    return {**scoring, "neutralizations": opened}
+    shown = neutralizations_for(
+        state().ledger, scoring["neutralizations"], current_principal().is_admin
+    )
+    return {**scoring, "neutralizations": shown}
 
 
 def _platform_or_centre() -> set[str] | None:
@@ -339,11 +342,12 @@ def publish(session_id: Any) -> dict[str, Any]:
 def certification_history(candidate_id: Any) -> dict[str, Any]:
     """The candidate's courses (with the latest score) and certificates.
 
-    The platform reads the free-text cancellation and rescoring reasons; an
-    auditor (`audit:read` alone) reads their neutral categories, as the public does.
+    Only the operator (`admin`) reads the free-text cancellation, rescoring and
+    neutralization reasons; the platform and an auditor read the neutral
+    categories the public reads.
     """
     st = state()
-    audience = OPERATOR if current_principal().has("events:append") else PUBLIC
+    audience = OPERATOR if current_principal().is_admin else PUBLIC
     st.fresh()
     with st.ledger.db.read() as cur:
         courses = history_of(cur, str(candidate_id))

@@ -169,7 +169,7 @@ SCHEMA_EXAMPLES: dict[str, Any] = {
                           "centre_name": "Lycée Chateaubriand", "centre_city": "Rennes",
                           "status": "valid", "status_on": None, "status_since": "2026-12-08",
                           "status_reason": None, "status_reason_erased": False,
-                          "status_category": None, "audience": "operator",
+                          "status_category": None, "audience": "public",
                           "passed_on": "2026-12-01", "issued_on": "2026-12-08",
                           "valid_until": "2029-12-08", "issued_seq": 170, "latest_seq": 170,
                           "max_level": 5, "pix_score": 312,
@@ -180,14 +180,14 @@ SCHEMA_EXAMPLES: dict[str, Any] = {
                                  "birth_date": "2007-03-14"},
         "centre": "Lycée Chateaubriand", "passed_on": "2026-12-01", "issued_on": "2026-12-08",
         "valid_until": "2029-12-08", "audience": "public", "status": "cancelled",
-        "status_since": "2027-01-10", "status_category": "invalid-session",
+        "status_since": "2027-01-10", "status_category": "issuer-decision",
         "status_reason": None, "status_reason_erased": False, "max_level": 5, "pix_score": 312,
         "domains": [{"code": "1", "title": "Information et données", "competences": [
             {"code": "1.1", "title": "Mener une recherche et une veille d'information",
              "level": 3}]}],
         "history": [{"event": "issued", "seq": 170, "on": "2026-12-08"},
                     {"event": "cancelled", "seq": 180, "on": "2027-01-10",
-                     "category": "invalid-session"}],
+                     "category": "issuer-decision"}],
         "proof": {"seq": 170, "hash": HASH, "kid": "k1", "hash_valid": True,
                                  "key_trusted": True, "signature_valid": True,
                                  "chain_link_valid": True, "latest_seq": 180},
@@ -201,15 +201,16 @@ def _certificate_for(audience: str) -> dict[str, Any]:
     if audience == "public":
         return public
     reason = "copie constatée par le surveillant, PV n° 77"
-    history = [{**h, "reason": reason} if h["event"] == "cancelled" else h
+    history = [{**h, "category": "fraud", "reason": reason} if h["event"] == "cancelled" else h
                for h in public["history"]]  # fmt: skip
-    return {**public, "audience": audience, "status_reason": reason, "history": history}
+    return {**public, "audience": audience, "status_category": "fraud", "status_reason": reason,
+            "history": history}  # fmt: skip
 
 
 READERS = {
-    "public": "No token, or one neither the holder's nor an operator's: categories only",
-    "holder": "The holder's own token (candidate:<id>): the free-text reason too",
-    "operator": "An admin token: the free-text reason too",
+    "public": "No token, or one neither the holder's nor an operator's: neutral categories only",
+    "holder": "The holder's own token (candidate:<id>): the signed category and the free text",
+    "operator": "An admin token: the signed category and the free text",
 }
 CERTIFICATE_EXAMPLES = {
     audience: {"summary": summary, "value": _certificate_for(audience)}

@@ -80,18 +80,44 @@ class ProblemResponses(BasePlugin):
             _document_scope(operation)
 
 
+SCOPE_NAMES = {
+    "centre:*": "centre:<id>",
+    "candidate:*": "candidate:<id>",
+    "institution:*": "institution:<UAI>",
+}
+"""How a family of scopes reads: `require` matches any `institution:…`, a token holds its own."""
+SCOPE_OWNERS = {
+    "centre:<id>": "the centre's own",
+    "candidate:<id>": "the candidate's own",
+    "institution:<UAI>": "the school's own UAI",
+}
+
+
+def scope_name(scope: str) -> str:
+    """A scope as a token holds it: `institution:<UAI>`, never the pattern `institution:*`."""
+    return SCOPE_NAMES.get(scope, scope)
+
+
 def scope_sentence(scopes: list[str]) -> str:
     """What a caller reads about access: the scopes `require` checks, or that none is needed."""
     if not scopes:
         return "Public: no token needed."
-    names = [f"`{s}`" if s != "centre:*" else "`centre:<id>` (the centre's own)" for s in scopes]
+    names = [
+        f"`{name}`" + (f" ({SCOPE_OWNERS[name]})" if name in SCOPE_OWNERS else "")
+        for name in map(scope_name, scopes)
+    ]
     return f"Requires a bearer token with scope {' or '.join(names)} (`admin` holds all)."
 
 
 def _document_scope(operation: dict[str, Any]) -> None:
-    """`x-required-scopes` (set by auth.require, empty for public operations) and its sentence."""
+    """`x-required-scopes` (set by auth.require, empty for public operations) and its sentence.
+
+    Both name scopes as tokens hold them (`institution:<UAI>`), not as the
+    patterns `require` matches (`institution:*`), which no token can hold.
+    """
     scopes = operation.setdefault("x-required-scopes", [])
     sentence = scope_sentence(scopes)
+    operation["x-required-scopes"] = [scope_name(s) for s in scopes]
     description = operation.get("description", "")
     if sentence not in description:
         operation["description"] = f"{description}\n\n{sentence}".strip()

@@ -11,7 +11,7 @@ from marshmallow import Schema, ValidationError, fields, pre_load, validate, val
 
 from ledger.domain import clock
 from ledger.domain.centre import CENTRE_KINDS
-from ledger.domain.certificate import CANCELLATION_CATEGORIES
+from ledger.domain.certificate import CANCELLATION_CATEGORIES, PUBLIC_CATEGORY_VALUES
 from ledger.domain.erasure import REASON_CODES
 from ledger.domain.institution import UAI_ANCHORED, UAI_FORMAT
 from ledger.domain.payload import MAX_DEPTH, text_problem
@@ -528,7 +528,8 @@ class CourseOut(Schema):
         metadata={
             "description": "the latest scoring explained: rules, rate (percent), band, abort"
             " reason, per competence asked/correct/neutralized, each neutralization with its"
-            " source and reason (null once erased), issue reports kept on correct answers"
+            " source (an `operator` one's free-text reason for `admin` only, null once"
+            " erased), issue reports kept on correct answers"
         },
     )
 
@@ -610,12 +611,15 @@ class ReasonIn(StrictSchema):
 
 
 class CancellationIn(ReasonIn):
-    """A cancellation: its free-text reason stays private, its category is shown publicly."""
+    """A cancellation: its free-text reason stays private, its category is signed with it."""
 
     category = fields.String(
         load_default="other",
         validate=validate.OneOf(CANCELLATION_CATEGORIES),
-        metadata={"description": "Neutral reason category the public verify page shows."},
+        metadata={
+            "description": "Reason category, signed. The holder and the operator read it; the"
+            " public reads its neutral form (fraud -> issuer-decision, the others as they are)."
+        },
     )
 
 
@@ -746,9 +750,10 @@ class PublicCertificateOut(Schema):
     status_category = fields.String(
         allow_none=True,
         metadata={
-            "description": "a cancellation's neutral reason category, shown to everybody;"
-            " null unless cancelled",
-            "enum": [*CANCELLATION_CATEGORIES, None],
+            "description": "a cancellation's reason category, null unless cancelled: the"
+            " signed one for the holder and the operator, its neutral public form for anybody"
+            " else (fraud reads issuer-decision; the others as they are)",
+            "enum": [*dict.fromkeys([*CANCELLATION_CATEGORIES, *PUBLIC_CATEGORY_VALUES]), None],
         },
     )
     status_reason = fields.String(
@@ -771,9 +776,10 @@ class PublicCertificateOut(Schema):
         fields.Dict(),
         metadata={
             "description": "issued, cancelled and rescored entries (seq, on); a cancellation"
-            " or rescoring has a neutral `category` (a rescoring's is its cause) and, for the"
-            " holder and the operator only, its free-text `reason` (null, with"
-            " `reason_erased`, once erased)"
+            " or rescoring has a `category` (a rescoring's is its cause; a cancellation's is"
+            " its neutral public form, as `status_category`, unless you are the holder or the"
+            " operator) and, for the holder and the operator only, its free-text `reason`"
+            " (null, with `reason_erased`, once erased)"
         },
     )
     proof = fields.Nested(ProofOut, metadata={"description": "the issuing event"})

@@ -45,6 +45,15 @@ def load_candidate(ledger: Ledger, candidate_id: str) -> Candidate:
     return candidate
 
 
+def refuse_erased(ledger: Ledger, candidate: Candidate, action: str) -> None:
+    """409 once the candidate was erased: a signed fact would be written for nobody."""
+    if ledger.vault.is_erased(candidate.subject):
+        raise Conflict(
+            f"candidate {candidate.id} was erased: they can no longer {action}",
+            candidate=str(candidate.id),
+        )
+
+
 class CandidateService:
     def __init__(self, ledger: Ledger, referential: Referential):
         self.ledger = ledger
@@ -149,11 +158,7 @@ class CandidateService:
         which at worst records sealed answers nobody can open any more.
         """
         candidate = load_candidate(self.ledger, candidate_id)
-        if self.ledger.vault.is_erased(candidate.subject):
-            raise Conflict(
-                f"candidate {candidate_id} was erased: no answer can be recorded",
-                candidate=candidate_id,
-            )
+        refuse_erased(self.ledger, candidate, "answer")
         return candidate
 
     def erase(self, subject: str, reason: str) -> int:

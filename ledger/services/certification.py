@@ -44,7 +44,7 @@ from ledger.domain.referential_release import ReferentialRelease, release
 from ledger.domain.scoring import ERROR, RULES_VERSION, VALIDATED, ScoringResult, rules_of
 from ledger.domain.session import IN_PROCESS, PROCESSED, Session
 from ledger.services import retrying
-from ledger.services.candidates import load_candidate
+from ledger.services.candidates import load_candidate, refuse_erased
 from ledger.services.repeated_rescoring import (
     ISSUED,
     LATE_REPORT_BASIS,
@@ -165,6 +165,7 @@ class CertificationService:
         def command() -> int:
             session = self.session(session_id, centres)
             candidate = load_candidate(self.ledger, candidate_id)
+            refuse_erased(self.ledger, candidate, "be enrolled")
             check_window(self.windows, candidate.audience, clock.parse_date(session.date))
             profile = candidate.profile(self.ref, self.max_level)
             session.enrol(
@@ -187,6 +188,7 @@ class CertificationService:
         def command() -> tuple[Course, int]:
             session = self.session(session_id, centres)
             candidate = load_candidate(self.ledger, candidate_id)
+            refuse_erased(self.ledger, candidate, "start a course")
             now = clock.now()
             if now.astimezone(CENTRE_TZ).date().isoformat() != session.date:
                 raise WrongDay(f"the session is on {session.date}; a test starts on that day only")
@@ -219,16 +221,12 @@ class CertificationService:
         """Record a final answer; returns its seq and, when it completed the course, the result.
 
         Refused (409) once the candidate was erased: nobody is left to have answered.
+        Enrolment and course start are refused the same way.
         """
 
         def command() -> tuple[int, dict[str, Any] | None]:
             course = self.course(course_id)
-            candidate = load_candidate(self.ledger, course.candidate)
-            if self.ledger.vault.is_erased(candidate.subject):
-                raise Conflict(
-                    f"candidate {course.candidate} was erased: no answer can be recorded",
-                    candidate=course.candidate,
-                )
+            refuse_erased(self.ledger, load_candidate(self.ledger, course.candidate), "answer")
             course.answer(challenge, result, time_spent_ms)
             completed = course.state != "in_progress"
             if completed:

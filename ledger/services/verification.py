@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 from ledger import crypto, envelope
 from ledger.domain import clock
-from ledger.domain.certificate import certificate_id
+from ledger.domain.certificate import certificate_id, public_category
+from ledger.domain.course import OPERATOR as OPERATOR_SOURCE
 from ledger.domain.referential import Referential
 from ledger.domain.scoring import RULES
 from ledger.envelope import Envelope
@@ -152,36 +153,61 @@ def audience_of(scopes: frozenset[str] | None, view: dict[str, Any]) -> str:
 
 
 def cancellation_category(view: dict[str, Any]) -> str | None:
-    """The latest cancellation's public category ("other" for events older than categories)."""
+    """The latest cancellation's signed category ("other" for events older than categories)."""
     cancelled = [h for h in view.get("history", []) if h.get("event") == "cancelled"]
     return cancelled[-1].get("category", "other") if cancelled else None
 
 
-def _entry_category(entry: dict[str, Any]) -> str | None:
-    """An entry's neutral category: a cancellation's own, a rescoring's cause."""
+def _entry_category(entry: dict[str, Any], private: bool) -> str | None:
+    """An entry's category: a cancellation's (neutral unless `private`), a rescoring's cause."""
     if entry.get("event") == "cancelled":
-        return entry.get("category", "other")
+        category = entry.get("category", "other")
+        return category if private else public_category(category)
     return entry.get("cause")
 
 
 def _categorized(entry: dict[str, Any], private: bool) -> dict[str, Any]:
     """A history entry with its category; its free-text reason only when `private`."""
-    category = _entry_category(entry)
+    category = _entry_category(entry, private)
     kept = entry if private else {k: v for k, v in entry.items() if k not in PRIVATE_FIELDS}
     return {**kept, "category": category} if category else kept
 
 
-def for_audience(view: dict[str, Any], audience: str) -> dict[str, Any]:
-    """The view as `audience` may read it: free-text reasons for the holder and operator only.
+def _status_category(view: dict[str, Any], private: bool) -> str | None:
+    signed = cancellation_category(view) if view["status"] == "cancelled" else None
+    return signed if private or signed is None else public_category(signed)
 
-    A reason may name the holder or describe misconduct; anybody else gets the
-    neutral category the operator chose (the cause, for a rescoring).
+
+def neutralizations_for(
+    ledger: Ledger, entries: list[dict[str, Any]], operator: bool
+) -> list[dict[str, Any]]:
+    """A course's neutralizations as a reader may see them: the operator's reasons for `admin` only.
+
+    Centre staff wrote the examiner report and read it back in full; a reason the
+    operator gave for its own neutralization (source `operator`) may concern the
+    candidate's conduct, so anybody else reads its source and challenge alone.
+    """
+    if operator:
+        return opened_history(ledger, entries)
+    return [
+        {k: v for k, v in e.items() if k not in PRIVATE_FIELDS} if e["source"] == OPERATOR_SOURCE
+        else e
+        for e in entries
+    ]  # fmt: skip
+
+
+def for_audience(view: dict[str, Any], audience: str) -> dict[str, Any]:
+    """The view as `audience` may read it: text and signed category for holder and operator only.
+
+    A reason may name the holder or describe misconduct, and the page shows the
+    category next to the holder's name: anybody else reads the neutral public
+    category (domain.certificate.PUBLIC_CATEGORIES; a rescoring's cause as is).
     """
     private = audience != PUBLIC
     shaped = {
         **view,
         "audience": audience,
-        "status_category": cancellation_category(view) if view["status"] == "cancelled" else None,
+        "status_category": _status_category(view, private),
         "history": [_categorized(entry, private) for entry in view["history"]],
     }
     if not private:
