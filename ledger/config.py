@@ -125,6 +125,10 @@ SETTINGS: dict[str, tuple[str, str]] = {
         "1 lets webhooks use http:// and reach loopback or private addresses: development "
         "and tests only; otherwise a webhook URL is https and resolves to public addresses.",
     ),
+    "LEDGER_WEBHOOK_MAX_PER_SCHOOL": (
+        "5",
+        "Most webhooks one school may register (each URL once); it deletes one to add another.",
+    ),
     "LEDGER_MAX_LEVEL": ("5", "Highest certifiable level (levels are shown 'sur N')."),
     "LEDGER_CALENDAR": (
         "upper-secondary=01-05:03-31,lower-secondary=03-01:05-31",
@@ -323,6 +327,7 @@ class Config:
     issuer_logo: Path | None = None
     webhook_interval_s: int = 5
     webhook_allow_private: bool = False
+    webhook_max_per_school: int = 5
 
     @classmethod
     def from_env(cls, **overrides: object) -> Config:
@@ -362,6 +367,7 @@ class Config:
             "issuer_logo": _optional_path("LEDGER_ISSUER_LOGO"),
             "webhook_interval_s": _non_negative("LEDGER_WEBHOOK_INTERVAL_S"),
             "webhook_allow_private": _flag("LEDGER_WEBHOOK_ALLOW_PRIVATE"),
+            "webhook_max_per_school": _positive("LEDGER_WEBHOOK_MAX_PER_SCHOOL"),
         }
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]
