@@ -404,10 +404,13 @@ def webhooks_send() -> None:
 
     ledger = _ledger()
     stalled = catch_up(ledger.db, _create_projection_tables(ledger))
-    counts = Webhooks(ledger).dispatch()
+    alarms: list[dict[str, Any]] = []
+    counts = Webhooks(ledger, alarm=alarms.append).dispatch()
     click.echo(
         f"queued {counts['queued']}, delivered {counts['delivered']}, failed {counts['failed']}"
     )
+    if alarms:
+        raise CliError("; ".join(str(p) for a in alarms for p in a["problems"]))
     if stalled:
         raise CliError(
             f"read models stalled ({', '.join(sorted(stalled))}): run projections status"

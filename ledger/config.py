@@ -127,6 +127,10 @@ SETTINGS: dict[str, tuple[str, str]] = {
         "1 lets webhooks use http:// and reach loopback or private addresses: development "
         "and tests only; otherwise a webhook URL is https and resolves to public addresses.",
     ),
+    "LEDGER_WEBHOOK_MAX_PER_SCHOOL": (
+        "5",
+        "Most webhooks one school may register (each URL once); it deletes one to add another.",
+    ),
     "LEDGER_MAX_LEVEL": ("5", "Highest certifiable level (levels are shown 'sur N')."),
     "LEDGER_CALENDAR": (
         "upper-secondary=01-05:03-31,lower-secondary=03-01:05-31",
@@ -355,6 +359,7 @@ class Config:
     metrics_access: str = "loopback"
     ready_max_lag_events: int = 10_000
     ready_max_lag_seconds: int = 30
+    webhook_max_per_school: int = 5
 
     @classmethod
     def from_env(cls, **overrides: object) -> Config:
@@ -398,6 +403,7 @@ class Config:
             "metrics_access": _choice("LEDGER_METRICS_ACCESS", METRICS_ACCESS),
             "ready_max_lag_events": _positive("LEDGER_READY_MAX_LAG_EVENTS"),
             "ready_max_lag_seconds": _positive("LEDGER_READY_MAX_LAG_SECONDS"),
+            "webhook_max_per_school": _positive("LEDGER_WEBHOOK_MAX_PER_SCHOOL"),
         }
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]

@@ -92,6 +92,7 @@ class Walk:
     code: str
     cancelled_course: str
     cancelled_challenge: str
+    hook: str  # the school's webhook id
 
     def __init__(self, client: Any) -> None:
         self.client = client
@@ -237,8 +238,10 @@ def _centre_steps(w: Walk, flow: Flow) -> None:
     w.admission = _bearer(w.call("post", "/api/v1/admission/tokens", flow.admin,
                                  w.request_example("post", "/api/v1/admission/tokens")).get_json())  # fmt: skip
     w.school = school
-    w.call("post", "/api/v1/institutions/{uai}/webhooks", school,
-           w.request_example("post", "/api/v1/institutions/{uai}/webhooks"), uai=SCHOOL)  # fmt: skip
+    w.hook = w.call("post", "/api/v1/institutions/{uai}/webhooks", school,
+                    w.request_example("post", "/api/v1/institutions/{uai}/webhooks"),
+                    uai=SCHOOL).get_json()["id"]  # fmt: skip
+    w.call("get", "/api/v1/institutions/{uai}/webhooks", school, uai=SCHOOL)
     w.ine = "INE00000001A"
     certified, cancelled = _pupil(flow, external_id=w.ine), _pupil(flow, first_name="Zoé")
     template = "/api/v1/centres/{centre_id}/sessions"
@@ -327,6 +330,8 @@ def _public_steps(w: Walk, flow: Flow) -> None:
     with clock.frozen_at(PUBLISHED.replace(hour=11)):
         w.call("post", "/api/v1/webhooks/deliveries", flow.admin)
     w.call("get", "/api/v1/institutions/{uai}/webhooks/deliveries", w.school, uai=SCHOOL)
+    w.call("delete", "/api/v1/institutions/{uai}/webhooks/{webhook_id}", w.school, uai=SCHOOL,
+           webhook_id=w.hook)  # fmt: skip
 
 
 def _late_steps(w: Walk, flow: Flow) -> None:

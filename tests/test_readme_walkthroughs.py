@@ -103,6 +103,7 @@ def test_the_institutions_walkthrough(shell: Shell, tmp_path: Path) -> None:
     assert "signature valid, kid" in out
     assert (tmp_path / "school.csv").read_text(encoding="utf-8").startswith("\ufeffine,")
     assert out.rstrip().endswith("[]")  # the new webhook's log: nothing published since
+    assert '"url":"http://127.0.0.1:9/hook"}' in out  # the school's webhooks, listed
 
 
 def test_the_verifiers_walkthrough(shell: Shell, tmp_path: Path) -> None:

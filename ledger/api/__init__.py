@@ -15,7 +15,7 @@ from ledger.api.attestation_check import PATH as PDF_CHECK_PATH
 from ledger.api.body import BoundedBody, check_api_body
 from ledger.api.headers import ResponseHeaders
 from ledger.api.observe import init_observe
-from ledger.api.openapi import ProblemResponses
+from ledger.api.openapi import WEBHOOKS, ProblemResponses
 from ledger.api.state import ApiState
 from ledger.config import Config, setting
 from ledger.domain.base import DomainError
@@ -55,6 +55,7 @@ def create_app(config: Config | None = None) -> Flask:
                 "description": "Signed, hash-chained ledger of digital-competence certification. "
                 "Errors are application/problem+json (RFC 9457)."
             },
+            "webhooks": WEBHOOKS,
         },
     )
     logs.configure(setting("LEDGER_LOG_LEVEL"), config.log_format)
@@ -68,6 +69,7 @@ def create_app(config: Config | None = None) -> Flask:
     api.spec.components.schema("AnswerIn", schema=schemas.AnswerIn)
     api.spec.components.schema("AnswerBatchIn", schema=schemas.AnswerBatchIn)
     api.spec.components.schema("ReferentialOut", schema=schemas.ReferentialOut)
+    api.spec.components.schema("WebhookPayload", schema=schemas.WebhookPayload)
     _register(api, app)
     app.register_error_handler(ValidationError, problems.from_validation)
     init_site(app, config)

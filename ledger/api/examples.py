@@ -77,6 +77,11 @@ COURSE_UP_TO_DATE = {"course": COURSE, "rescored": False, "dry_run": False,
                      "certificate": None, "certificate_action": None}  # fmt: skip
 """A course never rescored, already under the current rules: the 200 answer."""
 
+WEBHOOK = {"id": "0b7e2f4c-5d1a-4e8b-9c3f-2a6d8e1b7c40", "school": "0350029S",
+           "url": "https://ent.lycee-chateaubriand.fr/hooks/pix", "created": TIME,
+           "after_seq": 182}  # fmt: skip
+WEBHOOK_PAYLOAD = {"delivery": f"{WEBHOOK['id']}/183", "event": "publication", "seq": 183,
+                   "hash": HASH, "code": CODE, "candidate": CANDIDATE, "school": "0350029S"}  # fmt: skip
 SCHEMA_EXAMPLES: dict[str, Any] = {
     "CandidateIn": {"first_name": "Camille", "last_name": "Lefèvre", "birth_date": "2007-03-14",
                     "birth_place": "Rennes", "external_id": "pupil-0042", "audience": "adult"},
@@ -110,6 +115,7 @@ SCHEMA_EXAMPLES: dict[str, Any] = {
         "challenges": [{"id": "recdaivrgzun9", "skill": "@recherche1"}]},
     "InstitutionTokenIn": {"label": "vie scolaire"},
     "WebhookIn": {"url": "https://ent.lycee-chateaubriand.fr/hooks/pix"},
+    "WebhookPayload": WEBHOOK_PAYLOAD,
     "SignedDocumentOut": {
         "document": {"kind": "school-records", "school": "0350029S", "issued_at": TIME,
                      "derived_from_seqs": [7, 170], "derived_from": SOURCES,
@@ -303,13 +309,13 @@ OPERATION_EXAMPLES: dict[tuple[str, str], Any] = {
                                                "hashes": ["n4bQgYhMfWWaL+qgxVrQFaO/TxsrC4Is0V1sFbDwCgg="]},
     ("get", "/api/v1/health"): {"status": "ok"},
     ("get", "/api/v1/institutions/{uai}/webhooks/deliveries"): {"deliveries": [{
-        "webhook": "0b7e…", "seq": 183, "body": {"delivery": "0b7e…/183", "event": "publication",
-        "seq": 183, "code": CODE, "candidate": CANDIDATE, "school": "0350029S"}, "attempts": 1,
+        "webhook": WEBHOOK["id"], "seq": 183, "body": WEBHOOK_PAYLOAD, "attempts": 1,
         "next_attempt": TIME, "status": "delivered", "last_error": None, "delivered": TIME}]},
     ("post", "/api/v1/webhooks/deliveries"): {"queued": 2, "delivered": 2, "failed": 0},
-    ("post", "/api/v1/institutions/{uai}/webhooks"): {
-        "id": "0b7e…", "school": "0350029S", "url": "https://ent.lycee-chateaubriand.fr/hooks/pix",
-        "created": TIME, "after_seq": 182},
+    ("post", "/api/v1/institutions/{uai}/webhooks"): WEBHOOK,
+    ("get", "/api/v1/institutions/{uai}/webhooks"): {"webhooks": [WEBHOOK]},
+    ("delete", "/api/v1/institutions/{uai}/webhooks/{webhook_id}"): {
+        "deleted": WEBHOOK["id"], "dropped_deliveries": 0},
     ("get", "/api/v1/ready"): {"status": "ready", "checks": {
         "database": {"ok": True, "kind": "postgresql", "head": 180},
         "projections": {"ok": True, "lag": 0, "lag_seconds": 0.0},

@@ -14,7 +14,7 @@ from typing import Any
 
 from apispec import APISpec, BasePlugin
 
-from ledger.api.examples import add_examples
+from ledger.api.examples import WEBHOOK_PAYLOAD, add_examples
 from ledger.api.problems import PROBLEM_JSON, TITLES
 
 PROBLEM_STATUSES = (400, 401, 403, 404, 405, 409, 410, 413, 415, 422, 429, 503)
@@ -33,6 +33,50 @@ PROBLEM_SCHEMA = {
         "instance": {"type": ["string", "null"]},
         "errors": {"description": "per-field messages of a 422"},
     },
+}
+
+SIGNATURE_HEADERS = {
+    "Content-Digest": "RFC 9530 `sha-256=:<base64>:` of the body",
+    "Signature-Input": 'RFC 9421 `sig1=("@method" "@target-uri" "content-digest" '
+    '"content-type");created=<unix>;keyid="<JWKS kid>";alg="ed25519"`',
+    "Signature": "RFC 9421 `sig1=:<base64 Ed25519 signature>:` of the signature base",
+}
+# OpenAPI 3.1 `webhooks`: what the ledger POSTs to a school's registered URL.
+WEBHOOKS = {
+    "certificateEvent": {
+        "post": {
+            "summary": "A publication, cancellation or rescoring of one of the school's pupils",
+            "description": "POSTed to each URL the school registered, signed with an RFC 9421 "
+            "HTTP Message Signature (Ed25519, key in /.well-known/jwks.json) over the method, "
+            "the target URI as sent (scheme, Host, path), Content-Digest and Content-Type. "
+            "Retried after 10 s, 1 min, 5 min, 30 min and 2 h until a 2xx answer; at least "
+            "once, so drop a `delivery` already processed. See LEDGER_FORMAT, "
+            '"Webhook deliveries".',
+            "parameters": [
+                {
+                    "name": name,
+                    "in": "header",
+                    "required": True,
+                    "description": text,
+                    "schema": {"type": "string"},
+                }
+                for name, text in SIGNATURE_HEADERS.items()
+            ],
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {"$ref": "#/components/schemas/WebhookPayload"},
+                        "example": WEBHOOK_PAYLOAD,
+                    }
+                },
+            },
+            "responses": {
+                "2XX": {"description": "received: not sent again"},
+                "default": {"description": "not received: retried later"},
+            },
+        }
+    }
 }
 
 

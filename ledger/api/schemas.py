@@ -412,6 +412,73 @@ SIGNED_DOCUMENT = {
 }
 
 
+WEBHOOK_EVENTS = ("publication", "cancellation", "rescoring")
+DELIVERY_STATUSES = ("pending", "delivered", "failed")
+
+
+class WebhookOut(Schema):
+    id = fields.String(metadata={"description": "the webhook's id (first part of `delivery`)"})
+    school = fields.String(metadata={"description": "the school's UAI"})
+    url = fields.String(
+        metadata={"description": "the URL in normal form: what is sent to and signed"}
+    )
+    created = fields.String()
+    after_seq = fields.Integer(metadata={"description": "events after this seq are delivered"})
+
+
+class WebhookListOut(Schema):
+    webhooks = fields.List(fields.Nested(WebhookOut))
+
+
+class WebhookDeletedOut(Schema):
+    deleted = fields.String(metadata={"description": "the webhook's id"})
+    dropped_deliveries = fields.Integer(
+        metadata={"description": "pending deliveries dropped (the webhook's log goes with it)"}
+    )
+
+
+class WebhookPayload(Schema):
+    """The JSON a school's URL receives (POST, RFC 9421 signed): see LEDGER_FORMAT."""
+
+    delivery = fields.String(
+        metadata={"description": "`<webhook id>/<seq>`: the same on every retry; drop a repeat"}
+    )
+    event = fields.String(validate=validate.OneOf(WEBHOOK_EVENTS))
+    seq = fields.Integer(metadata={"description": "the event's place in the public log"})
+    hash = fields.String(
+        metadata={"description": "the event's hash in the log (absent in deliveries queued "
+                  "before it was added)"}
+    )  # fmt: skip
+    code = fields.String(metadata={"description": "the certificate's verification code"})
+    candidate = fields.String()
+    school = fields.String(metadata={"description": "the school's UAI"})
+
+
+class DeliveryOut(Schema):
+    webhook = fields.String()
+    seq = fields.Integer()
+    body = fields.Nested(WebhookPayload)
+    attempts = fields.Integer()
+    next_attempt = fields.String()
+    status = fields.String(validate=validate.OneOf(DELIVERY_STATUSES))
+    last_error = fields.String(
+        allow_none=True,
+        metadata={"description": "`HTTP <status>`, `unreachable`, `refused: …` or "
+                  "`integrity: …` (the signed events do not back it: never sent)"},
+    )  # fmt: skip
+    delivered = fields.String(allow_none=True)
+
+
+class DeliveryLogOut(Schema):
+    deliveries = fields.List(fields.Nested(DeliveryOut))
+
+
+class DispatchOut(Schema):
+    queued = fields.Integer()
+    delivered = fields.Integer()
+    failed = fields.Integer()
+
+
 class SignedDocumentOut(Schema):
     document = fields.Dict(
         metadata={

@@ -56,7 +56,7 @@ class ApiState:
         self.institutions = InstitutionService(
             self.ledger, self.referential, self.tail, alarm=self.raise_alarm
         )
-        self.webhooks = Webhooks(self.ledger)
+        self.webhooks = Webhooks(self.ledger, alarm=self.raise_alarm)
 
     def raise_alarm(self, alarm: dict[str, object]) -> None:
         """Record an integrity failure once (bounded); /api/v1/ready reports it until restart."""

@@ -31,7 +31,10 @@ class WebhookLoop:
         return self
 
     def stop(self, timeout: float = 15.0) -> None:
-        """Ask the thread to end and wait for the send in progress (at most two 5 s timeouts)."""
+        """Ask the thread to end and wait a while for the round in progress.
+
+        A send cut short by the process's exit keeps its lease, which expires: it is sent again.
+        """
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout)

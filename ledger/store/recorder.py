@@ -412,6 +412,15 @@ class LedgerRecorder(ApplicationRecorder):
             )
             return [row_to_envelope(r) for r in cur.fetchall()]
 
+    def first_envelope(self, stream: str) -> Envelope | None:
+        """A stream's first envelope (its creation event) without reading the rest."""
+        with self.db.read() as cur:
+            cur.execute(
+                f"SELECT {COLUMNS} FROM ledger_events WHERE stream = ? AND version = 1", (stream,)
+            )
+            row = cur.fetchone()
+        return row_to_envelope(row) if row else None
+
     def signing_key(self) -> crypto.SigningKey:
         """The key that signs now (checkpoints, tokens): the chain's current key."""
         return self._signer(self.key_history())[0]
