@@ -44,7 +44,7 @@ from ledger.domain.referential_release import ReferentialRelease, release
 from ledger.domain.scoring import ERROR, RULES_VERSION, VALIDATED, ScoringResult, rules_of
 from ledger.domain.session import IN_PROCESS, PROCESSED, Session
 from ledger.services import retrying
-from ledger.services.candidates import load_candidate
+from ledger.services.candidates import load_candidate, registration
 from ledger.services.repeated_rescoring import (
     ISSUED,
     LATE_REPORT_BASIS,
@@ -223,7 +223,7 @@ class CertificationService:
 
         def command() -> tuple[int, dict[str, Any] | None]:
             course = self.course(course_id)
-            candidate = load_candidate(self.ledger, course.candidate)
+            candidate = registration(self.ledger, course.candidate)
             if self.ledger.vault.is_erased(candidate.subject):
                 raise Conflict(
                     f"candidate {course.candidate} was erased: no answer can be recorded",
@@ -314,12 +314,12 @@ class CertificationService:
 
     def _seal_incidents(self, session: Session, incidents: str) -> dict[str, str]:
         """Free text that may name anyone present: erased with any enrolled candidate or the examiner."""
-        people = [load_candidate(self.ledger, c).subject for c in session.enrolled]
+        people = [registration(self.ledger, c).subject for c in session.enrolled]
         people.append(session.examiner["subject"])
         return self.ledger.vault.seal_shared(f"session:{session.id}", people, incidents)
 
     def _seal_report(self, report: dict[str, Any]) -> dict[str, Any]:
-        candidate = load_candidate(self.ledger, report["candidate"])
+        candidate = registration(self.ledger, report["candidate"])
         description = report.get("description")
         return {
             "id": report.get("id") or str(uuid.uuid4()),
@@ -352,7 +352,7 @@ class CertificationService:
                 "operator decisions are taken while the session is in process",
                 session_state=session.state,
             )
-        subject = load_candidate(self.ledger, course.candidate).subject
+        subject = registration(self.ledger, course.candidate).subject
         return course, self.ledger.vault.seal(subject, reason)
 
     def operator_decision(self, course_id: str, decision: str, reason: str) -> int:
@@ -424,7 +424,7 @@ class CertificationService:
     def _certificate(
         self, course: Course, session: Session, centre: Centre, today: date
     ) -> Certificate:
-        candidate: Candidate = load_candidate(self.ledger, course.candidate)
+        candidate: Candidate = registration(self.ledger, course.candidate)
         result = course.latest_result
         return Certificate(
             code=new_code(), candidate=course.candidate, subject=candidate.subject,
@@ -548,7 +548,7 @@ class CertificationService:
         previous = course.latest_result
         if previous is None:
             raise Conflict(f"course {course_id} has no result to rescore yet")
-        subject = load_candidate(self.ledger, course.candidate).subject
+        subject = registration(self.ledger, course.candidate).subject
         sealed = reason if dry_run else self.ledger.vault.seal(subject, reason)
         result = course.rescore(
             RULES_BASIS, sealed, self.max_level, self._start_profile(course), self._abort_of(course)

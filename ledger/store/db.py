@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from ledger.store.schema import SCHEMA
+from ledger.store.schema import DIALECT_SCHEMA, SCHEMA
 
 APPEND_LOCK_ID = 0x1ED6E5  # PostgreSQL advisory lock that serializes appends
 SQLITE_UNAVAILABLE = ("locked", "busy", "unable to open", "disk i/o")
@@ -188,7 +188,7 @@ class SQLiteDatabase(Database):
 
     def create_schema(self) -> None:
         try:
-            self._conn().executescript(SCHEMA)
+            self._conn().executescript(SCHEMA + DIALECT_SCHEMA[self.kind])
         except sqlite3.Error as exc:
             raise _sqlite_error(exc) from exc
 
@@ -406,7 +406,7 @@ class PostgresDatabase(Database):
     def create_schema(self) -> None:
         with self._connection() as conn, conn.transaction(), conn.cursor() as cur:
             cur.execute("SELECT pg_advisory_xact_lock(%s)", (APPEND_LOCK_ID,))
-            cur.execute(SCHEMA)
+            cur.execute(SCHEMA + DIALECT_SCHEMA[self.kind])
 
     def close(self) -> None:
         self._pool.close()

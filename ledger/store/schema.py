@@ -6,6 +6,9 @@ that auditors verify. There is no second copy that could drift.
 `tlog_tiles` holds the Merkle tree over it as C2SP tlog-tiles (one row per
 tile, widened in place until full), derived from `ledger_events` and
 re-derivable from it at any time.
+`DIALECT_SCHEMA` adds what the two databases spell differently: the index that
+finds a positioning answer by (candidate, answer id) inside the signed rows
+(see ledger/store/answers.py).
 """
 
 SCHEMA = """
@@ -112,3 +115,14 @@ CREATE TABLE IF NOT EXISTS tlog_tiles (
     PRIMARY KEY (level, idx)
 );
 """
+
+ANSWER_TYPE = "positioning.AnswerRecorded"
+ANSWER_ID = {
+    "sqlite": "json_extract(data, '$.answer_id')",
+    "postgresql": "((data::json) ->> 'answer_id')",
+}
+DIALECT_SCHEMA = {
+    kind: f"CREATE INDEX IF NOT EXISTS ledger_answers_by_id ON ledger_events"
+    f" (stream, {expression}) WHERE type = '{ANSWER_TYPE}';"
+    for kind, expression in ANSWER_ID.items()
+}
