@@ -4,6 +4,8 @@ A candidate with 3,000 positioning answers (written in three batches) answers
 again through the answer index: the rows the database hands back for one more
 answer, a duplicate or a conflict are as many as for a candidate with none, and
 the rules still hold (idempotency by answer id, erasure, course answers).
+Enrolment and course start read the knowledge from a kept fold, which counts
+only while its MAC and the log row it was made from agree.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from ledger.domain import clock
 from ledger.domain.base import Conflict
 from ledger.domain.candidate import Answer, Candidate
 from ledger.domain.referential import load_referential
-from ledger.services.candidates import CandidateService, load_candidate
+from ledger.services.candidates import CandidateService, load_candidate, registration
+from ledger.services.candidates import positioning as positioning_of
 from ledger.store.application import Ledger
 from ledger.store.schema import ANSWER_TYPE
 from tests.certification_flow import MORNING, Flow
@@ -78,7 +81,7 @@ def rows_read(ledger: Ledger) -> Iterator[RowCounter]:
         db.read, db.write = read, write  # type: ignore[method-assign]
 
 
-def positioning(index: int, result: str = "ok") -> Answer:
+def nth(index: int, result: str = "ok") -> Answer:
     challenge = CHALLENGES[index % len(CHALLENGES)]
     return Answer(
         answer_id=f"p-{index}", challenge=challenge.id, skill=challenge.skill, competence="1.1",
@@ -90,7 +93,7 @@ def with_history(service: CandidateService, answers: int) -> str:
     candidate, _ = service.register({"first_name": "Inès", "last_name": "Morel"})
     for start in range(0, answers, 1_000):
         batch = range(start, min(answers, start + 1_000))
-        service.record_answers([(str(candidate.id), positioning(i)) for i in batch])
+        service.record_answers([(str(candidate.id), nth(i)) for i in batch])
     return str(candidate.id)
 
 
@@ -112,13 +115,13 @@ def test_a_long_history_answers_as_cheaply_and_as_correctly_as_none(ledger: Ledg
     service = CandidateService(ledger, REF)
     fresh, long = with_history(service, 0), with_history(service, HISTORY)
     commands = {
-        "new": lambda c: service.record_answers([(c, positioning(HISTORY + 1, "ko"))]),
-        "duplicate": lambda c: service.record_answers([(c, positioning(0))]),
-        "conflict": lambda c: service.record_answers([(c, positioning(1, "ko"))]),
+        "new": lambda c: service.record_answers([(c, nth(HISTORY + 1, "ko"))]),
+        "duplicate": lambda c: service.record_answers([(c, nth(0))]),
+        "conflict": lambda c: service.record_answers([(c, nth(1, "ko"))]),
     }
     for name, command in commands.items():
         if name != "new":  # the fresh candidate needs the same answers first
-            service.record_answers([(fresh, positioning(int(name == "conflict")))])
+            service.record_answers([(fresh, nth(int(name == "conflict")))])
         (short_outcome, short_rows), (long_outcome, long_rows) = (
             cost(ledger, command, fresh),
             cost(ledger, command, long),
@@ -127,8 +130,8 @@ def test_a_long_history_answers_as_cheaply_and_as_correctly_as_none(ledger: Ledg
         assert type(long_outcome) is type(short_outcome), name
     candidate = load_candidate(ledger, long)
     assert candidate.version == 1 + HISTORY + 1
-    assert candidate.answers["p-0"] == positioning(0)  # the duplicate wrote nothing
-    assert candidate.answers["p-1"] == positioning(1)  # the conflict wrote nothing
+    assert candidate.answers["p-0"] == nth(0)  # the duplicate wrote nothing
+    assert candidate.answers["p-1"] == nth(1)  # the conflict wrote nothing
     assert candidate.answers[f"p-{HISTORY + 1}"].result == "ko"
     assert verify_records(live_records(ledger), ledger.trust_anchor()).ok
 
@@ -138,15 +141,15 @@ def test_a_batch_mixes_new_repeated_and_in_batch_duplicates(ledger: Ledger) -> N
     candidate = with_history(service, 1_200)
     outcomes = service.record_answers(
         [
-            (candidate, positioning(5)),
-            (candidate, positioning(2_000)),
-            (candidate, positioning(2_000)),
+            (candidate, nth(5)),
+            (candidate, nth(2_000)),
+            (candidate, nth(2_000)),
         ]
     )
     assert [o.status for o in outcomes] == ["duplicate", "recorded", "duplicate"]
     assert outcomes[1].seq == ledger.recorder.max_notification_id()
     with pytest.raises(Conflict):  # the whole batch is refused: nothing written
-        service.record_answers([(candidate, positioning(2_001)), (candidate, positioning(7, "ko"))])
+        service.record_answers([(candidate, nth(2_001)), (candidate, nth(7, "ko"))])
     assert load_candidate(ledger, candidate).version == 1 + 1_200 + 1
 
 
@@ -155,7 +158,7 @@ def test_an_answer_id_is_found_by_the_log_not_by_a_copy(ledger: Ledger) -> None:
     service = CandidateService(ledger, REF)
     candidate = with_history(service, 3)
     stream = service.answer_index.stream(candidate, ["p-1", "p-9"])
-    assert stream.version == 4 and stream.known == {"p-1": positioning(1)}
+    assert stream.version == 4 and stream.known == {"p-1": nth(1)}
     with ledger.db.read() as cur:
         cur.execute("SELECT data FROM ledger_events WHERE stream = ? AND version = 3", (candidate,))
         assert json.loads(cur.fetchone()[0])["answer_id"] == "p-1"
@@ -166,7 +169,7 @@ def test_an_erased_candidate_with_a_long_history_answers_nothing(ledger: Ledger)
     candidate = with_history(service, 1_000)
     service.erase(load_candidate(ledger, candidate).subject, "data-subject-request")
     with pytest.raises(Conflict, match="erased"):
-        service.record_answers([(candidate, positioning(1_001))])
+        service.record_answers([(candidate, nth(1_001))])
 
 
 def test_a_course_answer_reads_the_course_not_the_candidate_s_history(
@@ -176,14 +179,15 @@ def test_a_course_answer_reads_the_course_not_the_candidate_s_history(
     st = app.extensions["ledger"]
     long = flow.eligible_candidate()
     short = flow.eligible_candidate()
-    padding = [(long, positioning(i)) for i in range(2_000)]
+    padding = [(long, nth(i)) for i in range(2_000)]
     for start in range(0, len(padding), 1_000):
         st.candidates.record_answers(padding[start : start + 1_000])
     session = flow.session()["id"]
-    courses = {}
+    courses, starts = {}, {}
     for candidate in (short, long):
-        flow.enrol(session, candidate)
-        courses[candidate] = flow.start(session, candidate)
+        flow.enrol(session, candidate)  # keeps the long history's fold
+        courses[candidate], starts[candidate] = cost(st.ledger, flow.start, session, candidate)
+    assert starts[long] <= starts[short] + 10, starts
     rows = {}
     with clock.frozen_at(MORNING.replace(minute=45)):
         for candidate, course in courses.items():
@@ -194,3 +198,56 @@ def test_a_course_answer_reads_the_course_not_the_candidate_s_history(
                 st.certification.answer(*answer)
     assert rows[long] == rows[short], rows
     assert rows[long] < 2 * len(courses[long]["challenges"]) + 20
+
+
+def full_fold(ledger: Ledger, candidate: str) -> dict[str, Any]:
+    """The positioning from every answer, as the whole Candidate knows it."""
+    whole = load_candidate(ledger, candidate)
+    return {
+        "knowledge": whole.knowledge(REF).to_state(),
+        "seen": sorted({a.challenge for a in whole.answers.values()}),
+    }
+
+
+def test_a_fold_continues_exactly_where_the_whole_history_would_be(ledger: Ledger) -> None:
+    service = CandidateService(ledger, REF)
+    candidate = with_history(service, 150)
+    mixed = [(candidate, nth(150 + i, ("ok", "ko", "aband")[i % 3])) for i in range(100)]
+    service.record_answers(mixed)
+    registered = registration(ledger, candidate)
+    first = positioning_of(ledger, REF, registered)  # from the log, then kept
+    service.record_answers([(candidate, nth(400 + i, "ko")) for i in range(70)])
+    again = positioning_of(ledger, REF, registered)  # from the kept fold on
+    expected = full_fold(ledger, candidate)
+    assert {"knowledge": again.knowledge.to_state(), "seen": sorted(again.seen)} == expected
+    assert again.answers == 320 and first.answers == 250
+    assert again.knowledge.to_state() != first.knowledge.to_state()
+
+
+def test_a_kept_fold_spares_the_history_and_a_tampered_one_is_refused(ledger: Ledger) -> None:
+    service = CandidateService(ledger, REF)
+    candidate = with_history(service, HISTORY)
+    registered = registration(ledger, candidate)
+    positioning_of(ledger, REF, registered)
+    kept, rows = cost(ledger, positioning_of, ledger, REF, registered)
+    assert rows <= 3 and kept.answers == HISTORY
+    expected = full_fold(ledger, candidate)
+
+    def tampered(sql: str, *params: Any) -> dict[str, Any]:
+        with ledger.db.write(lock=None) as cur:
+            cur.execute(sql, params)
+        found, rows = cost(ledger, positioning_of, ledger, REF, registered)
+        assert rows > HISTORY  # refused: folded again from the log
+        return {"knowledge": found.knowledge.to_state(), "seen": sorted(found.seen)}
+
+    state = kept.to_state()  # every skill invalidated: a profile it never had
+    state["knowledge"]["status"] = {
+        s: [False, p] for s, (_, p) in state["knowledge"]["status"].items()
+    }
+    edited = json.dumps(state, sort_keys=True, separators=(",", ":"))
+    assert (
+        tampered("UPDATE positioning_folds SET state = ? WHERE candidate = ?", edited, candidate)
+        == expected
+    )
+    rewritten = "UPDATE ledger_events SET hash = 'ff' || hash WHERE stream = ? AND version = ?"
+    assert tampered(rewritten, candidate, kept.version) == expected

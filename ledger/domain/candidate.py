@@ -14,7 +14,7 @@ knowledge is read (enrolment, course start).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 from uuid import UUID
 
@@ -227,3 +227,41 @@ class AnswerStream:
         )
         self.known[answer.answer_id] = answer
         return True
+
+
+@dataclass
+class Positioning:
+    """What a candidate's answers say, folded up to stream `version`: knowledge and challenges seen.
+
+    Its size is bounded by the referential, not by the history, so it can be kept
+    and carried forward: `fold` continues exactly where `Candidate.knowledge` would be
+    after the same answers (positions count answers, from 1).
+    """
+
+    referential: str
+    version: int = 1
+    answers: int = 0
+    knowledge: Knowledge = field(default_factory=Knowledge)
+    seen: set[str] = field(default_factory=set)
+
+    def fold(self, ref: Referential, version: int, recorded: dict[str, Any] | None) -> None:
+        """Event `version` of the stream; `recorded` is its payload when it is an answer."""
+        if recorded is not None:
+            self.answers += 1
+            self.knowledge.apply(ref, recorded["skill"], recorded["result"], self.answers)
+            self.seen.add(recorded["challenge"])
+        self.version = version
+
+    def to_state(self) -> dict[str, Any]:
+        return {
+            "referential": self.referential, "version": self.version, "answers": self.answers,
+            "knowledge": self.knowledge.to_state(), "seen": sorted(self.seen),
+        }  # fmt: skip
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> Positioning:
+        return cls(
+            referential=state["referential"], version=int(state["version"]),
+            answers=int(state["answers"]), knowledge=Knowledge.from_state(state["knowledge"]),
+            seen=set(state["seen"]),
+        )  # fmt: skip

@@ -11,7 +11,7 @@ from uuid import UUID
 from eventsourcing.application import AggregateNotFoundError
 
 from ledger.domain.base import Conflict, DomainError, NotFound
-from ledger.domain.candidate import Answer, AnswerStream, Candidate
+from ledger.domain.candidate import Answer, AnswerStream, Candidate, Positioning
 from ledger.domain.erasure import Erasure
 from ledger.domain.institution import UAI_FORMAT, is_uai
 from ledger.domain.referential import Referential
@@ -19,6 +19,7 @@ from ledger.services import retrying
 from ledger.store.answers import AnswerIndex
 from ledger.store.application import Ledger
 from ledger.store.external_ids import ExternalIds
+from ledger.store.positioning import PositioningFolds
 
 AUDIENCES = ("adult", "upper-secondary", "lower-secondary")
 
@@ -54,6 +55,15 @@ def registration(ledger: Ledger, candidate_id: str) -> Candidate:
     length of the history: for every rule that needs who, not what they know.
     """
     return load_candidate(ledger, candidate_id, version=1)
+
+
+def positioning(ledger: Ledger, ref: Referential, candidate: Candidate) -> Positioning:
+    """The registered candidate's knowledge and challenges seen, from a kept fold on.
+
+    Reads the answers logged after the latest fold that still verifies, not the
+    whole history (see ledger/store/positioning.py).
+    """
+    return PositioningFolds(ledger.db, ledger.keyring).positioning(ref, str(candidate.id))
 
 
 class CandidateService:

@@ -44,7 +44,7 @@ from ledger.domain.referential_release import ReferentialRelease, release
 from ledger.domain.scoring import ERROR, RULES_VERSION, VALIDATED, ScoringResult, rules_of
 from ledger.domain.session import IN_PROCESS, PROCESSED, Session
 from ledger.services import retrying
-from ledger.services.candidates import load_candidate, registration
+from ledger.services.candidates import positioning, registration
 from ledger.services.repeated_rescoring import (
     ISSUED,
     LATE_REPORT_BASIS,
@@ -164,9 +164,10 @@ class CertificationService:
 
         def command() -> int:
             session = self.session(session_id, centres)
-            candidate = load_candidate(self.ledger, candidate_id)
+            candidate = registration(self.ledger, candidate_id)
             check_window(self.windows, candidate.audience, clock.parse_date(session.date))
-            profile = candidate.profile(self.ref, self.max_level)
+            knowledge = positioning(self.ledger, self.ref, candidate).knowledge
+            profile = profile_of(self.ref, knowledge, self.max_level)
             session.enrol(
                 str(candidate.id),
                 candidate.audience,
@@ -186,13 +187,13 @@ class CertificationService:
     ) -> tuple[Course, int]:
         def command() -> tuple[Course, int]:
             session = self.session(session_id, centres)
-            candidate = load_candidate(self.ledger, candidate_id)
+            candidate = registration(self.ledger, candidate_id)
             now = clock.now()
             if now.astimezone(CENTRE_TZ).date().isoformat() != session.date:
                 raise WrongDay(f"the session is on {session.date}; a test starts on that day only")
-            knowledge = candidate.knowledge(self.ref)
+            known = positioning(self.ledger, self.ref, candidate)
+            knowledge, seen = known.knowledge, known.seen
             profile = profile_of(self.ref, knowledge, max_level=MAX_DIFFICULTY)  # uncapped
-            seen = {a.challenge for a in candidate.answers.values()}
             seed = str(uuid.uuid4())
             needs = session.accommodation_of(str(candidate.id))
             challenges = select_challenges(

@@ -9,6 +9,9 @@ re-derivable from it at any time.
 `DIALECT_SCHEMA` adds what the two databases spell differently: the index that
 finds a positioning answer by (candidate, answer id) inside the signed rows
 (see ledger/store/answers.py).
+`positioning_folds` keeps a candidate's knowledge folded up to a version, under
+a MAC, so enrolment and course start read only the answers after it (see
+ledger/store/positioning.py); dropping the table only costs time.
 """
 
 SCHEMA = """
@@ -94,6 +97,13 @@ CREATE TABLE IF NOT EXISTS projection_stalls (
     since TEXT NOT NULL,
     attempts INTEGER NOT NULL,
     retry_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS positioning_folds (
+    candidate TEXT PRIMARY KEY,
+    version INTEGER NOT NULL,
+    hash TEXT NOT NULL,
+    state TEXT NOT NULL,
+    mac TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS tlog_checkpoints (
     size BIGINT PRIMARY KEY,
