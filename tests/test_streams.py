@@ -11,6 +11,7 @@ only while its MAC and the log row it was made from agree.
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -251,3 +252,30 @@ def test_a_kept_fold_spares_the_history_and_a_tampered_one_is_refused(ledger: Le
     )
     rewritten = "UPDATE ledger_events SET hash = 'ff' || hash WHERE stream = ? AND version = ?"
     assert tampered(rewritten, candidate, kept.version) == expected
+
+
+def test_concurrent_writers_of_the_same_answers_record_each_once(ledger: Ledger) -> None:
+    """Four threads send the same ten answers: each is recorded once, the others see duplicates."""
+    service = CandidateService(ledger, REF)
+    candidate = with_history(service, 500)
+    statuses: list[str] = []
+
+    def send(index: int) -> str:
+        for _ in range(50):  # a 409 "changed concurrently" tells the client to send again
+            try:
+                return service.record_answers([(candidate, nth(1_000 + index))])[0].status
+            except Conflict as exc:
+                assert "concurrently" in exc.detail
+        return "gave up"
+
+    def client() -> None:
+        statuses.extend(send(index) for index in range(10))
+
+    threads = [threading.Thread(target=client) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(statuses).count("recorded") == 10 and len(statuses) == 40
+    whole = load_candidate(ledger, candidate)
+    assert whole.version == 1 + 500 + 10 and len(whole.answers) == 510
