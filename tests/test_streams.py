@@ -239,6 +239,7 @@ def test_a_kept_fold_spares_the_history_and_a_tampered_one_is_refused(ledger: Le
             cur.execute(sql, params)
         found, rows = cost(ledger, positioning_of, ledger, REF, registered)
         assert rows > HISTORY  # refused: folded again from the log
+        assert cost(ledger, positioning_of, ledger, REF, registered)[1] <= 3  # and kept again
         return {"knowledge": found.knowledge.to_state(), "seen": sorted(found.seen)}
 
     state = kept.to_state()  # every skill invalidated: a profile it never had

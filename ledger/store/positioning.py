@@ -77,7 +77,7 @@ class PositioningFolds:
         return fold if (fold.version, fold.referential) == (version, ref.version) else None
 
     def _keep(self, candidate: str, fold: Positioning, hash_hex: str) -> None:
-        """Keep (or replace) the candidate's fold; a lost race keeps either, both valid."""
+        """Keep the candidate's fold, unless a newer one is kept already (a lost race)."""
         state = json.dumps(fold.to_state(), sort_keys=True, separators=(",", ":"))
         mac = self._mac(candidate, hash_hex, state)
         with self.db.write(lock=None) as cur:
@@ -85,6 +85,6 @@ class PositioningFolds:
                 "INSERT INTO positioning_folds (candidate, version, hash, state, mac)"
                 " VALUES (?, ?, ?, ?, ?) ON CONFLICT (candidate) DO UPDATE SET"
                 " version = excluded.version, hash = excluded.hash, state = excluded.state,"
-                " mac = excluded.mac",
+                " mac = excluded.mac WHERE positioning_folds.version <= excluded.version",
                 (candidate, fold.version, hash_hex, state, mac),
             )
