@@ -44,7 +44,7 @@ from ledger.domain.referential_release import ReferentialRelease, release
 from ledger.domain.scoring import ERROR, RULES_VERSION, VALIDATED, ScoringResult, rules_of
 from ledger.domain.session import IN_PROCESS, PROCESSED, Session
 from ledger.services import retrying
-from ledger.services.candidates import load_candidate, refuse_erased
+from ledger.services.candidates import positioning, refuse_erased, registration
 from ledger.services.repeated_rescoring import (
     ISSUED,
     LATE_REPORT_BASIS,
@@ -164,10 +164,11 @@ class CertificationService:
 
         def command() -> int:
             session = self.session(session_id, centres)
-            candidate = load_candidate(self.ledger, candidate_id)
+            candidate = registration(self.ledger, candidate_id)
             refuse_erased(self.ledger, candidate, "be enrolled")
             check_window(self.windows, candidate.audience, clock.parse_date(session.date))
-            profile = candidate.profile(self.ref, self.max_level)
+            knowledge = positioning(self.ledger, self.ref, candidate).knowledge
+            profile = profile_of(self.ref, knowledge, self.max_level)
             session.enrol(
                 str(candidate.id),
                 candidate.audience,
@@ -187,14 +188,14 @@ class CertificationService:
     ) -> tuple[Course, int]:
         def command() -> tuple[Course, int]:
             session = self.session(session_id, centres)
-            candidate = load_candidate(self.ledger, candidate_id)
+            candidate = registration(self.ledger, candidate_id)
             refuse_erased(self.ledger, candidate, "start a course")
             now = clock.now()
             if now.astimezone(CENTRE_TZ).date().isoformat() != session.date:
                 raise WrongDay(f"the session is on {session.date}; a test starts on that day only")
-            knowledge = candidate.knowledge(self.ref)
+            known = positioning(self.ledger, self.ref, candidate)
+            knowledge, seen = known.knowledge, known.seen
             profile = profile_of(self.ref, knowledge, max_level=MAX_DIFFICULTY)  # uncapped
-            seen = {a.challenge for a in candidate.answers.values()}
             seed = str(uuid.uuid4())
             needs = session.accommodation_of(str(candidate.id))
             challenges = select_challenges(
@@ -226,7 +227,7 @@ class CertificationService:
 
         def command() -> tuple[int, dict[str, Any] | None]:
             course = self.course(course_id)
-            refuse_erased(self.ledger, load_candidate(self.ledger, course.candidate), "answer")
+            refuse_erased(self.ledger, registration(self.ledger, course.candidate), "answer")
             course.answer(challenge, result, time_spent_ms)
             completed = course.state != "in_progress"
             if completed:
@@ -312,12 +313,12 @@ class CertificationService:
 
     def _seal_incidents(self, session: Session, incidents: str) -> dict[str, str]:
         """Free text that may name anyone present: erased with any enrolled candidate or the examiner."""
-        people = [load_candidate(self.ledger, c).subject for c in session.enrolled]
+        people = [registration(self.ledger, c).subject for c in session.enrolled]
         people.append(session.examiner["subject"])
         return self.ledger.vault.seal_shared(f"session:{session.id}", people, incidents)
 
     def _seal_report(self, report: dict[str, Any]) -> dict[str, Any]:
-        candidate = load_candidate(self.ledger, report["candidate"])
+        candidate = registration(self.ledger, report["candidate"])
         description = report.get("description")
         return {
             "id": report.get("id") or str(uuid.uuid4()),
@@ -350,7 +351,7 @@ class CertificationService:
                 "operator decisions are taken while the session is in process",
                 session_state=session.state,
             )
-        subject = load_candidate(self.ledger, course.candidate).subject
+        subject = registration(self.ledger, course.candidate).subject
         return course, self.ledger.vault.seal(subject, reason)
 
     def operator_decision(self, course_id: str, decision: str, reason: str) -> int:
@@ -422,7 +423,7 @@ class CertificationService:
     def _certificate(
         self, course: Course, session: Session, centre: Centre, today: date
     ) -> Certificate:
-        candidate: Candidate = load_candidate(self.ledger, course.candidate)
+        candidate: Candidate = registration(self.ledger, course.candidate)
         result = course.latest_result
         return Certificate(
             code=new_code(), candidate=course.candidate, subject=candidate.subject,
@@ -546,7 +547,7 @@ class CertificationService:
         previous = course.latest_result
         if previous is None:
             raise Conflict(f"course {course_id} has no result to rescore yet")
-        subject = load_candidate(self.ledger, course.candidate).subject
+        subject = registration(self.ledger, course.candidate).subject
         sealed = reason if dry_run else self.ledger.vault.seal(subject, reason)
         result = course.rescore(
             RULES_BASIS, sealed, self.max_level, self._start_profile(course), self._abort_of(course)

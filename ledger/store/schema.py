@@ -121,3 +121,26 @@ CREATE TABLE IF NOT EXISTS tlog_tiles (
     PRIMARY KEY (level, idx)
 );
 """
+
+ANSWER_TYPE = "positioning.AnswerRecorded"
+ANSWER_ID = {
+    "sqlite": "json_extract(data, '$.answer_id')",
+    "postgresql": "((data::json) ->> 'answer_id')",
+}
+POSITIONING_SCHEMA = {
+    kind: f"CREATE INDEX IF NOT EXISTS ledger_answers_by_id ON ledger_events"
+    f" (stream, {expression}) WHERE type = '{ANSWER_TYPE}';\n"
+    + """CREATE TABLE IF NOT EXISTS positioning_folds (
+    candidate TEXT PRIMARY KEY,
+    version INTEGER NOT NULL,
+    hash TEXT NOT NULL,
+    state TEXT NOT NULL,
+    mac TEXT NOT NULL
+);"""
+    for kind, expression in ANSWER_ID.items()
+}
+"""Migration 2: the index that finds a positioning answer by (candidate, answer id)
+inside the signed rows (ledger/store/answers.py), spelled per database, and
+`positioning_folds`: a candidate's knowledge folded up to a version under a MAC,
+so enrolment and course start read only the answers after it
+(ledger/store/positioning.py); dropping the table only costs time."""
