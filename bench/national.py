@@ -1,0 +1,372 @@
+"""The national peak over HTTP on loopback: sustained answers/s at p99 < 200 ms, in one run.
+
+Sets up a fresh ledger (bench/national_setup.py, not timed: published certificates
+to look up, candidates positioned, enrolled in today's sessions, their courses
+started), starts `ledger serve --workers N` on it (with the projection runner where
+`ledger serve` starts one), then drives the open-loop mix of bench/national_load.py
+(certification answers one per POST from many concurrent courses, positioning
+batches, verify lookups) at increasing rates, each step `--seconds` long. For each
+step: answers/s achieved, p50/p95/p99 latency per kind, errors, projection lag (from
+/metrics), CPU in cores of the ledger's processes, the PostgreSQL backends serving it
+and the load generator (from /proc), and the load average. A step is sustained when
+it achieves 95% of its rate with every p99 under 200 ms and no error; the run stops
+after the first step that is not, or when `--budget` seconds are spent. Where the
+time goes: the server's own histograms per route and the append-lock wait.
+Run: `python bench/national.py [--database postgresql://…] [--workers 2]
+[--seconds 20] [--start 250] [--step 250] [--max-rate 2000] [--budget 300]`;
+without `--database` a temporary SQLite file, with it a throwaway schema.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from audit import scratch
+from national_load import BATCH, CERT_SHARE
+from national_setup import build
+
+from ledger.config import Config
+from ledger.store.application import Ledger
+
+ROOT = Path(__file__).resolve().parent.parent
+TARGET = 2_000
+P99_MS = 200.0
+ACHIEVED = 0.95
+TICKS = os.sysconf("SC_CLK_TCK")
+APP = "ledger-bench-national"  # the application name of the ledger's PostgreSQL sessions
+
+
+# --- set-up ------------------------------------------------------------------------
+
+
+def environment(url: str, work: Path, port: int) -> dict[str, str]:
+    return {
+        **os.environ,
+        "LEDGER_DATABASE_URL": url,
+        "LEDGER_KEYS_DIR": str(work / "keys"),
+        "LEDGER_RUNTIME_DIR": str(work / "run"),
+        "LEDGER_PORT": str(port),
+        "LEDGER_LOOKUP_RATE_LIMIT": "100000000/minute",
+        "PYTHONPATH": str(ROOT),
+    }
+
+
+def prepare(env: dict[str, str], courses: int, plan_file: Path) -> dict[str, Any]:
+    """Init the ledger and build the plan in this process, its logs silenced."""
+    os.environ.update(env)
+    logging.disable(logging.WARNING)
+    config = Config.from_env()
+    ledger = Ledger(config)
+    ledger.init()
+    ledger.close()
+    plan = build(config, courses=courses, positioned=max(20, courses // 10), demo_candidates=12)
+    logging.disable(logging.NOTSET)
+    plan_file.write_text(json.dumps(plan), encoding="utf-8")
+    return plan
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def serve(env: dict[str, str], workers: int, log: Path) -> subprocess.Popen:
+    """`ledger serve --workers N`, up when /api/v1/health answers."""
+    command = [sys.executable, "-m", "ledger.cli", "serve", "--workers", str(workers)]
+    with log.open("wb") as out:
+        proc = subprocess.Popen(command, env=env, cwd=ROOT, stdout=out, stderr=out)
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            urllib.request.urlopen(f"{base(env)}/api/v1/health", timeout=1).read()
+            return proc
+        except OSError:
+            if proc.poll() is not None:
+                tail = log.read_text(errors="replace")[-2000:]
+                raise SystemExit(f"ledger serve exited:\n{tail}") from None
+            time.sleep(0.3)
+    proc.terminate()
+    raise SystemExit("ledger serve did not start in 60 s")
+
+
+def base(env: dict[str, str]) -> str:
+    return f"http://127.0.0.1:{env['LEDGER_PORT']}"
+
+
+# --- measures ------------------------------------------------------------------------
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of one process (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def tree(root: int) -> list[int]:
+    """`root` and every descendant, from /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    out, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        out.append(pid)
+        todo.extend(children.get(pid, []))
+    return out
+
+
+def backends(database: str | None) -> list[int]:
+    """PIDs of the PostgreSQL backends serving this bench's ledger (by application name)."""
+    if not database:
+        return []
+    import psycopg
+
+    with psycopg.connect(database, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE application_name = %s", (APP,)
+        ).fetchall()
+    return [pid for (pid,) in rows]
+
+
+def cpu(ctx: dict[str, Any]) -> dict[str, dict[int, float]]:
+    """CPU seconds so far per process of each group: the ledger, its PostgreSQL backends, load."""
+    return {
+        "ledger": {p: cpu_seconds(p) for p in tree(ctx["server"].pid)},
+        "postgres": {p: cpu_seconds(p) for p in backends(ctx["database"])},
+        "load": {ctx["load"].pid: cpu_seconds(ctx["load"].pid)},
+    }
+
+
+def cores(before: dict, after: dict, wall: float) -> dict[str, float]:
+    """Cores used per group over `wall` seconds, by processes alive at both ends."""
+    return {
+        group: sum(after[group][p] - before[group].get(p, 0.0) for p in after[group]) / wall
+        for group in after
+    }
+
+
+def scrape(url: str) -> dict[tuple[str, tuple], float]:
+    """The /metrics samples, keyed by (name, sorted labels)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = urllib.request.urlopen(f"{url}/metrics", timeout=10).read().decode()
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def lag(samples: dict[tuple[str, tuple], float]) -> tuple[float, float]:
+    """The largest projection lag, in events and in seconds."""
+    events = [v for (n, _), v in samples.items() if n == "ledger_projection_lag_events"]
+    seconds = [v for (n, _), v in samples.items() if n == "ledger_projection_lag_seconds"]
+    return max(events, default=0.0), max(seconds, default=0.0)
+
+
+def time_spent(before: dict, after: dict) -> dict[str, tuple[float, float]]:
+    """(count, mean ms) during the step: per route of the server, and the append-lock wait."""
+    out = {}
+    for (name, labels), total in after.items():
+        if name.endswith("_sum") and name.startswith(
+            ("ledger_http_request_duration", "ledger_append_lock_wait")
+        ):
+            count_key = (name[:-4] + "_count", labels)
+            count = after.get(count_key, 0) - before.get(count_key, 0)
+            if count > 0:
+                spent = total - before.get((name, labels), 0)
+                route = dict(labels).get("route", "append-lock wait")
+                method = dict(labels).get("method", "")
+                key = f"{method} {route}".strip()
+                was = out.get(key, (0.0, 0.0))
+                out[key] = (was[0] + count, was[1] + spent)
+    return {k: (c, 1000 * s / c) for k, (c, s) in out.items()}
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, math.ceil(q * len(ordered)) - 1)]
+
+
+# --- the run ---------------------------------------------------------------------------
+
+
+def run_step(ctx: dict[str, Any], rate: float, seconds: float) -> dict[str, Any]:
+    """One step of the load and what the server and the machine did meanwhile."""
+    before_cpu, before = cpu(ctx), scrape(ctx["url"])
+    ctx["load"].stdin.write(f"{rate} {seconds}\n")
+    ctx["load"].stdin.flush()
+    result = json.loads(ctx["load"].stdout.readline())
+    after_cpu, after = cpu(ctx), scrape(ctx["url"])
+    result["cores"] = cores(before_cpu, after_cpu, result["elapsed"])
+    result["lag"] = lag(after)
+    result["spent"] = time_spent(before, after)
+    result["loadavg"] = os.getloadavg()[0]
+    result["answers_per_s"] = sum(result["answers"].values()) / result["sent_seconds"]
+    result["p99"] = max(percentile(v, 0.99) for v in result["latencies"].values())
+    result["sustained"] = (
+        result["answers_per_s"] >= ACHIEVED * rate
+        and result["p99"] < P99_MS
+        and not result["errors"]
+    )
+    return result
+
+
+def show(result: dict[str, Any]) -> None:
+    """One step's lines."""
+    cores = result["cores"]
+    print(
+        f"step {result['rate']:>6,.0f} answers/s: achieved {result['answers_per_s']:>7,.1f}"
+        f"  {'sustained' if result['sustained'] else 'NOT sustained'}"
+        f"  | cores: ledger {cores['ledger']:.2f}, PostgreSQL {cores['postgres']:.2f},"
+        f" load generator {cores['load']:.2f}  | load average {result['loadavg']:.2f}"
+    )
+    for kind, values in sorted(result["latencies"].items()):
+        print(
+            f"    {kind:<14} {len(values):>6} requests  p50 {percentile(values, 0.5):7.1f} ms"
+            f"  p95 {percentile(values, 0.95):7.1f} ms  p99 {percentile(values, 0.99):7.1f} ms"
+        )
+    if result["errors"]:
+        print(f"    errors: {result['errors']}")
+    events, seconds = result["lag"]
+    print(f"    projection lag at the step's end: {events:,.0f} events, {seconds:.1f} s")
+
+
+def where_time_goes(result: dict[str, Any]) -> None:
+    """The server's own view of the heaviest step: time per route and the append-lock wait."""
+    ranked = sorted(result["spent"].items(), key=lambda kv: -kv[1][0] * kv[1][1])
+    print(f"where the time goes at {result['rate']:,.0f} answers/s (server histograms):")
+    for key, (count, mean_ms) in ranked[:6]:
+        print(f"    {key:<52} {count:>7,.0f} x {mean_ms:7.2f} ms")
+    cores = result["cores"]
+    answers = result["answers_per_s"] or 1.0
+    print(
+        f"    CPU per answer: ledger {1000 * cores['ledger'] / answers:.2f} ms,"
+        f" PostgreSQL {1000 * cores['postgres'] / answers:.2f} ms"
+        f" (lookups included, {1000 * cores['load'] / answers:.2f} ms in the load generator)"
+    )
+
+
+def rates(args: argparse.Namespace) -> list[float]:
+    count = int((args.max_rate - args.start) // args.step) + 1
+    return [args.start + i * args.step for i in range(count)]
+
+
+def courses_for(args: argparse.Namespace, challenges: int = 21) -> int:
+    """Courses enough for every planned step's certification answers, within --courses."""
+    answers = sum(r * CERT_SHARE * args.seconds for r in rates(args))
+    return min(args.courses, max(50, math.ceil(1.2 * answers / challenges)))
+
+
+def summary(results: list[dict[str, Any]], args: argparse.Namespace, db: str) -> int:
+    sustained = [r for r in results if r["sustained"]]
+    best = max(sustained, key=lambda r: r["answers_per_s"], default=None)
+    last = results[-1] if results else None
+    print(
+        f"summary ({db}, ledger serve --workers {args.workers}, {args.seconds:g} s steps,"
+        f" {CERT_SHARE:.0%} certification answers one per POST, the rest in batches of {BATCH}):"
+    )
+    if best:
+        print(
+            f"highest sustained: {best['answers_per_s']:,.0f} answers/s (p99 {best['p99']:.0f} ms"
+            f" < {P99_MS:.0f} ms, no errors; load average {best['loadavg']:.2f})"
+            f" against the national peak target {TARGET:,}: "
+            + ("met" if best["answers_per_s"] >= TARGET else "MISSED")
+        )
+    else:
+        print(
+            f"highest sustained: none (no step held p99 < {P99_MS:.0f} ms without errors)"
+            f" against the national peak target {TARGET:,}: MISSED"
+        )
+    if last:
+        events, seconds = last["lag"]
+        print(f"projection lag after the last step: {events:,.0f} events, {seconds:.1f} s")
+        where_time_goes(best or last)
+    return 0 if best and best["answers_per_s"] >= TARGET else 1
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--database", help="a PostgreSQL URL (a throwaway schema is used)")
+    parser.add_argument("--workers", type=int, default=2, help="ledger serve --workers")
+    parser.add_argument("--seconds", type=float, default=20, help="length of a step")
+    parser.add_argument("--start", type=float, default=250, help="first rate, answers/s")
+    parser.add_argument("--step", type=float, default=250, help="rate increment, answers/s")
+    parser.add_argument("--max-rate", type=float, default=2000, help="last rate, answers/s")
+    parser.add_argument("--budget", type=float, default=300, help="most seconds of load")
+    parser.add_argument("--courses", type=int, default=1500, help="most courses to start")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="ledger-bench-national-") as tmp:
+        return measure(args, Path(tmp))
+
+
+def measure(args: argparse.Namespace, work: Path) -> int:
+    """Set up, drive and report, in `work` (keys, runtime dir, plan, server log)."""
+    db = "PostgreSQL" if args.database else "SQLite"
+    with scratch(args.database) as url:
+        url = f"{url}&application_name={APP}" if args.database else url
+        env = environment(url, work, free_port())
+        started = time.perf_counter()
+        plan = prepare(env, courses_for(args), work / "plan.json")
+        print(
+            f"set-up ({db}, not timed in the steps): {len(plan['courses']):,} courses started,"
+            f" {len(plan['codes'])} certificates to look up, {time.perf_counter() - started:.0f} s"
+        )
+        results = drive(env, args, work)
+    return summary(results, args, db)
+
+
+def drive(env: dict[str, str], args: argparse.Namespace, work: Path) -> list[dict[str, Any]]:
+    """Serve, load step by step, stop at the first step not sustained or past the budget."""
+    server = serve(env, args.workers, work / "server.log")
+    load = subprocess.Popen(
+        [sys.executable, str(ROOT / "bench" / "national_load.py"), str(work / "plan.json"),
+         base(env)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+    ctx = {"server": server, "load": load, "url": base(env), "database": args.database}
+    results: list[dict[str, Any]] = []
+    try:
+        run_step(ctx, min(50.0, args.start), min(3.0, args.seconds))  # warm-up, not reported
+        spent = 0.0
+        for rate in rates(args):
+            if spent + args.seconds > args.budget:
+                break
+            results.append(run_step(ctx, rate, args.seconds))
+            spent += results[-1]["elapsed"]
+            show(results[-1])
+            if not results[-1]["sustained"]:
+                break
+    finally:
+        load.stdin.close()
+        load.wait(timeout=30)
+        server.terminate()
+        server.wait(timeout=30)
+    return results
+
+
+if __name__ == "__main__":
+    sys.exit(main())
