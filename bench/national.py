@@ -44,7 +44,6 @@ ROOT = Path(__file__).resolve().parent.parent
 TARGET = 2_000
 P99_MS = 200.0
 ACHIEVED = 0.95
-TICKS = os.sysconf("SC_CLK_TCK")
 APP = "ledger-bench-national"  # the application name of the ledger's PostgreSQL sessions
 
 
@@ -109,13 +108,16 @@ def base(env: dict[str, str]) -> str:
 # --- measures ------------------------------------------------------------------------
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of one process (0 once it is gone)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / TICKS
+def sched(pid: int) -> tuple[float, float]:
+    """Seconds on a CPU and seconds runnable but waiting for one, over the process's threads."""
+    run = wait = 0
+    for task in Path(f"/proc/{pid}/task").glob("*/schedstat"):
+        try:
+            fields = task.read_text().split()
+        except OSError:
+            continue
+        run, wait = run + int(fields[0]), wait + int(fields[1])
+    return run / 1e9, wait / 1e9
 
 
 def tree(root: int) -> list[int]:
@@ -149,19 +151,22 @@ def backends(database: str | None) -> list[int]:
     return [pid for (pid,) in rows]
 
 
-def cpu(ctx: dict[str, Any]) -> dict[str, dict[int, float]]:
-    """CPU seconds so far per process of each group: the ledger, its PostgreSQL backends, load."""
+def cpu(ctx: dict[str, Any]) -> dict[str, dict[int, tuple[float, float]]]:
+    """(on CPU, waiting for a CPU) seconds so far per process: the ledger, its backends, load."""
     return {
-        "ledger": {p: cpu_seconds(p) for p in tree(ctx["server"].pid)},
-        "postgres": {p: cpu_seconds(p) for p in backends(ctx["database"])},
-        "load": {ctx["load"].pid: cpu_seconds(ctx["load"].pid)},
+        "ledger": {p: sched(p) for p in tree(ctx["server"].pid)},
+        "postgres": {p: sched(p) for p in backends(ctx["database"])},
+        "load": {ctx["load"].pid: sched(ctx["load"].pid)},
     }
 
 
-def cores(before: dict, after: dict, wall: float) -> dict[str, float]:
-    """Cores used per group over `wall` seconds, by processes alive at both ends."""
+def cores(before: dict, after: dict, wall: float, which: int) -> dict[str, float]:
+    """Cores used (which=0) or waited for (1) per group, by processes alive at both ends."""
     return {
-        group: sum(after[group][p] - before[group].get(p, 0.0) for p in after[group]) / wall
+        group: sum(
+            after[group][p][which] - before[group].get(p, (0.0, 0.0))[which] for p in after[group]
+        )
+        / wall
         for group in after
     }
 
@@ -221,7 +226,8 @@ def run_step(ctx: dict[str, Any], rate: float, seconds: float) -> dict[str, Any]
     ctx["load"].stdin.flush()
     result = json.loads(ctx["load"].stdout.readline())
     after_cpu, after = cpu(ctx), scrape(ctx["url"])
-    result["cores"] = cores(before_cpu, after_cpu, result["elapsed"])
+    result["cores"] = cores(before_cpu, after_cpu, result["elapsed"], 0)
+    result["waiting"] = cores(before_cpu, after_cpu, result["elapsed"], 1)
     result["lag"] = lag(after)
     result["spent"] = time_spent(before, after)
     result["loadavg"] = os.getloadavg()[0]
@@ -267,6 +273,12 @@ def where_time_goes(result: dict[str, Any]) -> None:
         f"    CPU per answer: ledger {1000 * cores['ledger'] / answers:.2f} ms,"
         f" PostgreSQL {1000 * cores['postgres'] / answers:.2f} ms"
         f" (lookups included, {1000 * cores['load'] / answers:.2f} ms in the load generator)"
+    )
+    waiting = result["waiting"]
+    print(
+        f"    waiting for a CPU (run queue, the machine's other load) per answer: ledger"
+        f" {1000 * waiting['ledger'] / answers:.2f} ms, PostgreSQL"
+        f" {1000 * waiting['postgres'] / answers:.2f} ms"
     )
 
 
