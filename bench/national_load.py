@@ -127,18 +127,21 @@ async def step(load: Load, http: aiohttp.ClientSession, rate: float, seconds: fl
         elif kind != "lookup":
             answers[kind] += 1 if kind == "certification" else BATCH
 
-    tasks = []
-    for due, kind in schedule(rate, seconds):
+    tasks, late, plan = [], [], schedule(rate, seconds)
+    offered = sum(BATCH if kind == "positioning" else 1 for _, kind in plan if kind != "lookup")
+    for due, kind in plan:
         delay = start + due - time.perf_counter()
         if delay > 0:
             await asyncio.sleep(delay)
+        late.append(max(0.0, -delay) * 1000)
         tasks.append(asyncio.create_task(one(due, kind)))
     sent = time.perf_counter() - start
     await asyncio.wait(tasks, timeout=30)
     elapsed = time.perf_counter() - start
-    return {"rate": rate, "sent_seconds": sent, "elapsed": elapsed, "latencies": latencies,
+    return {"rate": rate, "seconds": seconds, "offered": offered, "sent_seconds": sent, "elapsed": elapsed, "latencies": latencies,
             "errors": dict(errors), "answers": dict(answers),
-            "courses_left": len(load.idle)}  # fmt: skip
+            "courses_left": len(load.idle),
+            "late_ms": sorted(late)[int(0.99 * len(late))] if late else 0.0}  # fmt: skip
 
 
 async def main(plan_file: str, base: str) -> None:
