@@ -276,6 +276,12 @@ def where_time_goes(result: dict[str, Any]) -> None:
         f" PostgreSQL {1000 * cores['postgres'] / answers:.2f} ms"
         f" (lookups included, {1000 * cores['load'] / answers:.2f} ms in the load generator)"
     )
+    per_answer = (cores["ledger"] + cores["postgres"]) / answers
+    print(
+        f"    CPU-bound ceiling with nothing else on this machine's {os.cpu_count()} cores:"
+        f" {os.cpu_count() / per_answer:,.0f} answers/s; cores for {TARGET:,} answers/s:"
+        f" {TARGET * per_answer:.1f}"
+    )
     waiting = result["waiting"]
     print(
         f"    waiting for a CPU (run queue, the machine's other load) per answer: ledger"
