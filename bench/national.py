@@ -13,7 +13,8 @@ and the load generator (from /proc), and the load average. A step is sustained w
 after the first step that is not, or when `--budget` seconds are spent. Where the
 time goes: the server's own histograms per route and the append-lock wait.
 Run: `python bench/national.py [--database postgresql://…] [--workers 2]
-[--seconds 20] [--start 250] [--step 250] [--max-rate 2000] [--budget 300]`;
+[--seconds 20] [--start 250] [--step 250] [--max-rate 2000] [--budget 300]
+[--generators 1]`;
 without `--database` a temporary SQLite file, with it a throwaway schema.
 """
 
@@ -156,7 +157,7 @@ def cpu(ctx: dict[str, Any]) -> dict[str, dict[int, tuple[float, float]]]:
     return {
         "ledger": {p: sched(p) for p in tree(ctx["server"].pid)},
         "postgres": {p: sched(p) for p in backends(ctx["database"])},
-        "load": {ctx["load"].pid: sched(ctx["load"].pid)},
+        "load": {load.pid: sched(load.pid) for load in ctx["loads"]},
     }
 
 
@@ -222,9 +223,10 @@ def percentile(values: list[float], q: float) -> float:
 def run_step(ctx: dict[str, Any], rate: float, seconds: float) -> dict[str, Any]:
     """One step of the load and what the server and the machine did meanwhile."""
     before_cpu, before = cpu(ctx), scrape(ctx["url"])
-    ctx["load"].stdin.write(f"{rate} {seconds}\n")
-    ctx["load"].stdin.flush()
-    result = json.loads(ctx["load"].stdout.readline())
+    for load in ctx["loads"]:
+        load.stdin.write(f"{rate / len(ctx['loads'])} {seconds}\n")
+        load.stdin.flush()
+    result = merged([json.loads(load.stdout.readline()) for load in ctx["loads"]], rate)
     after_cpu, after = cpu(ctx), scrape(ctx["url"])
     result["cores"] = cores(before_cpu, after_cpu, result["elapsed"], 0)
     result["waiting"] = cores(before_cpu, after_cpu, result["elapsed"], 1)
@@ -238,6 +240,20 @@ def run_step(ctx: dict[str, Any], rate: float, seconds: float) -> dict[str, Any]
         answered >= ACHIEVED * result["offered"] and result["p99"] < P99_MS and not result["errors"]
     )
     return result
+
+
+def merged(parts: list[dict[str, Any]], rate: float) -> dict[str, Any]:
+    """One step's result from every generator's share of it."""
+    out: dict[str, Any] = {"rate": rate, "seconds": parts[0]["seconds"], "latencies": {},
+                           "errors": {}, "answers": {}}  # fmt: skip
+    for part in parts:
+        for field in ("latencies", "errors", "answers"):
+            for key, value in part[field].items():
+                out[field][key] = out[field].get(key, 0 * value) + value
+    out["offered"] = sum(p["offered"] for p in parts)
+    out["elapsed"] = max(p["elapsed"] for p in parts)
+    out["late_ms"] = max(p["late_ms"] for p in parts)
+    return out
 
 
 def show(result: dict[str, Any]) -> None:
@@ -306,7 +322,8 @@ def summary(results: list[dict[str, Any]], args: argparse.Namespace, db: str) ->
     best = max(sustained, key=lambda r: r["answers_per_s"], default=None)
     last = results[-1] if results else None
     print(
-        f"summary ({db}, ledger serve --workers {args.workers}, {args.seconds:g} s steps,"
+        f"summary ({db}, ledger serve --workers {args.workers}, {args.generators} load"
+        f" generator(s), {args.seconds:g} s steps,"
         f" {CERT_SHARE:.0%} certification answers one per POST, the rest in batches of {BATCH}):"
     )
     if best:
@@ -338,6 +355,7 @@ def main() -> int:
     parser.add_argument("--max-rate", type=float, default=2000, help="last rate, answers/s")
     parser.add_argument("--budget", type=float, default=300, help="most seconds of load")
     parser.add_argument("--courses", type=int, default=1500, help="most courses to start")
+    parser.add_argument("--generators", type=int, default=1, help="load-generator processes")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="ledger-bench-national-") as tmp:
         return measure(args, Path(tmp))
@@ -362,12 +380,15 @@ def measure(args: argparse.Namespace, work: Path) -> int:
 def drive(env: dict[str, str], args: argparse.Namespace, work: Path) -> list[dict[str, Any]]:
     """Serve, load step by step, stop at the first step not sustained or past the budget."""
     server = serve(env, args.workers, work / "server.log")
-    load = subprocess.Popen(
-        [sys.executable, str(ROOT / "bench" / "national_load.py"), str(work / "plan.json"),
-         base(env)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env,
-    )  # fmt: skip
-    ctx = {"server": server, "load": load, "url": base(env), "database": args.database}
+    loads = [
+        subprocess.Popen(
+            [sys.executable, str(ROOT / "bench" / "national_load.py"), str(work / "plan.json"),
+             base(env), str(part), str(args.generators)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env,
+        )
+        for part in range(args.generators)
+    ]  # fmt: skip
+    ctx = {"server": server, "loads": loads, "url": base(env), "database": args.database}
     results: list[dict[str, Any]] = []
     try:
         run_step(ctx, min(50.0, args.start), min(3.0, args.seconds))  # warm-up, not reported
@@ -381,8 +402,9 @@ def drive(env: dict[str, str], args: argparse.Namespace, work: Path) -> list[dic
             if not results[-1]["sustained"]:
                 break
     finally:
-        load.stdin.close()
-        load.wait(timeout=30)
+        for load in loads:
+            load.stdin.close()
+            load.wait(timeout=30)
         server.terminate()
         server.wait(timeout=30)
     return results

@@ -1,14 +1,15 @@
 """The national bench's open-loop load generator: one process, asyncio, keep-alive connections.
 
-`python bench/national_load.py PLAN.json BASE_URL` reads one step a line on its
-standard input (`RATE SECONDS`: answers per second, duration) and prints one JSON
-line per step: latencies in ms per kind, answers sent, errors. Requests are sent at
+`python bench/national_load.py PLAN.json BASE_URL PART PARTS` reads one step a line
+on its standard input (`RATE SECONDS`: answers per second, duration) and prints one
+JSON line per step: latencies in ms per kind, answers sent, errors. Requests are sent at
 their scheduled time whether or not earlier ones came back, and a latency runs from
 the scheduled time, so a server that falls behind shows it (no coordinated
 omission). The mix, per answer: CERT_SHARE of answers are certification answers, one
 per POST, each course answering its challenges in order, one at a time, over many
 courses at once; the rest are positioning answers in batches of BATCH; and
 LOOKUPS_PER_ANSWER verify lookups (the page or the JSON view of a certificate).
+With PARTS generators, each sends RATE / PARTS and answers its PART of the courses.
 """
 
 from __future__ import annotations
@@ -37,18 +38,19 @@ class Exhausted(Exception):
 class Load:
     """What the platform and the verifiers send: state kept from one step to the next."""
 
-    def __init__(self, plan: dict[str, Any], base: str):
+    def __init__(self, plan: dict[str, Any], base: str, part: int, parts: int):
         self.base = base
         self.auth = {"Authorization": f"Bearer {plan['token']}"}
-        self.idle = collections.deque((c["id"], list(c["challenges"])) for c in plan["courses"])
+        mine = plan["courses"][part::parts]
+        self.idle = collections.deque((c["id"], list(c["challenges"])) for c in mine)
         self.ready = asyncio.Event()
         self.busy = 0
-        self.positioned = itertools.cycle(plan["positioned"])
+        self.positioned = itertools.cycle(plan["positioned"][part::parts] or plan["positioned"])
         self.challenges = itertools.cycle(plan["challenges"])
         self.codes = itertools.cycle(plan["codes"])
         self.ids = itertools.count()
         self.lookups = itertools.count()
-        self.tag = f"{time.time_ns():x}"
+        self.tag = f"{time.time_ns():x}-{part}"
 
     async def course(self) -> tuple[str, list[str]]:
         """The next course with no answer in flight (waits, late, if every one is busy)."""
@@ -144,9 +146,9 @@ async def step(load: Load, http: aiohttp.ClientSession, rate: float, seconds: fl
             "late_ms": sorted(late)[int(0.99 * len(late))] if late else 0.0}  # fmt: skip
 
 
-async def main(plan_file: str, base: str) -> None:
+async def main(plan_file: str, base: str, part: int, parts: int) -> None:
     with open(plan_file, encoding="utf-8") as f:
-        load = Load(json.load(f), base)
+        load = Load(json.load(f), base, part, parts)
     connector = aiohttp.TCPConnector(limit=CONNECTIONS)
     timeout = aiohttp.ClientTimeout(total=30)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as http:
@@ -157,4 +159,4 @@ async def main(plan_file: str, base: str) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1], sys.argv[2]))
+    asyncio.run(main(sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])))

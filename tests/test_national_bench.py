@@ -20,7 +20,7 @@ def test_national_bench_prints_its_summary() -> None:
     run = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "national.py"), "--database", PG_URL,
          "--seconds", "4", "--start", "20", "--step", "20", "--max-rate", "40",
-         "--courses", "12"],
+         "--courses", "12", "--generators", "2"],
         capture_output=True, text=True, timeout=300, cwd=ROOT,
     )  # fmt: skip
     out = run.stdout
@@ -29,7 +29,7 @@ def test_national_bench_prints_its_summary() -> None:
     assert "step     20 answers/s: achieved" in out
     for kind in ("certification", "positioning", "lookup"):
         assert f"    {kind} " in out
-    assert "summary (PostgreSQL, ledger serve --workers 2" in out
+    assert "summary (PostgreSQL, ledger serve --workers 2, 2 load generator(s)" in out
     assert "highest sustained:" in out and "national peak target 2,000" in out
     assert "projection lag after the last step:" in out
     assert "where the time goes at" in out and "CPU per answer: ledger" in out
