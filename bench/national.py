@@ -11,10 +11,11 @@ step: answers/s achieved, p50/p95/p99 latency per kind, errors, projection lag (
 and the load generator (from /proc), and the load average. A step is sustained when
 95% of the answers it offers are recorded, with every p99 under 200 ms and no error; the run stops
 after the first step that is not, or when `--budget` seconds are spent. Where the
-time goes: the server's own histograms per route and the append-lock wait.
+time goes: the server's own histograms per route and the append-lock wait, and with
+`--profile` py-spy's samples of the ledger's processes by package (bench/national_profile.py).
 Run: `python bench/national.py [--database postgresql://…] [--workers 2]
 [--seconds 20] [--start 250] [--step 250] [--max-rate 2000] [--budget 300]
-[--generators 1]`;
+[--generators 1] [--profile]`;
 without `--database` a temporary SQLite file, with it a throwaway schema.
 """
 
@@ -34,6 +35,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import national_profile as profile
 from audit import scratch
 from national_load import BATCH, CERT_SHARE
 from national_setup import build
@@ -223,6 +225,11 @@ def percentile(values: list[float], q: float) -> float:
 def run_step(ctx: dict[str, Any], rate: float, seconds: float) -> dict[str, Any]:
     """One step of the load and what the server and the machine did meanwhile."""
     before_cpu, before = cpu(ctx), scrape(ctx["url"])
+    spy = (
+        None
+        if not ctx["profile"]
+        else profile.start(ctx["server"].pid, seconds, ctx["work"] / f"spy-{rate:g}.txt")
+    )
     for load in ctx["loads"]:
         load.stdin.write(f"{rate / len(ctx['loads'])} {seconds}\n")
         load.stdin.flush()
@@ -233,6 +240,9 @@ def run_step(ctx: dict[str, Any], rate: float, seconds: float) -> dict[str, Any]
     result["lag"] = lag(after)
     result["spent"] = time_spent(before, after)
     result["loadavg"] = os.getloadavg()[0]
+    if spy is not None:
+        spy.wait(timeout=60)
+        result["profile"] = profile.shares(ctx["work"] / f"spy-{rate:g}.txt")
     answered = sum(result["answers"].values())
     result["answers_per_s"] = answered / result["seconds"]
     result["p99"] = max(percentile(v, 0.99) for v in result["latencies"].values())
@@ -298,6 +308,9 @@ def where_time_goes(result: dict[str, Any]) -> None:
         f" {os.cpu_count() / per_answer:,.0f} answers/s; cores for {TARGET:,} answers/s:"
         f" {TARGET * per_answer:.1f}"
     )
+    if result.get("profile"):
+        found = ", ".join(f"{name} {share:.0%}" for name, share in result["profile"])
+        print(f"    py-spy, the ledger's samples holding the GIL by package: {found}")
     waiting = result["waiting"]
     print(
         f"    waiting for a CPU (run queue, the machine's other load) per answer: ledger"
@@ -356,6 +369,9 @@ def main() -> int:
     parser.add_argument("--budget", type=float, default=300, help="most seconds of load")
     parser.add_argument("--courses", type=int, default=1500, help="most courses to start")
     parser.add_argument("--generators", type=int, default=1, help="load-generator processes")
+    parser.add_argument(
+        "--profile", action="store_true", help="sample the ledger with py-spy (if installed)"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="ledger-bench-national-") as tmp:
         return measure(args, Path(tmp))
@@ -388,7 +404,8 @@ def drive(env: dict[str, str], args: argparse.Namespace, work: Path) -> list[dic
         )
         for part in range(args.generators)
     ]  # fmt: skip
-    ctx = {"server": server, "loads": loads, "url": base(env), "database": args.database}
+    ctx = {"server": server, "loads": loads, "url": base(env), "database": args.database,
+           "work": work, "profile": args.profile}  # fmt: skip
     results: list[dict[str, Any]] = []
     try:
         run_step(ctx, min(50.0, args.start), min(3.0, args.seconds))  # warm-up, not reported
