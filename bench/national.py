@@ -38,6 +38,7 @@ from typing import Any
 import national_profile as profile
 from audit import scratch
 from national_load import BATCH, CERT_SHARE
+from national_measures import APP, cores, cpu, lag, percentile, scrape, time_spent
 from national_setup import build
 
 from ledger.config import Config
@@ -47,7 +48,6 @@ ROOT = Path(__file__).resolve().parent.parent
 TARGET = 2_000
 P99_MS = 200.0
 ACHIEVED = 0.95
-APP = "ledger-bench-national"  # the application name of the ledger's PostgreSQL sessions
 
 
 # --- set-up ------------------------------------------------------------------------
@@ -106,117 +106,6 @@ def serve(env: dict[str, str], workers: int, log: Path) -> subprocess.Popen:
 
 def base(env: dict[str, str]) -> str:
     return f"http://127.0.0.1:{env['LEDGER_PORT']}"
-
-
-# --- measures ------------------------------------------------------------------------
-
-
-def sched(pid: int) -> tuple[float, float]:
-    """Seconds on a CPU and seconds runnable but waiting for one, over the process's threads."""
-    run = wait = 0
-    for task in Path(f"/proc/{pid}/task").glob("*/schedstat"):
-        try:
-            fields = task.read_text().split()
-        except OSError:
-            continue
-        run, wait = run + int(fields[0]), wait + int(fields[1])
-    return run / 1e9, wait / 1e9
-
-
-def tree(root: int) -> list[int]:
-    """`root` and every descendant, from /proc."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError):
-                continue
-            children.setdefault(ppid, []).append(int(entry.name))
-    out, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        out.append(pid)
-        todo.extend(children.get(pid, []))
-    return out
-
-
-def backends(database: str | None) -> list[int]:
-    """PIDs of the PostgreSQL backends serving this bench's ledger (by application name)."""
-    if not database:
-        return []
-    import psycopg
-
-    with psycopg.connect(database, autocommit=True) as conn:
-        rows = conn.execute(
-            "SELECT pid FROM pg_stat_activity WHERE application_name = %s", (APP,)
-        ).fetchall()
-    return [pid for (pid,) in rows]
-
-
-def cpu(ctx: dict[str, Any]) -> dict[str, dict[int, tuple[float, float]]]:
-    """(on CPU, waiting for a CPU) seconds so far per process: the ledger, its backends, load."""
-    return {
-        "ledger": {p: sched(p) for p in tree(ctx["server"].pid)},
-        "postgres": {p: sched(p) for p in backends(ctx["database"])},
-        "load": {load.pid: sched(load.pid) for load in ctx["loads"]},
-    }
-
-
-def cores(before: dict, after: dict, wall: float, which: int) -> dict[str, float]:
-    """Cores used (which=0) or waited for (1) per group, by processes alive at both ends."""
-    return {
-        group: sum(
-            after[group][p][which] - before[group].get(p, (0.0, 0.0))[which] for p in after[group]
-        )
-        / wall
-        for group in after
-    }
-
-
-def scrape(url: str) -> dict[tuple[str, tuple], float]:
-    """The /metrics samples, keyed by (name, sorted labels)."""
-    from prometheus_client.parser import text_string_to_metric_families
-
-    text = urllib.request.urlopen(f"{url}/metrics", timeout=10).read().decode()
-    return {
-        (s.name, tuple(sorted(s.labels.items()))): s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-    }
-
-
-def lag(samples: dict[tuple[str, tuple], float]) -> tuple[float, float]:
-    """The largest projection lag, in events and in seconds."""
-    events = [v for (n, _), v in samples.items() if n == "ledger_projection_lag_events"]
-    seconds = [v for (n, _), v in samples.items() if n == "ledger_projection_lag_seconds"]
-    return max(events, default=0.0), max(seconds, default=0.0)
-
-
-def time_spent(before: dict, after: dict) -> dict[str, tuple[float, float]]:
-    """(count, mean ms) during the step: per route of the server, and the append-lock wait."""
-    out = {}
-    for (name, labels), total in after.items():
-        if name.endswith("_sum") and name.startswith(
-            ("ledger_http_request_duration", "ledger_append_lock_wait")
-        ):
-            count_key = (name[:-4] + "_count", labels)
-            count = after.get(count_key, 0) - before.get(count_key, 0)
-            if count > 0:
-                spent = total - before.get((name, labels), 0)
-                route = dict(labels).get("route", "append-lock wait")
-                method = dict(labels).get("method", "")
-                key = f"{method} {route}".strip()
-                was = out.get(key, (0.0, 0.0))
-                out[key] = (was[0] + count, was[1] + spent)
-    return {k: (c, 1000 * s / c) for k, (c, s) in out.items()}
-
-
-def percentile(values: list[float], q: float) -> float:
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, math.ceil(q * len(ordered)) - 1)]
 
 
 # --- the run ---------------------------------------------------------------------------
@@ -373,6 +262,7 @@ def main() -> int:
         "--profile", action="store_true", help="sample the ledger with py-spy (if installed)"
     )
     args = parser.parse_args()
+    sys.stdout.reconfigure(line_buffering=True)  # each step shows as it ends, even in a file
     with tempfile.TemporaryDirectory(prefix="ledger-bench-national-") as tmp:
         return measure(args, Path(tmp))
 
