@@ -18,6 +18,7 @@ from flask_smorest import Blueprint
 from ledger.api.problems import PROBLEM_JSON, RETRY_AFTER_S, problem
 from ledger.api.state import state
 from ledger.domain import clock
+from ledger.projections.lag import projection_lag
 from ledger.projections.runner import head, stalls
 from ledger.services.checkpoints import checkpoint_status
 from ledger.store.db import StoreError, StoreUnavailable
@@ -49,10 +50,12 @@ def ready() -> Response:
     """Readiness: database reachable, projections caught up, log verified, no integrity alarm."""
     st = state()
     checks: dict[str, Any] = {}
+    lag: dict[str, Any] | None = None
     try:
         latest = head(st.ledger.db)
         checks["database"] = {"ok": True, "kind": st.ledger.db.kind, "head": latest}
         checks["projections"] = _projections(latest)
+        lag = projection_lag(st.ledger.db, st.projections)
         verified = st.tail.advance()
         checks["checkpoint"] = {"ok": not st.tail.problem, **verified.to_dict()}
         if st.tail.problem:
@@ -69,8 +72,9 @@ def ready() -> Response:
             f"not ready: {', '.join(failed)}",
             {"Retry-After": str(RETRY_AFTER_S)},
             checks=checks,
+            projection_lag=lag,
         )
-    return jsonify({"status": "ready", "checks": checks})
+    return jsonify({"status": "ready", "checks": checks, "projection_lag": lag})
 
 
 def _signed_checkpoint(head_seq: int) -> dict[str, Any]:
@@ -82,8 +86,10 @@ def _signed_checkpoint(head_seq: int) -> dict[str, Any]:
 
 
 def _projections(latest: int) -> dict[str, Any]:
-    """Catch the read models up as any read would; a failure there makes us not ready."""
+    """Read models fresh enough to serve: caught up inline, or the runner within the bound."""
     st = state()
+    if st.config.projections == "runner":
+        return _runner_projections(projection_lag(st.ledger.db, st.projections))
     try:
         st.fresh()
     except StoreUnavailable:
@@ -100,3 +106,10 @@ def _projections(latest: int) -> dict[str, Any]:
     if stalled:  # a read model stuck before an event it cannot apply serves stale answers
         return {"ok": False, "lag": max(lag, 0), "stalled": stalled}
     return {"ok": True, "lag": max(lag, 0)}
+
+
+def _runner_projections(lag: dict[str, Any]) -> dict[str, Any]:
+    """Not ready when a read model is stalled or older than reads may wait for."""
+    bound_s = state().config.read_max_wait_ms / 1000
+    ok = not lag["stalled"] and (lag["events"] == 0 or lag["seconds"] <= bound_s)
+    return {"ok": ok, "lag": lag["events"], "lag_seconds": lag["seconds"], "mode": "runner"}

@@ -120,6 +120,8 @@ class LedgerRecorder(ApplicationRecorder):
                 rows = self._sign(key, seq, prev, [*prepared, *events])
                 history = self._with_key_rows(history, rows[: len(prepared)])
                 cur.executemany(INSERT, rows)
+                if rows:  # delivered at commit: wakes the projection runner
+                    self.db.notify(cur, rows[-1][0])
         except UniqueViolation as exc:
             raise ConcurrencyConflict(str(exc)) from exc
         self._remember(history, rows[-1][0] if rows else seq)
