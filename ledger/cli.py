@@ -329,10 +329,13 @@ def projections() -> None:
 @friendly
 def projections_run(once: bool, batch: int | None, parent: int | None) -> None:
     """Apply new events to the read models as they are appended, until SIGTERM."""
+    import logging
     import signal
 
+    from ledger.config import setting
     from ledger.projections.follow import Follower
 
+    logging.basicConfig(level=setting("LEDGER_LOG_LEVEL").upper())
     ledger = _ledger()
     config = ledger.config
     follower = Follower(
@@ -367,10 +370,13 @@ def projections_rebuild() -> None:
 @projections.command("status")
 @friendly
 def projections_status() -> None:
+    """Each read model's position against the head, its stall if any, and the lag."""
+    from ledger.projections.lag import projection_lag
     from ledger.projections.runner import head, position, stalls
 
     ledger = _ledger()
     projs = _create_projection_tables(ledger)
+    lag = projection_lag(ledger.db, projs)
     latest = head(ledger.db)
     stalled = stalls(ledger.db)
     for p in projs:
@@ -378,6 +384,7 @@ def projections_status() -> None:
         if p.name in stalled:
             line += f" (stalled at seq {stalled[p.name]['seq']}: {stalled[p.name]['error']})"
         click.echo(line)
+    click.echo(f"lag: {lag['events']} events, {lag['seconds']} s")
 
 
 @main.group()

@@ -172,7 +172,7 @@ SETTINGS: dict[str, tuple[str, str]] = {
         "worker catches them up within the request (a single process, the test client).",
     ),
     "LEDGER_PROJECTION_POLL_MS": (
-        "1000",
+        "100",
         "How often the projection runner looks for new events when no PostgreSQL "
         "notification woke it (on SQLite: its only way to see them).",
     ),
@@ -331,7 +331,7 @@ class Config:
     webhook_interval_s: int = 5
     webhook_allow_private: bool = False
     projections: str = "inline"
-    projection_poll_ms: int = 1000
+    projection_poll_ms: int = 100
     projection_batch: int = 2000
     read_max_wait_ms: int = 2000
 

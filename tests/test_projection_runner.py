@@ -21,21 +21,24 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import psycopg
+import pytest
 
 from ledger.config import Config
 from ledger.domain.candidate import Answer
 from ledger.domain.referential import load_referential
 from ledger.projections import all_projections
 from ledger.projections.lag import projection_lag
-from ledger.projections.runner import create_tables, dump, head, position, rebuild
+from ledger.projections.runner import catch_up, create_tables, dump, head, position, rebuild
 from ledger.services.candidates import CandidateService
 from ledger.store.application import Ledger
 from ledger.store.tokens import TokenStore
-from tests.helpers import IDENTITY, answer, climb
+from tests.conftest import make_token
+from tests.helpers import IDENTITY, answer, climb, register
 from tests.served import serve
 
 WRITERS = 3
@@ -283,6 +286,7 @@ def test_a_served_app_reads_its_writes_and_503s_when_the_runner_stops(
             os.kill(runner, signal.SIGCONT)
         status, found = _request(profile, token)
         assert status == 200 and found["answers"] == 1  # caught up once it runs again
+    assert _state(runner) == b"Z"  # stopped with the server
     ledger.close()
 
 
@@ -318,3 +322,65 @@ def _state(pid: int) -> bytes:
         return Path(f"/proc/{pid}/stat").read_bytes().rsplit(b")", 1)[-1].split()[0]
     except FileNotFoundError:
         return b"Z"
+
+
+# --- API workers in runner mode (no runner: the test applies, as the runner would) ---
+
+
+@pytest.fixture
+def runner_app(config: Config) -> Iterator[Any]:
+    from ledger.api import create_app
+
+    Ledger(config).init()
+    app = create_app(replace(config, projections="runner", read_max_wait_ms=200))
+    yield app
+    app.extensions["ledger"].ledger.close()
+
+
+def test_a_worker_in_runner_mode_never_applies_and_waits_a_bounded_time(runner_app: Any) -> None:
+    st = runner_app.extensions["ledger"]
+    client = runner_app.test_client()
+    token = make_token(runner_app, "events:append")
+    written = register(client, token)
+    profile = f"/api/v1/candidates/{written['id']}/profile"
+    behind = client.get(profile, headers=token)
+    assert behind.status_code == 503 and behind.headers["Retry-After"]
+    problem = behind.get_json()
+    assert problem["type"] == "/problems/projections-behind"
+    assert problem["required_seq"] == written["seq"] > problem["applied_seq"]
+    assert position(st.ledger.db, "profiles") < written["seq"]  # the worker applied nothing
+    catch_up(st.ledger.db, st.projections)  # what the runner does
+    assert client.get(profile, headers=token).get_json()["answers"] == 0
+    recorded = client.post("/api/v1/answers", json=answer(written["id"]), headers=token)
+    assert recorded.status_code in (200, 201)
+    seen = {"X-Min-Seq": str(written["seq"])}  # a client that needs only its registration
+    assert client.get(profile, headers={**token, **seen}).status_code == 200
+    assert client.get(f"{profile}?min_seq={written['seq']}", headers=token).status_code == 200
+    assert client.get(profile, headers=token).status_code == 503  # the head: not applied yet
+    bad = client.get(profile, headers={**token, "X-Min-Seq": "-1"})
+    assert bad.status_code == 400 and bad.get_json()["type"] == "/problems/malformed-request"
+
+
+def test_ready_reports_the_lag_of_the_runner(runner_app: Any) -> None:
+    st = runner_app.extensions["ledger"]
+    client = runner_app.test_client()
+    register(client, make_token(runner_app, "events:append"))
+    lag = client.get("/api/v1/ready").get_json()["projection_lag"]
+    assert lag["events"] >= 1 and lag["head"] == head(st.ledger.db)
+    assert set(lag["positions"]) == {p.name for p in st.projections}
+    catch_up(st.ledger.db, st.projections)
+    lag = client.get("/api/v1/ready").get_json()["projection_lag"]
+    assert lag["events"] == 0 and lag["seconds"] == 0.0
+
+
+def test_a_runner_without_a_ledger_fails_in_one_line(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGER_")}
+    env.update(
+        LEDGER_DATABASE_URL=f"sqlite:///{tmp_path / 'none.db'}", LEDGER_RUNTIME_DIR=str(tmp_path)
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "ledger.cli", "projections", "run"],
+        env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert done.stderr.startswith("error: ") and len(done.stderr.strip().splitlines()) == 1
