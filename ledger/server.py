@@ -15,12 +15,10 @@ from __future__ import annotations
 
 import atexit
 import json
-import logging
 import os
 import re
 import subprocess
 import sys
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -164,58 +162,33 @@ def control_socket(runtime_dir: Path, host: str, port: int) -> dict[str, Any]:
     return {"control_socket": str(path)}
 
 
-RUNNER_COMMAND = (sys.executable, "-m", "ledger.cli", "projections", "run")
-RUNNER_RESTART_S = 1.0
-RUNNER_STOP_S = 10.0
-log = logging.getLogger("ledger.server")
+SUPERVISOR_STOP_S = 15.0  # the supervisor's own wait for the runner, and a margin
 
 
 class ProjectionRunner:
-    """`ledger projections run` as a child of `ledger serve`: restarted if it dies.
+    """The projection runner's supervisor (ledger/supervisor.py), a child of `ledger serve`.
 
-    A kill of the runner loses nothing (each page commits with its position),
-    so restarting it is always safe; `stop` ends it with the server.
+    Started before gunicorn forks any worker; `stop` ends it and its runner.
     """
 
-    def __init__(self, command: tuple[str, ...] = RUNNER_COMMAND):
-        self.command = (*command, "--parent", str(os.getpid()))  # it ends if we are killed
-        self._stopping = threading.Event()
-        self._lock = threading.Lock()  # no new child once stopping
+    def __init__(self) -> None:
         self._process: subprocess.Popen | None = None
-        self._thread = threading.Thread(target=self._supervise, name="projections", daemon=True)
 
     def start(self) -> ProjectionRunner:
-        self._thread.start()
+        command = [sys.executable, "-m", "ledger.supervisor", str(os.getpid())]
+        self._process = subprocess.Popen(command)
         return self
 
-    def _spawn(self) -> subprocess.Popen | None:
-        with self._lock:
-            if self._stopping.is_set():
-                return None
-            self._process = subprocess.Popen(self.command)
-            return self._process
-
-    def _supervise(self) -> None:
-        while (process := self._spawn()) is not None:
-            code = process.wait()
-            if self._stopping.is_set():
-                return
-            log.warning("projection runner exited with status %s; restarting it", code)
-            self._stopping.wait(RUNNER_RESTART_S)
-
     def stop(self) -> None:
-        """SIGTERM the runner (it finishes its page), SIGKILL if it does not end in time."""
-        with self._lock:
-            self._stopping.set()
-            process = self._process
-        if process is not None and process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(RUNNER_STOP_S)
-            except subprocess.TimeoutExpired:
-                process.kill()  # safe: an unfinished page rolls back
-                process.wait()
-        self._thread.join(RUNNER_STOP_S)
+        process = self._process
+        if process is None or process.poll() is not None:
+            return
+        process.terminate()
+        try:
+            process.wait(SUPERVISOR_STOP_S)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 def run(host: str, port: int, workers: int, runtime_dir: Path) -> None:

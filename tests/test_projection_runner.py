@@ -138,7 +138,7 @@ def _writer_process(config: Config, candidates: int, answers_each: int) -> None:
 
 def test_the_runner_follows_several_writer_processes(ledger: Ledger, config: Config) -> None:
     ctx = multiprocessing.get_context("spawn")
-    with _runner(config, "--batch", "25") as runner:
+    with _runner(config, "--batch", "25") as runner, _runner(config, "--batch", "7") as second:
         writers = [
             ctx.Process(target=_writer_process, args=(config, 4, 12)) for _ in range(WRITERS)
         ]
@@ -148,8 +148,8 @@ def test_the_runner_follows_several_writer_processes(ledger: Ledger, config: Con
             w.join(timeout=300)
         assert [w.exitcode for w in writers] == [0] * WRITERS
         _wait_caught_up(ledger, config)
-        assert runner.poll() is None  # still following
-    assert runner.returncode == 0  # SIGTERM: a clean stop
+        assert runner.poll() is None and second.poll() is None  # both still following
+    assert runner.returncode == second.returncode == 0  # SIGTERM: a clean stop
     assert head(ledger.db) >= WRITERS * 4 * 13
     _same_as_rebuild(ledger, config)
 
@@ -242,13 +242,40 @@ def _request(url: str, token: str, body: dict | None = None, **headers: str) -> 
         return error.code, (json.loads(error.read()), error.headers)
 
 
+def _children(pid: int) -> list[int]:
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())  # each thread lists its own
+        return [int(c) for task in tasks for c in (task / "children").read_text().split()]
+    except FileNotFoundError:
+        return []
+
+
 def _runner_child(server: subprocess.Popen) -> int:
-    """The pid of `ledger serve`'s projection runner (a child of its master)."""
-    tasks = Path(f"/proc/{server.pid}/task").iterdir()  # each thread lists its own children
-    for pid in (pid for task in tasks for pid in (task / "children").read_text().split()):
-        if b"projections" in Path(f"/proc/{pid}/cmdline").read_bytes():
-            return int(pid)
+    """The pid of the projection runner `ledger serve` keeps (under its supervisor)."""
+    pending = _children(server.pid)
+    while pending:
+        pid = pending.pop()
+        try:
+            if b"projections\x00run" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                return pid
+        except FileNotFoundError:
+            continue
+        pending += _children(pid)
     raise AssertionError("ledger serve started no projection runner")
+
+
+def _restarted(server: subprocess.Popen, killed: int, timeout: float = 30) -> int:
+    """The runner `ledger serve` started in place of `killed`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            found = _runner_child(server)
+            if found != killed and _state(found) != b"Z":
+                return found
+        except AssertionError:
+            pass
+        assert time.monotonic() < deadline, "ledger serve did not restart its runner"
+        time.sleep(0.1)
 
 
 def test_a_served_app_reads_its_writes_and_503s_when_the_runner_stops(
@@ -286,7 +313,13 @@ def test_a_served_app_reads_its_writes_and_503s_when_the_runner_stops(
             os.kill(runner, signal.SIGCONT)
         status, found = _request(profile, token)
         assert status == 200 and found["answers"] == 1  # caught up once it runs again
-    assert _state(runner) == b"Z"  # stopped with the server
+        os.kill(runner, signal.SIGKILL)
+        replaced = _restarted(server, runner)
+        more = answer(written["id"], answer_id="a-after-kill")
+        assert _request(f"{base}/api/v1/answers", token, more)[0] in (200, 201)
+        status, found = _request(profile, token)
+        assert status == 200 and found["answers"] == 2  # the new runner applied it
+    assert _state(runner) == _state(replaced) == b"Z"  # stopped with the server
     ledger.close()
 
 
