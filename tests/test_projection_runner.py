@@ -417,3 +417,19 @@ def test_a_runner_without_a_ledger_fails_in_one_line(tmp_path: Path) -> None:
     )  # fmt: skip
     assert done.returncode == 1
     assert done.stderr.startswith("error: ") and len(done.stderr.strip().splitlines()) == 1
+
+
+def test_a_stop_request_ends_a_catch_up_between_pages(ledger: Ledger, config: Config) -> None:
+    projections = _projections(config)
+    create_tables(ledger.db, projections)  # (a first creation replays the log: before writing)
+    _write(config, 2, 4)
+    asked: list[bool] = []
+
+    def stop() -> bool:  # true from the second question on: after the first page
+        asked.append(True)
+        return len(asked) > 1
+
+    catch_up(ledger.db, projections, page=5, stop=stop)
+    assert [position(ledger.db, p.name) for p in projections] == [5, 0, 0, 0]
+    catch_up(ledger.db, projections, page=5)  # the next round goes on from there
+    _same_as_rebuild(ledger, config)

@@ -56,7 +56,7 @@ class Follower:
         try:
             latest = head(self.db)
             started = time.monotonic()
-            stalled = catch_up(self.db, self.projections, self.page)
+            stalled = catch_up(self.db, self.projections, self.page, self.stop.is_set)
         except StoreError as exc:
             if raise_errors:
                 raise

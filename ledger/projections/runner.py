@@ -127,11 +127,17 @@ def _apply_page(
     return len(envelopes)
 
 
-def _advance(db: Database, projection: Projection, size: int | None = None) -> None:
-    """Apply pages until the head; on a bad event keep every event before it, then raise."""
+def _never() -> bool:
+    return False
+
+
+def _advance(
+    db: Database, projection: Projection, size: int | None = None, stop: Callable[[], bool] = _never
+) -> None:
+    """Apply pages until the head or `stop()`; on a bad event keep those before it, then raise."""
     size = size or PAGE
     try:
-        while _apply_page(db, projection, size=size) == size:
+        while _apply_page(db, projection, size=size) == size and not stop():
             pass
     except ProjectionStalled as stalled:
         while _apply_page(db, projection, stop=stalled.seq - 1, size=size) == size:
@@ -229,30 +235,37 @@ def _upgrade(db: Database, projection: Projection) -> None:
         _set_digest(cur, projection)
 
 
-def catch_up(db: Database, projections: Iterable[Projection], page: int | None = None) -> set[str]:
+def catch_up(
+    db: Database,
+    projections: Iterable[Projection],
+    page: int | None = None,
+    stop: Callable[[], bool] = _never,
+) -> set[str]:
     """Bring each projection up to the head of the log (cheap when already there).
 
-    Applies `page` events per transaction (default PAGE). Returns the names of
-    stalled projections; they never stop the others, and one waiting for its
-    backoff is skipped.
+    Applies `page` events per transaction (default PAGE); returns early, between
+    pages, once `stop()` is true. Returns the names of stalled projections; they
+    never stop the others, and one waiting for its backoff is skipped.
     """
     latest = head(db)
     stalled = stalls(db)
     now = clock.format_time(clock.now())
     still: set[str] = set()
     for projection in projections:
+        if stop():
+            break
         previous = stalled.get(projection.name)
         if previous and previous["retry_at"] > now:
             still.add(projection.name)
             continue
         if position(db, projection.name) < latest:
             try:
-                _advance(db, projection, page)
+                _advance(db, projection, page, stop)
             except ProjectionStalled as exc:
                 _record_stall(db, exc, previous)
                 still.add(projection.name)
                 continue
-        if previous:
+        if previous and not stop():  # stopped early, it may not have passed the event yet
             _clear_stall(db, projection.name)
     return still
 
