@@ -36,6 +36,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/append.py
+	$(BIN)/python bench/streams.py
 	$(BIN)/python bench/verify.py
 	$(BIN)/python bench/rate_limits.py
 	$(BIN)/python bench/attestation.py

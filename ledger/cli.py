@@ -10,6 +10,7 @@ import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from functools import wraps
 from pathlib import Path
 from typing import Any
@@ -90,7 +91,7 @@ def _ledger(init: bool = False) -> Any:
     from ledger.store.application import Ledger
 
     if not init:
-        return Ledger.open_existing(_config())  # only `init` may create a ledger
+        return Ledger.open_existing(_config())  # only `init` may create or migrate a ledger
     ledger = Ledger(_config())
     ledger.init()
     return ledger
@@ -104,12 +105,23 @@ def main() -> None:
 @main.command()
 @friendly
 def init() -> None:
-    """Create the schema, a signing key, the trust anchor, the master key and the attestation CA."""
-    ledger = _ledger(init=True)
+    """Create or migrate the schema, a signing key, the trust anchor, the master key and the CA.
+
+    Idempotent: run again (or on several nodes at once), it changes nothing.
+    """
+    from ledger.services.external_id_index import needs_rebuild
+    from ledger.store.application import Ledger
+
+    ledger = Ledger(_config())
+    before, after = ledger.init()
     _create_projection_tables(ledger)
     click.echo(
         f"ledger ready: {ledger.config.database_url.split('@')[-1]}, key {ledger.keyring.active().kid}"
     )
+    migrated = f"migrated from {before}" if before != after else "up to date"
+    click.echo(f"schema version {after} ({migrated})")
+    if needs_rebuild(ledger):  # registrations older than the index, or a restored log
+        _echo_rebuilt(ledger)
     found = ledger.trust_anchor_source()
     if found is not None:
         anchor, source = found
@@ -235,7 +247,7 @@ def tokens() -> None:
     "scopes",
     multiple=True,
     required=True,
-    help="events:append, audit:read, admin, centre:<id>, candidate:<id>",
+    help="events:append, audit:read, admin, metrics, centre:<id>, candidate:<id>",
 )
 @click.option("--label", default="", help="What the token is for.")
 @friendly
@@ -296,14 +308,45 @@ def subjects_erase(subject: str, reason: str) -> None:
     click.echo(f"erased {subject} (seq {seq}): {REASONS[reason]['en']}")
 
 
+@main.group("external-ids")
+def external_ids() -> None:
+    """The national-id (INE) index, kept outside the log so that erasure can delete it."""
+
+
+@external_ids.command("rebuild")
+@friendly
+def external_ids_rebuild() -> None:
+    """Add the index rows the log's verified registrations call for; report conflicts."""
+    _echo_rebuilt(_ledger())
+
+
+def _echo_rebuilt(ledger: Any) -> None:
+    from ledger.services.external_id_index import rebuild
+
+    done = rebuild(ledger)
+    click.echo(
+        f"external-id index: {done.inserted} added, {done.present} already there,"
+        f" {done.erased} erased skipped, {len(done.unverified)} unverified skipped,"
+        f" {len(done.conflicts)} conflicts"
+    )
+    for candidate, holder in done.conflicts:
+        click.echo(f"  conflict: candidate {candidate} has the external id of candidate {holder}")
+    for seq in done.unverified:
+        click.echo(f"  unverified registration at seq {seq}: run `ledger audit verify`")
+
+
 # --- projections -------------------------------------------------------------
 
 
 def _projections(ledger: Any) -> list[Any]:
+    return _projections_for(ledger.config)
+
+
+def _projections_for(config: Config) -> list[Any]:
     from ledger.domain.referential import load_referential
     from ledger.projections import all_projections
 
-    return all_projections(ledger.config, load_referential())
+    return all_projections(config, load_referential())
 
 
 def _create_projection_tables(ledger: Any) -> list[Any]:
@@ -401,10 +444,13 @@ def webhooks_send() -> None:
     ledger = _ledger()
     projs = _create_projection_tables(ledger)
     stalled = _fresh_read_models(ledger, projs)
-    counts = Webhooks(ledger).dispatch()
+    alarms: list[dict[str, Any]] = []
+    counts = Webhooks(ledger, alarm=alarms.append).dispatch()
     click.echo(
         f"queued {counts['queued']}, delivered {counts['delivered']}, failed {counts['failed']}"
     )
+    if alarms:
+        raise CliError("; ".join(str(p) for a in alarms for p in a["problems"]))
     if stalled:
         raise CliError(
             f"read models stalled ({', '.join(sorted(stalled))}): run projections status"
@@ -434,6 +480,72 @@ def export(out: Path) -> None:
 
     count = export_bundle(_ledger(), out)
     click.echo(f"exported {count} events to {out}")
+
+
+@main.command("backup")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="A new file.")
+@friendly
+def backup(out: Path) -> None:
+    """Write a consistent snapshot of the log, its evidence, the vault and tokens (gzip)."""
+    from ledger.store.backup import backup as write_backup
+
+    ledger = _ledger()
+    try:
+        summary = write_backup(ledger.db, out)
+    finally:
+        ledger.close()
+    click.echo(
+        f"backed up {summary.rows['ledger_events']} events (head seq {summary.head}) to {out}"
+    )
+
+
+@main.command("restore")
+@click.argument("source", type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@click.option("--into", "into_url", required=True, help="An empty database URL.")
+@click.option(
+    "--erasures-from",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    default=None,
+    help="events.ndjson of a later export: re-apply the erasures it logs.",
+)
+@friendly
+def restore(source: Path, into_url: str, erasures_from: Path | None) -> None:
+    """Load a backup into an empty database, keep erasures erased, rebuild the read models."""
+    from ledger.projections.runner import catch_up, create_tables
+    from ledger.store.backup import erased_subjects
+    from ledger.store.backup import restore as load_backup
+    from ledger.store.db import connect
+
+    later: list[str] = []
+    if erasures_from is not None:  # read first: a bad file must not stop us half-way
+        with erasures_from.open(encoding="utf-8") as events:
+            later = erased_subjects(events)
+    config = replace(_config(), database_url=into_url)
+    target = connect(into_url, config.db_timeouts)
+    try:
+        summary = load_backup(source, target)
+        erased = _reapply_erasures(target, config, later)
+        projections = _projections_for(config)
+        create_tables(target, projections)
+        catch_up(target, projections)
+    finally:
+        target.close()
+    click.echo(
+        f"restored {summary.rows['ledger_events']} events (head seq {summary.head}),"
+        f" {erased} erasures re-applied, read models rebuilt;"
+        " prove it with `ledger audit verify` on the restored database"
+    )
+
+
+def _reapply_erasures(db: Any, config: Config, later: list[str]) -> int:
+    """Erase every subject the restored log, or a later one, says was erased; count new ones."""
+    from ledger.keys import KeyRing
+    from ledger.store.backup import logged_erasures
+    from ledger.store.subjects import SubjectVault
+
+    vault = SubjectVault(db, KeyRing(config.keys_dir, config.master_key))
+    subjects = dict.fromkeys([*logged_erasures(db), *later])
+    return sum(vault.erase(subject) == "erased" for subject in subjects)
 
 
 @main.command("checkpoint")
@@ -556,6 +668,7 @@ def audit_verify(
             )
         else:
             report = _audit_live(ledger, anchor, since, progress, workers, skip_tiles, bool(needed))
+            _record_audit(ledger, report)
     if not report.ok:
         where = f"seq {report.first_bad_seq}: " if report.first_bad_seq else ""
         click.echo(f"FAILED at {where}{report.problem}", err=True)
@@ -730,6 +843,19 @@ def _require_quorum(note: str | None, witnesses: list[Any], needed: int) -> None
     if problem:
         click.echo(f"FAILED: {problem}", err=True)
         sys.exit(EXIT_FAILURE)
+
+
+def _record_audit(ledger: Any, report: Any) -> None:
+    """Keep the live audit's outcome in the store: `/metrics` shows the latest to monitoring."""
+    from ledger.store import audit_runs
+    from ledger.store.db import StoreError
+
+    where = f"seq {report.first_bad_seq}: " if report.first_bad_seq else ""
+    problem = f"{where}{report.problem}" if not report.ok else None
+    try:
+        audit_runs.record(ledger.db, report.ok, report.events, problem)
+    except StoreError as exc:  # e.g. an auditor's read-only role: the audit itself stands
+        click.echo(f"warning: the audit's outcome was not recorded: {exc}", err=True)
 
 
 def _audit_live(
@@ -1362,6 +1488,7 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
             port or int(setting("LEDGER_PORT")),
             workers or int(setting("LEDGER_WORKERS")),
             ledger.config.runtime_dir,
+            ledger.config.log_format,
         )
     finally:
         if runner is not None:

@@ -15,6 +15,8 @@ from ledger.store.db import Timeouts
 
 ROOT = Path(__file__).resolve().parent.parent
 PROJECTION_MODES = ("runner", "inline")
+LOG_FORMATS = ("json", "text")
+METRICS_ACCESS = ("loopback", "token", "open")
 EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 
 SETTINGS: dict[str, tuple[str, str]] = {
@@ -126,6 +128,10 @@ SETTINGS: dict[str, tuple[str, str]] = {
         "1 lets webhooks use http:// and reach loopback or private addresses: development "
         "and tests only; otherwise a webhook URL is https and resolves to public addresses.",
     ),
+    "LEDGER_WEBHOOK_MAX_PER_SCHOOL": (
+        "5",
+        "Most webhooks one school may register (each URL once); it deletes one to add another.",
+    ),
     "LEDGER_MAX_LEVEL": ("5", "Highest certifiable level (levels are shown 'sur N')."),
     "LEDGER_CALENDAR": (
         "upper-secondary=01-05:03-31,lower-secondary=03-01:05-31",
@@ -189,12 +195,52 @@ SETTINGS: dict[str, tuple[str, str]] = {
     "LEDGER_PORT": ("8000", "Port `ledger serve` binds."),
     "LEDGER_WORKERS": ("2", "Gunicorn worker processes for `ledger serve`."),
     "LEDGER_LOG_LEVEL": ("info", "Log level (debug, info, warning, error)."),
+    "LEDGER_LOG_FORMAT": (
+        "json",
+        "`json`: one JSON object per log line, with the request id (for a log pipeline); "
+        "`text`: plain lines and gunicorn's access log (for a terminal).",
+    ),
+    "LEDGER_METRICS_ACCESS": (
+        "loopback",
+        "Who may read `/metrics` without a token of scope `metrics` (or admin): `loopback` "
+        "(clients on this host, when LEDGER_PROXY_HOPS is 0 and no forwarding header is sent), "
+        "`token` (nobody) or `open` (anybody).",
+    ),
+    "LEDGER_READY_MAX_LAG_EVENTS": (
+        "10000",
+        "`/api/v1/ready` fails when a read model is more events than this behind the log.",
+    ),
+    "LEDGER_READY_MAX_LAG_SECONDS": (
+        "30",
+        "…or when its oldest unapplied event is older than this many seconds.",
+    ),
+}
+
+# Read by the test suite only, never by the service: listed so every variable that
+# changes a run is documented in one table.
+TEST_SETTINGS: dict[str, tuple[str, str]] = {
+    "LEDGER_TEST_PG": (
+        "postgresql://postgres@127.0.0.1:5432/test",
+        "PostgreSQL database the tests run on, each test in a schema of its own.",
+    ),
+    "LEDGER_TEST_REDIS": (
+        "redis://127.0.0.1:6379/15",
+        "Redis database the tests of rate limits shared by several nodes use.",
+    ),
+    "FUZZ_SECONDS": ("30", "How long the schemathesis test runs (`make fuzz`: 600)."),
+    "FUZZ_SEED": ("8", "Seed of the schemathesis test, to replay a run."),
 }
 
 
 def setting(name: str) -> str:
     """The value of a documented setting: environment first, then its default."""
     default = SETTINGS[name][0]
+    return os.environ.get(name, default) or default
+
+
+def suite_setting(name: str) -> str:
+    """The value of a test-suite setting: environment first, then its default."""
+    default = TEST_SETTINGS[name][0]
     return os.environ.get(name, default) or default
 
 
@@ -227,18 +273,18 @@ def _positive(name: str) -> int:
     return value
 
 
+def _choice(name: str, allowed: tuple[str, ...]) -> str:
+    value = setting(name).strip().lower()
+    if value not in allowed:
+        raise ConfigError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
+    return value
+
+
 def _optional_count(name: str) -> int | None:
     """A non-negative integer, or None when unset (the caller's default applies)."""
     if not setting(name).strip():
         return None
     return _non_negative(name)
-
-
-def _choice(name: str, allowed: tuple[str, ...]) -> str:
-    raw = setting(name).strip()
-    if raw not in allowed:
-        raise ConfigError(f"{name} must be one of {', '.join(allowed)}, got {raw!r}")
-    return raw
 
 
 class ConfigError(ValueError):
@@ -334,6 +380,11 @@ class Config:
     projection_poll_ms: int = 100
     projection_batch: int = 2000
     read_max_wait_ms: int = 2000
+    log_format: str = "json"
+    metrics_access: str = "loopback"
+    ready_max_lag_events: int = 10_000
+    ready_max_lag_seconds: int = 30
+    webhook_max_per_school: int = 5
 
     @classmethod
     def from_env(cls, **overrides: object) -> Config:
@@ -377,15 +428,30 @@ class Config:
             "projection_poll_ms": _positive("LEDGER_PROJECTION_POLL_MS"),
             "projection_batch": _positive("LEDGER_PROJECTION_BATCH"),
             "read_max_wait_ms": _non_negative("LEDGER_READ_MAX_WAIT_MS"),
+            "log_format": _choice("LEDGER_LOG_FORMAT", LOG_FORMATS),
+            "metrics_access": _choice("LEDGER_METRICS_ACCESS", METRICS_ACCESS),
+            "ready_max_lag_events": _positive("LEDGER_READY_MAX_LAG_EVENTS"),
+            "ready_max_lag_seconds": _positive("LEDGER_READY_MAX_LAG_SECONDS"),
+            "webhook_max_per_school": _positive("LEDGER_WEBHOOK_MAX_PER_SCHOOL"),
         }
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]
 
 
 def settings_table() -> str:
-    """Markdown table of every setting, for README and `ledger config`."""
+    """Markdown tables of every setting, the service's then the tests', for README."""
+    return "\n\n".join(
+        (
+            _table(SETTINGS),
+            "Read by the test suite only (never by the service):",
+            _table(TEST_SETTINGS),
+        )
+    )
+
+
+def _table(settings: dict[str, tuple[str, str]]) -> str:
     rows = ["| variable | default | meaning |", "|---|---|---|"]
-    for name, (default, meaning) in SETTINGS.items():
+    for name, (default, meaning) in settings.items():
         rows.append(
             f"| `{name}` | `{default}` | {meaning} |" if default else f"| `{name}` | | {meaning} |"
         )

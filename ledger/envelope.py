@@ -75,12 +75,29 @@ def hashed_bytes(
     seq: int, id: str, stream: str, version: int, type: str, time: str, data_json: str, prev: str
 ) -> bytes:
     """JCS bytes of the hashed members, built in RFC 8785 member order."""
-    text = (
-        f'{{"data":{data_json},"id":{_jstr(id)},"prev":{_jstr(prev)},"seq":{int(seq)},'
-        f'"stream":{_jstr(stream)},"time":{_jstr(time)},"type":{_jstr(type)},'
+    return linked_bytes(hashed_template(id, stream, version, type, time, data_json), seq, prev)
+
+
+HashedTemplate = tuple[bytes, bytes]
+"""`hashed_bytes` without its chain-dependent members: the bytes before `prev` and after `seq`."""
+
+
+def hashed_template(
+    id: str, stream: str, version: int, type: str, time: str, data_json: str
+) -> HashedTemplate:
+    """Everything `hashed_bytes` holds but `prev` and `seq`, built before the append lock."""
+    head = f'{{"data":{data_json},"id":{_jstr(id)},"prev":'
+    tail = (
+        f',"stream":{_jstr(stream)},"time":{_jstr(time)},"type":{_jstr(type)},'
         f'"version":{int(version)}}}'
     )
-    return text.encode("utf-8")
+    return head.encode("utf-8"), tail.encode("utf-8")
+
+
+def linked_bytes(template: HashedTemplate, seq: int, prev: str) -> bytes:
+    """`hashed_bytes` from its template once the chain gave the event its `seq` and `prev`."""
+    head, tail = template
+    return b"".join((head, _jstr(prev).encode("utf-8"), b',"seq":', b"%d" % int(seq), tail))
 
 
 def check_hash(record: dict[str, Any]) -> bool:

@@ -8,7 +8,8 @@ dir, named after its address: gunicorn's default is one path per user, so a
 second server on the host would take the first one's socket over and delete it
 on exit. Requests gunicorn refuses itself, before the app sees them (oversize
 headers or request line, malformed HTTP), are answered in problem+json like
-every other error.
+every other error. Workers share one directory of metrics files in the
+runtime dir (`ledger.metrics`), emptied when the server starts.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ from ledger.log_redaction import (
     redact_request_line,
     redact_target,
 )
+from ledger.logs import JsonFormatter, RequestIdFilter
+from ledger.metrics import prepare_multiprocess
 
 
 class RedactingLogger(Logger):
@@ -60,6 +63,16 @@ class RedactingLogger(Logger):
             redact_target(a) if isinstance(a, str) and a.startswith("/") else a for a in args
         )
         super().exception(msg, *safe, **kwargs)
+
+
+class JsonLogger(RedactingLogger):
+    """The same logger, its error log lines as JSON objects like the app's."""
+
+    def setup(self, cfg: Any) -> None:
+        super().setup(cfg)
+        for handler in self.error_log.handlers:
+            handler.setFormatter(JsonFormatter())
+            handler.addFilter(RequestIdFilter())
 
 
 WORKER_BOOT_ERROR = 3  # gunicorn's exit status that stops the master instead of respawning
@@ -191,7 +204,20 @@ class ProjectionRunner:
             process.wait()
 
 
-def run(host: str, port: int, workers: int, runtime_dir: Path) -> None:
+def _child_exit(_server: Any, worker: Any) -> None:
+    from ledger.metrics import worker_exited
+
+    worker_exited(worker.pid)
+
+
+def metrics_dir(runtime_dir: Path, host: str, port: int) -> Path:
+    """This server's own directory of worker metrics files, named like its control socket."""
+    return runtime_dir / f"metrics-{re.sub(r'[^A-Za-z0-9.-]', '_', host)}-{port}"
+
+
+def run(host: str, port: int, workers: int, runtime_dir: Path, log_format: str = "json") -> None:
+    """Serve until stopped; in `json` log format the app writes the access lines itself."""
+    prepare_multiprocess(metrics_dir(runtime_dir, host, port))
     LedgerServer(
         {
             "bind": f"{host}:{port}",
@@ -199,8 +225,9 @@ def run(host: str, port: int, workers: int, runtime_dir: Path) -> None:
             "workers": workers,
             "worker_class": "ledger.server.ProblemWorker",
             "threads": 4,
-            "accesslog": "-",
-            "logger_class": RedactingLogger,
+            "accesslog": None if log_format == "json" else "-",
+            "logger_class": JsonLogger if log_format == "json" else RedactingLogger,
+            "child_exit": _child_exit,
             "timeout": 60,
             "graceful_timeout": 10,
         }

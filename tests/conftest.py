@@ -6,7 +6,6 @@ their own schema in the `test` database, dropped afterwards.
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +14,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from ledger.config import Config
+from ledger.config import Config, suite_setting
 from ledger.store.application import Ledger
 
 SUMMARY = pytest.StashKey[list[str]]()  # lines tests add to the terminal summary
@@ -26,7 +25,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         terminalreporter.write_line(line)
 
 
-PG_URL = os.environ.get("LEDGER_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+PG_URL = suite_setting("LEDGER_TEST_PG")
 BACKENDS = ("sqlite", "postgresql")
 
 

@@ -182,16 +182,46 @@ def test_a_rescored_certificate_says_what_changed_and_why(site, browser: Browser
     body = {"neutralize": [wrong], "reason": "image absente à l'écran"}
     flow.post(f"/api/v1/certificates/{code}/rescoring", body, flow.admin)
     page = browser.new_page(locale="fr-FR", viewport={"width": 1100, "height": 900})
-    for lang, words in (
-        ("fr", ("score révisé : signalement tardif", "Règles de calcul v2 —", "Motif : image")),
-        ("en", ("rescored: late report of an issue", "Scoring rules v2 —", "Reason: image")),
+    operator = browser.new_page(extra_http_headers=flow.admin)  # the free text is theirs
+    for lang, words, reason in (
+        ("fr", ("score révisé : signalement tardif", "Règles de calcul v2 —"), "Motif : image"),
+        ("en", ("rescored: late report of an issue", "Scoring rules v2 —"), "Reason: image"),
     ):
         page.goto(f"{site['url']}/v/{code}?lang={lang}")
         history = page.locator(".history").inner_text()
-        assert all(word in history for word in words), history
+        assert all(word in history for word in words) and "image" not in history, history
         assert " pix" in page.locator(".history .rescoring li").first.inner_text()
         shoot(page, f"09-rescored-history-{lang}")
+        operator.goto(f"{site['url']}/v/{code}?lang={lang}")
+        assert reason in operator.locator(".history").inner_text()
+    operator.close()
     page.close()
+
+
+def test_a_fraud_cancellation_reads_as_the_issuers_decision_publicly(
+    site, browser: Browser
+) -> None:
+    """Next to the holder's name the public reads a neutral category; the operator the signed one."""
+    flow: Flow = site["flow"]
+    code = flow.certified()[1]
+    body = {"reason": "copie constatée, PV 12", "category": "fraud"}
+    flow.post(f"/api/v1/certificates/{code}/cancellation", body, flow.admin)
+    operator = browser.new_page(extra_http_headers=flow.admin)
+    for lang, neutral, detailed in (
+        ("fr", "décision de l'émetteur", "fraude avérée"),
+        ("en", "decision of the issuer", "confirmed fraud"),
+    ):
+        for width, (w, h) in WIDTHS.items():
+            page = browser.new_page(viewport={"width": w, "height": h})
+            page.goto(f"{site['url']}/v/{code}?lang={lang}")
+            status = page.locator(".status").inner_text()
+            assert neutral in status and detailed not in status and "PV 12" not in status
+            shoot(page, f"10-cancelled-public-{lang}-{width}")
+            page.close()
+        operator.goto(f"{site['url']}/v/{code}?lang={lang}")
+        status = operator.locator(".status").inner_text()
+        assert detailed in status and "PV 12" in status
+    operator.close()
 
 
 def test_cancelled_certificate_with_an_older_valid_qr(site, browser: Browser) -> None:

@@ -80,6 +80,81 @@ def test_browser_verifies_the_inclusion_proofs_fr_and_en(site, browser: Browser)
         page.close()
 
 
+STATEMENT = {
+    "fr": {
+        "server": "Le serveur vient de vérifier ses signatures et leur chaînage.",
+        "log": "Votre navigateur vient de vérifier sa place dans le registre public.",
+        "next": "Il figurera dans le prochain point de contrôle du registre public.",
+        "nojs": "Sa place dans le registre public n'est pas vérifiée ici",
+        "claim": "registre public viennent",
+    },
+    "en": {
+        "server": "Its signatures and their chain were checked by the server just now.",
+        "log": "Its place in the public log was checked by your browser just now.",
+        "next": "It will be in the public log's next checkpoint.",
+        "nojs": "Its place in the public log is not checked here",
+        "claim": "place in the public log were checked",
+    },
+}
+
+
+def _statement(page: Any) -> str:
+    """The plain statement once the browser check settled."""
+    _result(page)
+    return page.locator("#statement").inner_text()
+
+
+def test_the_statement_claims_the_log_only_once_the_browser_checked_it(
+    site, browser: Browser
+) -> None:
+    for lang, words in STATEMENT.items():
+        page = _open(site, browser, lang, None)
+        statement = _statement(page)
+        assert words["server"] in statement and words["log"] in statement, statement
+        assert words["next"] not in statement and words["nojs"] not in statement
+        page.close()
+
+
+def test_a_pending_checkpoint_is_said_plainly(site, browser: Browser) -> None:
+    """The certificate's events are after the checkpoint: no log claim, the next one is named."""
+
+    def pending(body: dict) -> None:
+        for event in body["events"]:
+            event.update(inclusion=None, reason="not-yet-in-checkpoint")
+
+    for lang, words in STATEMENT.items():
+        page = _open(site, browser, lang, pending)
+        statement = _statement(page)
+        assert words["server"] in statement and words["next"] in statement, statement
+        assert words["log"] not in statement
+        page.locator("#statement").scroll_into_view_if_needed()
+        shoot(page, f"27-statement-pending-{lang}")
+        page.close()
+
+
+def test_a_failed_check_adds_no_log_claim(site, browser: Browser) -> None:
+    def alter(body: dict) -> None:
+        body["checkpoint"]["root"] = _flip(body["checkpoint"]["root"])
+
+    page = _open(site, browser, "en", alter)
+    statement = _statement(page)
+    assert STATEMENT["en"]["server"] in statement and "public log" not in statement
+    page.close()
+
+
+def test_without_javascript_the_statement_makes_no_log_claim(site, browser: Browser) -> None:
+    context = browser.new_context(java_script_enabled=False)
+    page = context.new_page()
+    for lang, words in STATEMENT.items():
+        page.goto(f"{site['url']}/v/{site['code']}?lang={lang}")
+        statement = page.locator("#statement").inner_text()
+        assert words["server"] in statement and words["nojs"] in statement, statement
+        for claim in (words["log"], words["next"], words["claim"]):
+            assert claim not in statement
+        shoot(page, f"28-statement-no-javascript-{lang}")
+    context.close()
+
+
 def test_a_tampered_proof_is_reported(site, browser: Browser) -> None:
     def alter(body: dict) -> None:
         hashes = body["events"][0]["inclusion"]["hashes"]

@@ -86,7 +86,7 @@ def test_cancellation_shows_latest_with_reason_and_history(flow: Flow, client, a
     _, code, _ = flow.certified()
     with clock.frozen_at(datetime(2027, 1, 10, 9, tzinfo=UTC)):
         flow.post(f"/api/v1/certificates/{code}/cancellation", {"reason": "fraude avérée"}, admin)
-        body = client.get(f"/api/v1/certificates/{code}").get_json()
+        body = client.get(f"/api/v1/certificates/{code}", headers=admin).get_json()
     assert body["status"] == "cancelled" and body["status_reason"] == "fraude avérée"
     assert body["status_since"] == "2027-01-10"
     assert [h["event"] for h in body["history"]] == ["issued", "cancelled"]
@@ -365,3 +365,24 @@ def test_no_course_answer_is_recorded_after_the_candidates_erasure(flow: Flow, c
         sent = {"challenge": item["challenge"], "result": "ok", "time_spent_ms": 30_000}
         body = flow.post(f"/api/v1/courses/{course['id']}/answers", sent, flow.platform, 409)
     assert body["candidate"] == candidate and "erased" in body["detail"]
+
+
+def test_an_erased_candidate_can_be_neither_enrolled_nor_started(flow: Flow, client) -> None:
+    """No signed enrolment or CourseStarted is written for a person whose data was erased."""
+    st = flow.app.extensions["ledger"]
+    enrolled, unenrolled = flow.eligible_candidate(), flow.eligible_candidate()
+    session = flow.session()["id"]
+    flow.enrol(session, enrolled)
+    for candidate in (enrolled, unenrolled):
+        subject = st.candidates.answering(candidate).subject
+        flow.post(
+            f"/api/v1/subjects/{subject}/erasure", {"reason": "consent-withdrawn"}, flow.admin
+        )
+    before = st.ledger.recorder.max_notification_id()
+    refused = [flow.enrol(session, unenrolled, 409), flow.start(session, enrolled, 409)]
+    for body, candidate in zip(refused, (unenrolled, enrolled), strict=True):
+        assert body["type"] == "/problems/conflict" and body["candidate"] == candidate
+        assert "erased" in body["detail"]
+    assert st.ledger.recorder.max_notification_id() == before
+    seen = client.get(f"/api/v1/sessions/{session}", headers=flow.staff).get_json()
+    assert seen["enrolled"] == [enrolled] and seen["courses"] == {}

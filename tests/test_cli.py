@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -39,7 +40,7 @@ def test_demo_export_and_offline_audit(run, tmp_path: Path) -> None:
 
 
 def _assert_every_certification_rule_applies(events: Path) -> None:
-    """The demo history shows each rule at least once (DOMAIN.md, "The certification")."""
+    """The demo history shows each rule at least once (docs/domain.md, "Certification")."""
     records = [json.loads(line) for line in events.read_text().splitlines()]
     of = lambda kind: [r for r in records if r["type"] == f"certification.{kind}"]  # noqa: E731
     scored = [r["data"] for r in of("CourseScored")]
@@ -219,3 +220,12 @@ def test_readme_documents_every_setting() -> None:
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
     printed = CliRunner().invoke(main, ["config"]).stdout.strip()
     assert printed in readme
+
+
+def test_the_suite_reads_its_settings_through_config() -> None:
+    """A variable the tests read is in the README's table: they read it with `suite_setting`."""
+    tests = Path(__file__).resolve().parent
+    reads = re.compile(r"os\.environ\.get\(|os\.getenv\(|os\.environ\[")
+    sources = [p for p in tests.rglob("*.py") if "node_modules" not in p.parts]
+    offenders = [p.name for p in sources if reads.search(p.read_text(encoding="utf-8"))]
+    assert offenders == []

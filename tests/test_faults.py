@@ -162,7 +162,7 @@ def test_health_is_liveness_and_ready_checks_database_projections_and_log(
     assert ready.status_code == 200
     checks = ready.get_json()["checks"]
     head = checks["database"]["head"]
-    assert head > 0 and checks["projections"] == {"ok": True, "lag": 0}
+    assert head > 0 and checks["projections"] == {"ok": True, "lag": 0, "lag_seconds": 0.0}
     assert checks["checkpoint"]["ok"] and checks["checkpoint"]["size"] == head
     st = app.extensions["ledger"]
     st.raise_alarm({"code": "P-BCDFGHJK", "problems": [{"check": "read-model"}]})

@@ -9,7 +9,6 @@ the number of cases run is printed in the terminal summary.
 from __future__ import annotations
 
 import collections
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ import schemathesis
 from schemathesis.engine import events, from_schema
 from schemathesis.transport.wsgi import WSGITransport
 
-from ledger.config import Config
+from ledger.config import Config, suite_setting
 from ledger.store.application import Ledger
 from tests.conftest import SUMMARY
 
@@ -56,7 +55,7 @@ def test_schemathesis_finds_no_server_error_and_no_violation(
     Ledger(config).init()
     app = create_app(config)
     _, token = app.extensions["ledger"].tokens.create(["admin"], label="fuzz")
-    budget = int(os.environ.get("FUZZ_SECONDS", "30"))
+    budget = int(suite_setting("FUZZ_SECONDS"))
     settings = schemathesis.Config.from_dict(
         {
             "checks": {
@@ -67,7 +66,7 @@ def test_schemathesis_finds_no_server_error_and_no_violation(
             "cache": {"enabled": False},  # every run starts afresh, nothing left in the tree
             "headers": {"Authorization": f"Bearer {token}"},
             "max-time": budget,
-            "seed": int(os.environ.get("FUZZ_SEED", "8")),
+            "seed": int(suite_setting("FUZZ_SEED")),
         }
     )
     schema = schemathesis.openapi.from_wsgi("/api/v1/openapi.json", app, config=settings)

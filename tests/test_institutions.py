@@ -82,7 +82,9 @@ def test_school_records_signed_pending_and_isolated(flow: Flow, client: Any) -> 
     assert done["status"] == "valid" and done["code"] == code and done["pix_score"] > 0
     assert done["domains"][0]["competences"][0]["level"] == 2
     assert pending == {**pending, "status": "pending", "first_name": "Zoé"}
-    assert "pix_score" not in pending
+    assert (pending["pix_score"], pending["domains"], pending["code"]) == (None, None, None)
+    assert pending["school"] == SCHOOL
+    assert [d["seq"] for d in document["derived_from"]] == document["derived_from_seqs"]
     assert document["derived_from_seqs"] and document["school"] == SCHOOL
     other = client.get(f"/api/v1/institutions/{OTHER}/results", headers=school)
     assert other.status_code == 403

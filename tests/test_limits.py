@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import multiprocessing
-import os
 import secrets
 import socket
 import subprocess
@@ -29,7 +28,7 @@ import redis
 from ledger.api import create_app
 from ledger.api.limits import RateLimits
 from ledger.api.rate_stores import NodeWindows, RedisWindows
-from ledger.config import Config, ConfigError
+from ledger.config import Config, ConfigError, suite_setting
 from ledger.domain.certificate import CODE_ALPHABET
 from ledger.lru import LRU
 from ledger.store.application import Ledger
@@ -37,7 +36,7 @@ from tests.certification_flow import Flow
 from tests.conftest import make_token
 from tests.served import free_port, serve
 
-REDIS_URL = os.environ.get("LEDGER_TEST_REDIS", "redis://127.0.0.1:6379/15")
+REDIS_URL = suite_setting("LEDGER_TEST_REDIS")
 FOREVER = 10**9  # a window that cannot end during a test (epoch 2e9 is in 2033)
 UNKNOWN = "/api/v1/certificates/P-BBBBBBBB"
 

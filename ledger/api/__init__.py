@@ -9,12 +9,13 @@ from flask_smorest import Api
 from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException, ServiceUnavailable
 
-from ledger import log_redaction
+from ledger import log_redaction, logs, metrics
 from ledger.api import problems, schemas
 from ledger.api.attestation_check import PATH as PDF_CHECK_PATH
 from ledger.api.body import BoundedBody, check_api_body
 from ledger.api.headers import ResponseHeaders
-from ledger.api.openapi import ProblemResponses
+from ledger.api.observe import init_observe
+from ledger.api.openapi import WEBHOOKS, ProblemResponses
 from ledger.api.state import ApiState
 from ledger.config import Config, setting
 from ledger.domain.base import DomainError
@@ -54,9 +55,11 @@ def create_app(config: Config | None = None) -> Flask:
                 "description": "Signed, hash-chained ledger of digital-competence certification. "
                 "Errors are application/problem+json (RFC 9457)."
             },
+            "webhooks": WEBHOOKS,
         },
     )
-    logging.basicConfig(level=setting("LEDGER_LOG_LEVEL").upper())
+    logs.configure(setting("LEDGER_LOG_LEVEL"), config.log_format)
+    metrics.install()
     api_state = ApiState.open(config)
     create_tables(api_state.ledger.db, api_state.projections)
     publish_referential(api_state.ledger, api_state.referential)
@@ -66,12 +69,14 @@ def create_app(config: Config | None = None) -> Flask:
     api.spec.components.schema("AnswerIn", schema=schemas.AnswerIn)
     api.spec.components.schema("AnswerBatchIn", schema=schemas.AnswerBatchIn)
     api.spec.components.schema("ReferentialOut", schema=schemas.ReferentialOut)
+    api.spec.components.schema("WebhookPayload", schema=schemas.WebhookPayload)
     _register(api, app)
     app.register_error_handler(ValidationError, problems.from_validation)
     init_site(app, config)
     app.wsgi_app = ResponseHeaders(  # type: ignore[method-assign]
         BoundedBody(app.wsgi_app, lambda path: _body_cap(config, path))
     )
+    init_observe(app, access_log=config.log_format == "json")  # gunicorn's in text mode
 
     @app.before_request
     def check_api_bodies() -> None:
@@ -115,6 +120,7 @@ def _register(api: Api, app: Flask) -> None:
         health,
         institutions,
         log,
+        monitoring,
         problem_types,
         referential,
         tlog,
@@ -139,3 +145,4 @@ def _register(api: Api, app: Flask) -> None:
     app.register_blueprint(credentials.did_site)
     app.register_blueprint(docs.bp)
     app.register_blueprint(problem_types.bp)
+    app.register_blueprint(monitoring.bp)

@@ -127,7 +127,8 @@ def checked(data: bytes) -> dict[str, Any]:
                     "type": "object",
                     "properties": {"file": {"type": "string", "format": "binary"}},
                     "required": ["file"],
-                }
+                },
+                "example": {"file": "(the attestation PDF, attestation-P-7KQ9MXR4.pdf)"},
             },
         },
     },

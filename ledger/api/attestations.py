@@ -23,7 +23,7 @@ from ledger.attestation.ca import AttestationKeyError
 from ledger.attestation.service import AttestationRefused, Attestations
 from ledger.attestation.signing import TimestampUnavailable
 from ledger.domain.certificate import normalize_code
-from ledger.services.candidates import load_candidate
+from ledger.services.candidates import registration
 
 blp = Blueprint(
     "attestations", __name__, url_prefix="/api/v1", description="Attestations (signed PDFs)"
@@ -73,7 +73,7 @@ def _pdf_doc() -> dict[str, Any]:
 def create_candidate_token(body: dict[str, Any], candidate_id: Any) -> dict[str, Any]:
     """A token for the candidate: downloads their own attestations and nothing else; shown once."""
     st = state()
-    load_candidate(st.ledger, str(candidate_id))
+    registration(st.ledger, str(candidate_id))
     return scoped_token(f"candidate:{candidate_id}", body["label"])
 
 

@@ -35,18 +35,33 @@ def _principal() -> Principal:
     return principal
 
 
+def optional_scopes() -> frozenset[str] | None:
+    """The caller's scopes on a public operation that tells some tokens more.
+
+    No Authorization header: None (the public answer); a bad token is still 401,
+    so a client learns its token is wrong rather than silently reading less.
+    """
+    if not request.headers.get("Authorization"):
+        return None
+    return _principal().scopes
+
+
+def authorize(*scopes: str) -> Principal:
+    """The caller, if its token holds any of `scopes` (admin holds all); else 401 or 403."""
+    principal = _principal()
+    if not any(principal.has(scope) for scope in scopes):
+        raise ApiProblem(403, "insufficient-scope", f"this call needs scope {' or '.join(scopes)}")
+    g.principal = principal
+    return principal
+
+
 def require(*scopes: str) -> Callable:
     """Allow the view to a token holding any of `scopes` (admin holds all)."""
 
     def decorate(view: Callable) -> Callable:
         @functools.wraps(view)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            principal = _principal()
-            if not any(principal.has(scope) for scope in scopes):
-                raise ApiProblem(
-                    403, "insufficient-scope", f"this call needs scope {' or '.join(scopes)}"
-                )
-            g.principal = principal
+            authorize(*scopes)
             return view(*args, **kwargs)
 
         wrapper._scopes = scopes  # type: ignore[attr-defined]

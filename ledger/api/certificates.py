@@ -9,8 +9,8 @@ from flask import Response
 from flask_smorest import Blueprint
 
 from ledger.api import schemas
-from ledger.api.auth import SECURED, idempotent, require
-from ledger.api.examples import COURSE_UP_TO_DATE
+from ledger.api.auth import SECURED, idempotent, optional_scopes, require
+from ledger.api.examples import CERTIFICATE_EXAMPLES, COURSE_UP_TO_DATE
 from ledger.api.limits import lookups
 from ledger.api.log import shared_tree as log_tree
 from ledger.api.problems import ApiProblem
@@ -20,7 +20,7 @@ from ledger.qr_image import qr_png
 from ledger.qr_image import qr_svg as qr_svg_image
 from ledger.services.history import HistoryUnavailable, certificate_history, proof_target
 from ledger.services.qr import token_url
-from ledger.services.verification import INTEGRITY_FAILURE
+from ledger.services.verification import INTEGRITY_FAILURE, audience_of, for_audience
 
 blp = Blueprint("certificates", __name__, url_prefix="/api/v1", description="Certificates")
 UNKNOWN = "no certificate has this verification code"
@@ -52,6 +52,19 @@ HISTORY_EXAMPLE = {
         },
     ],
 }  # fmt: skip
+CERTIFICATE_DOC = {
+    "responses": {
+        "200": {
+            "description": "The certificate as the caller may read it (`audience`)",
+            "content": {
+                "application/json": {
+                    "schema": schemas.PublicCertificateOut,
+                    "examples": CERTIFICATE_EXAMPLES,
+                }
+            },
+        }
+    }
+}
 HISTORY_DOC = {
     "responses": {
         "200": {
@@ -82,15 +95,29 @@ def _view(code: str) -> dict[str, Any]:
 @blp.route("/certificates/<string:code>", methods=["GET"])
 @lookups
 @blp.response(200, schemas.PublicCertificateOut)
+@blp.doc(**CERTIFICATE_DOC)
 def get_certificate(code: str) -> Response:
-    """Public: what the verify page shows, with the issuing event's signature checked."""
+    """Public: what the verify page shows, with the issuing event's signature checked.
+
+    Anybody gets the public view: a cancellation or rescoring gives its neutral
+    `category` (a cancellation for fraud reads `issuer-decision`), never its
+    free-text reason. Optionally send `Authorization: Bearer` with the holder's
+    own token (scope `candidate:<id>` of this certificate's holder) or an `admin`
+    token: the same answer then carries the signed category and the free-text
+    reasons, and `audience` says `holder` or `operator`. Any other valid token
+    gets the public view; an unknown or revoked token is 401.
+    """
     view = _view(code)
+    audience = audience_of(optional_scopes(), view)
     pages = state().views.pages
-    key = ("json", view["code"])
+    key = ("json", view["code"], audience)
     body = pages.get(key)
-    if body is None:  # serialized once per state of the log, like the HTML page
-        body = pages[key] = json.dumps(schemas.PublicCertificateOut().dump(view))
-    return Response(body, mimetype="application/json")
+    if body is None:  # serialized once per state of the log and audience, like the HTML page
+        shaped = for_audience(view, audience)
+        body = pages[key] = json.dumps(schemas.PublicCertificateOut().dump(shaped))
+    response = Response(body, mimetype="application/json")
+    response.vary.add("Authorization")  # never cached anyway (no-store, ledger/api/headers.py)
+    return response
 
 
 @blp.route("/certificates/<string:code>/history", methods=["GET"])

@@ -16,7 +16,14 @@ from ledger.projections.certificates import by_candidate, public_status
 from ledger.projections.courses import history_of, scoring_view, summaries_of_session
 from ledger.projections.sessions import centre_of, sessions_of
 from ledger.services.certification import CENTRE_TZ
-from ledger.services.verification import opened_history, opened_reason
+from ledger.services.verification import (
+    OPERATOR,
+    PUBLIC,
+    for_audience,
+    neutralizations_for,
+    opened_history,
+    opened_reason,
+)
 
 blp = Blueprint(
     "certification", __name__, url_prefix="/api/v1", description="Centres, sessions and courses"
@@ -182,11 +189,13 @@ def _course_view(course: Any) -> dict[str, Any]:
 
 
 def _opened_scoring(scoring: dict[str, Any] | None) -> dict[str, Any] | None:
-    """A scoring view with the operator's neutralization reasons opened (null once erased)."""
+    """A scoring view with the operator's neutralization reasons opened for `admin` only."""
     if scoring is None:
         return None
-    opened = opened_history(state().ledger, scoring["neutralizations"])
-    return {**scoring, "neutralizations": opened}
+    shown = neutralizations_for(
+        state().ledger, scoring["neutralizations"], current_principal().is_admin
+    )
+    return {**scoring, "neutralizations": shown}
 
 
 def _platform_or_centre() -> set[str] | None:
@@ -331,8 +340,14 @@ def publish(session_id: Any) -> dict[str, Any]:
 @blp.response(200, schemas.CertificationHistoryOut)
 @blp.doc(security=SECURED)
 def certification_history(candidate_id: Any) -> dict[str, Any]:
-    """The candidate's courses (with the latest score) and certificates."""
+    """The candidate's courses (with the latest score) and certificates.
+
+    Only the operator (`admin`) reads the free-text cancellation, rescoring and
+    neutralization reasons; the platform and an auditor read the neutral
+    categories the public reads.
+    """
     st = state()
+    audience = OPERATOR if current_principal().is_admin else PUBLIC
     st.fresh()
     with st.ledger.db.read() as cur:
         courses = history_of(cur, str(candidate_id))
@@ -351,4 +366,5 @@ def certification_history(candidate_id: Any) -> dict[str, Any]:
             status=current["status"], status_since=current["since"], status_reason=reason,
             status_reason_erased=erased, history=opened_history(st.ledger, cert["history"]),
         )  # fmt: skip
-    return {"courses": courses, "certificates": certificates}
+    shaped = [for_audience(cert, audience) for cert in certificates]
+    return {"courses": courses, "certificates": shaped}

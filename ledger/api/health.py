@@ -3,7 +3,8 @@
 `/api/v1/health` says the process answers; it never touches the database, so
 an orchestrator does not restart healthy workers during a database outage.
 `/api/v1/ready` says this process can serve correct answers now: the database
-answers, the read models are caught up, the log verifies up to its last
+answers, the read models are caught up (or within LEDGER_READY_MAX_LAG_EVENTS
+and _SECONDS of the log), the log verifies up to its last
 checkpoint, a signed checkpoint covers recent events and is witnessed by the
 quorum, and no integrity alarm was raised. Otherwise 503 with Retry-After.
 """
@@ -18,7 +19,7 @@ from flask_smorest import Blueprint
 from ledger.api.problems import PROBLEM_JSON, RETRY_AFTER_S, problem
 from ledger.api.state import state
 from ledger.domain import clock
-from ledger.projections.lag import projection_lag
+from ledger.projections.lag import lag_problems, lags, projection_lag
 from ledger.projections.runner import head, stalls
 from ledger.services.checkpoints import checkpoint_status
 from ledger.store.db import StoreError, StoreUnavailable
@@ -86,30 +87,32 @@ def _signed_checkpoint(head_seq: int) -> dict[str, Any]:
 
 
 def _projections(latest: int) -> dict[str, Any]:
-    """Read models fresh enough to serve: caught up inline, or the runner within the bound."""
+    """Catch the read models up as any read would, then check how far behind they still are.
+
+    A read model that cannot apply an event, or lags more than
+    LEDGER_READY_MAX_LAG_EVENTS or _SECONDS behind the log, makes us not ready.
+    """
     st = state()
-    if st.config.projections == "runner":
-        return _runner_projections(projection_lag(st.ledger.db, st.projections))
     try:
-        st.fresh()
+        if st.config.projections == "inline":  # runner mode: the runner applies, never us
+            st.fresh()
     except StoreUnavailable:
         raise
     except StoreError as exc:  # a read model that cannot apply an event
         return {"ok": False, "error": str(exc).splitlines()[0]}
-    with st.ledger.db.read() as cur:
-        cur.execute("SELECT name, position FROM projection_positions")
-        positions = dict(cur.fetchall())
-    lag = max((latest - positions.get(p.name, 0) for p in st.projections), default=0)
+    _, found = lags(st.ledger.db, [p.name for p in st.projections], clock.now())
+    config = st.config
+    problems = lag_problems(found, config.ready_max_lag_events, config.ready_max_lag_seconds)
+    check: dict[str, Any] = {
+        "ok": not problems,
+        "lag": max((lag.events for lag in found.values()), default=0),
+        "lag_seconds": round(max((lag.seconds for lag in found.values()), default=0.0), 3),
+    }
     stalled = {
         name: {"seq": s["seq"], "error": s["error"]} for name, s in stalls(st.ledger.db).items()
     }
     if stalled:  # a read model stuck before an event it cannot apply serves stale answers
-        return {"ok": False, "lag": max(lag, 0), "stalled": stalled}
-    return {"ok": True, "lag": max(lag, 0)}
-
-
-def _runner_projections(lag: dict[str, Any]) -> dict[str, Any]:
-    """Not ready when a read model is stalled or older than reads may wait for."""
-    bound_s = state().config.read_max_wait_ms / 1000
-    ok = not lag["stalled"] and (lag["events"] == 0 or lag["seconds"] <= bound_s)
-    return {"ok": ok, "lag": lag["events"], "lag_seconds": lag["seconds"], "mode": "runner"}
+        check.update(ok=False, stalled=stalled)
+    if problems:
+        check["problems"] = problems
+    return check

@@ -15,12 +15,13 @@ from flask_smorest import Blueprint
 from ledger.api import schemas
 from ledger.api.auth import SECURED, current_principal, idempotent, require, scoped_token
 from ledger.api.certification import centres_allowed
-from ledger.api.openapi import json_doc
+from ledger.api.examples import CSV_DOC
 from ledger.api.problems import ApiProblem
 from ledger.api.state import state
 from ledger.domain.institution import ADMISSION_SCOPE, UAI_FORMAT, institution_scope, is_uai
 from ledger.services.institutions import results_csv
 from ledger.services.webhook_targets import TargetRefused
+from ledger.services.webhooks import WebhookExists, WebhookLimit
 
 blp = Blueprint(
     "institutions",
@@ -70,35 +71,41 @@ def create_admission_token(body: dict[str, Any]) -> dict[str, Any]:
 
 @blp.route("/institutions/<uai>/results", methods=["GET"])
 @require("institution:*")
+@blp.arguments(schemas.ClassQuery, location="query")
 @blp.response(200, schemas.SignedDocumentOut)
 @blp.doc(security=SECURED)
-def school_results(uai: str) -> dict[str, Any]:
-    """Each pupil of the school: `pending` until published, pix score only when validated."""
+def school_results(query: dict[str, Any], uai: str) -> dict[str, Any]:
+    """Each pupil of the school (or of one audience): `pending` until published, then the
+    certificate's status or `not-certified`; pix score and levels only when valid or expired.
+
+    Built from verified events only: 503 `integrity-failure` if the read model disagrees."""
     st = state()
     st.fresh()
-    return st.institutions.school_records(_own_school(uai))
+    return st.institutions.school_records(_own_school(uai), query.get("audience"))
 
 
 @blp.route("/institutions/<uai>/results.csv", methods=["GET"])
 @require("institution:*")
-@blp.doc(security=SECURED, responses={"200": {"description": "UTF-8 CSV with BOM"}})
-def school_results_csv(uai: str) -> Response:
-    """The school's pupils as CSV: one row per pupil, a level column per competence."""
+@blp.arguments(schemas.ClassQuery, location="query")
+@blp.doc(security=SECURED, **CSV_DOC)
+def school_results_csv(query: dict[str, Any], uai: str) -> Response:
+    """The school's pupils (or one audience's: a class) as CSV, a level column per competence."""
     st = state()
     st.fresh()
-    records, _ = st.institutions.school_rows(_own_school(uai))
+    records, _ = st.institutions.school_rows(_own_school(uai), query.get("audience"))
     return _csv(records, f"results-{uai}.csv")
 
 
 @blp.route("/sessions/<uuid:session_id>/results.csv", methods=["GET"])
 @require("centre:*")
-@blp.doc(security=SECURED, responses={"200": {"description": "UTF-8 CSV with BOM"}})
+@blp.doc(security=SECURED, **CSV_DOC)
 def session_results_csv(session_id: Any) -> Response:
-    """A session's candidates as CSV (its centre's staff): `pending` until published."""
+    """A session's candidates as CSV (its centre's staff): each one's certificate from this
+    session, else `pending` until published and `not-certified` after."""
     st = state()
     st.fresh()
     session = st.certification.session(str(session_id), centres_allowed())
-    records = st.institutions.session_rows(list(session.enrolled))
+    records = st.institutions.session_rows(session)
     return _csv(records, f"session-{session_id}.csv")
 
 
@@ -127,30 +134,62 @@ def admission_results(query: dict[str, Any]) -> dict[str, Any]:
 @blp.route("/institutions/<uai>/webhooks", methods=["POST"])
 @require("institution:*")
 @blp.arguments(schemas.WebhookIn)
-@blp.doc(security=SECURED, **json_doc(201, "the registered webhook"))
-def register_webhook(body: dict[str, Any], uai: str) -> tuple[dict[str, Any], int]:
+@blp.response(201, schemas.WebhookOut)
+@blp.doc(security=SECURED)
+def register_webhook(body: dict[str, Any], uai: str) -> dict[str, Any]:
     """Register a URL told of each later publication, cancellation and rescoring of pupils.
 
-    The URL must be https and resolve to public addresses only (422 `webhook-target-refused`).
+    The URL must be https and resolve to public addresses only (422 `webhook-target-refused`);
+    it is kept in normal form (lower-case host, no default port, `/` for an empty path; user
+    info and fragments refused). Each URL once per school (409 `webhook-exists`), at most
+    LEDGER_WEBHOOK_MAX_PER_SCHOOL webhooks (409 `webhook-limit`). Each event is POSTed as a
+    `WebhookPayload` (see `webhooks` in this document), signed with RFC 9421.
     """
     school = _own_school(uai)
     try:
-        return state().webhooks.register(school, body["url"]), 201
+        return state().webhooks.register(school, body["url"])
     except TargetRefused as exc:
         raise ApiProblem(422, "webhook-target-refused", str(exc)) from exc
+    except WebhookExists as exc:
+        raise ApiProblem(409, "webhook-exists", str(exc)) from exc
+    except WebhookLimit as exc:
+        raise ApiProblem(409, "webhook-limit", str(exc)) from exc
+
+
+@blp.route("/institutions/<uai>/webhooks", methods=["GET"])
+@require("institution:*")
+@blp.response(200, schemas.WebhookListOut)
+@blp.doc(security=SECURED)
+def list_webhooks(uai: str) -> dict[str, Any]:
+    """The school's webhooks, oldest first."""
+    return {"webhooks": state().webhooks.hooks(_own_school(uai))}
+
+
+@blp.route("/institutions/<uai>/webhooks/<uuid:webhook_id>", methods=["DELETE"])
+@require("institution:*")
+@blp.response(200, schemas.WebhookDeletedOut)
+@blp.doc(security=SECURED)
+def delete_webhook(uai: str, webhook_id: Any) -> dict[str, Any]:
+    """Stop a webhook: its pending deliveries are dropped and its delivery log removed."""
+    dropped = state().webhooks.delete(_own_school(uai), str(webhook_id))
+    if dropped is None:
+        raise ApiProblem(404, "not-found", f"webhook_id: this school has no webhook {webhook_id}")
+    return {"deleted": str(webhook_id), "dropped_deliveries": dropped}
 
 
 @blp.route("/institutions/<uai>/webhooks/deliveries", methods=["GET"])
 @require("institution:*")
-@blp.doc(security=SECURED, **json_doc(200, "the delivery log, oldest event first"))
+@blp.response(200, schemas.DeliveryLogOut)
+@blp.doc(security=SECURED)
 def webhook_deliveries(uai: str) -> dict[str, Any]:
-    """Each delivery: event, attempts, status (pending, delivered, failed), last error."""
+    """Each delivery, oldest event first: event, attempts, status, last error."""
     return {"deliveries": state().webhooks.deliveries(_own_school(uai))}
 
 
 @blp.route("/webhooks/deliveries", methods=["POST"])
 @require("admin")
-@blp.doc(security=SECURED, **json_doc(200, "how many were queued, delivered, failed"))
+@blp.response(200, schemas.DispatchOut)
+@blp.doc(security=SECURED)
 def deliver_webhooks() -> dict[str, Any]:
     """Queue new events and send due deliveries now (each serving process also does it)."""
     return state().dispatch_webhooks()

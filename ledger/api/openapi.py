@@ -14,7 +14,7 @@ from typing import Any
 
 from apispec import APISpec, BasePlugin
 
-from ledger.api.examples import add_examples
+from ledger.api.examples import WEBHOOK_PAYLOAD, add_examples
 from ledger.api.problems import PROBLEM_JSON, TITLES
 
 PROBLEM_STATUSES = (400, 401, 403, 404, 405, 409, 410, 413, 415, 422, 429, 503)
@@ -33,6 +33,50 @@ PROBLEM_SCHEMA = {
         "instance": {"type": ["string", "null"]},
         "errors": {"description": "per-field messages of a 422"},
     },
+}
+
+SIGNATURE_HEADERS = {
+    "Content-Digest": "RFC 9530 `sha-256=:<base64>:` of the body",
+    "Signature-Input": 'RFC 9421 `sig1=("@method" "@target-uri" "content-digest" '
+    '"content-type");created=<unix>;keyid="<JWKS kid>";alg="ed25519"`',
+    "Signature": "RFC 9421 `sig1=:<base64 Ed25519 signature>:` of the signature base",
+}
+# OpenAPI 3.1 `webhooks`: what the ledger POSTs to a school's registered URL.
+WEBHOOKS = {
+    "certificateEvent": {
+        "post": {
+            "summary": "A publication, cancellation or rescoring of one of the school's pupils",
+            "description": "POSTed to each URL the school registered, signed with an RFC 9421 "
+            "HTTP Message Signature (Ed25519, key in /.well-known/jwks.json) over the method, "
+            "the target URI as sent (scheme, Host, path), Content-Digest and Content-Type. "
+            "Retried after 10 s, 1 min, 5 min, 30 min and 2 h until a 2xx answer; at least "
+            "once, so drop a `delivery` already processed. See LEDGER_FORMAT, "
+            '"Webhook deliveries".',
+            "parameters": [
+                {
+                    "name": name,
+                    "in": "header",
+                    "required": True,
+                    "description": text,
+                    "schema": {"type": "string"},
+                }
+                for name, text in SIGNATURE_HEADERS.items()
+            ],
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {"$ref": "#/components/schemas/WebhookPayload"},
+                        "example": WEBHOOK_PAYLOAD,
+                    }
+                },
+            },
+            "responses": {
+                "2XX": {"description": "received: not sent again"},
+                "default": {"description": "not received: retried later"},
+            },
+        }
+    }
 }
 
 
@@ -80,18 +124,44 @@ class ProblemResponses(BasePlugin):
             _document_scope(operation)
 
 
+SCOPE_NAMES = {
+    "centre:*": "centre:<id>",
+    "candidate:*": "candidate:<id>",
+    "institution:*": "institution:<UAI>",
+}
+"""How a family of scopes reads: `require` matches any `institution:…`, a token holds its own."""
+SCOPE_OWNERS = {
+    "centre:<id>": "the centre's own",
+    "candidate:<id>": "the candidate's own",
+    "institution:<UAI>": "the school's own UAI",
+}
+
+
+def scope_name(scope: str) -> str:
+    """A scope as a token holds it: `institution:<UAI>`, never the pattern `institution:*`."""
+    return SCOPE_NAMES.get(scope, scope)
+
+
 def scope_sentence(scopes: list[str]) -> str:
     """What a caller reads about access: the scopes `require` checks, or that none is needed."""
     if not scopes:
         return "Public: no token needed."
-    names = [f"`{s}`" if s != "centre:*" else "`centre:<id>` (the centre's own)" for s in scopes]
+    names = [
+        f"`{name}`" + (f" ({SCOPE_OWNERS[name]})" if name in SCOPE_OWNERS else "")
+        for name in map(scope_name, scopes)
+    ]
     return f"Requires a bearer token with scope {' or '.join(names)} (`admin` holds all)."
 
 
 def _document_scope(operation: dict[str, Any]) -> None:
-    """`x-required-scopes` (set by auth.require, empty for public operations) and its sentence."""
+    """`x-required-scopes` (set by auth.require, empty for public operations) and its sentence.
+
+    Both name scopes as tokens hold them (`institution:<UAI>`), not as the
+    patterns `require` matches (`institution:*`), which no token can hold.
+    """
     scopes = operation.setdefault("x-required-scopes", [])
     sentence = scope_sentence(scopes)
+    operation["x-required-scopes"] = [scope_name(s) for s in scopes]
     description = operation.get("description", "")
     if sentence not in description:
         operation["description"] = f"{description}\n\n{sentence}".strip()

@@ -11,7 +11,7 @@ from marshmallow import Schema, ValidationError, fields, pre_load, validate, val
 
 from ledger.domain import clock
 from ledger.domain.centre import CENTRE_KINDS
-from ledger.domain.certificate import CANCELLATION_CATEGORIES
+from ledger.domain.certificate import CANCELLATION_CATEGORIES, PUBLIC_CATEGORY_VALUES
 from ledger.domain.erasure import REASON_CODES
 from ledger.domain.institution import UAI_ANCHORED, UAI_FORMAT
 from ledger.domain.payload import MAX_DEPTH, text_problem
@@ -27,6 +27,8 @@ from ledger.domain.session import (
     PROCESSED,
 )
 from ledger.services.candidates import AUDIENCES
+from ledger.services.institutions import RESULT_STATUSES
+from ledger.services.verification import READERS
 
 NAME = validate.Length(min=1, max=200)
 MAX_SEQ = 2**53 - 1  # every integer the API takes is exact in JSON and fits SQL BIGINT
@@ -323,6 +325,15 @@ class InstitutionTokenIn(StrictSchema):
     label = fields.String(load_default="institution", validate=validate.Length(max=200))
 
 
+class ClassQuery(StrictSchema):
+    """A class: the school's pupils of one audience (classes themselves are not registered)."""
+
+    audience = fields.String(
+        validate=validate.OneOf(AUDIENCES),
+        metadata={"description": "only pupils registered with this audience (e.g. a year group)"},
+    )
+
+
 class AdmissionQuery(StrictSchema):
     """One of: `ine`; `code`; or `school` with `last_name`, `first_name` and `birth_date`."""
 
@@ -361,9 +372,120 @@ class WebhookIn(StrictSchema):
     )
 
 
+NULLABLE_STRING = {"type": ["string", "null"]}
+PUPIL_RESULT = {
+    "type": "object",
+    "properties": {
+        "candidate": {"type": "string"},
+        "school": {**NULLABLE_STRING, "description": "UAI as registered (signed)"},
+        "audience": {"enum": list(AUDIENCES)},
+        "ine": NULLABLE_STRING,
+        "status": {
+            "enum": list(RESULT_STATUSES),
+            "description": "pending until published; then the certificate's status, or "
+            "not-certified for a result published without a certificate",
+        },
+        "pix_score": {"type": ["integer", "null"], "description": "only when valid or expired"},
+        "domains": {"type": ["array", "null"], "description": "levels, only when valid or expired"},
+        "code": NULLABLE_STRING,
+        "centre": {"type": ["object", "null"]},
+    },
+    "required": ["candidate", "status", "pix_score", "domains"],
+}
+SIGNED_DOCUMENT = {
+    "type": "object",
+    "properties": {
+        "kind": {"enum": ["school-records", "admission-results"]},
+        "derived_from_seqs": {"type": "array", "items": {"type": "integer"}},
+        "derived_from": {
+            "type": "array",
+            "description": "each signed event the document derives from, with its hash",
+            "items": {
+                "type": "object",
+                "properties": {"seq": {"type": "integer"}, "hash": {"type": "string"}},
+            },
+        },
+        "pupils": {"type": "array", "items": PUPIL_RESULT},
+        "results": {"type": "array", "items": PUPIL_RESULT},
+    },
+    "required": ["kind", "issued_at", "derived_from_seqs", "derived_from"],
+}
+
+
+WEBHOOK_EVENTS = ("publication", "cancellation", "rescoring")
+DELIVERY_STATUSES = ("pending", "delivered", "failed")
+
+
+class WebhookOut(Schema):
+    id = fields.String(metadata={"description": "the webhook's id (first part of `delivery`)"})
+    school = fields.String(metadata={"description": "the school's UAI"})
+    url = fields.String(
+        metadata={"description": "the URL in normal form: what is sent to and signed"}
+    )
+    created = fields.String()
+    after_seq = fields.Integer(metadata={"description": "events after this seq are delivered"})
+
+
+class WebhookListOut(Schema):
+    webhooks = fields.List(fields.Nested(WebhookOut))
+
+
+class WebhookDeletedOut(Schema):
+    deleted = fields.String(metadata={"description": "the webhook's id"})
+    dropped_deliveries = fields.Integer(
+        metadata={"description": "pending deliveries dropped (the webhook's log goes with it)"}
+    )
+
+
+class WebhookPayload(Schema):
+    """The JSON a school's URL receives (POST, RFC 9421 signed): see LEDGER_FORMAT."""
+
+    delivery = fields.String(
+        metadata={"description": "`<webhook id>/<seq>`: the same on every retry; drop a repeat"}
+    )
+    event = fields.String(validate=validate.OneOf(WEBHOOK_EVENTS))
+    seq = fields.Integer(metadata={"description": "the event's place in the public log"})
+    hash = fields.String(
+        metadata={"description": "the event's hash in the log (absent in deliveries queued "
+                  "before it was added)"}
+    )  # fmt: skip
+    code = fields.String(metadata={"description": "the certificate's verification code"})
+    candidate = fields.String()
+    school = fields.String(metadata={"description": "the school's UAI"})
+
+
+class DeliveryOut(Schema):
+    webhook = fields.String()
+    seq = fields.Integer()
+    body = fields.Nested(WebhookPayload)
+    attempts = fields.Integer()
+    next_attempt = fields.String()
+    status = fields.String(validate=validate.OneOf(DELIVERY_STATUSES))
+    last_error = fields.String(
+        allow_none=True,
+        metadata={"description": "`HTTP <status>`, `unreachable`, `refused: …` or "
+                  "`integrity: …` (the signed events do not back it: never sent)"},
+    )  # fmt: skip
+    delivered = fields.String(allow_none=True)
+
+
+class DeliveryLogOut(Schema):
+    deliveries = fields.List(fields.Nested(DeliveryOut))
+
+
+class DispatchOut(Schema):
+    queued = fields.Integer()
+    delivered = fields.Integer()
+    failed = fields.Integer()
+
+
 class SignedDocumentOut(Schema):
     document = fields.Dict(
-        metadata={"description": "the JSON signed; derived_from_seqs lists the log events used"}
+        metadata={
+            "description": "the JSON signed, built from verified events only (a disagreement "
+            "answers 503 integrity-failure); derived_from lists the events used",
+            **SIGNED_DOCUMENT,
+        }
     )
     jws = fields.String(
         metadata={"description": "compact JWS (EdDSA, kid in /.well-known/jwks.json) of document"}
@@ -473,7 +595,8 @@ class CourseOut(Schema):
         metadata={
             "description": "the latest scoring explained: rules, rate (percent), band, abort"
             " reason, per competence asked/correct/neutralized, each neutralization with its"
-            " source and reason (null once erased), issue reports kept on correct answers"
+            " source (an `operator` one's free-text reason for `admin` only, null once"
+            " erased), issue reports kept on correct answers"
         },
     )
 
@@ -555,12 +678,15 @@ class ReasonIn(StrictSchema):
 
 
 class CancellationIn(ReasonIn):
-    """A cancellation: its free-text reason stays private, its category is shown publicly."""
+    """A cancellation: its free-text reason stays private, its category is signed with it."""
 
     category = fields.String(
         load_default="other",
         validate=validate.OneOf(CANCELLATION_CATEGORIES),
-        metadata={"description": "Neutral reason category the public verify page shows."},
+        metadata={
+            "description": "Reason category, signed. The holder and the operator read it; the"
+            " public reads its neutral form (fraud -> issuer-decision, the others as they are)."
+        },
     )
 
 
@@ -681,17 +807,48 @@ class PublicCertificateOut(Schema):
         }
     )
     status_since = fields.String(allow_none=True)
+    audience = fields.String(
+        metadata={
+            "description": "who this answer was built for: public (no token, or a token that is"
+            " neither the holder's nor an operator's), holder or operator",
+            "enum": list(READERS),
+        }
+    )
+    status_category = fields.String(
+        allow_none=True,
+        metadata={
+            "description": "a cancellation's reason category, null unless cancelled: the"
+            " signed one for the holder and the operator, its neutral public form for anybody"
+            " else (fraud reads issuer-decision; the others as they are)",
+            "enum": [*dict.fromkeys([*CANCELLATION_CATEGORIES, *PUBLIC_CATEGORY_VALUES]), None],
+        },
+    )
     status_reason = fields.String(
         allow_none=True,
-        metadata={"description": "the latest cancellation or rescoring reason; null once erased"},
+        metadata={
+            "description": "the cancellation's free-text reason, for the holder and the"
+            " operator only: always null in the public view, and null once erased"
+        },
     )
     status_reason_erased = fields.Boolean(
-        metadata={"description": "the reason was sealed under the holder's subject, now erased"}
+        metadata={
+            "description": "the reason was sealed under the holder's subject, now erased"
+            " (always false in the public view)"
+        }
     )
     max_level = fields.Integer(allow_none=True)
     pix_score = fields.Integer(allow_none=True)
     domains = fields.List(fields.Nested(CertifiedDomainOut))
-    history = fields.List(fields.Dict())
+    history = fields.List(
+        fields.Dict(),
+        metadata={
+            "description": "issued, cancelled and rescored entries (seq, on); a cancellation"
+            " or rescoring has a `category` (a rescoring's is its cause; a cancellation's is"
+            " its neutral public form, as `status_category`, unless you are the holder or the"
+            " operator) and, for the holder and the operator only, its free-text `reason`"
+            " (null, with `reason_erased`, once erased)"
+        },
+    )
     proof = fields.Nested(ProofOut, metadata={"description": "the issuing event"})
     events = fields.List(fields.Nested(ProofOut), metadata={"description": "every event, checked"})
     integrity = fields.Nested(IntegrityOut)

@@ -58,8 +58,10 @@ class ApiState:
         self.attestations = Attestations(self.ledger, self.referential, self.tail)
         self.credentials = CredentialIssuer(self.ledger, self.config.public_url)
         self.checkpoints = Checkpointer(self.ledger, alarm=self.raise_alarm)
-        self.institutions = InstitutionService(self.ledger, self.referential)
-        self.webhooks = Webhooks(self.ledger)
+        self.institutions = InstitutionService(
+            self.ledger, self.referential, self.tail, alarm=self.raise_alarm
+        )
+        self.webhooks = Webhooks(self.ledger, alarm=self.raise_alarm)
 
     def raise_alarm(self, alarm: dict[str, object]) -> None:
         """Record an integrity failure once (bounded); /api/v1/ready reports it until restart."""

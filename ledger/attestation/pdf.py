@@ -1,4 +1,4 @@
-"""The attestation's page: A4 portrait, what DOMAIN.md lists, drawn with reportlab.
+"""The attestation's page: A4 portrait, what docs/domain.md lists, drawn with reportlab.
 
 Pure layout: `render` gets checked content (ledger/attestation/service.py builds it
 from verified, signed events) and returns unsigned PDF bytes; signing.py seals it.

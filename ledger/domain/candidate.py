@@ -4,12 +4,19 @@ One stream per candidate. Identity is sealed before it reaches the domain
 (the domain only ever sees `{"sealed", "subject"}` values). Each answer is
 idempotent by the platform's answer id: the same answer again is a no-op,
 a different answer under the same id is a conflict.
+
+Recording an answer needs neither the candidate's history nor its knowledge:
+`AnswerStream` applies the rule from the stream's head version and the answers
+already recorded under the ids at hand, so an answer costs the same at the
+5,000th as at the first. The whole `Candidate` is loaded only where its
+knowledge is read (enrolment, course start).
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
+from uuid import UUID
 
 from eventsourcing.domain import event
 
@@ -42,6 +49,23 @@ class Answer:
 
     def payload(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def of(cls, recorded: dict[str, Any]) -> Answer:
+        """The answer an AnswerRecorded payload holds (its referential version aside)."""
+        return cls(**{f.name: recorded[f.name] for f in fields(cls)})
+
+
+def is_repeat(known: Answer | None, answer: Answer) -> bool:
+    """True when `answer` was already recorded as is; a Conflict when its id holds another."""
+    if known is None:
+        return False
+    if known != answer:
+        raise Conflict(
+            f"answer {answer.answer_id} was already recorded with other content",
+            answer_id=answer.answer_id,
+        )
+    return True
 
 
 def derive_answer(
@@ -138,13 +162,7 @@ class Candidate(LedgerAggregate):
 
     def record_answer(self, ref: Referential, answer: Answer) -> bool:
         """Record one answer; False when it was already recorded identically."""
-        known = self.answers.get(answer.answer_id)
-        if known is not None:
-            if known != answer:
-                raise Conflict(
-                    f"answer {answer.answer_id} was already recorded with other content",
-                    answer_id=answer.answer_id,
-                )
+        if is_repeat(self.answers.get(answer.answer_id), answer):
             return False
         check_answer(ref, answer)
         self._record(referential=ref.version, **answer.payload())
@@ -174,3 +192,76 @@ class Candidate(LedgerAggregate):
     def profile(self, ref: Referential, max_level: int) -> Profile:
         """The competence profile at this moment, from this candidate's own answers."""
         return profile_of(ref, self.knowledge(ref), max_level)
+
+
+class AnswerStream:
+    """A candidate's stream as recording answers needs it: head version and answers by id.
+
+    `known` holds what the log already recorded under the answer ids at hand (not the
+    whole history). `record` applies the same rule as `Candidate.record_answer` and
+    emits the same AnswerRecorded events at the next versions, ready to save; a stale
+    head makes the save fail on the taken version, and the command is run again.
+    """
+
+    def __init__(self, candidate_id: UUID, version: int, known: dict[str, Answer]):
+        self.candidate_id = candidate_id
+        self.version = version
+        self.known = dict(known)
+        self.events: list[Candidate.AnswerRecorded] = []
+
+    def record(self, ref: Referential, answer: Answer) -> bool:
+        """Record one answer; False when it was already recorded identically."""
+        if is_repeat(self.known.get(answer.answer_id), answer):
+            return False
+        check_answer(ref, answer)
+        self.version += 1
+        recorded = Candidate.AnswerRecorded
+        self.events.append(
+            recorded(
+                originator_id=self.candidate_id,
+                originator_version=self.version,
+                timestamp=recorded.create_timestamp(),
+                referential=ref.version,
+                **answer.payload(),
+            )
+        )
+        self.known[answer.answer_id] = answer
+        return True
+
+
+@dataclass
+class Positioning:
+    """What a candidate's answers say, folded up to stream `version`: knowledge and challenges seen.
+
+    Its size is bounded by the referential, not by the history, so it can be kept
+    and carried forward: `fold` continues exactly where `Candidate.knowledge` would be
+    after the same answers (positions count answers, from 1).
+    """
+
+    referential: str
+    version: int = 1
+    answers: int = 0
+    knowledge: Knowledge = field(default_factory=Knowledge)
+    seen: set[str] = field(default_factory=set)
+
+    def fold(self, ref: Referential, version: int, recorded: dict[str, Any] | None) -> None:
+        """Event `version` of the stream; `recorded` is its payload when it is an answer."""
+        if recorded is not None:
+            self.answers += 1
+            self.knowledge.apply(ref, recorded["skill"], recorded["result"], self.answers)
+            self.seen.add(recorded["challenge"])
+        self.version = version
+
+    def to_state(self) -> dict[str, Any]:
+        return {
+            "referential": self.referential, "version": self.version, "answers": self.answers,
+            "knowledge": self.knowledge.to_state(), "seen": sorted(self.seen),
+        }  # fmt: skip
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> Positioning:
+        return cls(
+            referential=state["referential"], version=int(state["version"]),
+            answers=int(state["answers"]), knowledge=Knowledge.from_state(state["knowledge"]),
+            seen=set(state["seen"]),
+        )  # fmt: skip

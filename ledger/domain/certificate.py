@@ -26,7 +26,20 @@ from ledger.domain.scoring import LEGACY_RULES, RULES
 
 CODE_ALPHABET = "2346789BCDFGHJKMPQRTVWXY"
 CANCELLATION_CATEGORIES = ("fraud", "invalid-session", "rescoring", "holder-request", "other")
-"""Neutral reason categories a cancellation shows publicly; its free text stays private."""
+"""Reason categories an operator signs with a cancellation; its free text stays private."""
+PUBLIC_CATEGORIES = {
+    "fraud": "issuer-decision",
+    "invalid-session": "invalid-session",
+    "rescoring": "rescoring",
+    "holder-request": "holder-request",
+    "other": "other",
+}
+"""What anybody but the holder and the operator reads for each signed category.
+
+The page shows it next to the holder's name and birth date: "fraud" there would
+accuse an identifiable person, so the public reads that the issuer decided.
+"""
+PUBLIC_CATEGORY_VALUES = tuple(dict.fromkeys(PUBLIC_CATEGORIES.values()))
 CODE_LENGTH = 8
 CODE_NAMESPACE = uuid.UUID("b1e7c4a2-5d0f-4c53-8f0e-6a2f4f1d9c30")
 VALIDITY_YEARS = 3
@@ -54,6 +67,11 @@ def normalize_code(text: str) -> str | None:
     if len(cleaned) != CODE_LENGTH or any(ch not in CODE_ALPHABET for ch in cleaned):
         return None
     return "P-" + cleaned
+
+
+def public_category(category: str) -> str:
+    """The neutral category the public reads for a signed one (unknown ones read "other")."""
+    return PUBLIC_CATEGORIES.get(category, "other")
 
 
 def certificate_id(code: str) -> uuid.UUID:

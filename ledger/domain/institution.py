@@ -1,4 +1,4 @@
-"""Schools and admission platforms that receive results (DOMAIN.md, end of "The certificate").
+"""Schools and admission platforms that receive results (docs/domain.md, "Institutions").
 
 A school is named by its UAI (unité administrative immatriculée): seven digits
 and a letter. A candidate registered with a `school` is one of its pupils, so

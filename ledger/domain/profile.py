@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import Any
 
 from ledger.domain.referential import (
     COMPETENCE_CODES,
@@ -83,6 +84,24 @@ class Knowledge(Mapping[str, tuple[bool, int]]):
 
     def __getitem__(self, skill_id: str) -> tuple[bool, int]:
         return self._status[skill_id]
+
+    def to_state(self) -> dict[str, dict[str, Any]]:
+        """Everything `apply` keeps, JSON-native: bounded by the referential's skills."""
+        return {
+            "status": {s: list(v) for s, v in self._status.items()},
+            "direct": {s: list(v) for s, v in self._direct.items()},
+            "invalidated": dict(self._invalidated),
+            "competence": dict(self._competence),
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, dict[str, Any]]) -> Knowledge:
+        knowledge = cls()
+        knowledge._status = {s: (bool(v[0]), int(v[1])) for s, v in state["status"].items()}
+        knowledge._direct = {s: (bool(v[0]), int(v[1])) for s, v in state["direct"].items()}
+        knowledge._invalidated = {s: int(p) for s, p in state["invalidated"].items()}
+        knowledge._competence = {s: str(c) for s, c in state["competence"].items()}
+        return knowledge
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._status)

@@ -1,4 +1,4 @@
-"""Certification scoring: pure, deterministic, integers only (DOMAIN.md, "Scoring").
+"""Certification scoring: pure, deterministic, integers only (docs/scoring.md).
 
 Rules, first match wins:
 

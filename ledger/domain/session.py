@@ -1,4 +1,4 @@
-"""Certification sessions and their lifecycle (DOMAIN.md, "The certification").
+"""Certification sessions and their lifecycle (docs/domain.md, "Certification").
 
 created -> finalized (the centre's examiner report) -> in_process (operator
 review) -> processed (published). Each refusal rule is a DomainError with its

@@ -179,7 +179,7 @@ def by_code(cur: Any, code: str) -> dict[str, Any] | None:
 
 def by_candidate(cur: Any, candidate: str) -> list[dict[str, Any]]:
     cur.execute(
-        f"SELECT {', '.join(COLUMNS)} FROM proj_certificates WHERE candidate = ? ORDER BY issued_on",
+        f"SELECT {', '.join(COLUMNS)} FROM proj_certificates WHERE candidate = ? ORDER BY issued_seq",
         (candidate,),
     )
     return [_row(r) for r in cur.fetchall()]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections import OrderedDict, defaultdict
+from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -11,13 +11,15 @@ from uuid import UUID
 from eventsourcing.application import AggregateNotFoundError
 
 from ledger.domain.base import Conflict, DomainError, NotFound
-from ledger.domain.candidate import Answer, Candidate
+from ledger.domain.candidate import Answer, AnswerStream, Candidate, Positioning
 from ledger.domain.erasure import Erasure
 from ledger.domain.institution import UAI_FORMAT, is_uai
 from ledger.domain.referential import Referential
 from ledger.services import retrying
+from ledger.store.answers import AnswerIndex
 from ledger.store.application import Ledger
 from ledger.store.external_ids import ExternalIds
+from ledger.store.positioning import PositioningFolds
 
 AUDIENCES = ("adult", "upper-secondary", "lower-secondary")
 
@@ -35,9 +37,10 @@ class AnswerOutcome:
     seq: int | None
 
 
-def load_candidate(ledger: Ledger, candidate_id: str) -> Candidate:
+def load_candidate(ledger: Ledger, candidate_id: str, *, version: int | None = None) -> Candidate:
+    """The candidate with its whole history (its knowledge), or as of `version`."""
     try:
-        candidate = ledger.app.repository.get(UUID(candidate_id))
+        candidate = ledger.app.repository.get(UUID(candidate_id), version=version)
     except (ValueError, AggregateNotFoundError):
         raise NotFound(f"no candidate {candidate_id}") from None
     if not isinstance(candidate, Candidate):
@@ -45,11 +48,39 @@ def load_candidate(ledger: Ledger, candidate_id: str) -> Candidate:
     return candidate
 
 
+def refuse_erased(ledger: Ledger, candidate: Candidate, action: str) -> None:
+    """409 once the candidate was erased: a signed fact would be written for nobody."""
+    if ledger.vault.is_erased(candidate.subject):
+        raise Conflict(
+            f"candidate {candidate.id} was erased: they can no longer {action}",
+            candidate=str(candidate.id),
+        )
+
+
+def registration(ledger: Ledger, candidate_id: str) -> Candidate:
+    """The candidate as registered: subject, sealed identity, audience, school; no answers.
+
+    Those never change after registration, so one event is read, whatever the
+    length of the history: for every rule that needs who, not what they know.
+    """
+    return load_candidate(ledger, candidate_id, version=1)
+
+
+def positioning(ledger: Ledger, ref: Referential, candidate: Candidate) -> Positioning:
+    """The registered candidate's knowledge and challenges seen, from a kept fold on.
+
+    Reads the answers logged after the latest fold that still verifies, not the
+    whole history (see ledger/store/positioning.py).
+    """
+    return PositioningFolds(ledger.db, ledger.keyring).positioning(ref, str(candidate.id))
+
+
 class CandidateService:
     def __init__(self, ledger: Ledger, referential: Referential):
         self.ledger = ledger
         self.ref = referential
         self.external_ids = ExternalIds(ledger.db, ledger.keyring)
+        self.answer_index = AnswerIndex(ledger.db)
 
     def register(
         self,
@@ -98,7 +129,7 @@ class CandidateService:
         if holder == candidate:
             return
         try:
-            load_candidate(self.ledger, holder)
+            registration(self.ledger, holder)
         except NotFound:
             if self.external_ids.take_over(external_id, holder, candidate, subject):
                 return
@@ -116,44 +147,48 @@ class CandidateService:
         return retrying(lambda: self._record_once(answers))
 
     def _record_once(self, answers: list[tuple[str, Answer]]) -> list[AnswerOutcome]:
-        loaded: OrderedDict[str, Candidate] = OrderedDict()
-        recorded: list[tuple[str, Answer, bool]] = []
+        """Each candidate's stream read through the answer index, never replayed."""
+        ids: dict[str, list[str]] = defaultdict(list)
         for candidate_id, answer in answers:
-            if candidate_id not in loaded:
-                loaded[candidate_id] = self.answering(candidate_id)
-            is_new = loaded[candidate_id].record_answer(self.ref, answer)
-            recorded.append((candidate_id, answer, is_new))
-        seqs = iter(self.ledger.save(*loaded.values()))
-        fresh: dict[str, list[str]] = defaultdict(list)
-        for candidate_id, answer, is_new in recorded:
-            if is_new:
-                fresh[candidate_id].append(answer.answer_id)
-        new_seq = {}  # events are saved aggregate by aggregate, in load order
-        for candidate_id in loaded:
-            for answer_id in fresh[candidate_id]:
-                new_seq[(candidate_id, answer_id)] = next(seqs)
+            ids[candidate_id].append(answer.answer_id)
+        streams: dict[str, AnswerStream] = {}
+        recorded: list[tuple[str, Answer, tuple[str, int] | None]] = []
+        for candidate_id, answer in answers:
+            if candidate_id not in streams:  # in order: the first refusal is the one reported
+                streams[candidate_id] = self.answer_stream(candidate_id, ids[candidate_id])
+            stream = streams[candidate_id]
+            is_new = stream.record(self.ref, answer)
+            at = (str(stream.candidate_id), stream.version) if is_new else None
+            recorded.append((candidate_id, answer, at))
+        events = [e for stream in streams.values() for e in stream.events]
+        seqs = self.ledger.save(*events) if events else []
+        seq_of = {
+            (str(e.originator_id), e.originator_version): seq
+            for e, seq in zip(events, seqs, strict=True)
+        }
         return [
             AnswerOutcome(
                 answer_id=answer.answer_id,
                 candidate=candidate_id,
-                status="recorded" if is_new else "duplicate",
-                seq=new_seq.get((candidate_id, answer.answer_id)),
+                status="duplicate" if at is None else "recorded",
+                seq=None if at is None else seq_of[at],
             )
-            for candidate_id, answer, is_new in recorded
+            for candidate_id, answer, at in recorded
         ]
 
+    def answer_stream(self, candidate_id: str, answer_ids: list[str]) -> AnswerStream:
+        """What recording these answers needs of a candidate who may answer (see `answering`)."""
+        candidate = self.answering(candidate_id)
+        return self.answer_index.stream(candidate.id, answer_ids)
+
     def answering(self, candidate_id: str) -> Candidate:
-        """The candidate, refused (409) once erased: nobody is left to have answered.
+        """The candidate as registered, refused (409) once erased: nobody is left to have answered.
 
         Not race-proof against an erasure committed between this read and the save,
         which at worst records sealed answers nobody can open any more.
         """
-        candidate = load_candidate(self.ledger, candidate_id)
-        if self.ledger.vault.is_erased(candidate.subject):
-            raise Conflict(
-                f"candidate {candidate_id} was erased: no answer can be recorded",
-                candidate=candidate_id,
-            )
+        candidate = registration(self.ledger, candidate_id)
+        refuse_erased(self.ledger, candidate, "answer")
         return candidate
 
     def erase(self, subject: str, reason: str) -> int:

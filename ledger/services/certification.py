@@ -44,7 +44,7 @@ from ledger.domain.referential_release import ReferentialRelease, release
 from ledger.domain.scoring import ERROR, RULES_VERSION, VALIDATED, ScoringResult, rules_of
 from ledger.domain.session import IN_PROCESS, PROCESSED, Session
 from ledger.services import retrying
-from ledger.services.candidates import load_candidate
+from ledger.services.candidates import positioning, refuse_erased, registration
 from ledger.services.repeated_rescoring import (
     ISSUED,
     LATE_REPORT_BASIS,
@@ -67,7 +67,7 @@ class WrongDay(DomainError):
     code = "wrong-session-day"
 
 
-def _load(ledger: Ledger, kind: type, ident: str, label: str) -> Any:
+def load_aggregate(ledger: Ledger, kind: type, ident: str, label: str) -> Any:
     try:
         found = ledger.app.repository.get(UUID(str(ident)))
     except (ValueError, AggregateNotFoundError):
@@ -80,7 +80,7 @@ def _load(ledger: Ledger, kind: type, ident: str, label: str) -> Any:
 def publish_referential(ledger: Ledger, ref: Referential) -> int | None:
     """Put the referential version in the log once (a no-op when already there)."""
     try:
-        _load(ledger, ReferentialRelease, str(release(ref).id), "release")
+        load_aggregate(ledger, ReferentialRelease, str(release(ref).id), "release")
         return None
     except NotFound:
         pass
@@ -103,22 +103,22 @@ class CertificationService:
     def centre(self, centre_id: str, centres: Centres) -> Centre:
         if centres is not None and str(centre_id) not in centres:
             raise NotFound(f"no centre {centre_id}")
-        return _load(self.ledger, Centre, centre_id, "centre")
+        return load_aggregate(self.ledger, Centre, centre_id, "centre")
 
     def session(self, session_id: str, centres: Centres) -> Session:
-        session = _load(self.ledger, Session, session_id, "session")
+        session = load_aggregate(self.ledger, Session, session_id, "session")
         if centres is not None and session.centre not in centres:
             raise NotFound(f"no session {session_id}")
         return session
 
     def course(self, course_id: str, centres: Centres = None) -> Course:
-        course = _load(self.ledger, Course, course_id, "course")
+        course = load_aggregate(self.ledger, Course, course_id, "course")
         if centres is not None and course.centre not in centres:
             raise NotFound(f"no course {course_id}")
         return course
 
     def certificate(self, code: str) -> Certificate:
-        return _load(self.ledger, Certificate, str(certificate_id(code)), "certificate")
+        return load_aggregate(self.ledger, Certificate, str(certificate_id(code)), "certificate")
 
     # --- centres and sessions ------------------------------------------------
 
@@ -164,9 +164,11 @@ class CertificationService:
 
         def command() -> int:
             session = self.session(session_id, centres)
-            candidate = load_candidate(self.ledger, candidate_id)
+            candidate = registration(self.ledger, candidate_id)
+            refuse_erased(self.ledger, candidate, "be enrolled")
             check_window(self.windows, candidate.audience, clock.parse_date(session.date))
-            profile = candidate.profile(self.ref, self.max_level)
+            knowledge = positioning(self.ledger, self.ref, candidate).knowledge
+            profile = profile_of(self.ref, knowledge, self.max_level)
             session.enrol(
                 str(candidate.id),
                 candidate.audience,
@@ -186,13 +188,14 @@ class CertificationService:
     ) -> tuple[Course, int]:
         def command() -> tuple[Course, int]:
             session = self.session(session_id, centres)
-            candidate = load_candidate(self.ledger, candidate_id)
+            candidate = registration(self.ledger, candidate_id)
+            refuse_erased(self.ledger, candidate, "start a course")
             now = clock.now()
             if now.astimezone(CENTRE_TZ).date().isoformat() != session.date:
                 raise WrongDay(f"the session is on {session.date}; a test starts on that day only")
-            knowledge = candidate.knowledge(self.ref)
+            known = positioning(self.ledger, self.ref, candidate)
+            knowledge, seen = known.knowledge, known.seen
             profile = profile_of(self.ref, knowledge, max_level=MAX_DIFFICULTY)  # uncapped
-            seen = {a.challenge for a in candidate.answers.values()}
             seed = str(uuid.uuid4())
             needs = session.accommodation_of(str(candidate.id))
             challenges = select_challenges(
@@ -219,16 +222,12 @@ class CertificationService:
         """Record a final answer; returns its seq and, when it completed the course, the result.
 
         Refused (409) once the candidate was erased: nobody is left to have answered.
+        Enrolment and course start are refused the same way.
         """
 
         def command() -> tuple[int, dict[str, Any] | None]:
             course = self.course(course_id)
-            candidate = load_candidate(self.ledger, course.candidate)
-            if self.ledger.vault.is_erased(candidate.subject):
-                raise Conflict(
-                    f"candidate {course.candidate} was erased: no answer can be recorded",
-                    candidate=course.candidate,
-                )
+            refuse_erased(self.ledger, registration(self.ledger, course.candidate), "answer")
             course.answer(challenge, result, time_spent_ms)
             completed = course.state != "in_progress"
             if completed:
@@ -314,12 +313,12 @@ class CertificationService:
 
     def _seal_incidents(self, session: Session, incidents: str) -> dict[str, str]:
         """Free text that may name anyone present: erased with any enrolled candidate or the examiner."""
-        people = [load_candidate(self.ledger, c).subject for c in session.enrolled]
+        people = [registration(self.ledger, c).subject for c in session.enrolled]
         people.append(session.examiner["subject"])
         return self.ledger.vault.seal_shared(f"session:{session.id}", people, incidents)
 
     def _seal_report(self, report: dict[str, Any]) -> dict[str, Any]:
-        candidate = load_candidate(self.ledger, report["candidate"])
+        candidate = registration(self.ledger, report["candidate"])
         description = report.get("description")
         return {
             "id": report.get("id") or str(uuid.uuid4()),
@@ -352,7 +351,7 @@ class CertificationService:
                 "operator decisions are taken while the session is in process",
                 session_state=session.state,
             )
-        subject = load_candidate(self.ledger, course.candidate).subject
+        subject = registration(self.ledger, course.candidate).subject
         return course, self.ledger.vault.seal(subject, reason)
 
     def operator_decision(self, course_id: str, decision: str, reason: str) -> int:
@@ -407,7 +406,7 @@ class CertificationService:
             ]  # fmt: skip
             today = clock.now().astimezone(CENTRE_TZ).date()
             session.publish(today.isoformat(), unscored, erroneous, outdated)
-            centre = _load(self.ledger, Centre, session.centre, "centre")
+            centre = load_aggregate(self.ledger, Centre, session.centre, "centre")
             certificates = [
                 self._certificate(course, session, centre, today)
                 for course in courses
@@ -424,7 +423,7 @@ class CertificationService:
     def _certificate(
         self, course: Course, session: Session, centre: Centre, today: date
     ) -> Certificate:
-        candidate: Candidate = load_candidate(self.ledger, course.candidate)
+        candidate: Candidate = registration(self.ledger, course.candidate)
         result = course.latest_result
         return Certificate(
             code=new_code(), candidate=course.candidate, subject=candidate.subject,
@@ -548,7 +547,7 @@ class CertificationService:
         previous = course.latest_result
         if previous is None:
             raise Conflict(f"course {course_id} has no result to rescore yet")
-        subject = load_candidate(self.ledger, course.candidate).subject
+        subject = registration(self.ledger, course.candidate).subject
         sealed = reason if dry_run else self.ledger.vault.seal(subject, reason)
         result = course.rescore(
             RULES_BASIS, sealed, self.max_level, self._start_profile(course), self._abort_of(course)
@@ -593,7 +592,7 @@ class CertificationService:
         if session.state != PROCESSED:
             return []  # publication will issue it
         today = clock.now().astimezone(CENTRE_TZ).date()
-        centre = _load(self.ledger, Centre, session.centre, "centre")
+        centre = load_aggregate(self.ledger, Centre, session.centre, "centre")
         certificate = self._certificate(course, session, centre, today)
         answer.update(certificate=certificate.code, certificate_action=ISSUED)
         return [] if dry_run else [certificate]
@@ -622,7 +621,8 @@ class CertificationService:
             return NEEDS_REVIEW  # no pix certified above 50%: for the operator, not a cancellation
         if result.status != VALIDATED:
             if not dry_run:
-                certificate.cancel(self.ledger.vault.seal(certificate.subject, why), today)
+                sealed = self.ledger.vault.seal(certificate.subject, why)
+                certificate.cancel(sealed, today, category="rescoring")  # its public category
             return "cancelled"
         if not neutralized and (levels, result.pix_score) == (
             certificate.competences,

@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 from ledger import crypto, envelope
 from ledger.domain import clock
-from ledger.domain.certificate import certificate_id
+from ledger.domain.certificate import certificate_id, public_category
+from ledger.domain.course import OPERATOR as OPERATOR_SOURCE
 from ledger.domain.referential import Referential
 from ledger.domain.scoring import RULES
 from ledger.envelope import Envelope
@@ -130,6 +131,88 @@ def opened_history(ledger: Ledger, history: list[dict[str, Any]]) -> list[dict[s
             entry = {**entry, "rules_description": RULES.get(entry["rules"])}
         entries.append(entry)
     return entries
+
+
+PUBLIC, HOLDER, OPERATOR = "public", "holder", "operator"
+READERS = (PUBLIC, HOLDER, OPERATOR)
+PRIVATE_FIELDS = ("reason", "reason_erased")  # history entry fields only HOLDER and OPERATOR read
+
+
+def audience_of(scopes: frozenset[str] | None, view: dict[str, Any]) -> str:
+    """Who a view is built for: the operator (`admin`), the holder, or anybody else.
+
+    The holder is recognised from the verified events (`view["candidate"]`), never
+    from the read model; a failed view has no candidate, so no holder.
+    """
+    if scopes is None:
+        return PUBLIC
+    if "admin" in scopes:
+        return OPERATOR
+    holder = view.get("candidate")
+    return HOLDER if holder and f"candidate:{holder}" in scopes else PUBLIC
+
+
+def cancellation_category(view: dict[str, Any]) -> str | None:
+    """The latest cancellation's signed category ("other" for events older than categories)."""
+    cancelled = [h for h in view.get("history", []) if h.get("event") == "cancelled"]
+    return cancelled[-1].get("category", "other") if cancelled else None
+
+
+def _entry_category(entry: dict[str, Any], private: bool) -> str | None:
+    """An entry's category: a cancellation's (neutral unless `private`), a rescoring's cause."""
+    if entry.get("event") == "cancelled":
+        category = entry.get("category", "other")
+        return category if private else public_category(category)
+    return entry.get("cause")
+
+
+def _categorized(entry: dict[str, Any], private: bool) -> dict[str, Any]:
+    """A history entry with its category; its free-text reason only when `private`."""
+    category = _entry_category(entry, private)
+    kept = entry if private else {k: v for k, v in entry.items() if k not in PRIVATE_FIELDS}
+    return {**kept, "category": category} if category else kept
+
+
+def _status_category(view: dict[str, Any], private: bool) -> str | None:
+    signed = cancellation_category(view) if view["status"] == "cancelled" else None
+    return signed if private or signed is None else public_category(signed)
+
+
+def neutralizations_for(
+    ledger: Ledger, entries: list[dict[str, Any]], operator: bool
+) -> list[dict[str, Any]]:
+    """A course's neutralizations as a reader may see them: the operator's reasons for `admin` only.
+
+    Centre staff wrote the examiner report and read it back in full; a reason the
+    operator gave for its own neutralization (source `operator`) may concern the
+    candidate's conduct, so anybody else reads its source and challenge alone.
+    """
+    if operator:
+        return opened_history(ledger, entries)
+    return [
+        {k: v for k, v in e.items() if k not in PRIVATE_FIELDS} if e["source"] == OPERATOR_SOURCE
+        else e
+        for e in entries
+    ]  # fmt: skip
+
+
+def for_audience(view: dict[str, Any], audience: str) -> dict[str, Any]:
+    """The view as `audience` may read it: text and signed category for holder and operator only.
+
+    A reason may name the holder or describe misconduct, and the page shows the
+    category next to the holder's name: anybody else reads the neutral public
+    category (domain.certificate.PUBLIC_CATEGORIES; a rescoring's cause as is).
+    """
+    private = audience != PUBLIC
+    shaped = {
+        **view,
+        "audience": audience,
+        "status_category": _status_category(view, private),
+        "history": [_categorized(entry, private) for entry in view["history"]],
+    }
+    if not private:
+        shaped.update(status_reason=None, status_reason_erased=False)
+    return shaped
 
 
 def public_certificate(

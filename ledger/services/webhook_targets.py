@@ -8,20 +8,36 @@ registration), and the connection goes to the address just checked, not to a
 second lookup. Redirects are not followed and only the answer's status line
 and headers are read. `allow_private` lifts the address and scheme rules, for
 development and tests only.
+
+A URL is kept in one normal form (`normalise`), the exact target URI the
+request goes to, so the RFC 9421 `@target-uri` a receiver rebuilds from the
+Host header and request path is the one signed. A receiver cannot hold a
+dispatcher: the name lookup and the whole exchange each have a wall-clock
+deadline, whatever the receiver trickles.
 """
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import ipaddress
 import socket
+import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any, NamedTuple
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
-TIMEOUT_SECONDS = 5
+TIMEOUT_SECONDS = 5  # per socket operation
+DEADLINE_SECONDS = 10  # one whole send: connect, request, status line and headers
+RESOLVE_SECONDS = 5
+DEFAULT_PORTS = {"https": 443, "http": 80}
+URI_SAFE = "/%:@!$&'()*+,;=-._~?"  # RFC 3986 characters kept as they are in a path or query
+NAT64 = ipaddress.ip_network("64:ff9b::/96")
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str, int], list[str]]
+_lookups = ThreadPoolExecutor(max_workers=4, thread_name_prefix="webhook-dns")
 
 
 class TargetRefused(ValueError):
@@ -38,20 +54,81 @@ class Target(NamedTuple):
     address: str
 
 
+def normalise(url: str) -> str:
+    """The URL as the request to it is addressed: what is stored, sent to and signed.
+
+    Scheme and host lower-case, host in IDNA (ASCII) form, default port dropped,
+    empty path as `/`; a fragment or user info is refused (never sent, so never
+    signed).
+    """
+    parts = urlsplit(url.strip())
+    scheme = parts.scheme.lower()
+    if scheme not in DEFAULT_PORTS or not parts.hostname:
+        raise TargetRefused(f"url: expected an https:// URL with a host, got {parts.scheme}://")
+    if "@" in parts.netloc:
+        raise TargetRefused("url: user info (user:password@) is not allowed")
+    if parts.fragment or "#" in url:
+        raise TargetRefused("url: a fragment (#…) is not allowed")
+    try:
+        port = parts.port
+    except ValueError:
+        raise TargetRefused("url: the port is not a number from 0 to 65535") from None
+    host = _ascii_host(parts.hostname)
+    netloc = host + (f":{port}" if port not in (None, DEFAULT_PORTS[scheme]) else "")
+    query = f"?{quote(parts.query, safe=URI_SAFE)}" if parts.query else ""
+    return f"{scheme}://{netloc}{quote(parts.path or '/', safe=URI_SAFE)}{query}"
+
+
+def _ascii_host(hostname: str) -> str:
+    """The host in lower-case ASCII (IDNA for names, brackets for IPv6)."""
+    if ":" in hostname:
+        return f"[{ipaddress.ip_address(hostname.split('%')[0]).compressed}]"
+    try:
+        return hostname.encode("idna").decode("ascii").lower()
+    except UnicodeError:
+        raise TargetRefused(f"url: the host {hostname!r} is not a valid name") from None
+
+
 def resolve(host: str, port: int) -> list[str]:
     """Every address the host resolves to now."""
     found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     return list(dict.fromkeys(str(info[4][0]) for info in found))
 
 
+def resolve_within(resolver: Resolver, host: str, port: int, seconds: float) -> list[str]:
+    """`resolver`'s answer, or OSError when it takes longer than `seconds` (it has no timeout)."""
+    try:
+        return _lookups.submit(resolver, host, port).result(timeout=seconds)
+    except FutureTimeout:
+        raise OSError(f"no answer within {seconds} s") from None
+
+
+def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 one carries (mapped, 6to4, Teredo, NAT64, compatible)."""
+    if address.ipv4_mapped:
+        return address.ipv4_mapped
+    if address.sixtofour:
+        return address.sixtofour
+    if address.teredo:
+        return address.teredo[1]
+    if address in NAT64:
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    if int(address) >> 32 == 0 and int(address) > 1:  # IPv4-compatible ::a.b.c.d
+        return ipaddress.IPv4Address(int(address))
+    return None
+
+
 def refusal(address: Address) -> str | None:
     """Why an address is not a public one, or None when it is."""
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
-        return refusal(address.ipv4_mapped)
+    if isinstance(address, ipaddress.IPv6Address):
+        embedded = _embedded_ipv4(address)
+        if embedded is not None and (reason := refusal(embedded)):
+            return reason
     checks = (
         ("unspecified", address.is_unspecified),
         ("loopback", address.is_loopback),
         ("link-local", address.is_link_local),
+        ("site-local", getattr(address, "is_site_local", False)),
         ("multicast", address.is_multicast),
         ("reserved", address.is_reserved),
         ("private", address.is_private),
@@ -62,17 +139,14 @@ def refusal(address: Address) -> str | None:
 
 def check(url: str, allow_private: bool = False, resolver: Resolver = resolve) -> Target:
     """The target of `url` if webhooks may go there, else `TargetRefused` naming the reason."""
-    parts = urlsplit(url)
-    allowed = ("https", "http") if allow_private else ("https",)
-    if parts.scheme not in allowed or not parts.hostname:
+    parts = urlsplit(normalise(url))
+    if parts.scheme != "https" and not allow_private:
         raise TargetRefused(f"url: expected an https:// URL with a host, got {parts.scheme}://")
+    assert parts.hostname is not None  # normalise refused a URL without one
+    port = parts.port or DEFAULT_PORTS[parts.scheme]
+    path = parts.path + (f"?{parts.query}" if parts.query else "")
     try:
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-    except ValueError:
-        raise TargetRefused("url: the port is not a number from 0 to 65535") from None
-    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    try:
-        addresses = resolver(parts.hostname, port)
+        addresses = resolve_within(resolver, parts.hostname, port, RESOLVE_SECONDS)
     except OSError:
         raise TargetRefused(f"url: the host {parts.hostname} does not resolve") from None
     if not addresses:
@@ -86,21 +160,37 @@ def check(url: str, allow_private: bool = False, resolver: Resolver = resolve) -
 
 
 def post(target: Target, body: bytes, headers: dict[str, str]) -> int:
-    """POST to the checked address and return the status; a network error is 0 (retried)."""
+    """POST to the checked address and return the status; a network error is 0 (retried).
+
+    Past `DEADLINE_SECONDS` the socket is shut, which ends any read in progress.
+    """
     connection = _connection(target)
+    timer = threading.Timer(DEADLINE_SECONDS, _abort, (connection,))
+    timer.daemon = True
+    timer.start()
     try:
         connection.request("POST", target.path, body=body, headers=headers)
         return connection.getresponse().status  # the answer's body is never read
     except (OSError, http.client.HTTPException, ValueError):
         return 0
     finally:
+        timer.cancel()
         connection.close()
+
+
+def _abort(connection: http.client.HTTPConnection) -> None:
+    """End the exchange now: a blocked connect or read returns with an error."""
+    sock = connection.sock
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
 
 
 def _connection(target: Target) -> http.client.HTTPConnection:
     """A connection to `target.address` that still names (and for TLS, verifies) the host."""
     kind = http.client.HTTPSConnection if target.scheme == "https" else http.client.HTTPConnection
-    connection = kind(target.host, target.port, timeout=TIMEOUT_SECONDS)
+    host = target.host if ":" not in target.host else f"[{target.host}]"
+    connection = kind(host, target.port, timeout=TIMEOUT_SECONDS)
 
     def pinned(address: tuple[str, int], *args: Any, **kwargs: Any) -> socket.socket:
         return socket.create_connection((target.address, address[1]), *args, **kwargs)

@@ -13,21 +13,40 @@ no two send it at the same time. The outcome is recorded by the lease's holder
 only. A dispatcher that dies mid-send leaves the lease to expire and the
 delivery is sent again: delivery is at least once, and receivers drop a
 `delivery` id they already processed.
+
+The database is not trusted with what a school is told: at send time the
+body is rebuilt from the signed event at `seq` and the school from the
+candidate's signed registration, each checked (hash, trusted signature,
+chain link). A delivery whose events do not verify, or whose stored body or
+school disagrees with them, is not sent: it fails with an integrity error and
+raises the alarm. One slow receiver cannot hold the others: each send has a
+deadline, a round sends at most `PER_HOST` deliveries to one host, and hosts
+are served in parallel.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 from ledger import crypto
 from ledger.domain import clock
+from ledger.domain.candidate import Candidate
+from ledger.domain.certificate import certificate_id
+from ledger.envelope import Envelope
 from ledger.projections.runner import head, position
 from ledger.services import webhook_targets
-from ledger.services.webhook_targets import Resolver, TargetRefused, check, resolve
+from ledger.services.verification import check_envelope, trusted_keys
+from ledger.services.webhook_targets import Resolver, TargetRefused, check, normalise, resolve
 from ledger.store.application import Ledger
+
+log = logging.getLogger(__name__)
 
 KINDS = {
     "certification.CertificateIssued": "publication",
@@ -37,8 +56,30 @@ KINDS = {
 READ_MODELS = ("certificates", "profiles")  # what a delivery's body is read from
 BACKOFF_SECONDS = (10, 60, 300, 1800, 7200)  # after the 1st, 2nd… failed attempt
 MAX_ATTEMPTS = len(BACKOFF_SECONDS) + 1
-LEASE_SECONDS = 60  # longer than any send (5 s timeouts), so a live sender keeps its claim
+LEASE_SECONDS = 60  # longer than a host's share of a round, so a live sender keeps its claim
+PER_HOST = 3  # deliveries sent to one host per round (3 × 10 s deadline < the lease)
+SEND_THREADS = 4  # hosts served at once
 PAGE = 1000
+ISSUED = "certification.CertificateIssued"
+REGISTERED = Candidate.Registered.TYPE
+ENVELOPE_CHECKS = ("hash_valid", "key_trusted", "signature_valid", "chain_link_valid")
+Alarm = Callable[[dict[str, object]], None]
+
+
+class WebhookExists(ValueError):
+    """The school already has a webhook to this URL."""
+
+    def __init__(self, existing: str):
+        super().__init__(f"url: this school already has webhook {existing} for this URL")
+        self.existing = existing
+
+
+class WebhookLimit(ValueError):
+    """The school has as many webhooks as allowed."""
+
+
+class DeliveryUnsound(Exception):
+    """The signed events do not back what the delivery would say; says why."""
 
 
 class Poster(Protocol):
@@ -58,11 +99,21 @@ def post(
 
 
 class Webhooks:
-    def __init__(self, ledger: Ledger, poster: Poster | None = None, resolver: Resolver = resolve):
+    def __init__(
+        self,
+        ledger: Ledger,
+        poster: Poster | None = None,
+        resolver: Resolver = resolve,
+        alarm: Alarm | None = None,
+    ):
         self.ledger = ledger
         self.allow_private = ledger.config.webhook_allow_private
+        self.max_per_school = ledger.config.webhook_max_per_school
         self.resolver = resolver
         self.poster: Poster = poster or self._post
+        self.alarm = alarm
+        # Kept for the process's life: its few threads (and their database connections) are reused.
+        self._senders = ThreadPoolExecutor(SEND_THREADS, thread_name_prefix="webhook-send")
 
     def _post(self, url: str, body: bytes, headers: dict[str, str]) -> int:
         return post(url, body, headers, self.allow_private, self.resolver)
@@ -70,17 +121,56 @@ class Webhooks:
     def register(self, school: str, url: str) -> dict[str, Any]:
         """Events after the current head are delivered (not the school's past).
 
-        A URL that is not https or reaches a non-public address raises `TargetRefused`.
+        The URL is kept in normal form (see `normalise`). A URL that is not https or
+        reaches a non-public address raises `TargetRefused`; one the school already
+        has, `WebhookExists`; one more than allowed, `WebhookLimit`.
         """
+        url = normalise(url)
         check(url, self.allow_private, self.resolver)
         hook = {"id": str(uuid.uuid4()), "school": school, "url": url,
                 "created": clock.format_time(clock.now()), "after_seq": head(self.ledger.db)}  # fmt: skip
-        with self.ledger.db.write(lock=None) as cur:
+        with self.ledger.db.write() as cur:  # the append lock: one registration at a time
+            cur.execute("SELECT id, url FROM webhooks WHERE school = ?", (school,))
+            existing = cur.fetchall()
+            if same := [hook_id for hook_id, known in existing if known == url]:
+                raise WebhookExists(same[0])
+            if len(existing) >= self.max_per_school:
+                raise WebhookLimit(
+                    f"url: this school already has {len(existing)} webhooks, the most allowed;"
+                    " delete one first"
+                )
             cur.execute(
                 "INSERT INTO webhooks (id, school, url, created, after_seq) VALUES (?, ?, ?, ?, ?)",
                 tuple(hook.values()),
             )
         return hook
+
+    def hooks(self, school: str) -> list[dict[str, Any]]:
+        """The school's webhooks, oldest first."""
+        with self.ledger.db.read() as cur:
+            cur.execute(
+                "SELECT id, school, url, created, after_seq FROM webhooks WHERE school = ?"
+                " ORDER BY created, id",
+                (school,),
+            )
+            names = ("id", "school", "url", "created", "after_seq")
+            return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+    def delete(self, school: str, hook_id: str) -> int | None:
+        """Remove the school's webhook and its log: the pending deliveries dropped, or None."""
+        with self.ledger.db.write(lock=None) as cur:
+            cur.execute("DELETE FROM webhooks WHERE id = ? AND school = ?", (hook_id, school))
+            if cur.rowcount != 1:
+                return None
+            cur.execute(
+                "SELECT COUNT(*) FROM webhook_deliveries WHERE webhook = ? AND status = 'pending'",
+                (hook_id,),
+            )
+            dropped = int(cur.fetchone()[0])
+            cur.execute("DELETE FROM webhook_deliveries WHERE webhook = ?", (hook_id,))
+        log.info("webhooks: %s of %s deleted, %d pending deliveries dropped",
+                 hook_id, school, dropped)  # fmt: skip
+        return dropped
 
     def deliveries(self, school: str) -> list[dict[str, Any]]:
         with self.ledger.db.read() as cur:
@@ -151,30 +241,40 @@ class Webhooks:
             row = cur.fetchone()
         if row is None or row[2] != school:
             return None
-        return {"delivery": f"{hook_id}/{env.seq}", "event": KINDS[env.type], "seq": env.seq,
-                "code": row[0], "candidate": row[1], "school": school}  # fmt: skip
+        return _body(hook_id, env, row[0], row[1], school)
 
     # --- delivering ----------------------------------------------------------------
 
     def deliver(self) -> dict[str, int]:
-        """Send each due delivery this dispatcher claims; failures wait longer each time."""
-        now = clock.now()
+        """Send the due deliveries this dispatcher claims, a few per host, hosts in parallel."""
         with self.ledger.db.read() as cur:
             cur.execute(
-                "SELECT d.webhook, d.seq, d.body, w.url FROM webhook_deliveries d"
+                "SELECT d.webhook, d.seq, d.body, w.url, w.school FROM webhook_deliveries d"
                 " JOIN webhooks w ON w.id = d.webhook WHERE d.status = 'pending'"
                 " AND d.next_attempt <= ? ORDER BY d.seq LIMIT ?",
-                (clock.format_time(now), PAGE),
+                (clock.format_time(clock.now()), PAGE),
             )
             due = cur.fetchall()
+        by_host: dict[str, list[tuple[Any, ...]]] = {}
+        for row in due:
+            share = by_host.setdefault(urlsplit(row[3]).hostname or "", [])
+            if len(share) < PER_HOST:
+                share.append(row)
         counts = {"delivered": 0, "failed": 0}
-        for hook_id, seq, body, url in due:
+        for outcomes in self._senders.map(self._deliver_all, by_host.values()):
+            for ok in outcomes:
+                counts["delivered" if ok else "failed"] += 1
+        return counts
+
+    def _deliver_all(self, rows: list[tuple[Any, ...]]) -> list[bool]:
+        """One host's share, in order: the outcome of each delivery claimed."""
+        outcomes = []
+        for hook_id, seq, stored, url, school in rows:
             moment = clock.now()  # the lease starts now, however long earlier sends took
             if (claim := self.claim(hook_id, seq, moment)) is None:
                 continue  # another dispatcher holds it
-            ok = self._send(hook_id, seq, body.encode("utf-8"), url, moment, claim)
-            counts["delivered" if ok else "failed"] += 1
-        return counts
+            outcomes.append(self._send(hook_id, seq, stored, url, school, moment, claim))
+        return outcomes
 
     def claim(self, hook_id: str, seq: int, now: datetime) -> tuple[str, int] | None:
         """Take the delivery for a lease if it is due: (lease end, attempts so far), or None."""
@@ -194,16 +294,79 @@ class Webhooks:
             return lease, cur.fetchone()[0]
 
     def _send(
-        self, hook_id: str, seq: int, body: bytes, url: str, now: datetime, claim: tuple[str, int]
+        self,
+        hook_id: str,
+        seq: int,
+        stored: str,
+        url: str,
+        school: str,
+        now: datetime,
+        claim: tuple[str, int],
     ) -> bool:
-        key = self.ledger.signing_key()
-        headers = crypto.http_signature_headers(key, url, body, int(now.timestamp()))
+        """POST the body the signed events give, signed for the exact URI it goes to."""
         try:
-            status, error = self.poster(url, body, headers), ""
+            body = self.signed_body(hook_id, seq, school)
+            _same_as_stored(body, stored)
+        except DeliveryUnsound as exc:
+            self._unsound(hook_id, seq, claim, str(exc), now)
+            return False
+        raw = json.dumps(body).encode("utf-8")
+        try:
+            uri = normalise(url)
+            headers = crypto.http_signature_headers(
+                self.ledger.signing_key(), uri, raw, int(now.timestamp())
+            )
+            status, error = self.poster(uri, raw, headers), ""
         except TargetRefused as exc:
             status, error = 0, f"refused: {exc}"
         self._record(hook_id, seq, claim, status, error, now)
         return 200 <= status < 300
+
+    # --- what the signed log says -----------------------------------------------------
+
+    def signed_body(self, hook_id: str, seq: int, school: str) -> dict[str, Any]:
+        """The body from the verified event at `seq`, its certificate and the pupil's school."""
+        recorder = self.ledger.recorder
+        env = self._verified(recorder.envelope(seq), KINDS, seq)
+        issued = self._verified(
+            env if env.type == ISSUED else recorder.first_envelope(env.stream), {ISSUED}, seq
+        )
+        code, candidate = issued.data.get("code"), issued.data.get("candidate")
+        if issued.stream != env.stream or str(certificate_id(str(code))) != env.stream:
+            raise DeliveryUnsound(f"the certificate of the event at seq {seq} is not its own")
+        registration = self._verified(recorder.first_envelope(str(candidate)), {REGISTERED}, seq)
+        if registration.data.get("school") != school:
+            raise DeliveryUnsound(f"the event at seq {seq} is not about a pupil of {school}")
+        return _body(hook_id, env, str(code), str(candidate), school)
+
+    def _verified(self, env: Envelope | None, types: Any, seq: int) -> Envelope:
+        """`env` if it is of one of `types` and its hash, signature and chain link check."""
+        if env is None or env.type not in types:
+            raise DeliveryUnsound(f"the log holds no expected event for the delivery of seq {seq}")
+        checked = check_envelope(self.ledger, env, trusted_keys(self.ledger))
+        failed = [name for name in ENVELOPE_CHECKS if not checked[name]]
+        if failed:
+            raise DeliveryUnsound(
+                f"the event at seq {env.seq} does not verify ({', '.join(failed)})"
+            )
+        return env
+
+    def _unsound(
+        self, hook_id: str, seq: int, claim: tuple[str, int], problem: str, now: datetime
+    ) -> None:
+        """Not sent, never retried: the delivery fails with the reason, and the alarm rings."""
+        log.error("webhooks: delivery %s/%s not sent: %s", hook_id, seq, problem)
+        lease, attempts = claim
+        with self.ledger.db.write(lock=None) as cur:
+            cur.execute(
+                "UPDATE webhook_deliveries SET status = 'failed', last_error = ?,"
+                " next_attempt = ?, attempts = ? WHERE webhook = ? AND seq = ?"
+                " AND next_attempt = ?",
+                (f"integrity: {problem}", clock.format_time(now), attempts + 1, hook_id, seq,
+                 lease),
+            )  # fmt: skip
+        if self.alarm:
+            self.alarm({"source": "webhook", "problems": [f"delivery {hook_id}/{seq}: {problem}"]})
 
     def _record(
         self, hook_id: str, seq: int, claim: tuple[str, int], status: int, error: str, now: datetime
@@ -226,3 +389,21 @@ class Webhooks:
                 " AND next_attempt = ?",
                 (*values, attempts, hook_id, seq, lease),
             )
+
+
+def _body(hook_id: str, env: Envelope, code: str, candidate: str, school: str) -> dict[str, Any]:
+    """What the receiver is told: the event, its hash in the log, and whose it is."""
+    return {"delivery": f"{hook_id}/{env.seq}", "event": KINDS[env.type], "seq": env.seq,
+            "hash": env.hash, "code": code, "candidate": candidate, "school": school}  # fmt: skip
+
+
+def _same_as_stored(body: dict[str, Any], stored: str) -> None:
+    """The queued body must say what the signed events say (it is shown in the log)."""
+    try:
+        queued = json.loads(stored)
+    except ValueError:
+        queued = None
+    if not isinstance(queued, dict) or any(body.get(k) != v for k, v in queued.items()):
+        raise DeliveryUnsound(
+            f"the queued body of seq {body['seq']} differs from the signed events"
+        )

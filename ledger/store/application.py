@@ -18,6 +18,7 @@ from ledger.attestation import ca as attestation_ca
 from ledger.config import Config
 from ledger.crypto import SigningKey
 from ledger.keys import KeyRing
+from ledger.store import migrations
 from ledger.store.db import Database, LedgerMissing, connect
 from ledger.store.mapper import LedgerMapper
 from ledger.store.recorder import LedgerRecorder
@@ -109,22 +110,26 @@ class Ledger:
             if not ledger.db.exists():
                 where = config.database_url.split("@")[-1]
                 raise LedgerMissing(f"no ledger at {where}; create it with `ledger init`")
-            ledger.db.create_schema()  # adds tables of newer versions; never creates a ledger
+            migrations.check(ledger.db)  # serving never migrates: `ledger init` does, once
         except BaseException:
             ledger.close()
             raise
         return ledger
 
-    def init(self) -> None:
-        """Create tables and, if none exist yet, the first signing key, anchor, master key
-        and the attestation CA with its document-signing certificate."""
-        self.db.create_schema()
+    def init(self) -> tuple[int, int]:
+        """Migrate the schema and, if none exist yet, create the first signing key, anchor,
+        master key and the attestation CA with its document-signing certificate.
+
+        Returns the schema version before and after (equal: nothing to migrate).
+        """
+        versions = migrations.migrate(self.db)
         if not self.keyring.exists():
             self.keyring.create()
         self.keyring.ensure_master_key()
         attestation_ca.ensure_files(self.config)
         if not self.config.trust_anchor and not (self.config.keys_dir / trust.ANCHOR_FILE).exists():
             self._write_anchor()
+        return versions
 
     def _write_anchor(self) -> None:
         """Record the anchor: the log's own first key if it has one, else the active key.

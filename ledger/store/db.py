@@ -16,18 +16,20 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from ledger.store.schema import SCHEMA
+from ledger.store import observers
 
 APPEND_LOCK_ID = 0x1ED6E5  # PostgreSQL advisory lock that serializes appends
 EVENTS_CHANNEL = "ledger_events"  # PostgreSQL NOTIFY channel: payload is the new head seq
+COPY_MIN_ROWS = 64  # below, a pipelined multi-row INSERT costs less than COPY's extra round trip
 SQLITE_UNAVAILABLE = ("locked", "busy", "unable to open", "disk i/o")
 
 
@@ -61,7 +63,7 @@ class LedgerMissing(StoreError):
 
 class Cursor(Protocol):
     def execute(self, sql: str, params: Sequence[Any] = ...) -> Any: ...
-    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> Any: ...
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> Any: ...
     def fetchone(self) -> Any: ...
     def fetchall(self) -> list[Any]: ...
     @property
@@ -77,15 +79,33 @@ class Database:
     def read(self) -> AbstractContextManager[Cursor]:
         raise NotImplementedError
 
-    def write(self, lock: int | None = APPEND_LOCK_ID) -> AbstractContextManager[Cursor]:
+    def write(
+        self, lock: int | None = APPEND_LOCK_ID, pipelined: bool = False
+    ) -> AbstractContextManager[Cursor]:
+        """A write transaction under `lock`; `pipelined` sends statements without waiting
+        for each one's answer until a result is fetched or the commit (fewer round trips)."""
         raise NotImplementedError
 
+    def insert_rows(
+        self, cur: Cursor, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]
+    ) -> None:
+        """Insert `rows` in the write transaction of `cur`, the fastest way the backend has."""
+        marks = ", ".join("?" * len(columns))
+        cur.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
+
     def create_schema(self) -> None:
+        """Bring the schema to this release's version (`ledger/store/migrations.py`)."""
+        from ledger.store.migrations import migrate
+
+        migrate(self)
+
+    def has_table(self, name: str) -> bool:
+        """True when the table exists (schema checks, empty targets of a restore)."""
         raise NotImplementedError
 
     def exists(self) -> bool:
         """True when `ledger init` created the ledger's tables here."""
-        raise NotImplementedError
+        return self.has_table("ledger_events")
 
     def scalar(self, sql: str, params: Sequence[Any] = ()) -> Any:
         """One value from one statement, without an explicit transaction (hot reads)."""
@@ -176,11 +196,14 @@ class SQLiteDatabase(Database):
         return conn
 
     @contextmanager
-    def _transaction(self, begin: str) -> Iterator[sqlite3.Cursor]:
+    def _transaction(self, begin: str, timed: bool = False) -> Iterator[sqlite3.Cursor]:
         try:
             conn = self._conn()
             cur = conn.cursor()
+            started = time.perf_counter()
             cur.execute(begin)
+            if timed:  # BEGIN IMMEDIATE waited for SQLite's writer lock: the append lock
+                observers.lock_waited(time.perf_counter() - started)
         except sqlite3.Error as exc:
             raise _sqlite_error(exc) from exc
         try:
@@ -203,20 +226,14 @@ class SQLiteDatabase(Database):
     def read(self) -> Any:
         return self._transaction("BEGIN")
 
-    def write(self, lock: int | None = APPEND_LOCK_ID) -> Any:
-        return self._transaction("BEGIN IMMEDIATE")
+    def write(self, lock: int | None = APPEND_LOCK_ID, pipelined: bool = False) -> Any:
+        return self._transaction("BEGIN IMMEDIATE", timed=lock == APPEND_LOCK_ID)
 
-    def create_schema(self) -> None:
-        try:
-            self._conn().executescript(SCHEMA)
-        except sqlite3.Error as exc:
-            raise _sqlite_error(exc) from exc
-
-    def exists(self) -> bool:
+    def has_table(self, name: str) -> bool:
         if not Path(self.path).is_file():
             return False
         found = self.scalar(
-            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'ledger_events'"
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)
         )
         return bool(found)
 
@@ -248,13 +265,14 @@ class SQLiteDatabase(Database):
 class _PgCursor:
     """psycopg cursor that accepts `?` placeholders."""
 
-    def __init__(self, cursor: Any):
+    def __init__(self, cursor: Any, pipelined: bool = False):
         self._cursor = cursor
+        self.pipelined = pipelined
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
         return self._cursor.execute(sql.replace("?", "%s"), params, prepare=True)
 
-    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> Any:
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> Any:
         return self._cursor.executemany(sql.replace("?", "%s"), rows)
 
     def fetchone(self) -> Any:
@@ -391,26 +409,47 @@ class PostgresDatabase(Database):
             self._pool.put(conn)
 
     @contextmanager
-    def _transaction(self, lock: int | None, readonly: bool) -> Iterator[_PgCursor]:
-        with self._connection() as conn, conn.transaction(), conn.cursor() as cur:
+    def _transaction(
+        self, lock: int | None, readonly: bool, pipelined: bool = False
+    ) -> Iterator[_PgCursor]:
+        with (
+            self._connection() as conn,
+            conn.pipeline() if pipelined else nullcontext(),
+            conn.transaction(),
+            conn.cursor() as cur,
+        ):
             if lock is not None:
+                started = time.perf_counter()
                 cur.execute("SELECT pg_advisory_xact_lock(%s)", (lock,))
+                if lock == APPEND_LOCK_ID:
+                    observers.lock_waited(time.perf_counter() - started)
             elif readonly:
                 cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            yield _PgCursor(cur)
+            yield _PgCursor(cur, pipelined)
 
     def read(self) -> Any:
         return self._transaction(None, readonly=True)
 
-    def write(self, lock: int | None = APPEND_LOCK_ID) -> Any:
-        return self._transaction(lock, readonly=False)
+    def write(self, lock: int | None = APPEND_LOCK_ID, pipelined: bool = False) -> Any:
+        return self._transaction(lock, readonly=False, pipelined=pipelined)
+
+    def insert_rows(
+        self, cur: Cursor, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]
+    ) -> None:
+        """COPY, about twice as fast as one INSERT per row; not allowed in a pipeline."""
+        if not isinstance(cur, _PgCursor) or cur.pipelined:
+            super().insert_rows(cur, table, columns, rows)
+            return
+        with cur._cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
 
     def scalar(self, sql: str, params: Sequence[Any] = ()) -> Any:
         with self._connection() as conn:
             return conn.execute(sql.replace("?", "%s"), params, prepare=True).fetchone()[0]
 
-    def exists(self) -> bool:
-        return self.scalar("SELECT to_regclass('ledger_events') IS NOT NULL")
+    def has_table(self, name: str) -> bool:
+        return self.scalar("SELECT to_regclass(?) IS NOT NULL", (name,))
 
     def purge_deleted(self, table: str) -> None:
         """VACUUM FULL rewrites the table: a plain VACUUM leaves dead tuples' bytes in free space."""
@@ -428,11 +467,6 @@ class PostgresDatabase(Database):
 
     def listener(self) -> Listener:
         return _PgListener(self.url, self._psycopg)
-
-    def create_schema(self) -> None:
-        with self._connection() as conn, conn.transaction(), conn.cursor() as cur:
-            cur.execute("SELECT pg_advisory_xact_lock(%s)", (APPEND_LOCK_ID,))
-            cur.execute(SCHEMA)
 
     def close(self) -> None:
         self._pool.close()

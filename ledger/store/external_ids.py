@@ -72,6 +72,9 @@ class ExternalIds:
             cur.execute("SELECT candidate FROM external_ids WHERE blind = ?", (blind,))
             return cur.fetchone()[0] == candidate
 
+    def is_empty(self) -> bool:
+        return not self.db.scalar("SELECT COUNT(*) FROM external_ids")
+
     def release(self, candidate: str) -> None:
         """Drop a reservation whose registration failed to save."""
         with self.db.write(lock=None) as cur:

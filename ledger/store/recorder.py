@@ -1,19 +1,26 @@
 """The eventsourcing application recorder that writes v1 envelopes.
 
-One write transaction, under the append lock: read the chain head, give each
-event the next `seq`, link `prev`, hash, sign, insert. The event and its chain
-link are one row, so neither can exist without the other. A (stream, version)
-already taken means the writer worked on a stale aggregate: ConcurrencyConflict.
-The signing key is the one the key endorsement chain (ledger/trust.py) says is
-current; the first write of a log announces the trust anchor.
+An append holds the append lock only for what depends on the chain: read the
+head, give each event the next `seq`, link `prev`, hash, sign, insert, commit.
+Everything else (canonical payload, the envelope's JCS bytes around the link,
+payload checks) is done before, by the writer's own thread. Concurrent writers
+of one process share that transaction (group commit, ledger/store/group_commit.py);
+across processes the database lock orders them.
+The event and its chain link are one row, so neither can exist without the other.
+A (stream, version) already taken means the writer worked on a stale aggregate:
+ConcurrencyConflict, for that request only. The signing key is the one the key
+endorsement chain (ledger/trust.py) says is current; the first write of a log
+announces the trust anchor.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
@@ -25,22 +32,25 @@ from eventsourcing.persistence import (
     Subscription,
 )
 
-from ledger import crypto, envelope, trust
+from ledger import crypto, trust
 from ledger.domain import clock
 from ledger.domain.payload import check_payload
 from ledger.envelope import Envelope
 from ledger.keys import KeyFileError, KeyRing
-from ledger.store.db import Database, UniqueViolation
+from ledger.store import observers
+from ledger.store.db import COPY_MIN_ROWS, Database, UniqueViolation
+from ledger.store.group_commit import GroupCommit, Request
+from ledger.store.linking import Linked, Prepared, prepare
 from ledger.store.mapper import LedgerStoredEvent
 from ledger.trust import Anchor, KeyHistory, TrustError
 
 KEY_STREAM_NAMESPACE = uuid.UUID("6d1c1f0e-43a5-4e8e-9a43-2b0b6c1f7a11")
 
-INSERT = (
-    "INSERT INTO ledger_events (seq, id, stream, version, type, time, data, prev, hash, kid, sig)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
-COLUMNS = "seq, id, stream, version, type, time, data, prev, hash, kid, sig"
+TABLE = "ledger_events"
+INSERTED = ("seq", "id", "stream", "version", "type", "time", "data", "prev", "hash", "kid", "sig")
+INSERT = f"INSERT INTO {TABLE} ({', '.join(INSERTED)}) VALUES ({', '.join('?' * len(INSERTED))})"
+COLUMNS = ", ".join(INSERTED)
+HEAD = "SELECT seq, hash FROM ledger_events ORDER BY seq DESC LIMIT 1"
 
 
 class ConcurrencyConflict(IntegrityError):
@@ -61,6 +71,14 @@ KeyEventsBuilder = Callable[[KeyHistory], list[LedgerStoredEvent]]
 
 def _no_key_events(history: KeyHistory) -> list[LedgerStoredEvent]:
     return []
+
+
+@dataclass(frozen=True)
+class _Append:
+    """One writer's request: key events to build under the lock, then its prepared events."""
+
+    events: list[Prepared]
+    key_events: KeyEventsBuilder
 
 
 def _key_event(kid: str, version: int, type_name: str, payload: dict) -> LedgerStoredEvent:
@@ -93,52 +111,81 @@ class LedgerRecorder(ApplicationRecorder):
         self._keys_lock = threading.Lock()
         self._history: KeyHistory | None = None
         self._history_upto = 0
+        self._group = GroupCommit(self._write_group)
 
     # --- writing ----------------------------------------------------------
 
     def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> list[int]:
-        events = list(stored_events)
+        events = [prepare(stored) for stored in stored_events]
         seqs = self._append(events, _no_key_events)
         return seqs[len(seqs) - len(events) :]
 
-    def _append(self, events: list[StoredEvent], key_events: KeyEventsBuilder) -> list[int]:
-        """Append `key_events(history)` then `events`, signed by the chain's current key.
-
-        The key history is caught up inside the write transaction (under the append
-        lock), so the signer is the key the chain says is current at the new seqs,
-        whichever node rotated it. Key events written here are first checked against
-        that history with the same rule auditors apply.
-        """
-        try:
-            with self.db.write() as cur:
-                cur.execute("SELECT seq, hash FROM ledger_events ORDER BY seq DESC LIMIT 1")
-                head = cur.fetchone()
-                seq, prev = (head[0], head[1]) if head else (0, crypto.ZERO_HASH)
-                history = self._caught_up(cur, seq)
-                key, genesis = self._signer(history)
-                prepared = ([genesis] if genesis else []) + key_events(history)
-                rows = self._sign(key, seq, prev, [*prepared, *events])
-                history = self._with_key_rows(history, rows[: len(prepared)])
-                cur.executemany(INSERT, rows)
-                if rows:  # delivered at commit: wakes the projection runner
-                    self.db.notify(cur, rows[-1][0])
-        except UniqueViolation as exc:
-            raise ConcurrencyConflict(str(exc)) from exc
-        self._remember(history, rows[-1][0] if rows else seq)
+    def _append(self, events: list[Prepared], key_events: KeyEventsBuilder) -> list[int]:
+        """Append `key_events(history)` then `events`, in a group with other threads' appends."""
+        seqs = self._group.submit(_Append(events, key_events))
         self.writes += 1
-        return [row[0] for row in rows]
+        return seqs
 
-    def _sign(self, key: crypto.SigningKey, seq: int, prev: str, events: list[Any]) -> list[tuple]:
-        linked = []
-        for stored in events:
-            row, digest = self._link(seq + 1, prev, stored)
-            linked.append((row, digest))
-            seq, prev = row[0], digest.hex()
-        signatures = key.sign_many([digest for _, digest in linked], self.signing_threads)
-        return [
-            (*row, digest.hex(), key.kid, crypto.b64url(signature))
-            for (row, digest), signature in zip(linked, signatures, strict=True)
-        ]
+    def _write_group(self, requests: list[Request]) -> None:
+        """Every request in one transaction; after a conflict, each alone, so only stale ones fail."""
+        try:
+            self._write(requests)
+        except UniqueViolation as exc:
+            if len(requests) == 1:
+                requests[0].fail(ConcurrencyConflict(str(exc)))
+                return
+            for request in requests:
+                if not request.done:
+                    self._write_group([request])
+
+    def _write(self, requests: list[Request]) -> None:
+        """Under the append lock: read the head, then link, hash and sign each request; insert all.
+
+        The key history is caught up inside the write transaction, so the signer is
+        the key the chain says is current at the new seqs, whichever node rotated it;
+        each request sees the key events of those before it. Requests are answered
+        only after the commit.
+        """
+        answers: list[tuple[Request, list[int]]] = []
+        events = sum(len(request.payload.events) for request in requests)
+        with self.db.write(pipelined=events < COPY_MIN_ROWS) as cur:
+            seq, prev, history = self._head(cur)
+            rows: list[Iterator[tuple]] = []
+            for request in requests:
+                try:
+                    linked, key_rows, history = self._link(request.payload, seq, prev, history)
+                except (TrustError, KeyFileError) as exc:
+                    request.fail(exc)
+                    continue
+                seq, prev = linked.head
+                rows += [iter(key_rows), linked.rows(self.signing_threads, start=len(key_rows))]
+                answers.append((request, linked.seqs))
+            if answers:
+                self.db.insert_rows(cur, TABLE, INSERTED, itertools.chain(*rows))
+                self.db.notify(cur, seq)  # delivered at commit: wakes the projection runner
+        self._remember(history, seq)
+        if answers:
+            observers.appended(sum(len(seqs) for _, seqs in answers))
+        for request, seqs in answers:
+            request.succeed(seqs)
+
+    def _link(
+        self, append: _Append, seq: int, prev: str, history: KeyHistory
+    ) -> tuple[Linked, list[tuple], KeyHistory]:
+        """One request linked after (seq, prev); its key rows, signed now, checked against the
+        key history, and the history after them."""
+        key, genesis = self._signer(history)
+        key_events = ([genesis] if genesis else []) + append.key_events(history)
+        linked = Linked(key, seq, prev, [*map(prepare, key_events), *append.events])
+        key_rows = list(linked.rows(stop=len(key_events)))
+        return linked, key_rows, self._with_key_rows(history, key_rows)
+
+    def _head(self, cur: Any) -> tuple[int, str, KeyHistory]:
+        """The chain head and the key history as of it."""
+        cur.execute(HEAD)
+        head = cur.fetchone()
+        seq, prev = (head[0], head[1]) if head else (0, crypto.ZERO_HASH)
+        return seq, prev, self._caught_up(cur, seq)
 
     def _signer(self, history: KeyHistory) -> tuple[crypto.SigningKey, LedgerStoredEvent | None]:
         """The key that signs next, and the genesis event if the log has no key yet."""
@@ -167,10 +214,7 @@ class LedgerRecorder(ApplicationRecorder):
 
     def _caught_up(self, cur: Any, head: int) -> KeyHistory:
         """The key history as of `head`: the cached one plus key events written since."""
-        with self._keys_lock:
-            history, upto = self._history, self._history_upto
-        if history is None or history.anchor != self.anchor():
-            history, upto = KeyHistory(self.anchor()), 0
+        history, upto = self._cached_history()
         if head <= upto:
             return history
         cur.execute(
@@ -178,7 +222,18 @@ class LedgerRecorder(ApplicationRecorder):
             " ORDER BY seq",
             (upto, head, trust.KEY_EVENT_PREFIX + "%"),
         )
-        fresh = [row_to_envelope(r) for r in cur.fetchall()]
+        return self._advanced(history, [row_to_envelope(r) for r in cur.fetchall()], head)
+
+    def _cached_history(self) -> tuple[KeyHistory, int]:
+        """The key history this process last saw, and the seq it is as of."""
+        with self._keys_lock:
+            history, upto = self._history, self._history_upto
+        if history is None or history.anchor != self.anchor():
+            return KeyHistory(self.anchor()), 0
+        return history, upto
+
+    def _advanced(self, history: KeyHistory, fresh: list[Envelope], head: int) -> KeyHistory:
+        """`history` plus the key events written since, remembered as of `head`."""
         if fresh:
             history = history.copy()
             for env in fresh:
@@ -238,24 +293,12 @@ class LedgerRecorder(ApplicationRecorder):
             time=clock.format_time(clock.now()),
             event_id=str(uuid.uuid4()),
         )
-        return self._append([event], _no_key_events)[-1]
+        return self._append([prepare(event)], _no_key_events)[-1]
 
     def _next_version(self, stream: str) -> int:
         with self.db.read() as cur:
             cur.execute("SELECT MAX(version) FROM ledger_events WHERE stream = ?", (stream,))
             return (cur.fetchone()[0] or 0) + 1
-
-    @staticmethod
-    def _link(seq: int, prev: str, stored: StoredEvent) -> tuple[tuple, bytes]:
-        """The row's hashed members at this place in the chain, and its SHA-256 digest."""
-        assert isinstance(stored, LedgerStoredEvent), "events must go through LedgerMapper"
-        stream = str(stored.originator_id)
-        data_json = stored.state.decode("utf-8")
-        row = (
-            seq, stored.event_id, stream, stored.originator_version, stored.topic, stored.time,
-            data_json, prev,
-        )  # fmt: skip
-        return row, crypto.sha256(envelope.hashed_bytes(*row))
 
     # --- reading ----------------------------------------------------------
 
@@ -369,6 +412,15 @@ class LedgerRecorder(ApplicationRecorder):
                 f"SELECT {COLUMNS} FROM ledger_events WHERE stream = ? ORDER BY version", (stream,)
             )
             return [row_to_envelope(r) for r in cur.fetchall()]
+
+    def first_envelope(self, stream: str) -> Envelope | None:
+        """A stream's first envelope (its creation event) without reading the rest."""
+        with self.db.read() as cur:
+            cur.execute(
+                f"SELECT {COLUMNS} FROM ledger_events WHERE stream = ? AND version = 1", (stream,)
+            )
+            row = cur.fetchone()
+        return row_to_envelope(row) if row else None
 
     def signing_key(self) -> crypto.SigningKey:
         """The key that signs now (checkpoints, tokens): the chain's current key."""

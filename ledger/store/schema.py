@@ -6,6 +6,9 @@ that auditors verify. There is no second copy that could drift.
 `tlog_tiles` holds the Merkle tree over it as C2SP tlog-tiles (one row per
 tile, widened in place until full), derived from `ledger_events` and
 re-derivable from it at any time.
+
+This is migration 1 of the versioned schema (`ledger/store/migrations.py`):
+it stays as it is; a table or column added later is a new migration there.
 """
 
 SCHEMA = """
@@ -105,6 +108,12 @@ CREATE TABLE IF NOT EXISTS tlog_cosignatures (
     timestamp BIGINT NOT NULL,
     PRIMARY KEY (size, witness)
 );
+CREATE TABLE IF NOT EXISTS audit_runs (
+    at TEXT NOT NULL,
+    ok INTEGER NOT NULL,
+    size BIGINT NOT NULL,
+    problem TEXT
+);
 CREATE TABLE IF NOT EXISTS tlog_tiles (
     level INTEGER NOT NULL,
     idx BIGINT NOT NULL,
@@ -112,3 +121,26 @@ CREATE TABLE IF NOT EXISTS tlog_tiles (
     PRIMARY KEY (level, idx)
 );
 """
+
+ANSWER_TYPE = "positioning.AnswerRecorded"
+ANSWER_ID = {
+    "sqlite": "json_extract(data, '$.answer_id')",
+    "postgresql": "((data::json) ->> 'answer_id')",
+}
+POSITIONING_SCHEMA = {
+    kind: f"CREATE INDEX IF NOT EXISTS ledger_answers_by_id ON ledger_events"
+    f" (stream, {expression}) WHERE type = '{ANSWER_TYPE}';\n"
+    + """CREATE TABLE IF NOT EXISTS positioning_folds (
+    candidate TEXT PRIMARY KEY,
+    version INTEGER NOT NULL,
+    hash TEXT NOT NULL,
+    state TEXT NOT NULL,
+    mac TEXT NOT NULL
+);"""
+    for kind, expression in ANSWER_ID.items()
+}
+"""Migration 2: the index that finds a positioning answer by (candidate, answer id)
+inside the signed rows (ledger/store/answers.py), spelled per database, and
+`positioning_folds`: a candidate's knowledge folded up to a version under a MAC,
+so enrolment and course start read only the answers after it
+(ledger/store/positioning.py); dropping the table only costs time."""

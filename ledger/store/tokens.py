@@ -16,7 +16,7 @@ from ledger import crypto
 from ledger.domain import clock
 from ledger.store.db import Database
 
-SCOPES = ("events:append", "audit:read", "admin", "admission-platform")
+SCOPES = ("events:append", "audit:read", "admin", "admission-platform", "metrics")
 CENTRE_SCOPE = re.compile(r"^centre:[0-9a-f-]{36}$")
 CANDIDATE_SCOPE = re.compile(r"^candidate:[0-9a-f-]{36}$")
 INSTITUTION_SCOPE = re.compile(r"^institution:[0-9]{7}[A-Z]\Z")  # a school by its UAI

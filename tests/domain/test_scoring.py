@@ -1,4 +1,4 @@
-"""Certification scoring (DOMAIN.md, "Scoring"): every rule as rows of data, then properties.
+"""Certification scoring (docs/scoring.md): every rule as rows of data, then properties.
 
 Expected rates, bands and decisions are worked out here from the rule text, with exact
 fractions and explicit half-up rounding, never with the module's own arithmetic: a test
@@ -98,7 +98,7 @@ def fill(
 
 # --- 1. the published table, each row in each band ------------------------------------
 
-# DOMAIN.md's table as published: asked, correct, neutralized (None = any), outcomes in
+# The national table as published (docs/scoring.md): asked, correct, neutralized (None = any), outcomes in
 # the >= 80, 70-79 and < 70 bands.
 PUBLISHED = [
     (3, 3, 0, (V, V, V)),

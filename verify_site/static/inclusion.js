@@ -260,6 +260,16 @@
     return found;
   }
 
+  // The plain statement's log clause, only once this check passed without warning;
+  // events after the checkpoint are said to await the next one, not claimed checked.
+  function statement(proven, later) {
+    var clause = document.getElementById("statement-log");
+    if (!clause) { return; }
+    var d = clause.dataset;
+    clause.textContent = " " + (!proven ? d.msgNext : later ? d.msgPartial : d.msgOk);
+    clause.hidden = false;
+  }
+
   async function check() {
     show("pending", msg.msgPending);
     if (!window.crypto || !crypto.subtle) { return show("unsupported", msg.msgUnsupported); }
@@ -282,6 +292,7 @@
     var later = history.events.length - proven;
     if (later) { text += fill(msg.msgLater, { count: later }); }
     var warned = warnings(history, proven, cosigned, needed);
+    if (!warned.length) { statement(proven, later); }
     show(warned.length ? "warn" : "ok", [text].concat(warned).join(" "));
   }
 
