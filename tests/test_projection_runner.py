@@ -49,7 +49,7 @@ def _runner_env(config: Config, **extra: str) -> dict[str, str]:
     env.update(
         LEDGER_DATABASE_URL=config.database_url,
         LEDGER_KEYS_DIR=str(config.keys_dir),
-        LEDGER_RUNTIME_DIR=os.environ["LEDGER_RUNTIME_DIR"],
+        LEDGER_RUNTIME_DIR=str(config.runtime_dir),
         LEDGER_PROJECTIONS="runner",
         LEDGER_PROJECTION_POLL_MS="100",
     )
