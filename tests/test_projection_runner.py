@@ -288,9 +288,10 @@ def test_a_served_app_reads_its_writes_and_503s_when_the_runner_stops(
     env = {
         "LEDGER_PROJECTIONS": "runner",
         "LEDGER_PROJECTION_POLL_MS": "100",
-        "LEDGER_READ_MAX_WAIT_MS": "1500",
+        "LEDGER_READ_MAX_WAIT_MS": "3000",
     }
     with serve(database_url, tmp_path / "keys", env=env) as (base, server):
+        _wait_caught_up(ledger, config, timeout=60)  # the runner is up
         body = {**IDENTITY, "external_id": "INE0123456789"}
         status, written = _request(f"{base}/api/v1/candidates", token, body)
         assert status == 201
@@ -318,8 +319,9 @@ def test_a_served_app_reads_its_writes_and_503s_when_the_runner_stops(
         replaced = _restarted(server, runner)
         more = answer(written["id"], answer_id="a-after-kill")
         assert _request(f"{base}/api/v1/answers", token, more)[0] in (200, 201)
+        _wait_caught_up(ledger, config, timeout=60)  # the new runner (still starting) applies it
         status, found = _request(profile, token)
-        assert status == 200 and found["answers"] == 2  # the new runner applied it
+        assert status == 200 and found["answers"] == 2
     assert _state(runner) == _state(replaced) == b"Z"  # stopped with the server
     ledger.close()
 
