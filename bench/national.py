@@ -2,8 +2,8 @@
 
 Sets up a fresh ledger (bench/national_setup.py, not timed: published certificates
 to look up, candidates positioned, enrolled in today's sessions, their courses
-started), starts `ledger serve --workers N` on it (with the projection runner where
-`ledger serve` starts one), then drives the open-loop mix of bench/national_load.py
+started), starts `ledger serve --workers N` on it (which starts the projection runner
+beside the workers), then drives the open-loop mix of bench/national_load.py
 (certification answers one per POST from many concurrent courses, positioning
 batches, verify lookups) at increasing rates, each step `--seconds` long. For each
 step: answers/s achieved, p50/p95/p99 latency per kind, errors, projection lag (from
