@@ -41,7 +41,7 @@ from national_load import BATCH, CERT_SHARE
 from national_measures import APP, cores, cpu, lag, percentile, scrape, time_spent
 from national_setup import build
 
-from ledger.config import Config
+from ledger.config import Config, setting
 from ledger.store.application import Ledger
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -224,7 +224,8 @@ def summary(results: list[dict[str, Any]], args: argparse.Namespace, db: str) ->
     best = max(sustained, key=lambda r: r["answers_per_s"], default=None)
     last = results[-1] if results else None
     print(
-        f"summary ({db}, ledger serve --workers {args.workers}, {args.generators} load"
+        f"summary ({db}, ledger serve --workers {args.workers},"
+        f" LEDGER_PROJECTIONS={setting('LEDGER_PROJECTIONS')}, {args.generators} load"
         f" generator(s), {args.seconds:g} s steps,"
         f" {CERT_SHARE:.0%} certification answers one per POST, the rest in batches of {BATCH}):"
     )

@@ -29,7 +29,8 @@ def test_national_bench_prints_its_summary() -> None:
     assert "step     20 answers/s: achieved" in out
     for kind in ("certification", "positioning", "lookup"):
         assert f"    {kind} " in out
-    assert "summary (PostgreSQL, ledger serve --workers 2, 2 load generator(s)" in out
+    assert "summary (PostgreSQL, ledger serve --workers 2, LEDGER_PROJECTIONS=" in out
+    assert "2 load generator(s)" in out
     assert "highest sustained:" in out and "national peak target 2,000" in out
     assert "projection lag after the last step:" in out
     assert "where the time goes at" in out and "CPU per answer: ledger" in out
