@@ -103,6 +103,15 @@ class ApiState:
             self._caught_up_to = latest  # a stalled projection is retried on later reads
         return latest
 
+    def fresh_for_log_reads(self) -> int:
+        """`fresh()` for a read that takes its facts from the log's events, not the read models.
+
+        Runner mode waits only for a seq the client asked for (`X-Min-Seq`): waiting for
+        the head would make every such read wait for the runner's next page under writes.
+        """
+        requested = _requested_seq()
+        return self.fresh(min_seq=0 if requested == HEAD else requested)
+
     def _await(self, seq: int) -> None:
         """Wait for the runner to apply `seq`; ProjectionsBehind (503) past the bound."""
         if seq > self._caught_up_to:

@@ -389,7 +389,7 @@ class PublicViews:
         ):
             self._seen_writes = recorder.writes
             self._checked_at = now
-            return self._state.fresh()
+            return self._state.fresh_for_log_reads()  # the view checks the log's own events
         return self._key[0]
 
     def _sync(self) -> None:
