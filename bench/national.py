@@ -187,7 +187,8 @@ def where_time_goes(result: dict[str, Any]) -> None:
     cores = result["cores"]
     answers = result["answers_per_s"] or 1.0
     print(
-        f"    CPU per answer: ledger {1000 * cores['ledger'] / answers:.2f} ms,"
+        f"    CPU per answer: ledger {1000 * cores['ledger'] / answers:.2f} ms"
+        f" ({1000 * cores['runner'] / answers:.2f} of it the projection runner),"
         f" PostgreSQL {1000 * cores['postgres'] / answers:.2f} ms"
         f" (lookups included, {1000 * cores['load'] / answers:.2f} ms in the load generator)"
     )

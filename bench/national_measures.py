@@ -60,10 +60,19 @@ def backends(database: str | None) -> list[int]:
     return [pid for (pid,) in rows]
 
 
+def cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
 def cpu(ctx: dict[str, Any]) -> dict[str, dict[int, tuple[float, float]]]:
     """(on CPU, waiting for a CPU) seconds so far per process: the ledger, its backends, load."""
+    ledger = tree(ctx["server"].pid)
     return {
-        "ledger": {p: sched(p) for p in tree(ctx["server"].pid)},
+        "ledger": {p: sched(p) for p in ledger},
+        "runner": {p: sched(p) for p in ledger if b"projections" in cmdline(p)},
         "postgres": {p: sched(p) for p in backends(ctx["database"])},
         "load": {load.pid: sched(load.pid) for load in ctx["loads"]},
     }
