@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from ledger.domain import clock
 from ledger.store.db import Database, StoreError
-from ledger.store.schema import POSITIONING_SCHEMA, SCHEMA
+from ledger.store.schema import POSITIONING_SCHEMA, ROSTER_SCHEMA, SCHEMA
 
 VERSION_TABLE = """
 CREATE TABLE IF NOT EXISTS ledger_schema (
@@ -48,6 +48,7 @@ class Migration:
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "ledger core tables", {"sqlite": SCHEMA, "postgresql": SCHEMA}),
     Migration(2, "answer-id index and positioning folds", POSITIONING_SCHEMA),
+    Migration(3, "roster folds", {"sqlite": ROSTER_SCHEMA, "postgresql": ROSTER_SCHEMA}),
 )
 
 
