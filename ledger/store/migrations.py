@@ -22,7 +22,13 @@ from dataclasses import dataclass
 
 from ledger.domain import clock
 from ledger.store.db import Cursor, Database, StoreError
-from ledger.store.schema import POSITIONING_SCHEMA, SCHEMA, WEBHOOK_DUE, WEBHOOK_HOST_COLUMN
+from ledger.store.schema import (
+    POSITIONING_SCHEMA,
+    ROSTER_SCHEMA,
+    SCHEMA,
+    WEBHOOK_DUE,
+    WEBHOOK_HOST_COLUMN,
+)
 
 VERSION_TABLE = """
 CREATE TABLE IF NOT EXISTS ledger_schema (
@@ -54,6 +60,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "ledger core tables", {"sqlite": SCHEMA, "postgresql": SCHEMA}),
     Migration(2, "answer-id index and positioning folds", POSITIONING_SCHEMA),
     Migration(3, "webhook target host and due-delivery index", WEBHOOK_DUE, (WEBHOOK_HOST_COLUMN,)),
+    Migration(4, "roster folds", {"sqlite": ROSTER_SCHEMA, "postgresql": ROSTER_SCHEMA}),
 )
 
 

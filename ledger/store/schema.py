@@ -154,3 +154,14 @@ WEBHOOK_DUE = dict.fromkeys(
 """Migration 3: each webhook's target host, so a round picks a few due deliveries per
 host in SQL (ledger/services/webhooks.py) and one school's backlog cannot fill a
 round; rows registered before it have '' and are grouped by their URL instead."""
+
+ROSTER_SCHEMA = """CREATE TABLE IF NOT EXISTS roster_folds (
+    scope TEXT PRIMARY KEY,
+    seq BIGINT NOT NULL,
+    hash TEXT NOT NULL,
+    state TEXT NOT NULL,
+    mac TEXT NOT NULL
+)"""
+"""Migration 4: `roster_folds`, a school's pupils and each candidate's courses and
+certificates folded from the log up to a seq under a MAC, so institution documents
+read only the events after it (ledger/store/rosters.py); dropping it only costs time."""
