@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ from tests.test_institutions import (
     OTHER,
     SCHOOL,
     _admission,
+    _holder,
     _published,
     _pupil,
     _school_token,
@@ -159,3 +161,187 @@ def test_a_class_is_the_school_pupils_of_one_audience(flow: Flow, client: Any) -
     assert len(document["pupils"]) == 2 and document["audience"] == "adult"
     assert {p["audience"] for p in document["pupils"]} == {"adult"}
     assert client.get(f"{url}.csv?audience=cm2", headers=school).status_code == 422
+
+
+# --- omissions: the log, not the read model, says which rows exist ------------------
+
+
+def _candidate(app: Any, ine: str) -> str:
+    """The candidate registered with this INE (through the keyed-hash index)."""
+    return _holder(app, ine)[0]
+
+
+OMISSIONS = {
+    # a certified pupil's certificate and course rows: both would read `pending`
+    "certified": (
+        "DELETE FROM proj_certificates; DELETE FROM proj_courses WHERE candidate = '{certified}'",
+        "ine=INE00000001A",
+    ),
+    # the same, with the read models' recorded positions set back to hide it
+    "positions": (
+        "UPDATE projection_positions SET position = 0; DELETE FROM proj_certificates;"
+        " DELETE FROM proj_courses WHERE candidate = '{certified}'",
+        "ine=INE00000001A",
+    ),
+    # a pupil's registration row: the school list would lose them silently
+    "pupil": ("DELETE FROM proj_candidates WHERE candidate = '{pending}'", CAMILLE),
+}
+
+
+@pytest.mark.parametrize("case", sorted(OMISSIONS))
+def test_a_row_left_out_of_the_read_model_is_refused(
+    flow: Flow, client: Any, app: Any, case: str
+) -> None:
+    _published(flow)
+    names = {
+        "certified": _candidate(app, "INE00000001A"),
+        "pending": _candidate(app, "INE00000002B"),
+    }
+    school, platform = _school_token(flow, SCHOOL), _admission(flow)
+    url = f"/api/v1/institutions/{SCHOOL}/results"
+    assert client.get(url, headers=school).status_code == 200
+    sql, query = OMISSIONS[case]
+    for statement in sql.format(**names).split(";"):
+        _tamper(app, statement)
+    _refused(client.get(url, headers=school))
+    _refused(client.get(f"{url}.csv", headers=school))
+    _refused(client.get(f"/api/v1/admission/results?{query}", headers=platform))
+    assert app.extensions["ledger"].integrity_alarms
+
+
+def test_a_session_csv_missing_an_enrolled_pupil_is_refused(
+    flow: Flow, client: Any, app: Any
+) -> None:
+    session, _, ine = _published(flow)
+    csv_url = f"/api/v1/sessions/{session}/results.csv"
+    assert len(_csv_rows(client.get(csv_url, headers=flow.staff))) == 1
+    _tamper(app, "DELETE FROM proj_candidates WHERE candidate = ?", _candidate(app, ine))
+    _refused(client.get(csv_url, headers=flow.staff))
+
+
+def test_a_lost_newer_certificate_never_lets_the_cancelled_one_stand(
+    flow: Flow, client: Any, app: Any
+) -> None:
+    pupil = _pupil(flow, SCHOOL, "INE00000007X")
+    _, (one,) = _certify(flow, pupil)
+    flow.post(
+        f"/api/v1/certificates/{one}/cancellation",
+        {"reason": "Fraude constatée", "category": "fraud"},
+        flow.admin,
+    )
+    _, (two,) = _certify(flow, pupil)
+    school, platform = _school_token(flow, SCHOOL), _admission(flow)
+    url = f"/api/v1/institutions/{SCHOOL}/results"
+    (record,) = _verified(client, client.get(url, headers=school).get_json())["pupils"]
+    assert (record["code"], record["status"]) == (two, "valid")
+    _tamper(app, "DELETE FROM proj_certificates WHERE code = ?", two)
+    _refused(client.get(url, headers=school))
+    _refused(client.get("/api/v1/admission/results?ine=INE00000007X", headers=platform))
+
+
+# --- kept folds: tampered or rolled back, they only cost time -------------------------
+
+
+def _rosters(app: Any) -> Any:
+    return app.extensions["ledger"].institutions.rosters
+
+
+def _upto(app: Any) -> int:
+    """The read models brought up to the log, as a request does first; the seq they reached."""
+    app.extensions["ledger"].fresh()
+    return app.extensions["ledger"].institutions._bound()
+
+
+def _fold_row(app: Any, scope: str) -> tuple[Any, ...] | None:
+    with app.extensions["ledger"].ledger.db.read() as cur:
+        cur.execute("SELECT seq, hash, state, mac FROM roster_folds WHERE scope = ?", (scope,))
+        return cur.fetchone()
+
+
+def test_a_kept_fold_bounds_the_events_read(
+    flow: Flow, client: Any, app: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("ledger.store.rosters.KEEP_EVERY", 1)
+    _published(flow)
+    first = _rosters(app).of_school(SCHOOL, _upto(app))
+    assert first.read > 3 and len(first.pupils) == 2
+    assert _fold_row(app, f"school:{SCHOOL}") is not None
+    again = _rosters(app).of_school(SCHOOL, _upto(app))
+    assert (again.read, again.pupils) == (0, first.pupils)
+    register(flow.client, flow.platform, school=SCHOOL, audience="adult", first_name="Léa")
+    later = _rosters(app).of_school(SCHOOL, _upto(app))
+    assert later.read == 1 and len(later.pupils) == 3
+
+
+def test_a_candidate_is_read_from_their_registration_on(
+    flow: Flow, app: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("ledger.store.rosters.KEEP_EVERY", 1)
+    _published(flow)
+    pupil = _pupil(flow, SCHOOL, "INE00000006W")
+    ledger = app.extensions["ledger"].ledger
+    with ledger.db.read() as cur:
+        cur.execute(
+            "SELECT seq, hash FROM ledger_events WHERE stream = ? AND version = 1", (pupil,)
+        )
+        registered = tuple(cur.fetchone())
+    fresh = _rosters(app).of_candidate(pupil, _upto(app), registered)
+    assert (fresh.read, fresh.pupils[pupil]) == (0, {"courses": [], "certificates": []})
+    _, (code,) = _certify(flow, pupil)
+    certified = _rosters(app).of_candidate(pupil, _upto(app), registered)
+    assert certified.read == 2 and certified.pupils[pupil]["certificates"] == [code]
+    kept = _rosters(app).of_candidate(pupil, _upto(app), registered)
+    assert (kept.read, kept.pupils) == (0, certified.pupils)
+
+
+def test_a_tampered_or_rolled_back_fold_is_rebuilt_and_the_answer_stays_right(
+    flow: Flow, client: Any, app: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("ledger.store.rosters.KEEP_EVERY", 1)
+    _published(flow)
+    school = _school_token(flow, SCHOOL)
+    url = f"/api/v1/institutions/{SCHOOL}/results"
+    assert client.get(url, headers=school).status_code == 200
+    scope = f"school:{SCHOOL}"
+    old = _fold_row(app, scope)
+    register(flow.client, flow.platform, school=SCHOOL, audience="adult", first_name="Léa")
+    assert len(_verified(client, client.get(url, headers=school).get_json())["pupils"]) == 3
+    assert _fold_row(app, scope)[0] > old[0]
+    # rolled back: the older fold, MAC and all, put back in place
+    _tamper(app, "UPDATE roster_folds SET seq = ?, hash = ?, state = ?, mac = ? WHERE scope = ?",
+            *old, scope)  # fmt: skip
+    assert len(_verified(client, client.get(url, headers=school).get_json())["pupils"]) == 3
+    # edited: a pupil dropped from the kept state, the MAC no longer verifies
+    state = _fold_row(app, scope)[2]
+    dropped = json.loads(state)
+    dropped.pop(next(iter(dropped)))
+    _tamper(app, "UPDATE roster_folds SET state = ? WHERE scope = ?", json.dumps(dropped), scope)
+    assert len(_rosters(app).of_school(SCHOOL, _upto(app)).pupils) == 3
+    # the log row it was made from does not match: refused too
+    _tamper(app, "UPDATE roster_folds SET hash = ? WHERE scope = ?", "0" * 64, scope)
+    assert len(_rosters(app).of_school(SCHOOL, _upto(app)).pupils) == 3
+    # and with the fold edited, deleting a pupil's row is still caught
+    _tamper(app, "UPDATE roster_folds SET state = ? WHERE scope = ?", json.dumps(dropped), scope)
+    _tamper(app, "DELETE FROM proj_candidates WHERE candidate = ?", next(iter(json.loads(state))))
+    _refused(client.get(url, headers=school))
+
+
+# --- admission by code reads the code as the verify site does -------------------------
+
+
+def test_admission_by_code_normalizes_it_and_refuses_a_malformed_one(
+    flow: Flow, client: Any
+) -> None:
+    _, code, _ = _published(flow)
+    platform = _admission(flow)
+    loose = code.removeprefix("P-").lower()
+    for text in (loose, f" p-{loose[:4]} {loose[4:]} ", code):
+        found = client.get(f"/api/v1/admission/results?code={text}", headers=platform)
+        (result,) = _verified(client, found.get_json())["results"]
+        assert result["code"] == code
+        assert found.get_json()["document"]["query"] == {"code": code}
+    refused = client.get("/api/v1/admission/results?code=P-AAAA0000", headers=platform)
+    assert refused.status_code == 422
+    problem = refused.get_json()
+    assert problem["type"].endswith("/validation-failed")
+    assert "code" in json.dumps(problem["errors"]) and "2346789" in json.dumps(problem["errors"])

@@ -11,7 +11,13 @@ from marshmallow import Schema, ValidationError, fields, pre_load, validate, val
 
 from ledger.domain import clock
 from ledger.domain.centre import CENTRE_KINDS
-from ledger.domain.certificate import CANCELLATION_CATEGORIES, PUBLIC_CATEGORY_VALUES
+from ledger.domain.certificate import (
+    CANCELLATION_CATEGORIES,
+    CODE_ALPHABET,
+    CODE_LENGTH,
+    PUBLIC_CATEGORY_VALUES,
+    normalize_code,
+)
 from ledger.domain.erasure import REASON_CODES
 from ledger.domain.institution import UAI_ANCHORED, UAI_FORMAT
 from ledger.domain.payload import MAX_DEPTH, text_problem
@@ -136,6 +142,21 @@ class StrictDate(fields.Date):
             return clock.parse_date(value)
         except (ValueError, TypeError):
             raise self.make_error("invalid") from None
+
+
+class CertificateCode(fields.String):
+    """A verification code read as the verify site reads it (any case, spaces, dashes, a
+    missing `P-`), normalized to `P-XXXXXXXX`."""
+
+    default_error_messages = {
+        "invalid": f"expected a certificate code: P- then {CODE_LENGTH} of {CODE_ALPHABET}"
+    }
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> str:
+        code = normalize_code(super()._deserialize(value, attr, data, **kwargs))
+        if code is None:
+            raise self.make_error("invalid")
+        return code
 
 
 def _time(value: str) -> None:
@@ -341,7 +362,10 @@ class AdmissionQuery(StrictSchema):
         validate=validate.Length(min=1, max=100),
         metadata={"description": "the pupil's INE, as registered in external_id"},
     )
-    code = fields.String(validate=validate.Length(min=1, max=20))
+    code = CertificateCode(
+        validate=validate.Length(min=1, max=20),
+        metadata={"description": "a verification code, read as the verify site reads it"},
+    )
     school = fields.String(validate=validate.Regexp(UAI_ANCHORED, error=f"not a UAI: {UAI_FORMAT}"))
     last_name = fields.String(validate=NAME)
     first_name = fields.String(validate=NAME)

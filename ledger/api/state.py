@@ -59,7 +59,7 @@ class ApiState:
         self.credentials = CredentialIssuer(self.ledger, self.config.public_url)
         self.checkpoints = Checkpointer(self.ledger, alarm=self.raise_alarm)
         self.institutions = InstitutionService(
-            self.ledger, self.referential, self.tail, alarm=self.raise_alarm
+            self.ledger, self.referential, self.tail, alarm=self.raise_alarm, fresh=self.fresh
         )
         self.webhooks = Webhooks(self.ledger, alarm=self.raise_alarm)
 

@@ -12,9 +12,12 @@ and INE) and from each certificate's verified events (`verified_certificate`,
 as the verify page does); the session and course aggregates say whether a
 result without a certificate is still pending. Any disagreement refuses the
 whole document (`integrity-failure`) and raises the alarm: the ledger never
-signs a false document. Lookups never scan the log: by INE through the
+signs a false document. Nor does it sign one false by omission: which pupils a
+school has and which courses and certificates each pupil has come from the log
+(`ledger/store/rosters.py`, kept folds under a MAC), and a row the read model
+lacks refuses the document too. Lookups never scan the log: by INE through the
 keyed-hash index, by school through the read model's index on the UAI, then a
-few events per pupil.
+few events per pupil and the events since the kept fold.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ledger import crypto
@@ -36,10 +40,12 @@ from ledger.envelope import Envelope
 from ledger.projections.certificates import by_candidate, by_code
 from ledger.projections.courses import history_of
 from ledger.projections.profiles import pupils_of, registration_of
+from ledger.projections.runner import head
 from ledger.services.certification import load_aggregate
 from ledger.services.verification import check_envelope, trusted_keys, verified_certificate
 from ledger.store.application import Ledger
 from ledger.store.external_ids import ExternalIds
+from ledger.store.rosters import CERTIFICATES, COURSES, Roster, Rosters
 from ledger.trust import KeyHistory
 
 if TYPE_CHECKING:
@@ -75,12 +81,15 @@ class InstitutionService:
         ref: Referential,
         tail: TailVerifier | None = None,
         alarm: Callable[[dict[str, object]], None] | None = None,
+        fresh: Callable[[], int] | None = None,
     ):
         self.ledger = ledger
         self.ref = ref
         self.tail = tail
         self.alarm = alarm
+        self.fresh = fresh
         self.external_ids = ExternalIds(ledger.db, ledger.keyring)
+        self.rosters = Rosters(ledger.db, ledger.keyring)
 
     # --- signed documents ------------------------------------------------------
 
@@ -127,17 +136,55 @@ class InstitutionService:
             )
         return env
 
+    # --- what the log lists: no row may be left out ---------------------------------
+
+    def _bound(self) -> int:
+        """The log's head, once the read models were brought up to it (`fresh`): the lists
+        are folded up to it. Never the read models' own positions: the database holds
+        them, and one set back would hide every later row from the comparison."""
+        return self.fresh() if self.fresh else head(self.ledger.db)
+
+    def _reading(self, *rosters: Roster) -> Reading:
+        listed: dict[str, dict[str, list[str]]] = {}
+        for roster in rosters:
+            listed |= roster.pupils
+        return Reading(trusted_keys(self.ledger), listed, self._bound())
+
+    def _listed(self, registration: Envelope, reading: Reading) -> dict[str, list[str]]:
+        """The candidate's courses and certificates as the log lists them."""
+        candidate = registration.stream
+        if candidate not in reading.listed:
+            since = (registration.seq, registration.hash)
+            reading.listed |= self.rosters.of_candidate(candidate, reading.upto, since).pupils
+        return reading.listed[candidate]
+
+    def _complete(self, what: str, listed: list[str], held: list[str]) -> None:
+        """Every id the log lists must have its read-model row: an omission is refused."""
+        missing = sorted(set(listed) - set(held))
+        if missing:
+            raise self._refuse(what, [{"check": "missing", "id": id_} for id_ in missing])
+
+    def _school_regs(self, uai: str) -> tuple[list[Registration], Roster]:
+        """The read model's pupils of `uai`, refused if one the log registered is missing."""
+        roster = self.rosters.of_school(uai, self._bound())
+        with self.ledger.db.read() as cur:
+            regs = pupils_of(cur, uai)
+        self._complete(f"school {uai}", list(roster.pupils), [reg[0] for reg in regs])
+        return regs, roster
+
     # --- a pupil's certificates, verified -----------------------------------------
 
     def _certificates(
-        self, candidate: str, keys: KeyHistory
+        self, candidate: str, listed: list[str], reading: Reading
     ) -> list[tuple[dict[str, Any], dict[str, Any]]]:
-        """(public view, signed row) of each of the candidate's certificates, by issued seq."""
+        """(public view, signed row) of each of the candidate's certificates, by issued seq;
+        every one the log `listed` must be there."""
         with self.ledger.db.read() as cur:
             codes = [row["code"] for row in by_candidate(cur, candidate)]
+        self._complete(f"candidate {candidate}", listed, codes)
         found = []
         for code in codes:
-            checked = verified_certificate(self.ledger, self.ref, code, keys, self.tail)
+            checked = verified_certificate(self.ledger, self.ref, code, reading.keys, self.tail)
             view, row = checked if checked else (None, None)
             if row is None or row["candidate"] != candidate:
                 problems = view["integrity"]["problems"] if view else [{"check": "missing"}]
@@ -161,7 +208,15 @@ class InstitutionService:
 
     # --- a result without a certificate ---------------------------------------------
 
-    def _course_status(self, candidate: str, course_id: str | None, absent: str) -> str:
+    def _load(self, reading: Reading, cls: type[Any], id_: str, what: str) -> Any:
+        """An aggregate from the log, once per document (a class shares its session)."""
+        if (what, id_) not in reading.loaded:
+            reading.loaded[what, id_] = load_aggregate(self.ledger, cls, id_, what)
+        return reading.loaded[what, id_]
+
+    def _course_status(
+        self, candidate: str, course_id: str | None, absent: str, reading: Reading
+    ) -> str:
         """`not-certified` once the course's session is published, `pending` before.
 
         A validated result in a published session has a certificate: its absence
@@ -170,8 +225,8 @@ class InstitutionService:
         if course_id is None:
             return absent
         try:
-            course = load_aggregate(self.ledger, Course, course_id, "course")
-            session = load_aggregate(self.ledger, Session, course.session, "session")
+            course = self._load(reading, Course, course_id, "course")
+            session = self._load(reading, Session, course.session, "session")
         except NotFound:  # the read model names a course the log does not hold
             raise self._refuse(f"course {course_id}", [{"check": "missing", "seq": None}]) from None
         if course.candidate != candidate or session.courses.get(candidate) != course_id:
@@ -182,17 +237,19 @@ class InstitutionService:
             raise self._refuse(f"course {course_id}", [{"check": "missing", "seq": None}])
         return NOT_CERTIFIED
 
-    def _latest_course(self, candidate: str) -> str | None:
+    def _latest_course(self, candidate: str, listed: list[str]) -> str | None:
+        """The read model's latest course; every one the log `listed` must be there."""
         with self.ledger.db.read() as cur:
-            courses = history_of(cur, candidate)
-        return courses[-1]["course"] if courses else None
+            courses = [row["course"] for row in history_of(cur, candidate)]
+        self._complete(f"candidate {candidate}", listed, courses)
+        return courses[-1] if courses else None
 
     # --- a pupil's record --------------------------------------------------------
 
     def _pupil(
         self,
         reg: Registration,
-        keys: KeyHistory,
+        reading: Reading,
         school: str | None = None,
         only: Callable[[dict[str, Any]], bool] | None = None,
         course: Callable[[str], str | None] | None = None,
@@ -200,7 +257,7 @@ class InstitutionService:
     ) -> tuple[dict[str, Any], Sources]:
         """One pupil's record from signed events: the latest certificate `only` keeps, or
         the status of the `course` (default: their latest; `absent` without one)."""
-        env = self._registration(reg, keys, school)
+        env = self._registration(reg, reading.keys, school)
         candidate = env.stream
         data = env.data
         opened = self.ledger.vault.open_or_none(data["identity"]) or {}
@@ -215,9 +272,10 @@ class InstitutionService:
             "birth_date": opened.get("birth_date"),
         }
         sources = {env.seq: env.hash}
+        listed = self._listed(env, reading)
         certificates = [
             (view, row)
-            for view, row in self._certificates(candidate, keys)
+            for view, row in self._certificates(candidate, listed[CERTIFICATES], reading)
             if not only or only(row)
         ]
         if certificates:
@@ -225,22 +283,24 @@ class InstitutionService:
             record.update(self._result(view, row))
             sources |= {check["seq"]: check["hash"] for check in view["events"]}
         else:
-            course_id = (course or self._latest_course)(candidate)
-            status = self._course_status(candidate, course_id, absent)
+            course_id = (
+                course(candidate) if course else self._latest_course(candidate, listed[COURSES])
+            )
+            status = self._course_status(candidate, course_id, absent, reading)
             record.update(status=status, **NO_RESULT)
         return record, sources
 
     def _records(
         self,
         regs: list[Registration],
+        reading: Reading,
         keep: Callable[[dict[str, Any]], bool] | None = None,
         **choose: Any,
     ) -> tuple[list[dict[str, Any]], Sources]:
         """Every registration checked (a tampered row refuses whatever `keep` says)."""
-        keys = trusted_keys(self.ledger)
         records, sources = [], {}
         for reg in regs:
-            record, used = self._pupil(reg, keys, **choose)
+            record, used = self._pupil(reg, reading, **choose)
             if keep is None or keep(record):
                 records.append(record)
                 sources |= used
@@ -249,12 +309,11 @@ class InstitutionService:
     def school_rows(
         self, uai: str, audience: str | None = None
     ) -> tuple[list[dict[str, Any]], Sources]:
-        """Every pupil the read model files under `uai`, each checked against its registration;
+        """Every pupil the log registered with `uai`, each checked against its registration;
         `audience` keeps one class (its signed audience)."""
-        with self.ledger.db.read() as cur:
-            regs = pupils_of(cur, uai)
+        regs, roster = self._school_regs(uai)
         keep = (lambda record: record["audience"] == audience) if audience else None
-        return self._records(regs, keep, school=uai)
+        return self._records(regs, self._reading(roster), keep, school=uai)
 
     def school_records(self, uai: str, audience: str | None = None) -> dict[str, Any]:
         """Livret scolaire: every pupil of the school (or of one audience), pending ones included."""
@@ -265,11 +324,16 @@ class InstitutionService:
     # --- admission lookups ---------------------------------------------------------
 
     def _admission(
-        self, regs: list[Registration], query: dict[str, str], **choose: Any
+        self,
+        regs: list[Registration],
+        query: dict[str, str],
+        reading: Reading | None = None,
+        **choose: Any,
     ) -> dict[str, Any]:
         if not regs:
             raise NotFound("no candidate matches this query")
-        records, sources = self._records(regs, **choose)
+        reading = reading or self._reading()
+        records, sources = self._records(regs, reading, **choose)
         return self.signed("admission-results", {"query": query, "results": records}, sources)
 
     def by_ine(self, ine: str) -> dict[str, Any]:
@@ -296,18 +360,20 @@ class InstitutionService:
         return projected
 
     def by_identity(self, uai: str, last: str, first: str, birth: str) -> dict[str, Any]:
-        with self.ledger.db.read() as cur:
-            regs = pupils_of(cur, uai)
+        """The school's pupils as the log lists them, then the one with this identity."""
+        regs, roster = self._school_regs(uai)
         wanted = (last.casefold(), first.casefold(), birth)
         found = [r for r in regs if _identity_key(self.ledger.vault.open_or_none(r[2])) == wanted]
         return self._admission(
             found,
             {"school": uai, "last_name": last, "first_name": first, "birth_date": birth},
+            self._reading(roster),
             school=uai,
         )
 
     def by_code(self, code: str) -> dict[str, Any]:
-        """The certificate with this code, never another of the same candidate."""
+        """The certificate with this code (normalized, as the verify site reads it), never
+        another of the same candidate."""
         with self.ledger.db.read() as cur:
             cert = by_code(cur, code)
             profile = registration_of(cur, cert["candidate"]) if cert else None
@@ -318,17 +384,32 @@ class InstitutionService:
     # --- CSV ---------------------------------------------------------------------
 
     def session_rows(self, session: Session) -> list[dict[str, Any]]:
-        """One record per enrolled candidate: their certificate from this session, or the
-        status of their course in it (`pending` until the session is published)."""
+        """One record per enrolled candidate (the session's signed list): their certificate
+        from this session, or the status of their course in it (`pending` until the session
+        is published)."""
         with self.ledger.db.read() as cur:
-            regs = [r for c in session.enrolled if (r := registration_of(cur, c)) is not None]
+            found = {c: registration_of(cur, c) for c in session.enrolled}
+        regs = [reg for reg in found.values() if reg is not None]
+        self._complete(f"session {session.id}", list(session.enrolled), [r[0] for r in regs])
         session_id = str(session.id)
         return self._records(
             regs,
+            self._reading(),
             only=lambda row: row["session"] == session_id,
             course=session.courses.get,
             absent=NOT_CERTIFIED if session.state == PROCESSED else PENDING,
         )[0]
+
+
+@dataclass
+class Reading:
+    """What one document is checked against: the trusted keys, the log's lists of each
+    candidate's courses and certificates up to `upto`, and the aggregates loaded so far."""
+
+    keys: KeyHistory
+    listed: dict[str, dict[str, list[str]]]
+    upto: int
+    loaded: dict[tuple[str, str], Any] = field(default_factory=dict)
 
 
 def _same_id(opened: Any, wanted: str) -> bool:

@@ -144,3 +144,24 @@ inside the signed rows (ledger/store/answers.py), spelled per database, and
 `positioning_folds`: a candidate's knowledge folded up to a version under a MAC,
 so enrolment and course start read only the answers after it
 (ledger/store/positioning.py); dropping the table only costs time."""
+
+WEBHOOK_HOST_COLUMN = ("webhooks", "host", "TEXT NOT NULL DEFAULT ''")
+WEBHOOK_DUE = dict.fromkeys(
+    ("sqlite", "postgresql"),
+    "CREATE INDEX IF NOT EXISTS webhook_deliveries_due ON webhook_deliveries"
+    " (status, next_attempt)",
+)
+"""Migration 3: each webhook's target host, so a round picks a few due deliveries per
+host in SQL (ledger/services/webhooks.py) and one school's backlog cannot fill a
+round; rows registered before it have '' and are grouped by their URL instead."""
+
+ROSTER_SCHEMA = """CREATE TABLE IF NOT EXISTS roster_folds (
+    scope TEXT PRIMARY KEY,
+    seq BIGINT NOT NULL,
+    hash TEXT NOT NULL,
+    state TEXT NOT NULL,
+    mac TEXT NOT NULL
+)"""
+"""Migration 4: `roster_folds`, a school's pupils and each candidate's courses and
+certificates folded from the log up to a seq under a MAC, so institution documents
+read only the events after it (ledger/store/rosters.py); dropping it only costs time."""
