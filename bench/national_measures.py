@@ -101,11 +101,13 @@ def scrape(url: str) -> dict[tuple[str, tuple], float]:
     }
 
 
-def lag(samples: dict[tuple[str, tuple], float]) -> tuple[float, float]:
-    """The largest projection lag, in events and in seconds."""
-    events = [v for (n, _), v in samples.items() if n == "ledger_projection_lag_events"]
+def lag(samples: dict[tuple[str, tuple], float]) -> tuple[float, float, str]:
+    """The largest projection lag, in events and in seconds, and the read model behind most."""
+    events = {dict(k[1]).get("projection", "?"): v for k, v in samples.items()
+              if k[0] == "ledger_projection_lag_events"}  # fmt: skip
     seconds = [v for (n, _), v in samples.items() if n == "ledger_projection_lag_seconds"]
-    return max(events, default=0.0), max(seconds, default=0.0)
+    worst = max(events, key=events.get, default="-")
+    return events.get(worst, 0.0), max(seconds, default=0.0), worst
 
 
 def time_spent(before: dict, after: dict) -> dict[str, tuple[float, float]]:
