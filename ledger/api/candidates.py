@@ -15,6 +15,10 @@ from ledger.domain.base import NotFound
 from ledger.domain.candidate import derive_answer
 from ledger.projections.profiles import read_profile
 
+# Built once: a marshmallow schema's construction costs more than loading one answer.
+ANSWER_IN = schemas.AnswerIn()
+ANSWER_BATCH_IN = schemas.AnswerBatchIn()
+
 blp = Blueprint(
     "candidates", __name__, url_prefix="/api/v1", description="Candidates and positioning"
 )
@@ -56,8 +60,8 @@ def _batch_body() -> list[dict[str, Any]]:
             raise ApiProblem(
                 413, "batch-too-large", f"a batch holds at most {limit} answers, got {len(answers)}"
             )
-        return schemas.AnswerBatchIn().load(payload)["answers"]
-    return [schemas.AnswerIn().load(payload)]
+        return ANSWER_BATCH_IN.load(payload)["answers"]
+    return [ANSWER_IN.load(payload)]
 
 
 @blp.route("/answers", methods=["POST"])
