@@ -9,6 +9,7 @@ from flask_smorest import Blueprint
 
 from ledger.api import schemas
 from ledger.api.auth import SECURED, idempotent, require
+from ledger.api.body import PARSED
 from ledger.api.problems import ApiProblem
 from ledger.api.state import appended, state
 from ledger.domain.base import NotFound
@@ -48,7 +49,9 @@ def register_candidate(body: dict[str, Any]) -> dict[str, Any]:
 
 def _batch_body() -> list[dict[str, Any]]:
     """Accept one answer object or {"answers": [...]}; refuse oversize batches up front."""
-    payload = request.get_json(silent=True)
+    payload = request.environ.get(PARSED)  # checked before the view (ledger/api/body.py)
+    if payload is None:
+        payload = request.get_json(silent=True)
     if payload is None:
         if not request.is_json:
             raise ApiProblem(415, "unsupported-media-type", "send Content-Type: application/json")
