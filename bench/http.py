@@ -202,11 +202,25 @@ def main() -> int:
         }
         try:
             runs = measure(args, sides, token, candidates, challenges)
+            appends = append_metrics(ledger_port)
         finally:
             for proc in servers:
                 proc.terminate()
                 proc.wait(timeout=15)
-    return report(args, runs)
+    return report(args, runs, appends)
+
+
+def append_metrics(port: int) -> dict[str, float]:
+    """The ledger's own counters over the run (every worker's): transactions, events, lock wait."""
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+    wanted = ("ledger_appends_total", "ledger_events_appended_total",
+              "ledger_append_lock_wait_seconds_sum", "ledger_append_lock_wait_seconds_count")  # fmt: skip
+    found = {}
+    for line in text.splitlines():
+        name, _, value = line.partition(" ")
+        if name in wanted:
+            found[name] = float(value)
+    return found
 
 
 def measure(
@@ -226,7 +240,11 @@ def measure(
     return runs
 
 
-def report(args: argparse.Namespace, runs: dict[str, list[tuple[float, list[float], int]]]) -> int:
+def report(
+    args: argparse.Namespace,
+    runs: dict[str, list[tuple[float, list[float], int]]],
+    appends: dict[str, float],
+) -> int:
     db = "PostgreSQL" if args.database else "SQLite"
     print(
         f"{db}; gunicorn {args.workers} workers x {args.threads} threads (gthread); "
@@ -242,6 +260,14 @@ def report(args: argparse.Namespace, runs: dict[str, list[tuple[float, list[floa
             f"p50 {percentile(latencies, 0.5) * 1000:6.1f} ms  "
             f"p99 {percentile(latencies, 0.99) * 1000:6.1f} ms  errors {errors}  "
             f"rounds: {', '.join(f'{v:,.0f}' for v in rates)}"
+        )
+    commits = appends.get("ledger_appends_total", 0)
+    if commits:
+        waits = appends.get("ledger_append_lock_wait_seconds_count") or 1
+        print(
+            f"  ledger commits: {appends.get('ledger_events_appended_total', 0) / commits:.1f} "
+            f"events per transaction (group commit); mean append-lock wait "
+            f"{appends.get('ledger_append_lock_wait_seconds_sum', 0) / waits * 1000:.1f} ms"
         )
     ratios = [lr[0] / mr[0] for lr, mr in zip(runs["ledger"], runs["minimal"], strict=True)]
     ratio = statistics.median(ratios)

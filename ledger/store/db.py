@@ -186,14 +186,16 @@ class SQLiteDatabase(Database):
         return conn
 
     @contextmanager
-    def _transaction(self, begin: str, timed: bool = False) -> Iterator[sqlite3.Cursor]:
+    def _transaction(
+        self, begin: str, waiting_since: float | None = None
+    ) -> Iterator[sqlite3.Cursor]:
+        """`waiting_since`: when an append began to wait for the writer queue and lock."""
         try:
             conn = self._conn()
             cur = conn.cursor()
-            started = time.perf_counter()
             cur.execute(begin)
-            if timed:  # BEGIN IMMEDIATE waited for SQLite's writer lock: the append lock
-                observers.lock_waited(time.perf_counter() - started)
+            if waiting_since is not None:  # the queue and BEGIN IMMEDIATE: the append lock
+                observers.lock_waited(time.perf_counter() - waiting_since)
         except sqlite3.Error as exc:
             raise _sqlite_error(exc) from exc
         try:
@@ -218,10 +220,8 @@ class SQLiteDatabase(Database):
 
     @contextmanager
     def write(self, lock: int | None = APPEND_LOCK_ID, pipelined: bool = False) -> Iterator[Any]:
-        with (
-            self._queued(),
-            self._transaction("BEGIN IMMEDIATE", timed=lock == APPEND_LOCK_ID) as cur,
-        ):
+        since = time.perf_counter() if lock == APPEND_LOCK_ID else None
+        with self._queued(), self._transaction("BEGIN IMMEDIATE", since) as cur:
             yield cur
 
     @contextmanager
