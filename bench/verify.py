@@ -104,6 +104,7 @@ def main() -> int:
         "LEDGER_DATABASE_URL": f"sqlite:///{work}/ledger.db",
         "LEDGER_KEYS_DIR": str(work / "keys"),
         "LEDGER_LOOKUP_RATE_LIMIT": "100000000/minute",
+        "LEDGER_PROJECTIONS": "inline",  # `gunicorn wsgi:app` alone runs no projection runner
         "PYTHONPATH": str(ROOT),
     }
     code = prepare(work, env)

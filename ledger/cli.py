@@ -359,7 +359,43 @@ def _create_projection_tables(ledger: Any) -> list[Any]:
 
 @main.group()
 def projections() -> None:
-    """Read models: rebuild from the log, show positions."""
+    """Read models: follow the log, rebuild from it, show positions."""
+
+
+@projections.command("run")
+@click.option("--once", is_flag=True, help="Catch up to the head, then exit.")
+@click.option(
+    "--batch", type=click.IntRange(min=1), default=None,
+    help="Events per transaction (LEDGER_PROJECTION_BATCH).",
+)  # fmt: skip
+@click.option("--parent", type=int, default=None, hidden=True)  # set by `ledger serve`
+@friendly
+def projections_run(once: bool, batch: int | None, parent: int | None) -> None:
+    """Apply new events to the read models as they are appended, until SIGTERM."""
+    import logging
+    import signal
+
+    from ledger.config import setting
+    from ledger.projections.follow import Follower
+
+    logging.basicConfig(level=setting("LEDGER_LOG_LEVEL").upper())
+    ledger = _ledger()
+    config = ledger.config
+    follower = Follower(
+        ledger.db,
+        _create_projection_tables(ledger),
+        page=batch or config.projection_batch,
+        poll_s=config.projection_poll_ms / 1000,
+        parent=parent,
+    )
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: follower.stop.set())
+    try:
+        reached = follower.run(once=once)
+    finally:
+        ledger.close()
+    if once:
+        click.echo(f"read models at seq {reached}")
 
 
 @projections.command("rebuild")
@@ -377,10 +413,13 @@ def projections_rebuild() -> None:
 @projections.command("status")
 @friendly
 def projections_status() -> None:
+    """Each read model's position against the head, its stall if any, and the lag."""
+    from ledger.projections.lag import projection_lag
     from ledger.projections.runner import head, position, stalls
 
     ledger = _ledger()
     projs = _create_projection_tables(ledger)
+    lag = projection_lag(ledger.db, projs)
     latest = head(ledger.db)
     stalled = stalls(ledger.db)
     for p in projs:
@@ -388,6 +427,7 @@ def projections_status() -> None:
         if p.name in stalled:
             line += f" (stalled at seq {stalled[p.name]['seq']}: {stalled[p.name]['error']})"
         click.echo(line)
+    click.echo(f"lag: {lag['events']} events, {lag['seconds']} s")
 
 
 @main.group()
@@ -399,11 +439,11 @@ def webhooks() -> None:
 @friendly
 def webhooks_send() -> None:
     """Queue new certificate events and send the due deliveries once (for cron)."""
-    from ledger.projections.runner import catch_up
     from ledger.services.webhooks import Webhooks
 
     ledger = _ledger()
-    stalled = catch_up(ledger.db, _create_projection_tables(ledger))
+    projs = _create_projection_tables(ledger)
+    stalled = _fresh_read_models(ledger, projs)
     alarms: list[dict[str, Any]] = []
     counts = Webhooks(ledger, alarm=alarms.append).dispatch()
     click.echo(
@@ -415,6 +455,17 @@ def webhooks_send() -> None:
         raise CliError(
             f"read models stalled ({', '.join(sorted(stalled))}): run projections status"
         )
+
+
+def _fresh_read_models(ledger: Any, projs: list[Any]) -> set[str]:
+    """Catch the read models up here (inline), or wait for the runner; the stalled ones."""
+    from ledger.projections.lag import wait_for
+    from ledger.projections.runner import catch_up, head, stalls
+
+    if ledger.config.projections == "inline":
+        return catch_up(ledger.db, projs)
+    wait_for(ledger.db, projs, head(ledger.db), ledger.config.read_max_wait_ms / 1000)
+    return set(stalls(ledger.db))
 
 
 # --- export and audit --------------------------------------------------------
@@ -1419,22 +1470,30 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
     from ledger.audit.checkpoints import quorum
     from ledger.config import setting
     from ledger.projections.runner import catch_up
-    from ledger.server import run
+    from ledger.server import ProjectionRunner, run
 
     ledger = _ledger()  # refuses a missing ledger: `ledger init` creates it
     ledger.check_trust()
     quorum(ledger.config)  # a bad witness list fails here, not in every worker
     RateLimits(ledger.config).close()  # a bad limit or store fails here, not in every worker
-    catch_up(ledger.db, _create_projection_tables(ledger))  # workers start with fresh read models
+    projs = _create_projection_tables(ledger)
+    inline = ledger.config.projections == "inline"
+    if inline:
+        catch_up(ledger.db, projs)  # workers start with fresh read models
     ledger.close()
-    run(
-        host or setting("LEDGER_HOST"),
-        port or int(setting("LEDGER_PORT")),
-        workers or int(setting("LEDGER_WORKERS")),
-        ledger.config.runtime_dir,
-        ledger.config.log_format,
-        ledger.config.serve_threads,
-    )
+    runner = None if inline else ProjectionRunner().start()  # the read models' only writer
+    try:
+        run(
+            host or setting("LEDGER_HOST"),
+            port or int(setting("LEDGER_PORT")),
+            workers or int(setting("LEDGER_WORKERS")),
+            ledger.config.runtime_dir,
+            ledger.config.log_format,
+            ledger.config.serve_threads,
+        )
+    finally:
+        if runner is not None:
+            runner.stop()
 
 
 if __name__ == "__main__":

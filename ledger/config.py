@@ -14,6 +14,7 @@ from pathlib import Path
 from ledger.store.db import Timeouts
 
 ROOT = Path(__file__).resolve().parent.parent
+PROJECTION_MODES = ("runner", "inline")
 LOG_FORMATS = ("json", "text")
 METRICS_ACCESS = ("loopback", "token", "open")
 EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
@@ -174,6 +175,26 @@ SETTINGS: dict[str, tuple[str, str]] = {
     "LEDGER_SIGNING_THREADS": (
         "2",
         "Threads that sign a large batch of events in parallel (1 = sign on the writing thread).",
+    ),
+    "LEDGER_PROJECTIONS": (
+        "runner",
+        "Who writes the read models: `runner` = only `ledger projections run` (which "
+        "`ledger serve` starts alongside), API workers wait for it; `inline` = each API "
+        "worker catches them up within the request (a single process, the test client).",
+    ),
+    "LEDGER_PROJECTION_POLL_MS": (
+        "100",
+        "How often the projection runner looks for new events when no PostgreSQL "
+        "notification woke it (on SQLite: its only way to see them).",
+    ),
+    "LEDGER_PROJECTION_BATCH": (
+        "2000",
+        "Events the projection runner applies per transaction (with its position).",
+    ),
+    "LEDGER_READ_MAX_WAIT_MS": (
+        "2000",
+        "Runner mode: longest a read waits for the read models to reach the log's head "
+        "(or `X-Min-Seq`) before answering 503 with Retry-After.",
     ),
     "LEDGER_HOST": ("127.0.0.1", "Address `ledger serve` binds."),
     "LEDGER_PORT": ("8000", "Port `ledger serve` binds."),
@@ -367,6 +388,10 @@ class Config:
     issuer_logo: Path | None = None
     webhook_interval_s: int = 5
     webhook_allow_private: bool = False
+    projections: str = "inline"
+    projection_poll_ms: int = 100
+    projection_batch: int = 2000
+    read_max_wait_ms: int = 2000
     log_format: str = "json"
     metrics_access: str = "loopback"
     ready_max_lag_events: int = 10_000
@@ -413,6 +438,10 @@ class Config:
             "issuer_logo": _optional_path("LEDGER_ISSUER_LOGO"),
             "webhook_interval_s": _non_negative("LEDGER_WEBHOOK_INTERVAL_S"),
             "webhook_allow_private": _flag("LEDGER_WEBHOOK_ALLOW_PRIVATE"),
+            "projections": _choice("LEDGER_PROJECTIONS", PROJECTION_MODES),
+            "projection_poll_ms": _positive("LEDGER_PROJECTION_POLL_MS"),
+            "projection_batch": _positive("LEDGER_PROJECTION_BATCH"),
+            "read_max_wait_ms": _non_negative("LEDGER_READ_MAX_WAIT_MS"),
             "log_format": _choice("LEDGER_LOG_FORMAT", LOG_FORMATS),
             "metrics_access": _choice("LEDGER_METRICS_ACCESS", METRICS_ACCESS),
             "ready_max_lag_events": _positive("LEDGER_READY_MAX_LAG_EVENTS"),

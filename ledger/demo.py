@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -72,7 +73,7 @@ def _client(config: Config) -> tuple[Any, dict[str, str], Referential]:
     from ledger.api import create_app
     from ledger.api.state import ApiState
 
-    app = create_app(config)
+    app = create_app(replace(config, projections="inline"))  # in-process: nobody else applies
     st: ApiState = app.extensions["ledger"]
     _, token = st.tokens.create(["admin"], label="demo (single use)")
     return app.test_client(), {"Authorization": f"Bearer {token}"}, st.referential

@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import atexit
 import json
+import os
 import re
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -171,6 +173,35 @@ def control_socket(runtime_dir: Path, host: str, port: int) -> dict[str, Any]:
     if len(str(path).encode()) > MAX_SOCKET_PATH:
         return {"control_socket_disable": True}
     return {"control_socket": str(path)}
+
+
+SUPERVISOR_STOP_S = 15.0  # the supervisor's own wait for the runner, and a margin
+
+
+class ProjectionRunner:
+    """The projection runner's supervisor (ledger/supervisor.py), a child of `ledger serve`.
+
+    Started before gunicorn forks any worker; `stop` ends it and its runner.
+    """
+
+    def __init__(self) -> None:
+        self._process: subprocess.Popen | None = None
+
+    def start(self) -> ProjectionRunner:
+        command = [sys.executable, "-m", "ledger.supervisor", str(os.getpid())]
+        self._process = subprocess.Popen(command)
+        return self
+
+    def stop(self) -> None:
+        process = self._process
+        if process is None or process.poll() is not None:
+            return
+        process.terminate()
+        try:
+            process.wait(SUPERVISOR_STOP_S)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 def _child_exit(_server: Any, worker: Any) -> None:

@@ -31,10 +31,15 @@ BACKENDS = ("sqlite", "postgresql")
 
 @pytest.fixture(autouse=True, scope="session")
 def runtime_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """Shared rate-limit counters and control sockets of this run, not the checkout's."""
+    """Shared rate-limit counters and control sockets of this run, not the checkout's.
+
+    Apps (and servers) catch read models up inline unless a test starts a
+    projection runner and asks for runner mode itself.
+    """
     path = tmp_path_factory.mktemp("run")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("LEDGER_RUNTIME_DIR", str(path))
+        patch.setenv("LEDGER_PROJECTIONS", "inline")
         yield path
 
 

@@ -85,6 +85,7 @@ STATEMENT = {
         "server": "Le serveur vient de vérifier ses signatures et leur chaînage.",
         "log": "Votre navigateur vient de vérifier sa place dans le registre public.",
         "next": "Il figurera dans le prochain point de contrôle du registre public.",
+        "more_recent": "plus récent(s) : ils figureront dans le prochain point de contrôle",
         "nojs": "Sa place dans le registre public n'est pas vérifiée ici",
         "claim": "registre public viennent",
     },
@@ -92,6 +93,7 @@ STATEMENT = {
         "server": "Its signatures and their chain were checked by the server just now.",
         "log": "Its place in the public log was checked by your browser just now.",
         "next": "It will be in the public log's next checkpoint.",
+        "more_recent": "more recent event(s): they will be in the next checkpoint",
         "nojs": "Its place in the public log is not checked here",
         "claim": "place in the public log were checked",
     },
@@ -127,6 +129,9 @@ def test_a_pending_checkpoint_is_said_plainly(site, browser: Browser) -> None:
         statement = _statement(page)
         assert words["server"] in statement and words["next"] in statement, statement
         assert words["log"] not in statement
+        proof = page.locator("#log-check").inner_text()
+        assert words["more_recent"] in proof, proof
+        assert not re.search(r"(?<!\d)0 (event|événement)", proof), proof  # not "0 included"
         page.locator("#statement").scroll_into_view_if_needed()
         shoot(page, f"27-statement-pending-{lang}")
         page.close()

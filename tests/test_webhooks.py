@@ -19,6 +19,8 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from ledger.api.state import ApiState
 from ledger.cli import main
@@ -553,20 +555,172 @@ def test_a_slow_name_lookup_is_refused(monkeypatch: Any) -> None:
     release.set()
 
 
-def test_one_host_gets_a_share_of_each_round(flow: Flow, monkeypatch: Any) -> None:
-    """Two schools' hosts (a slow one among them) each get PER_HOST deliveries per round."""
+def test_a_failing_host_keeps_its_share_a_healthy_one_takes_more(
+    flow: Flow, monkeypatch: Any
+) -> None:
+    """A host that fails gets PER_HOST attempts per round; a prompt one is sent all it is due."""
     monkeypatch.setattr(webhooks, "PER_HOST", 2)
-    with Receiver() as a, Receiver() as b:
+    monkeypatch.setattr(webhooks, "PROMPT_SECONDS", 60.0)  # scheduling under test, not speed
+    with Receiver(failures=100) as a, Receiver() as b:
         _named(flow, {"a.example": "127.0.0.1", "b.example": "127.0.0.1"})
         for name, receiver in (("a", a), ("b", b)):
             url = f"http://{name}.example:{receiver.server.server_port}/hook"
             assert _register(flow, url).status_code == 201
         _three_events(flow)
         with clock.frozen_at(T0):
-            assert _state(flow.app).dispatch_webhooks()["delivered"] == 4
-            assert (len(a.received), len(b.received)) == (2, 2)
-            assert _state(flow.app).dispatch_webhooks()["delivered"] == 2
-    assert sorted(e["event"] for e in a.events()) == ["cancellation", "publication", "rescoring"]
+            assert _state(flow.app).dispatch_webhooks() == {"queued": 6, "delivered": 3,
+                                                            "failed": 2}  # fmt: skip
+            assert (len(a.received), len(b.received)) == (2, 3)
+            assert _state(flow.app).dispatch_webhooks() == {"queued": 0, "delivered": 0,
+                                                            "failed": 1}  # fmt: skip
+    assert sorted(e["event"] for e in b.events()) == ["cancellation", "publication", "rescoring"]
+
+
+def test_a_webhook_registered_before_hosts_were_stored_is_served(
+    flow: Flow, receiver: Receiver
+) -> None:
+    """A webhook from before migration 3 has no host: its URL stands for it."""
+    _hook(flow, receiver.url)
+    with _state(flow.app).ledger.db.write(lock=None) as cur:
+        cur.execute("UPDATE webhooks SET host = ''")
+    _published(flow)
+    with clock.frozen_at(T0):
+        assert _state(flow.app).dispatch_webhooks() == {"queued": 1, "delivered": 1, "failed": 0}
+    assert len(receiver.received) == 1
+
+
+def _backlog(flow: Flow, hook_id: str, size: int, monkeypatch: Any) -> None:
+    """`size` due deliveries for the webhook, older than any real one (seq -size … -1).
+
+    They stand for as many published pupils; their signed events are not built here
+    (the round's scheduling is under test), so their body is what was queued.
+    """
+    rows = [(hook_id, -n, json.dumps({"delivery": f"{hook_id}/{-n}", "seq": -n}),
+             clock.format_time(T0)) for n in range(1, size + 1)]  # fmt: skip
+    with _state(flow.app).ledger.db.write(lock=None) as cur:
+        cur.executemany(
+            "INSERT INTO webhook_deliveries (webhook, seq, body, attempts, next_attempt, status)"
+            " VALUES (?, ?, ?, 0, ?, 'pending')",
+            rows,
+        )
+    signed = webhooks.Webhooks.signed_body
+
+    def body(self: webhooks.Webhooks, hook: str, seq: int, school: str) -> dict[str, Any]:
+        if seq > 0:
+            return signed(self, hook, seq, school)
+        return {"delivery": f"{hook}/{seq}", "seq": seq}
+
+    monkeypatch.setattr(webhooks.Webhooks, "signed_body", body)
+
+
+def test_a_school_backlog_does_not_hold_another_school(flow: Flow, monkeypatch: Any) -> None:
+    """1,200 due for school A's host and 1 for B's: B's goes in the first round, A drains fast."""
+    monkeypatch.setattr(webhooks, "BURST_PER_HOST", 100)
+    monkeypatch.setattr(webhooks, "PROMPT_SECONDS", 60.0)  # scheduling under test, not speed
+    monkeypatch.setattr(webhooks, "ROUND_SECONDS", 3600.0)
+    with Receiver() as a, Receiver() as b:
+        _named(flow, {"a.example": "127.0.0.1", "b.example": "127.0.0.1"})
+        urls = [f"http://{n}.example:{r.server.server_port}/hook" for n, r in (("a", a), ("b", b))]
+        hook_a = _register(flow, urls[0], SCHOOL).get_json()["id"]
+        assert _register(flow, urls[1], OTHER).status_code == 201
+        _three_events(flow)  # 3 events of a pupil of A, 1 of a pupil of B
+        _state(flow.app).fresh()
+        assert _state(flow.app).webhooks.enqueue() == 4
+        _backlog(flow, hook_a, 1200, monkeypatch)
+        rounds = []
+        with clock.frozen_at(T0):
+            while len(a.received) < 1203:
+                rounds.append(_state(flow.app).dispatch_webhooks())
+                assert len(rounds) <= 13  # 3 per round would take 401
+                if len(rounds) == 1:
+                    assert [e["event"] for e in b.events()] == ["publication"]
+                    assert len(a.received) == 100
+    assert all(r["failed"] == 0 for r in rounds) and len(b.received) == 1
+    assert len({e["seq"] for e in a.events()}) == 1203
+
+
+def test_stuck_name_lookups_refuse_only_their_hosts(monkeypatch: Any) -> None:
+    """Hosts whose DNS never answers hold their own lookups, not everyone's."""
+    monkeypatch.setattr(webhook_targets, "RESOLVE_SECONDS", 0.2)
+    monkeypatch.setattr(webhook_targets, "_lookups", webhook_targets.Lookups())
+    release = threading.Event()
+
+    def resolver(host: str, port: int) -> list[str]:
+        if host.startswith("stuck"):
+            release.wait(60)
+        return [PUBLIC]
+
+    def check(host: str, owner: str) -> Any:
+        return webhook_targets.check(f"https://{host}/h", resolver=resolver, owner=owner)
+
+    try:
+        for n in range(8):  # more stuck names than the old shared pool had threads
+            with pytest.raises(TargetRefused, match=f"stuck{n}.example does not resolve"):
+                check(f"stuck{n}.example", owner=f"school{n}")
+        assert check("good.example", owner="school0").address == PUBLIC
+        with pytest.raises(TargetRefused, match="does not resolve"):
+            check("stuck1.example", owner="school9")  # its second lookup waits, then times out
+        with pytest.raises(TargetRefused, match="earlier lookups still unanswered"):
+            check("stuck1.example", owner="school9")  # a third is refused at once
+        for n in range(3):  # one school's stuck names hold at most LOOKUPS_PER_OWNER threads
+            with pytest.raises(TargetRefused, match="does not resolve"):
+                check(f"stuck-s{n}.example", owner="school0")
+        with pytest.raises(webhook_targets.LookupBusy):
+            check("good.example", owner="school0")
+        assert check("good.example", owner="school8").address == PUBLIC
+        monkeypatch.setattr(webhook_targets, "LOOKUPS", 12)  # all taken: busy, for anyone
+        with pytest.raises(webhook_targets.LookupBusy, match="could not be looked up now"):
+            check("good.example", owner="school8")
+    finally:
+        release.set()
+
+
+def test_a_busy_lookup_is_not_the_receivers_failure(
+    flow: Flow, receiver: Receiver, monkeypatch: Any
+) -> None:
+    """A send refused because every lookup thread is busy stays due, its attempts unchanged."""
+    _named(flow, {"hooks.school.example": "127.0.0.1"})
+    assert _register(flow, f"http://hooks.school.example:{receiver.server.server_port}/h")
+    _published(flow)
+    monkeypatch.setattr(webhook_targets, "LOOKUPS", 0)
+    with clock.frozen_at(T0):
+        assert _state(flow.app).dispatch_webhooks() == {"queued": 1, "delivered": 0, "failed": 0}
+    (entry,) = _log(flow)
+    assert (entry["status"], entry["attempts"], entry["last_error"]) == ("pending", 0, None)
+    assert entry["next_attempt"] == clock.format_time(T0) and receiver.received == []
+    monkeypatch.setattr(webhook_targets, "LOOKUPS", 64)
+    with clock.frozen_at(T0):
+        assert _state(flow.app).dispatch_webhooks() == {"queued": 0, "delivered": 1, "failed": 0}
+    assert _log(flow)[0]["attempts"] == 1
+
+
+ODD_URLS = st.one_of(
+    st.sampled_from(["https://[1:2:3:4:5:6:7:8:9]/h", "https://[a::b::c]/h", "https://[::1/h",
+                     "https://[v1.x]/h", "https://\ud800.example/h", "https://a:99999/h",
+                     "https://[::1]:x/h", "https://a..b/h", "https://" + "a" * 70 + ".fr/h",
+                     "https://a.example/\udcff", "https://a\x00b.example/h", "https:///h"]),
+    st.text(max_size=60),
+    st.text(max_size=40).map(lambda rest: f"https://{rest}"),
+    st.text(alphabet="0123456789abcdef:.%[]/@#?", max_size=40).map(lambda r: f"https://[{r}"),
+)  # fmt: skip
+
+
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])  # fmt: skip
+@given(url=ODD_URLS)
+def test_odd_urls_are_refused_never_a_500(flow: Flow, url: str) -> None:
+    _state(flow.app).webhooks.resolver = lambda host, port: [PUBLIC]
+    response = _register(flow, url)
+    assert response.status_code in (201, 409, 422), (url, response.status_code)
+    if response.status_code != 201:
+        assert response.content_type == "application/problem+json"
+
+
+def test_bracketed_hosts_that_are_no_address_are_refused(flow: Flow) -> None:
+    for url in ("https://[1:2:3:4:5:6:7:8:9]/h", "https://[a::b::c]/h"):
+        response = _register(flow, url)
+        assert response.status_code == 422, url
+        assert response.get_json()["detail"] == "url: not a valid URL (expected https://host/path)"
 
 
 def test_openapi_describes_the_payload_and_the_log(client: Any) -> None:

@@ -19,7 +19,7 @@ from flask_smorest import Blueprint
 from ledger.api.problems import PROBLEM_JSON, RETRY_AFTER_S, problem
 from ledger.api.state import state
 from ledger.domain import clock
-from ledger.projections.lag import lag_problems, lags
+from ledger.projections.lag import lag_problems, lags, projection_lag
 from ledger.projections.runner import head, stalls
 from ledger.services.checkpoints import checkpoint_status
 from ledger.store.db import StoreError, StoreUnavailable
@@ -51,10 +51,12 @@ def ready() -> Response:
     """Readiness: database reachable, projections caught up, log verified, no integrity alarm."""
     st = state()
     checks: dict[str, Any] = {}
+    lag: dict[str, Any] | None = None
     try:
         latest = head(st.ledger.db)
         checks["database"] = {"ok": True, "kind": st.ledger.db.kind, "head": latest}
         checks["projections"] = _projections(latest)
+        lag = projection_lag(st.ledger.db, st.projections)
         verified = st.tail.advance()
         checks["checkpoint"] = {"ok": not st.tail.problem, **verified.to_dict()}
         if st.tail.problem:
@@ -71,8 +73,9 @@ def ready() -> Response:
             f"not ready: {', '.join(failed)}",
             {"Retry-After": str(RETRY_AFTER_S)},
             checks=checks,
+            projection_lag=lag,
         )
-    return jsonify({"status": "ready", "checks": checks})
+    return jsonify({"status": "ready", "checks": checks, "projection_lag": lag})
 
 
 def _signed_checkpoint(head_seq: int) -> dict[str, Any]:
@@ -91,7 +94,8 @@ def _projections(latest: int) -> dict[str, Any]:
     """
     st = state()
     try:
-        st.fresh()
+        if st.config.projections == "inline":  # runner mode: the runner applies, never us
+            st.fresh()
     except StoreUnavailable:
         raise
     except StoreError as exc:  # a read model that cannot apply an event

@@ -103,6 +103,7 @@ PROBLEM_TYPES: dict[str, ProblemType] = {
     # --- service
     "busy": _p(503, "The service is busy checking other files.", RETRY_EN, "Le service vérifie déjà d'autres fichiers.", RETRY_FR),
     "not-ready": _p(503, "The service is not ready: `checks` says which check failed and why (database, keys, read models too far behind the log, checkpoint too old, integrity alarm).", RETRY_EN, "Le service n'est pas prêt : `checks` indique la vérification en échec et pourquoi (base, clés, modèles de lecture trop en retard sur le journal, point de contrôle trop ancien, alerte d'intégrité).", RETRY_FR),
+    "projections-behind": _p(503, "The read models have not caught up with the log yet (the projection runner is behind or stopped), so the answer would be stale.", RETRY_EN, "Les modèles de lecture n'ont pas encore rattrapé le journal (le projecteur est en retard ou arrêté) : la réponse serait périmée.", RETRY_FR),
     "service-unavailable": _p(503, "The database cannot be reached right now.", RETRY_EN, "La base de données est injoignable pour l'instant.", RETRY_FR),
     "internal-error": _p(500, "An unexpected error; it has been logged.", "Retry; if it persists, report the time to the operator.", "Erreur inattendue ; elle a été journalisée.", "Réessayez ; si elle persiste, signalez l'heure à l'opérateur."),
 }  # fmt: skip

@@ -17,6 +17,7 @@ from werkzeug.exceptions import HTTPException
 from ledger.api.observe import ID_KEY as REQUEST_ID_KEY
 from ledger.domain.base import DomainError
 from ledger.log_redaction import redact_path
+from ledger.projections.lag import ProjectionsBehind
 from ledger.store.db import StoreUnavailable
 
 PROBLEM_JSON = "application/problem+json"
@@ -139,11 +140,25 @@ def from_validation(error: ValidationError) -> Response:
 def from_unavailable(error: StoreUnavailable) -> Response:
     """Database down, locked or too slow: 503 now rather than a hang, retry shortly."""
     log.warning("%s %s: %s", request.method, request.path, error)
+    if isinstance(error, ProjectionsBehind):
+        return from_behind(error)
     return problem(
         503,
         "service-unavailable",
         "the service cannot reach its database right now; retry shortly",
         {"Retry-After": str(RETRY_AFTER_S)},
+    )
+
+
+def from_behind(error: ProjectionsBehind) -> Response:
+    """Read models older than the read needs (runner stopped or far behind): stale, so 503."""
+    return problem(
+        503,
+        "projections-behind",
+        f"the read models have not reached seq {error.required} yet; retry shortly",
+        {"Retry-After": str(RETRY_AFTER_S)},
+        required_seq=error.required,
+        applied_seq=error.applied,
     )
 
 

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from flask import current_app
+from flask import current_app, has_request_context, request
 
+from ledger.api.problems import ApiProblem
 from ledger.attestation.service import Attestations
 from ledger.audit.tail import TailVerifier
 from ledger.config import Config
 from ledger.domain import clock
 from ledger.domain.referential import Referential, load_referential
 from ledger.projections import all_projections
+from ledger.projections.lag import wait_for
 from ledger.projections.runner import Projection, catch_up, head
 from ledger.services.candidates import CandidateService
 from ledger.services.certification import CertificationService
@@ -24,6 +26,9 @@ from ledger.store.application import Ledger
 from ledger.store.tokens import TokenStore
 
 MAX_ALARMS = 100
+MIN_SEQ_HEADER = "X-Min-Seq"
+MAX_SEQ_DIGITS = 18
+HEAD = 2**63 - 1  # "the head": fresh() takes the smaller of this and the log's head
 
 
 @dataclass
@@ -83,21 +88,47 @@ class ApiState:
             certification=CertificationService(ledger, referential, config),
         )
 
-    def fresh(self) -> int:
-        """Bring read models up to the log before answering a read; return the log's head.
+    def fresh(self, min_seq: int | None = None) -> int:
+        """Have read models up to the log before answering a read; return the log's head.
 
         One cheap query (the head) per read; the projections are only touched when
-        the log moved since this process last caught up.
+        the log moved since this process last caught up. Inline mode applies the
+        new events here; runner mode waits (bounded) for the runner to reach the
+        head, or only `min_seq` (default: the request's `X-Min-Seq`) when given.
         """
         latest = head(self.ledger.db)
-        if latest != self._caught_up_to and not catch_up(self.ledger.db, self.projections):
+        if self.config.projections == "runner":
+            self._await(min(latest, _requested_seq() if min_seq is None else min_seq))
+        elif latest != self._caught_up_to and not catch_up(self.ledger.db, self.projections):
             self._caught_up_to = latest  # a stalled projection is retried on later reads
         return latest
+
+    def _await(self, seq: int) -> None:
+        """Wait for the runner to apply `seq`; ProjectionsBehind (503) past the bound."""
+        if seq > self._caught_up_to:
+            wait_s = self.config.read_max_wait_ms / 1000
+            reached = wait_for(self.ledger.db, self.projections, seq, wait_s)
+            self._caught_up_to = max(self._caught_up_to, reached)
 
     def dispatch_webhooks(self) -> dict[str, int]:
         """Queue new certificate events for each webhook and send the due deliveries."""
         self.fresh()
         return self.webhooks.dispatch()
+
+
+def _requested_seq() -> int:
+    """The seq a client asked its read to reflect (`X-Min-Seq` or `?min_seq=`); else any.
+
+    Absent means the head when the request began (the caller's bound).
+    """
+    raw = None
+    if has_request_context():
+        raw = request.headers.get(MIN_SEQ_HEADER) or request.args.get("min_seq")
+    if raw is None:
+        return HEAD
+    if not raw.isascii() or not raw.isdigit() or len(raw) > MAX_SEQ_DIGITS:
+        raise ApiProblem(400, "malformed-request", f"{MIN_SEQ_HEADER} must be a seq (digits)")
+    return int(raw)
 
 
 def state() -> ApiState:

@@ -101,35 +101,46 @@ def _apply_all(cur: Any, projection: Projection, envelopes: Iterable[Envelope]) 
             raise ProjectionStalled(projection.name, env.seq, _describe(exc)) from exc
 
 
-def _read_page(cur: Any, after: int, stop: int | None = None) -> list[Envelope]:
+def _read_page(
+    cur: Any, after: int, stop: int | None = None, size: int | None = None
+) -> list[Envelope]:
     sql = f"SELECT {COLUMNS} FROM ledger_events WHERE seq > ?"
     params: list[Any] = [after]
     if stop is not None:
         sql += " AND seq <= ?"
         params.append(stop)
-    cur.execute(sql + " ORDER BY seq LIMIT ?", (*params, PAGE))
+    cur.execute(sql + " ORDER BY seq LIMIT ?", (*params, size or PAGE))
     return [row_to_envelope(r) for r in cur.fetchall()]
 
 
-def _apply_page(db: Database, projection: Projection, stop: int | None = None) -> int:
-    """Apply up to one page (up to `stop`); return how many envelopes were read."""
+def _apply_page(
+    db: Database, projection: Projection, stop: int | None = None, size: int | None = None
+) -> int:
+    """Apply up to one page of `size` (up to `stop`); return how many envelopes were read."""
     with db.write(lock=_lock_id(projection.name)) as cur:
         cur.execute("SELECT position FROM projection_positions WHERE name = ?", (projection.name,))
         row = cur.fetchone()
-        envelopes = _read_page(cur, row[0] if row else 0, stop)
+        envelopes = _read_page(cur, row[0] if row else 0, stop, size)
         _apply_all(cur, projection, envelopes)
         if envelopes:
             _set_position(cur, projection.name, envelopes[-1].seq)
     return len(envelopes)
 
 
-def _advance(db: Database, projection: Projection) -> None:
-    """Apply pages until the head; on a bad event keep every event before it, then raise."""
+def _never() -> bool:
+    return False
+
+
+def _advance(
+    db: Database, projection: Projection, size: int | None = None, stop: Callable[[], bool] = _never
+) -> None:
+    """Apply pages until the head or `stop()`; on a bad event keep those before it, then raise."""
+    size = size or PAGE
     try:
-        while _apply_page(db, projection) == PAGE:
+        while _apply_page(db, projection, size=size) == size and not stop():
             pass
     except ProjectionStalled as stalled:
-        while _apply_page(db, projection, stop=stalled.seq - 1) == PAGE:
+        while _apply_page(db, projection, stop=stalled.seq - 1, size=size) == size:
             pass
         raise
 
@@ -224,29 +235,37 @@ def _upgrade(db: Database, projection: Projection) -> None:
         _set_digest(cur, projection)
 
 
-def catch_up(db: Database, projections: Iterable[Projection]) -> set[str]:
+def catch_up(
+    db: Database,
+    projections: Iterable[Projection],
+    page: int | None = None,
+    stop: Callable[[], bool] = _never,
+) -> set[str]:
     """Bring each projection up to the head of the log (cheap when already there).
 
-    Returns the names of stalled projections; they never stop the others, and
-    one waiting for its backoff is skipped.
+    Applies `page` events per transaction (default PAGE); returns early, between
+    pages, once `stop()` is true. Returns the names of stalled projections; they
+    never stop the others, and one waiting for its backoff is skipped.
     """
     latest = head(db)
     stalled = stalls(db)
     now = clock.format_time(clock.now())
     still: set[str] = set()
     for projection in projections:
+        if stop():
+            break
         previous = stalled.get(projection.name)
         if previous and previous["retry_at"] > now:
             still.add(projection.name)
             continue
         if position(db, projection.name) < latest:
             try:
-                _advance(db, projection)
+                _advance(db, projection, page, stop)
             except ProjectionStalled as exc:
                 _record_stall(db, exc, previous)
                 still.add(projection.name)
                 continue
-        if previous:
+        if previous and not stop():  # stopped early, it may not have passed the event yet
             _clear_stall(db, projection.name)
     return still
 

@@ -36,6 +36,7 @@ from ledger.audit.log_tree import LogTree
 from ledger.audit.merkle import MerkleError
 from ledger.crypto import SigningKey
 from ledger.domain import clock
+from ledger.services.background import Every
 from ledger.services.witness_client import PushOutcome, push
 from ledger.store.application import Ledger
 from ledger.store.checkpoints import CheckpointStore, Cosignature, StoredCheckpoint
@@ -355,30 +356,13 @@ def checkpoint_status(ledger: Ledger, head_seq: int, now: datetime) -> dict[str,
 # --- background loop ---------------------------------------------------------------
 
 
-class CheckpointLoop:
-    """Ticks a Checkpointer every `interval` seconds on a daemon thread until stopped."""
+class CheckpointLoop(Every):
+    """Ticks a Checkpointer every `interval` seconds until stopped, then closes it."""
 
     def __init__(self, checkpointer: Checkpointer, interval: float = 1.0):
+        super().__init__("checkpoint", lambda: checkpointer.tick(wait=False), interval)
         self.checkpointer = checkpointer
-        self.interval = interval
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="checkpoints", daemon=True)
 
-    def start(self) -> CheckpointLoop:
-        self._thread.start()
-        return self
-
-    def stop(self, timeout: float = 5.0) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout)
+    def stop(self, timeout: float | None = None) -> None:
+        super().stop(timeout)
         self.checkpointer.close()
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            try:
-                self.checkpointer.tick(wait=False)
-            except StoreError as exc:  # the database is down: try again next second
-                log.warning("checkpoint: %s", str(exc).splitlines()[0] if str(exc) else exc)
-            except Exception:
-                log.exception("checkpoint: tick failed")

@@ -13,7 +13,10 @@ A URL is kept in one normal form (`normalise`), the exact target URI the
 request goes to, so the RFC 9421 `@target-uri` a receiver rebuilds from the
 Host header and request path is the one signed. A receiver cannot hold a
 dispatcher: the name lookup and the whole exchange each have a wall-clock
-deadline, whatever the receiver trickles.
+deadline, whatever the receiver trickles. A lookup runs in its own thread, which
+a resolver that never answers keeps: lookups in flight are bounded per host, per
+school and in all, so a school's stuck names refuse only themselves, and a
+lookup refused because all are busy (`LookupBusy`) is no fault of the receiver.
 """
 
 from __future__ import annotations
@@ -23,9 +26,8 @@ import http.client
 import ipaddress
 import socket
 import threading
+from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any, NamedTuple
 from urllib.parse import quote, urlsplit
 
@@ -37,11 +39,76 @@ URI_SAFE = "/%:@!$&'()*+,;=-._~?"  # RFC 3986 characters kept as they are in a p
 NAT64 = ipaddress.ip_network("64:ff9b::/96")
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str, int], list[str]]
-_lookups = ThreadPoolExecutor(max_workers=4, thread_name_prefix="webhook-dns")
+LOOKUPS = 64  # name lookups in flight in this process, stuck ones included
+LOOKUPS_PER_HOST = 2  # a name whose lookups hang holds at most this many threads
+LOOKUPS_PER_OWNER = 4  # nor can one school's names hold more
 
 
 class TargetRefused(ValueError):
     """The URL may not receive webhooks; the message says why."""
+
+
+class LookupBusy(TargetRefused):
+    """Every lookup thread is taken by other names: try again later, not the host's fault."""
+
+
+class Lookups:
+    """Name lookups in flight, each in a daemon thread, counted in all, per host and per owner."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._hosts: Counter[str] = Counter()
+        self._owners: Counter[str] = Counter()
+        self._total = 0
+
+    def run(
+        self, resolver: Resolver, host: str, port: int, owner: str, seconds: float
+    ) -> list[str]:
+        """`resolver`'s answer, or OSError when it takes longer than `seconds` (it has no timeout)."""
+        self._take(host, owner)
+        done, answer = threading.Event(), dict[str, Any]()
+
+        def lookup() -> None:
+            try:
+                answer["addresses"] = resolver(host, port)
+            except Exception as exc:  # re-raised in the caller's thread
+                answer["error"] = exc
+            finally:
+                self._give(host, owner)
+                done.set()
+
+        threading.Thread(target=lookup, name="webhook-dns", daemon=True).start()
+        if not done.wait(seconds):
+            raise OSError(f"no answer within {seconds} s")
+        if "error" in answer:
+            raise answer["error"]
+        return answer["addresses"]
+
+    def _take(self, host: str, owner: str) -> None:
+        """Count one more lookup, or refuse: the stuck host or owner only, anyone when all are busy."""
+        with self._lock:
+            if self._hosts[host] >= LOOKUPS_PER_HOST:
+                raise TargetRefused(
+                    f"url: the host {host} does not resolve (earlier lookups still unanswered)"
+                )
+            if owner and self._owners[owner] >= LOOKUPS_PER_OWNER:
+                raise LookupBusy(f"url: too many lookups of {owner}'s hosts unanswered; try later")
+            if self._total >= LOOKUPS:
+                raise LookupBusy(f"url: the host {host} could not be looked up now; try later")
+            self._hosts[host] += 1
+            self._owners[owner] += 1
+            self._total += 1
+
+    def _give(self, host: str, owner: str) -> None:
+        with self._lock:
+            self._hosts[host] -= 1
+            self._owners[owner] -= 1
+            self._total -= 1
+            self._hosts += Counter()  # drops the names back at zero
+            self._owners += Counter()
+
+
+_lookups = Lookups()
 
 
 class Target(NamedTuple):
@@ -59,8 +126,17 @@ def normalise(url: str) -> str:
 
     Scheme and host lower-case, host in IDNA (ASCII) form, default port dropped,
     empty path as `/`; a fragment or user info is refused (never sent, so never
-    signed).
+    signed). Anything that does not parse as such a URL is refused, never raised as is.
     """
+    try:
+        return _normalise(url)
+    except TargetRefused:
+        raise
+    except ValueError:  # urlsplit, ipaddress, quote: brackets, IPv6 text, lone surrogates
+        raise TargetRefused("url: not a valid URL (expected https://host/path)") from None
+
+
+def _normalise(url: str) -> str:
     parts = urlsplit(url.strip())
     scheme = parts.scheme.lower()
     if scheme not in DEFAULT_PORTS or not parts.hostname:
@@ -95,12 +171,11 @@ def resolve(host: str, port: int) -> list[str]:
     return list(dict.fromkeys(str(info[4][0]) for info in found))
 
 
-def resolve_within(resolver: Resolver, host: str, port: int, seconds: float) -> list[str]:
-    """`resolver`'s answer, or OSError when it takes longer than `seconds` (it has no timeout)."""
-    try:
-        return _lookups.submit(resolver, host, port).result(timeout=seconds)
-    except FutureTimeout:
-        raise OSError(f"no answer within {seconds} s") from None
+def resolve_within(
+    resolver: Resolver, host: str, port: int, seconds: float, owner: str = ""
+) -> list[str]:
+    """`resolver`'s answer, OSError past `seconds`, TargetRefused when lookups are held up."""
+    return _lookups.run(resolver, host, port, owner, seconds)
 
 
 def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
@@ -137,8 +212,13 @@ def refusal(address: Address) -> str | None:
     return next((name for name, hit in checks if hit), None)
 
 
-def check(url: str, allow_private: bool = False, resolver: Resolver = resolve) -> Target:
-    """The target of `url` if webhooks may go there, else `TargetRefused` naming the reason."""
+def check(
+    url: str, allow_private: bool = False, resolver: Resolver = resolve, owner: str = ""
+) -> Target:
+    """The target of `url` if webhooks may go there, else `TargetRefused` naming the reason.
+
+    `owner` (the school) bounds the lookups one school can hold at once.
+    """
     parts = urlsplit(normalise(url))
     if parts.scheme != "https" and not allow_private:
         raise TargetRefused(f"url: expected an https:// URL with a host, got {parts.scheme}://")
@@ -146,8 +226,10 @@ def check(url: str, allow_private: bool = False, resolver: Resolver = resolve) -
     port = parts.port or DEFAULT_PORTS[parts.scheme]
     path = parts.path + (f"?{parts.query}" if parts.query else "")
     try:
-        addresses = resolve_within(resolver, parts.hostname, port, RESOLVE_SECONDS)
-    except OSError:
+        addresses = resolve_within(resolver, parts.hostname, port, RESOLVE_SECONDS, owner)
+    except TargetRefused:
+        raise
+    except (OSError, ValueError):  # no answer in time, unknown name, a name the resolver refuses
         raise TargetRefused(f"url: the host {parts.hostname} does not resolve") from None
     if not addresses:
         raise TargetRefused(f"url: the host {parts.hostname} does not resolve")

@@ -20,20 +20,25 @@ candidate's signed registration, each checked (hash, trusted signature,
 chain link). A delivery whose events do not verify, or whose stored body or
 school disagrees with them, is not sent: it fails with an integrity error and
 raises the alarm. One slow receiver cannot hold the others: each send has a
-deadline, a round sends at most `PER_HOST` deliveries to one host, and hosts
-are served in parallel.
+deadline, hosts are served in parallel, and a round picks the due deliveries
+per host in SQL (the host is stored with the webhook), the `PER_HOST` oldest of
+each first, so one school's backlog never hides another's. A host that answers
+each send promptly then takes more of its backlog (up to `BURST_PER_HOST`,
+within the round's `ROUND_SECONDS`); a slow or failing one keeps its small
+share. A send whose name lookup found every lookup thread taken by other names
+is left due, not counted against the receiver.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any, Protocol
-from urllib.parse import urlsplit
 
 from ledger import crypto
 from ledger.domain import clock
@@ -43,7 +48,14 @@ from ledger.envelope import Envelope
 from ledger.projections.runner import head, position
 from ledger.services import webhook_targets
 from ledger.services.verification import check_envelope, trusted_keys
-from ledger.services.webhook_targets import Resolver, TargetRefused, check, normalise, resolve
+from ledger.services.webhook_targets import (
+    LookupBusy,
+    Resolver,
+    TargetRefused,
+    check,
+    normalise,
+    resolve,
+)
 from ledger.store.application import Ledger
 
 log = logging.getLogger(__name__)
@@ -57,9 +69,12 @@ READ_MODELS = ("certificates", "profiles")  # what a delivery's body is read fro
 BACKOFF_SECONDS = (10, 60, 300, 1800, 7200)  # after the 1st, 2nd… failed attempt
 MAX_ATTEMPTS = len(BACKOFF_SECONDS) + 1
 LEASE_SECONDS = 60  # longer than a host's share of a round, so a live sender keeps its claim
-PER_HOST = 3  # deliveries sent to one host per round (3 × 10 s deadline < the lease)
+PER_HOST = 3  # deliveries sent to any host per round (3 × 10 s deadline < the lease)
+BURST_PER_HOST = 200  # the most sent to a host that answers every send promptly
+PROMPT_SECONDS = 1.0  # a 2xx within this is a prompt answer
+ROUND_SECONDS = 30.0  # no send past the share starts later (+ one deadline < the lease)
 SEND_THREADS = 4  # hosts served at once
-PAGE = 1000
+PAGE = 1000  # events queued per step; due deliveries read per round
 ISSUED = "certification.CertificateIssued"
 REGISTERED = Candidate.Registered.TYPE
 ENVELOPE_CHECKS = ("hash_valid", "key_trusted", "signature_valid", "chain_link_valid")
@@ -92,9 +107,10 @@ def post(
     headers: dict[str, str],
     allow_private: bool = False,
     resolver: Resolver = resolve,
+    owner: str = "",
 ) -> int:
     """Check the URL on the addresses it resolves to now, then POST there; 0 when unreachable."""
-    target = check(url, allow_private, resolver)
+    target = check(url, allow_private, resolver, owner)
     return webhook_targets.post(target, body, headers)
 
 
@@ -110,13 +126,15 @@ class Webhooks:
         self.allow_private = ledger.config.webhook_allow_private
         self.max_per_school = ledger.config.webhook_max_per_school
         self.resolver = resolver
-        self.poster: Poster = poster or self._post
+        self.poster = poster  # None: `post`, with the school's lookup quota
         self.alarm = alarm
         # Kept for the process's life: its few threads (and their database connections) are reused.
         self._senders = ThreadPoolExecutor(SEND_THREADS, thread_name_prefix="webhook-send")
 
-    def _post(self, url: str, body: bytes, headers: dict[str, str]) -> int:
-        return post(url, body, headers, self.allow_private, self.resolver)
+    def _post(self, url: str, body: bytes, headers: dict[str, str], school: str) -> int:
+        if self.poster is not None:
+            return self.poster(url, body, headers)
+        return post(url, body, headers, self.allow_private, self.resolver, school)
 
     def register(self, school: str, url: str) -> dict[str, Any]:
         """Events after the current head are delivered (not the school's past).
@@ -126,7 +144,7 @@ class Webhooks:
         has, `WebhookExists`; one more than allowed, `WebhookLimit`.
         """
         url = normalise(url)
-        check(url, self.allow_private, self.resolver)
+        target = check(url, self.allow_private, self.resolver, school)
         hook = {"id": str(uuid.uuid4()), "school": school, "url": url,
                 "created": clock.format_time(clock.now()), "after_seq": head(self.ledger.db)}  # fmt: skip
         with self.ledger.db.write() as cur:  # the append lock: one registration at a time
@@ -140,8 +158,9 @@ class Webhooks:
                     " delete one first"
                 )
             cur.execute(
-                "INSERT INTO webhooks (id, school, url, created, after_seq) VALUES (?, ?, ?, ?, ?)",
-                tuple(hook.values()),
+                "INSERT INTO webhooks (id, school, url, created, after_seq, host)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (*hook.values(), target.host),
             )
         return hook
 
@@ -246,35 +265,63 @@ class Webhooks:
     # --- delivering ----------------------------------------------------------------
 
     def deliver(self) -> dict[str, int]:
-        """Send the due deliveries this dispatcher claims, a few per host, hosts in parallel."""
-        with self.ledger.db.read() as cur:
-            cur.execute(
-                "SELECT d.webhook, d.seq, d.body, w.url, w.school FROM webhook_deliveries d"
-                " JOIN webhooks w ON w.id = d.webhook WHERE d.status = 'pending'"
-                " AND d.next_attempt <= ? ORDER BY d.seq LIMIT ?",
-                (clock.format_time(clock.now()), PAGE),
-            )
-            due = cur.fetchall()
-        by_host: dict[str, list[tuple[Any, ...]]] = {}
-        for row in due:
-            share = by_host.setdefault(urlsplit(row[3]).hostname or "", [])
-            if len(share) < PER_HOST:
-                share.append(row)
+        """Send the due deliveries this dispatcher claims, hosts in parallel.
+
+        Each host's share first, then more to the hosts that answered all of it promptly.
+        """
+        until = time.monotonic() + ROUND_SECONDS
+        shares = list(self._due().values())
+        first = list(self._senders.map(self._deliver_all, [s[:PER_HOST] for s in shares]))
+        more = [s[PER_HOST:] for s, (_, prompt) in zip(shares, first, strict=True) if prompt]
+        rest = list(self._senders.map(lambda rows: self._deliver_all(rows, until), more))
         counts = {"delivered": 0, "failed": 0}
-        for outcomes in self._senders.map(self._deliver_all, by_host.values()):
+        for outcomes, _ in first + rest:
             for ok in outcomes:
                 counts["delivered" if ok else "failed"] += 1
         return counts
 
-    def _deliver_all(self, rows: list[tuple[Any, ...]]) -> list[bool]:
-        """One host's share, in order: the outcome of each delivery claimed."""
-        outcomes = []
+    def _due(self) -> dict[str, list[tuple[Any, ...]]]:
+        """The oldest due deliveries of each host (at most `BURST_PER_HOST`), by host.
+
+        Rows come each host's oldest first, then each host's second…, so a round cut at
+        `PAGE` rows still holds the first deliveries of `PAGE` hosts.
+        """
+        host = "COALESCE(NULLIF(w.host, ''), w.url)"  # a webhook from before migration 3: its URL
+        with self.ledger.db.read() as cur:
+            cur.execute(
+                "SELECT webhook, seq, body, url, school, host FROM (SELECT d.webhook, d.seq,"
+                f" d.body, w.url, w.school, {host} AS host, ROW_NUMBER() OVER (PARTITION BY"
+                f" {host} ORDER BY d.seq) AS place FROM webhook_deliveries d JOIN webhooks w"
+                " ON w.id = d.webhook WHERE d.status = 'pending' AND d.next_attempt <= ?) due"
+                " WHERE place <= ? ORDER BY place, seq LIMIT ?",
+                (clock.format_time(clock.now()), BURST_PER_HOST, PAGE),
+            )
+            due = cur.fetchall()
+        by_host: dict[str, list[tuple[Any, ...]]] = {}
+        for *row, target in due:
+            by_host.setdefault(target, []).append(tuple(row))
+        return by_host
+
+    def _deliver_all(
+        self, rows: list[tuple[Any, ...]], until: float | None = None
+    ) -> tuple[list[bool], bool]:
+        """One host's deliveries in order: the outcome of each sent, and whether all were prompt.
+
+        With `until`, stop at the first answer that was not prompt, or at `until`.
+        """
+        outcomes: list[bool] = []
+        prompt = True
         for hook_id, seq, stored, url, school in rows:
-            moment = clock.now()  # the lease starts now, however long earlier sends took
+            if until is not None and (not prompt or time.monotonic() >= until):
+                break
+            moment, started = clock.now(), time.monotonic()  # the lease starts now
             if (claim := self.claim(hook_id, seq, moment)) is None:
                 continue  # another dispatcher holds it
-            outcomes.append(self._send(hook_id, seq, stored, url, school, moment, claim))
-        return outcomes
+            ok = self._send(hook_id, seq, stored, url, school, moment, claim)
+            if ok is not None:
+                outcomes.append(ok)
+            prompt = prompt and bool(ok) and time.monotonic() - started <= PROMPT_SECONDS
+        return outcomes, prompt
 
     def claim(self, hook_id: str, seq: int, now: datetime) -> tuple[str, int] | None:
         """Take the delivery for a lease if it is due: (lease end, attempts so far), or None."""
@@ -302,8 +349,11 @@ class Webhooks:
         school: str,
         now: datetime,
         claim: tuple[str, int],
-    ) -> bool:
-        """POST the body the signed events give, signed for the exact URI it goes to."""
+    ) -> bool | None:
+        """POST the body the signed events give, signed for the exact URI it goes to.
+
+        Whether it was accepted; None when it was not tried (every lookup thread busy).
+        """
         try:
             body = self.signed_body(hook_id, seq, school)
             _same_as_stored(body, stored)
@@ -316,7 +366,10 @@ class Webhooks:
             headers = crypto.http_signature_headers(
                 self.ledger.signing_key(), uri, raw, int(now.timestamp())
             )
-            status, error = self.poster(uri, raw, headers), ""
+            status, error = self._post(uri, raw, headers, school), ""
+        except LookupBusy:
+            self._release(hook_id, seq, claim, now)
+            return None
         except TargetRefused as exc:
             status, error = 0, f"refused: {exc}"
         self._record(hook_id, seq, claim, status, error, now)
@@ -367,6 +420,15 @@ class Webhooks:
             )  # fmt: skip
         if self.alarm:
             self.alarm({"source": "webhook", "problems": [f"delivery {hook_id}/{seq}: {problem}"]})
+
+    def _release(self, hook_id: str, seq: int, claim: tuple[str, int], now: datetime) -> None:
+        """Give the delivery back, due now and its attempts unchanged: the next round tries it."""
+        with self.ledger.db.write(lock=None) as cur:
+            cur.execute(
+                "UPDATE webhook_deliveries SET next_attempt = ? WHERE webhook = ? AND seq = ?"
+                " AND next_attempt = ?",
+                (clock.format_time(now), hook_id, seq, claim[0]),
+            )
 
     def _record(
         self, hook_id: str, seq: int, claim: tuple[str, int], status: int, error: str, now: datetime

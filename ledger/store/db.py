@@ -30,6 +30,7 @@ from typing import Any, Protocol
 from ledger.store import observers
 
 APPEND_LOCK_ID = 0x1ED6E5  # PostgreSQL advisory lock that serializes appends
+EVENTS_CHANNEL = "ledger_events"  # PostgreSQL NOTIFY channel: payload is the new head seq
 COPY_MIN_ROWS = 64  # below, a pipelined multi-row INSERT costs less than COPY's extra round trip
 SQLITE_UNAVAILABLE = ("locked", "busy", "unable to open", "disk i/o")
 WRITER_POLL_S = 0.0005  # how often a writer of another process retries SQLite's writer queue
@@ -122,8 +123,27 @@ class Database:
         """Leave no copy of `table`'s deleted or overwritten values in the database files."""
         raise NotImplementedError
 
+    def notify(self, cur: Cursor, seq: int) -> None:
+        """Tell listeners, at commit, that the log grew to `seq` (a no-op where none can listen)."""
+
+    def listener(self) -> Listener:
+        """Something to wait on for new events: polling unless the database can push."""
+        return Listener()
+
     def close(self) -> None:
         raise NotImplementedError
+
+
+class Listener:
+    """Waits for new events; this base one only sleeps (polling)."""
+
+    def wait(self, timeout: float) -> bool:
+        """Block up to `timeout` seconds; True when woken by a notification."""
+        threading.Event().wait(timeout)
+        return False
+
+    def close(self) -> None:
+        """Release what the listener holds."""
 
 
 def connect(url: str, timeouts: Timeouts | None = None) -> Database:
@@ -499,5 +519,47 @@ class PostgresDatabase(Database):
         except self._psycopg.Error as exc:
             raise StoreError(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from exc
 
+    def notify(self, cur: Cursor, seq: int) -> None:
+        cur.execute("SELECT pg_notify(?, ?)", (EVENTS_CHANNEL, str(seq)))
+
+    def listener(self) -> Listener:
+        return _PgListener(self.url, self._psycopg)
+
     def close(self) -> None:
         self._pool.close()
+
+
+class _PgListener(Listener):
+    """A dedicated connection LISTENing on the events channel (opened lazily, reopened if lost).
+
+    Notifications that arrived while the caller was busy are drained at the
+    next wait, which then returns at once: no append is missed between waits.
+    """
+
+    def __init__(self, url: str, psycopg: Any):
+        self._url = url
+        self._psycopg = psycopg
+        self._conn: Any = None
+
+    def _connection(self) -> Any:
+        if self._conn is None or self._conn.closed:
+            self._conn = self._psycopg.connect(self._url, autocommit=True, connect_timeout=5)
+            self._conn.execute(f"LISTEN {EVENTS_CHANNEL}")
+        return self._conn
+
+    def wait(self, timeout: float) -> bool:
+        try:
+            conn = self._connection()
+            woken = any(True for _ in conn.notifies(timeout=timeout, stop_after=1))
+            if woken:
+                for _ in conn.notifies(timeout=0):  # the rest of a burst: one wake for all
+                    pass
+            return woken
+        except self._psycopg.Error as exc:
+            self.close()
+            raise StoreUnavailable(f"database unavailable: {_first_line(exc)}") from exc
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None

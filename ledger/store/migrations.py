@@ -21,8 +21,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ledger.domain import clock
-from ledger.store.db import Database, StoreError
-from ledger.store.schema import POSITIONING_SCHEMA, SCHEMA
+from ledger.store.db import Cursor, Database, StoreError
+from ledger.store.schema import POSITIONING_SCHEMA, SCHEMA, WEBHOOK_DUE, WEBHOOK_HOST_COLUMN
 
 VERSION_TABLE = """
 CREATE TABLE IF NOT EXISTS ledger_schema (
@@ -35,11 +35,16 @@ CREATE TABLE IF NOT EXISTS ledger_schema (
 
 @dataclass(frozen=True)
 class Migration:
-    """One schema step: SQL per dialect (`sqlite`, `postgresql`), statements split on `;`."""
+    """One schema step: SQL per dialect (`sqlite`, `postgresql`), statements split on `;`.
+
+    `columns` (table, column, declaration) are added unless present: SQLite has no
+    `ADD COLUMN IF NOT EXISTS`, and a ledger whose versions were lost re-runs every step.
+    """
 
     version: int
     description: str
     sql: dict[str, str]
+    columns: tuple[tuple[str, str, str], ...] = ()
 
     def statements(self, kind: str) -> list[str]:
         return [s.strip() for s in self.sql[kind].split(";") if s.strip()]
@@ -48,6 +53,7 @@ class Migration:
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "ledger core tables", {"sqlite": SCHEMA, "postgresql": SCHEMA}),
     Migration(2, "answer-id index and positioning folds", POSITIONING_SCHEMA),
+    Migration(3, "webhook target host and due-delivery index", WEBHOOK_DUE, (WEBHOOK_HOST_COLUMN,)),
 )
 
 
@@ -87,12 +93,27 @@ def _apply_once(db: Database, migration: Migration) -> None:
         cur.execute("SELECT COUNT(*) FROM ledger_schema WHERE version = ?", (migration.version,))
         if cur.fetchone()[0]:
             return
+        for table, column, declaration in migration.columns:
+            if not _has_column(cur, db.kind, table, column):
+                cur.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
         for statement in migration.statements(db.kind):
             cur.execute(statement)
         cur.execute(
             "INSERT INTO ledger_schema (version, description, applied_at) VALUES (?, ?, ?)",
             (migration.version, migration.description, clock.format_time(clock.now())),
         )
+
+
+COLUMN_EXISTS = {
+    "sqlite": "SELECT COUNT(*) FROM pragma_table_info(?) WHERE name = ?",
+    "postgresql": "SELECT COUNT(*) FROM information_schema.columns WHERE table_schema ="
+    " current_schema() AND table_name = ? AND column_name = ?",
+}
+
+
+def _has_column(cur: Cursor, kind: str, table: str, column: str) -> bool:
+    cur.execute(COLUMN_EXISTS[kind], (table, column))
+    return bool(cur.fetchone()[0])
 
 
 def check(db: Database, migrations: Sequence[Migration] = MIGRATIONS) -> int:

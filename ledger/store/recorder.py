@@ -162,6 +162,7 @@ class LedgerRecorder(ApplicationRecorder):
                 answers.append((request, linked.seqs))
             if answers:
                 self.db.insert_rows(cur, TABLE, INSERTED, itertools.chain(*rows))
+                self.db.notify(cur, seq)  # delivered at commit: wakes the projection runner
         self._remember(history, seq)
         if answers:
             observers.appended(sum(len(seqs) for _, seqs in answers))

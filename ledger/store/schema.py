@@ -144,3 +144,13 @@ inside the signed rows (ledger/store/answers.py), spelled per database, and
 `positioning_folds`: a candidate's knowledge folded up to a version under a MAC,
 so enrolment and course start read only the answers after it
 (ledger/store/positioning.py); dropping the table only costs time."""
+
+WEBHOOK_HOST_COLUMN = ("webhooks", "host", "TEXT NOT NULL DEFAULT ''")
+WEBHOOK_DUE = dict.fromkeys(
+    ("sqlite", "postgresql"),
+    "CREATE INDEX IF NOT EXISTS webhook_deliveries_due ON webhook_deliveries"
+    " (status, next_attempt)",
+)
+"""Migration 3: each webhook's target host, so a round picks a few due deliveries per
+host in SQL (ledger/services/webhooks.py) and one school's backlog cannot fill a
+round; rows registered before it have '' and are grouped by their URL instead."""

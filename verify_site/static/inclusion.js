@@ -287,10 +287,11 @@
       : met ? fill(msg.msgWitnessed, { count: cosigned.names.length, quorum: needed, names: names })
       : fill(msg.msgAwaiting, { count: cosigned.names.length, quorum: needed,
                                 names: names ? " (" + names + ")" : "" });
-    var text = fill(msg.msgOk, { events: proven, size: note.size, key: key.text.split("+")[1],
-                                 witnesses: witnesses });
     var later = history.events.length - proven;
-    if (later) { text += fill(msg.msgLater, { count: later }); }
+    var text = fill(proven ? msg.msgOk : msg.msgNone, {
+      events: proven, count: later, size: note.size, key: key.text.split("+")[1],
+      witnesses: witnesses });
+    if (later && proven) { text += fill(msg.msgLater, { count: later }); }
     var warned = warnings(history, proven, cosigned, needed);
     if (!warned.length) { statement(proven, later); }
     show(warned.length ? "warn" : "ok", [text].concat(warned).join(" "));
