@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import request
+from flask import Response, jsonify, request
 from flask_smorest import Blueprint
 
 from ledger.api import schemas
@@ -87,7 +87,7 @@ def _batch_body() -> list[dict[str, Any]]:
         },
     },
 )
-def record_answers() -> dict[str, Any]:
+def record_answers() -> tuple[Response, int]:
     """Record positioning answers: one object, or a batch of up to LEDGER_MAX_BATCH.
 
     `skill` and `competence` may be left out: they are derived from `challenge`
@@ -109,11 +109,12 @@ def record_answers() -> dict[str, Any]:
     ]
     outcomes = state().candidates.record_answers(answers)
     recorded = sum(1 for o in outcomes if o.status == "recorded")
-    return {
+    body = {
         "recorded": recorded,
         "duplicates": len(outcomes) - recorded,
         "results": [o.__dict__ for o in outcomes],
     }
+    return jsonify(body), 201  # already AnswerBatchOut's shape: the hot path skips its dump
 
 
 @blp.route("/candidates/<uuid:candidate_id>/profile", methods=["GET"])
