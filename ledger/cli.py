@@ -1489,6 +1489,7 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
             workers or int(setting("LEDGER_WORKERS")),
             ledger.config.runtime_dir,
             ledger.config.log_format,
+            ledger.config.serve_threads,
         )
     finally:
         if runner is not None:

@@ -37,6 +37,11 @@ SETTINGS: dict[str, tuple[str, str]] = {
         "5000",
         "Longest wait for SQLite's write lock before answering 503.",
     ),
+    "LEDGER_TOKEN_CACHE_S": (
+        "2",
+        "Seconds a serving process trusts a bearer token it checked before reading it again: "
+        "a token revoked by another process is refused within this bound (0 = every request).",
+    ),
     "LEDGER_IDEMPOTENCY_CLAIM_TTL_S": (
         "30",
         "Seconds after which an Idempotency-Key claimed by a request that never "
@@ -194,6 +199,11 @@ SETTINGS: dict[str, tuple[str, str]] = {
     "LEDGER_HOST": ("127.0.0.1", "Address `ledger serve` binds."),
     "LEDGER_PORT": ("8000", "Port `ledger serve` binds."),
     "LEDGER_WORKERS": ("2", "Gunicorn worker processes for `ledger serve`."),
+    "LEDGER_THREADS": (
+        "8",
+        "Threads per gunicorn worker of `ledger serve`: concurrent requests of a worker share "
+        "one commit (group commit).",
+    ),
     "LEDGER_LOG_LEVEL": ("info", "Log level (debug, info, warning, error)."),
     "LEDGER_LOG_FORMAT": (
         "json",
@@ -362,6 +372,8 @@ class Config:
     signing_threads: int
     db_timeouts: Timeouts = field(default_factory=Timeouts)
     idempotency_claim_ttl_s: int = 30
+    serve_threads: int = 8
+    token_cache_s: int = 2
     attestation_cert: Path | None = None
     attestation_key: Path | None = None
     attestation_ca: Path | None = None
@@ -406,6 +418,8 @@ class Config:
             "runtime_dir": _resolve_path(setting("LEDGER_RUNTIME_DIR")),
             "proxy_hops": _int_setting("LEDGER_PROXY_HOPS"),
             "signing_threads": max(1, _int_setting("LEDGER_SIGNING_THREADS")),
+            "serve_threads": _positive("LEDGER_THREADS"),
+            "token_cache_s": _non_negative("LEDGER_TOKEN_CACHE_S"),
             "db_timeouts": Timeouts(
                 connect_ms=_positive("LEDGER_DB_CONNECT_TIMEOUT_MS"),
                 statement_ms=_positive("LEDGER_DB_STATEMENT_TIMEOUT_MS"),

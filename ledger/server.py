@@ -215,7 +215,14 @@ def metrics_dir(runtime_dir: Path, host: str, port: int) -> Path:
     return runtime_dir / f"metrics-{re.sub(r'[^A-Za-z0-9.-]', '_', host)}-{port}"
 
 
-def run(host: str, port: int, workers: int, runtime_dir: Path, log_format: str = "json") -> None:
+def run(
+    host: str,
+    port: int,
+    workers: int,
+    runtime_dir: Path,
+    log_format: str = "json",
+    threads: int = 8,
+) -> None:
     """Serve until stopped; in `json` log format the app writes the access lines itself."""
     prepare_multiprocess(metrics_dir(runtime_dir, host, port))
     LedgerServer(
@@ -224,7 +231,7 @@ def run(host: str, port: int, workers: int, runtime_dir: Path, log_format: str =
             **control_socket(runtime_dir, host, port),
             "workers": workers,
             "worker_class": "ledger.server.ProblemWorker",
-            "threads": 4,
+            "threads": threads,
             "accesslog": None if log_format == "json" else "-",
             "logger_class": JsonLogger if log_format == "json" else RedactingLogger,
             "child_exit": _child_exit,

@@ -65,7 +65,7 @@ class RowCounter:
 def rows_read(ledger: Ledger) -> Iterator[RowCounter]:
     """Count rows fetched through `ledger.db` (reads and the append's own reads) meanwhile."""
     db, counter = ledger.db, RowCounter()
-    read, write = db.read, db.write
+    read, write, statement = db.read, db.write, db.rows
 
     def counted(open_: Any) -> Any:
         @contextmanager
@@ -75,11 +75,16 @@ def rows_read(ledger: Ledger) -> Iterator[RowCounter]:
 
         return opened
 
-    db.read, db.write = counted(read), counted(write)  # type: ignore[method-assign]
+    def rows(*args: Any) -> list[Any]:
+        found = statement(*args)
+        counter.rows += len(found)
+        return found
+
+    db.read, db.write, db.rows = counted(read), counted(write), rows  # type: ignore[method-assign]
     try:
         yield counter
     finally:
-        db.read, db.write = read, write  # type: ignore[method-assign]
+        db.read, db.write, db.rows = read, write, statement  # type: ignore[method-assign]
 
 
 def nth(index: int, result: str = "ok") -> Answer:
@@ -115,6 +120,8 @@ def test_the_answer_type_indexed_is_the_domain_s() -> None:
 def test_a_long_history_answers_as_cheaply_and_as_correctly_as_none(ledger: Ledger) -> None:
     service = CandidateService(ledger, REF)
     fresh, long = with_history(service, 0), with_history(service, HISTORY)
+    for candidate in (fresh, long):  # registrations never change: a process remembers them
+        service.subject(candidate)
     commands = {
         "new": lambda c: service.record_answers([(c, nth(HISTORY + 1, "ko"))]),
         "duplicate": lambda c: service.record_answers([(c, nth(0))]),

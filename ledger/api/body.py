@@ -23,6 +23,7 @@ from ledger.api.problems import ApiProblem
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 TOO_LARGE = "ledger.body_too_large"
+PARSED = "ledger.body_json"  # the checked JSON document, so a view need not parse it again
 
 
 class BoundedBody:
@@ -65,8 +66,10 @@ def check_api_body(request: Request, max_bytes: int) -> None:
         raise ApiProblem(
             415, "unsupported-media-type", "send the body as Content-Type: application/json"
         )
-    if not isinstance(parse(data), dict):  # every request schema of the API is an object
+    document = parse(data)
+    if not isinstance(document, dict):  # every request schema of the API is an object
         raise _malformed("the request body must be a JSON object")
+    request.environ[PARSED] = document
 
 
 def parse(data: bytes) -> Any:

@@ -322,7 +322,10 @@ OPERATION_EXAMPLES: dict[tuple[str, str], Any] = {
         "integrity": {"ok": True, "alarms": []},
         "checkpoint": {"ok": True, "size": 180, "root": "q6L6…="},
         "signed_checkpoint": {"ok": True, "size": 180, "age_s": 12.5, "cosigners": [],
-                              "quorum": 0, "problems": []}}},
+                              "quorum": 0, "problems": []}},
+        "projection_lag": {"events": 0, "seconds": 0.0, "head": 180, "stalled": [],
+                           "positions": {"profiles": 180, "sessions": 180, "courses": 180,
+                                         "certificates": 180}}},
     ("get", "/api/v1/admission/results"): {
         "document": {"kind": "admission-results", "query": {"ine": "123456789AB"},
                      "issued_at": TIME, "derived_from_seqs": [7, 170], "derived_from": SOURCES,

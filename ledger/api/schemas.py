@@ -111,11 +111,18 @@ class StrictSchema(Schema):
     class Meta:
         ordered = True
 
+    def _by_key(self) -> dict[str, fields.Field]:
+        """Fields by their JSON key, built once per schema instance (they never change)."""
+        found = self.__dict__.get("_fields_by_key")
+        if found is None:
+            found = self._fields_by_key = {f.data_key or n: f for n, f in self.fields.items()}
+        return found
+
     @pre_load
     def clean_strings(self, data: Any, **_: object) -> Any:
         if not isinstance(data, dict):
             return data
-        by_key = {f.data_key or name: f for name, f in self.fields.items()}
+        by_key = self._by_key()
         cleaned, errors = {}, {}
         for key, value in data.items():
             field = by_key.get(key)

@@ -83,7 +83,7 @@ class ApiState:
             ledger=ledger,
             referential=referential,
             projections=all_projections(config, referential),
-            tokens=TokenStore(ledger.db),
+            tokens=TokenStore(ledger.db, config.token_cache_s),
             candidates=CandidateService(ledger, referential),
             certification=CertificationService(ledger, referential, config),
         )

@@ -15,6 +15,7 @@ from ledger.domain.candidate import Answer, AnswerStream, Candidate, Positioning
 from ledger.domain.erasure import Erasure
 from ledger.domain.institution import UAI_FORMAT, is_uai
 from ledger.domain.referential import Referential
+from ledger.lru import LRU
 from ledger.services import retrying
 from ledger.store.answers import AnswerIndex
 from ledger.store.application import Ledger
@@ -22,6 +23,7 @@ from ledger.store.external_ids import ExternalIds
 from ledger.store.positioning import PositioningFolds
 
 AUDIENCES = ("adult", "upper-secondary", "lower-secondary")
+SUBJECTS_KEPT = 100_000  # candidates' subjects a process remembers (about 30 MB)
 
 
 class InvalidIdentity(DomainError):
@@ -81,6 +83,7 @@ class CandidateService:
         self.ref = referential
         self.external_ids = ExternalIds(ledger.db, ledger.keyring)
         self.answer_index = AnswerIndex(ledger.db)
+        self._subjects: LRU[str] = LRU(SUBJECTS_KEPT)
 
     def register(
         self,
@@ -177,9 +180,24 @@ class CandidateService:
         ]
 
     def answer_stream(self, candidate_id: str, answer_ids: list[str]) -> AnswerStream:
-        """What recording these answers needs of a candidate who may answer (see `answering`)."""
-        candidate = self.answering(candidate_id)
-        return self.answer_index.stream(candidate.id, answer_ids)
+        """What recording these answers needs of a candidate who may answer (see `answering`):
+        the erasure flag, head and answer ids in one read, the subject remembered."""
+        subject = self.subject(candidate_id)
+        stream, erased = self.answer_index.answering(UUID(candidate_id), answer_ids, subject)
+        if erased:
+            raise Conflict(
+                f"candidate {candidate_id} was erased: they can no longer answer",
+                candidate=candidate_id,
+            )
+        return stream
+
+    def subject(self, candidate_id: str) -> str:
+        """The registered candidate's subject, remembered: a registration never changes."""
+        subject = self._subjects.get(candidate_id)
+        if subject is None:
+            subject = registration(self.ledger, candidate_id).subject
+            self._subjects[candidate_id] = subject
+        return subject
 
     def answering(self, candidate_id: str) -> Candidate:
         """The candidate as registered, refused (409) once erased: nobody is left to have answered.

@@ -14,6 +14,8 @@ recovers on its own when the database comes back.
 
 from __future__ import annotations
 
+import fcntl
+import os
 import sqlite3
 import threading
 import time
@@ -31,6 +33,7 @@ APPEND_LOCK_ID = 0x1ED6E5  # PostgreSQL advisory lock that serializes appends
 EVENTS_CHANNEL = "ledger_events"  # PostgreSQL NOTIFY channel: payload is the new head seq
 COPY_MIN_ROWS = 64  # below, a pipelined multi-row INSERT costs less than COPY's extra round trip
 SQLITE_UNAVAILABLE = ("locked", "busy", "unable to open", "disk i/o")
+WRITER_POLL_S = 0.0005  # how often a writer of another process retries SQLite's writer queue
 
 
 @dataclass(frozen=True)
@@ -111,6 +114,11 @@ class Database:
         """One value from one statement, without an explicit transaction (hot reads)."""
         raise NotImplementedError
 
+    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        """Every row of one statement, without an explicit transaction: one round trip,
+        one snapshot (hot reads)."""
+        raise NotImplementedError
+
     def purge_deleted(self, table: str) -> None:
         """Leave no copy of `table`'s deleted or overwritten values in the database files."""
         raise NotImplementedError
@@ -177,6 +185,8 @@ class SQLiteDatabase(Database):
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._all_lock = threading.Lock()
+        self._writer = threading.Lock()
+        self._writer_fd: int | None = None
 
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
@@ -196,14 +206,16 @@ class SQLiteDatabase(Database):
         return conn
 
     @contextmanager
-    def _transaction(self, begin: str, timed: bool = False) -> Iterator[sqlite3.Cursor]:
+    def _transaction(
+        self, begin: str, waiting_since: float | None = None
+    ) -> Iterator[sqlite3.Cursor]:
+        """`waiting_since`: when an append began to wait for the writer queue and lock."""
         try:
             conn = self._conn()
             cur = conn.cursor()
-            started = time.perf_counter()
             cur.execute(begin)
-            if timed:  # BEGIN IMMEDIATE waited for SQLite's writer lock: the append lock
-                observers.lock_waited(time.perf_counter() - started)
+            if waiting_since is not None:  # the queue and BEGIN IMMEDIATE: the append lock
+                observers.lock_waited(time.perf_counter() - waiting_since)
         except sqlite3.Error as exc:
             raise _sqlite_error(exc) from exc
         try:
@@ -226,8 +238,36 @@ class SQLiteDatabase(Database):
     def read(self) -> Any:
         return self._transaction("BEGIN")
 
-    def write(self, lock: int | None = APPEND_LOCK_ID, pipelined: bool = False) -> Any:
-        return self._transaction("BEGIN IMMEDIATE", timed=lock == APPEND_LOCK_ID)
+    @contextmanager
+    def write(self, lock: int | None = APPEND_LOCK_ID, pipelined: bool = False) -> Iterator[Any]:
+        since = time.perf_counter() if lock == APPEND_LOCK_ID else None
+        with self._queued(), self._transaction("BEGIN IMMEDIATE", since) as cur:
+            yield cur
+
+    @contextmanager
+    def _queued(self) -> Iterator[None]:
+        """This host's writer turn: this process's lock, then the host's `flock`, bounded."""
+        deadline = time.monotonic() + self.timeouts.busy_ms / 1000
+        if not self._writer.acquire(timeout=self.timeouts.busy_ms / 1000):
+            raise StoreUnavailable("database unavailable: the write lock is busy")
+        try:
+            fd = self._writer_file()
+            while not _try_flock(fd):
+                if time.monotonic() > deadline:
+                    raise StoreUnavailable("database unavailable: the write lock is busy")
+                time.sleep(WRITER_POLL_S)
+            try:
+                yield
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            self._writer.release()
+
+    def _writer_file(self) -> int:
+        if self._writer_fd is None:
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            self._writer_fd = os.open(f"{self.path}.writer", os.O_RDWR | os.O_CREAT, 0o600)
+        return self._writer_fd
 
     def has_table(self, name: str) -> bool:
         if not Path(self.path).is_file():
@@ -238,8 +278,11 @@ class SQLiteDatabase(Database):
         return bool(found)
 
     def scalar(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        return self.rows(sql, params)[0][0]
+
+    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         try:
-            return self._conn().execute(sql, params).fetchone()[0]
+            return self._conn().execute(sql, params).fetchall()
         except sqlite3.Error as exc:
             raise _sqlite_error(exc) from exc
 
@@ -260,6 +303,17 @@ class SQLiteDatabase(Database):
                 conn.close()
             self._all.clear()
         self._local = threading.local()
+        if self._writer_fd is not None:
+            os.close(self._writer_fd)
+            self._writer_fd = None
+
+
+def _try_flock(fd: int) -> bool:
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:
+        return False
 
 
 class _PgCursor:
@@ -445,8 +499,11 @@ class PostgresDatabase(Database):
                 copy.write_row(row)
 
     def scalar(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        return self.rows(sql, params)[0][0]
+
+    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         with self._connection() as conn:
-            return conn.execute(sql.replace("?", "%s"), params, prepare=True).fetchone()[0]
+            return conn.execute(sql.replace("?", "%s"), params, prepare=True).fetchall()
 
     def has_table(self, name: str) -> bool:
         return self.scalar("SELECT to_regclass(?) IS NOT NULL", (name,))

@@ -4,16 +4,23 @@ A token is `lt_<id>_<secret>`; the id finds the row, the hash of the whole
 token must match. Scopes are a fixed vocabulary plus `centre:<id>` scopes (a
 centre's staff) and `candidate:<id>` scopes (a holder downloading their own
 attestation, created by the platform).
+
+A serving process remembers a checked token for `cache_s` seconds (keyed by the
+token's hash, never the token), so a busy client costs no database read per
+request; a revocation is seen at once by the process that made it, and by every
+other process within `cache_s` (LEDGER_TOKEN_CACHE_S; 0 reads every time).
 """
 
 from __future__ import annotations
 
 import hmac
 import re
+import time
 from dataclasses import dataclass
 
 from ledger import crypto
 from ledger.domain import clock
+from ledger.lru import LRU
 from ledger.store.db import Database
 
 SCOPES = ("events:append", "audit:read", "admin", "admission-platform", "metrics")
@@ -73,9 +80,14 @@ def _hash(token: str) -> str:
     return crypto.sha256_hex(token.encode())
 
 
+CACHED_TOKENS = 4096  # tokens a process remembers: bounded whatever clients send
+
+
 class TokenStore:
-    def __init__(self, db: Database):
+    def __init__(self, db: Database, cache_s: float = 0):
         self.db = db
+        self.cache_s = cache_s
+        self._checked: LRU[tuple[Principal, float]] = LRU(CACHED_TOKENS)
 
     def create(self, scopes: list[str], label: str = "") -> tuple[str, str]:
         """Return (token id, token). The token is shown once and never stored."""
@@ -90,20 +102,34 @@ class TokenStore:
         return token_id, token
 
     def authenticate(self, token: str) -> Principal | None:
+        """The token's principal, or None; a valid token checked less than `cache_s` ago
+        is not read again."""
         match = TOKEN_FORMAT.match(token or "")
         if not match:
             return None
+        digest = _hash(token)
+        cached = self._checked.get(digest)
+        if cached is not None and time.monotonic() < cached[1]:
+            return cached[0]
+        principal = self._read(match.group(1), digest)
+        if principal is not None and self.cache_s > 0:
+            self._checked[digest] = (principal, time.monotonic() + self.cache_s)
+        return principal
+
+    def _read(self, token_id: str, digest: str) -> Principal | None:
         with self.db.read() as cur:
             cur.execute(
                 "SELECT token_hash, scopes, label, revoked FROM api_tokens WHERE id = ?",
-                (match.group(1),),
+                (token_id,),
             )
             row = cur.fetchone()
-        if row is None or row[3] is not None or not hmac.compare_digest(row[0], _hash(token)):
+        if row is None or row[3] is not None or not hmac.compare_digest(row[0], digest):
             return None
-        return Principal(match.group(1), row[2], frozenset(row[1].split()))
+        return Principal(token_id, row[2], frozenset(row[1].split()))
 
     def revoke(self, token_id: str) -> bool:
+        """Revoke in the database; this process forgets every checked token at once."""
+        self._checked.clear()
         with self.db.write(lock=None) as cur:
             cur.execute(
                 "UPDATE api_tokens SET revoked = ? WHERE id = ? AND revoked IS NULL",
