@@ -40,7 +40,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/verify.py
 	$(BIN)/python bench/rate_limits.py
 	$(BIN)/python bench/attestation.py
-	$(BIN)/python bench/http.py
+	$(BIN)/python bench/http_answers.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache

@@ -1,4 +1,4 @@
-"""The ceilings for bench/verify.py and bench/http.py: the smallest Flask endpoints, same server."""
+"""The ceilings for bench/verify.py and bench/http_answers.py: the smallest Flask endpoints, same server."""
 
 from flask import Flask, jsonify, request
 

@@ -21,10 +21,6 @@ without `--database` a temporary SQLite file, with it a throwaway schema.
 
 from __future__ import annotations
 
-import sys
-
-sys.path.append(sys.path.pop(0))  # this folder last: bench/http.py is not the stdlib's http
-
 import argparse
 import json
 import logging
@@ -32,6 +28,7 @@ import math
 import os
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.request

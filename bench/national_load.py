@@ -14,14 +14,11 @@ With PARTS generators, each sends RATE / PARTS and answers its PART of the cours
 
 from __future__ import annotations
 
-import sys
-
-sys.path.append(sys.path.pop(0))  # this folder last: bench/http.py is not the stdlib's http
-
 import asyncio
 import collections
 import itertools
 import json
+import sys
 import time
 from typing import Any
 

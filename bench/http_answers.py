@@ -10,43 +10,38 @@ parses the JSON and answers 201. Rounds alternate, so drift of this shared machi
 both sides alike; rates are per-round medians and the ratio is the median of each
 round's ratio. Prints answers/s, p50/p99 latency, the ratio and the 30% target
 (issue 13), and the load average.
-Run: `python bench/http.py [--database postgresql://…] [--workers 2] [--threads 8]
+Run: `python bench/http_answers.py [--database postgresql://…] [--workers 2] [--threads 8]
 [--clients 16] [--seconds 3] [--rounds 5] [--candidates 1000]`; without `--database` a
 temporary SQLite file is used, with it a throwaway schema.
 """
 
 from __future__ import annotations
 
+import argparse
+import http.client
+import json
+import multiprocessing
+import os
+import socket
+import statistics
+import subprocess
 import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from multiprocessing.connection import Connection
 from pathlib import Path
 
-# This file's folder goes last on the path: its name would shadow the standard library's http.
-HERE = Path(__file__).resolve().parent
-sys.path = [p for p in sys.path if Path(p or ".").resolve() != HERE] + [str(HERE)]
+from audit import scratch
 
-import argparse  # noqa: E402
-import http.client  # noqa: E402
-import json  # noqa: E402
-import multiprocessing  # noqa: E402
-import os  # noqa: E402
-import socket  # noqa: E402
-import statistics  # noqa: E402
-import subprocess  # noqa: E402
-import tempfile  # noqa: E402
-import threading  # noqa: E402
-import time  # noqa: E402
-import urllib.request  # noqa: E402
-from multiprocessing.connection import Connection  # noqa: E402
+from ledger.config import Config
+from ledger.domain.referential import load_referential
+from ledger.services.candidates import CandidateService
+from ledger.store.application import Ledger
+from ledger.store.tokens import TokenStore
 
-from audit import scratch  # noqa: E402
-
-from ledger.config import Config  # noqa: E402
-from ledger.domain.referential import load_referential  # noqa: E402
-from ledger.services.candidates import CandidateService  # noqa: E402
-from ledger.store.application import Ledger  # noqa: E402
-from ledger.store.tokens import TokenStore  # noqa: E402
-
-ROOT = HERE.parent
+ROOT = Path(__file__).resolve().parent.parent
 TARGET = 0.30
 CLIENT_PROCESSES = 2
 
