@@ -22,7 +22,6 @@ import http.client
 import json
 import multiprocessing
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -34,6 +33,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 
 from audit import scratch
+from servers import ROOT, free_port, started
 
 from ledger.config import Config
 from ledger.domain.referential import load_referential
@@ -41,15 +41,8 @@ from ledger.services.candidates import CandidateService
 from ledger.store.application import Ledger
 from ledger.store.tokens import TokenStore
 
-ROOT = Path(__file__).resolve().parent.parent
 TARGET = 0.30
 CLIENT_PROCESSES = 2
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def prepare(config: Config, candidates: int) -> tuple[str, list[str], list[str]]:
@@ -70,19 +63,7 @@ def prepare(config: Config, candidates: int) -> tuple[str, list[str], list[str]]
 
 def serve(command: list[str], port: int, env: dict[str, str], log: Path) -> subprocess.Popen:
     """Start a server and wait until it answers on `port`."""
-    with log.open("ab") as out:
-        proc = subprocess.Popen(command, env=env, cwd=ROOT, stdout=out, stderr=out)
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/health", timeout=1)
-            return proc
-        except urllib.error.HTTPError:
-            return proc
-        except OSError:
-            time.sleep(0.2)
-    proc.kill()
-    raise SystemExit(f"{' '.join(command[:4])} did not start (see {log})")
+    return started(command, f"http://127.0.0.1:{port}/api/v1/health", env, log)
 
 
 def answer_body(candidate: str, answer_id: str, challenge: str) -> bytes:

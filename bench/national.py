@@ -26,12 +26,10 @@ import json
 import logging
 import math
 import os
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -40,11 +38,11 @@ from audit import scratch
 from national_load import BATCH, CERT_SHARE
 from national_measures import APP, cores, cpu, lag, percentile, scrape, time_spent
 from national_setup import build
+from servers import ROOT, free_port, started
 
 from ledger.config import Config, setting
 from ledger.store.application import Ledger
 
-ROOT = Path(__file__).resolve().parent.parent
 TARGET = 2_000
 P99_MS = 200.0
 ACHIEVED = 0.95
@@ -79,29 +77,11 @@ def prepare(env: dict[str, str], courses: int, plan_file: Path) -> dict[str, Any
     return plan
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def serve(env: dict[str, str], workers: int, log: Path) -> subprocess.Popen:
     """`ledger serve --workers N`, up when /api/v1/health answers."""
     command = [sys.executable, "-m", "ledger.cli", "serve", "--workers", str(workers)]
-    with log.open("wb") as out:
-        proc = subprocess.Popen(command, env=env, cwd=ROOT, stdout=out, stderr=out)
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            urllib.request.urlopen(f"{base(env)}/api/v1/health", timeout=1).read()
-            return proc
-        except OSError:
-            if proc.poll() is not None:
-                tail = log.read_text(errors="replace")[-2000:]
-                raise SystemExit(f"ledger serve exited:\n{tail}") from None
-            time.sleep(0.3)
-    proc.terminate()
-    raise SystemExit("ledger serve did not start in 60 s")
+    log.unlink(missing_ok=True)
+    return started(command, f"{base(env)}/api/v1/health", env, log)
 
 
 def base(env: dict[str, str]) -> str:

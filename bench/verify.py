@@ -15,22 +15,14 @@ import argparse
 import os
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.request
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from servers import ROOT, free_port, started
 
 
 def prepare(work: Path, env: dict[str, str]) -> str:
@@ -55,18 +47,7 @@ def serve(app: str, port: int, env: dict[str, str], workers: int, threads: int) 
         "--workers", str(workers), "--worker-class", "gthread", "--threads", str(threads),
         "--log-level", "warning",
     ]  # fmt: skip
-    proc = subprocess.Popen(command, env=env, cwd=ROOT)
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1)
-            return proc
-        except urllib.error.HTTPError:
-            return proc
-        except OSError:
-            time.sleep(0.2)
-    proc.kill()
-    raise SystemExit(f"{app} did not start")
+    return started(command, f"http://127.0.0.1:{port}/", env, seconds=30)
 
 
 def rps(url: str, seconds: int, connections: int) -> float:
