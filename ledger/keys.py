@@ -18,7 +18,15 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ledger.crypto import CryptoError, SigningKey, b64url, b64url_decode, new_data_key
+from ledger.crypto import (
+    CryptoError,
+    SigningKey,
+    b64url,
+    b64url_decode,
+    derive_key,
+    hmac_sha256_hex,
+    new_data_key,
+)
 
 ACTIVE_FILE = "active"
 MASTER_FILE = "master.key"
@@ -118,3 +126,12 @@ class KeyRing:
         if len(key) != 32:
             raise KeyFileError("master key must be 32 bytes")
         return key
+
+    def master_mac(self, info: bytes, *parts: str) -> str:
+        """HMAC-SHA256 of `parts` (NUL-joined) under a key derived from the master key for `info`.
+
+        What the database keeps beside the log (indexes, folds) is trusted again only
+        through this: the database never holds the master key.
+        """
+        key = derive_key(self.master_key(), info)
+        return hmac_sha256_hex(key, "\0".join(parts).encode())

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from ledger import crypto
 from ledger.domain import clock
 from ledger.keys import KeyRing
 from ledger.store.db import Database
@@ -29,8 +28,7 @@ class ExternalIds:
 
     def blind(self, external_id: str) -> str:
         """The keyed hash of the id, case-insensitive (INEs are letters and digits)."""
-        key = crypto.derive_key(self.keyring.master_key(), INDEX_INFO)
-        return crypto.hmac_sha256_hex(key, external_id.strip().casefold().encode())
+        return self.keyring.master_mac(INDEX_INFO, external_id.strip().casefold())
 
     def holder(self, external_id: str) -> tuple[str, str] | None:
         """(candidate, subject) the index names for the id: a hint, to check against the log."""

@@ -16,7 +16,6 @@ from __future__ import annotations
 import hmac
 import json
 
-from ledger import crypto
 from ledger.domain.candidate import Positioning
 from ledger.domain.referential import Referential
 from ledger.keys import KeyRing
@@ -35,8 +34,7 @@ class PositioningFolds:
         self.keyring = keyring
 
     def _mac(self, candidate: str, hash_hex: str, state: str) -> str:
-        key = crypto.derive_key(self.keyring.master_key(), MAC_INFO)
-        return crypto.hmac_sha256_hex(key, "\0".join((candidate, hash_hex, state)).encode())
+        return self.keyring.master_mac(MAC_INFO, candidate, hash_hex, state)
 
     def positioning(self, ref: Referential, candidate: str) -> Positioning:
         """The candidate's positioning as of the log's head, under `ref`."""

@@ -18,7 +18,6 @@ import hmac
 import json
 from dataclasses import dataclass, field
 
-from ledger import crypto
 from ledger.domain.candidate import Candidate
 from ledger.domain.certificate import Certificate
 from ledger.domain.course import Course
@@ -97,8 +96,7 @@ class Rosters:
         return roster
 
     def _mac(self, key: str, seq: int, hash_hex: str, state: str) -> str:
-        secret = crypto.derive_key(self.keyring.master_key(), MAC_INFO)
-        return crypto.hmac_sha256_hex(secret, "\0".join((key, str(seq), hash_hex, state)).encode())
+        return self.keyring.master_mac(MAC_INFO, key, str(seq), hash_hex, state)
 
     def _kept(self, key: str, school: str | None, upto: int) -> Roster | None:
         """The kept fold, if its MAC verifies, the log still agrees and it is not past `upto`."""
