@@ -53,6 +53,7 @@ class KeyRing:
     def __init__(self, directory: Path, master_key: str = ""):
         self.directory = directory
         self._master_override = master_key
+        self._derived: dict[bytes, tuple[bytes, bytes]] = {}  # info -> (master key, derived key)
         self._cache: dict[str, SigningKey] = {}
         self._active: tuple[int, str] | None = None
 
@@ -133,5 +134,9 @@ class KeyRing:
         What the database keeps beside the log (indexes, folds) is trusted again only
         through this: the database never holds the master key.
         """
-        key = derive_key(self.master_key(), info)
-        return hmac_sha256_hex(key, "\0".join(parts).encode())
+        master = self.master_key()
+        cached = self._derived.get(info)
+        if cached is None or cached[0] != master:  # the file may be replaced: derive again
+            cached = (master, derive_key(master, info))
+            self._derived[info] = cached
+        return hmac_sha256_hex(cached[1], "\0".join(parts).encode())

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import copy
 import re
+import time
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,6 +22,7 @@ import pytest
 from ledger.api import examples as ex
 from ledger.api.problems import PROBLEM_JSON
 from ledger.domain import clock
+from ledger.services.verification import PublicViews
 from tests.certification_flow import MORNING, SESSION_DAY, Flow
 from tests.conftest import make_token
 from tests.helpers import climb, register
@@ -99,6 +102,7 @@ class Walk:
         self.spec = client.get("/api/v1/openapi.json").get_json()
         self.ids: dict[str, str] = {}
         self.called: dict[tuple[str, str], str] = {}
+        self.headers: dict[tuple[str, str], dict[str, str]] = {}
         self.errors: list[str] = []
         self.sent: set[tuple[str, str]] = set()  # operations called with their request example
 
@@ -130,6 +134,7 @@ class Walk:
             kwargs["json"] = body
         response = getattr(self.client, method)(path + query, **kwargs)
         self.called[(method, template)] = path + query
+        self.headers[(method, template)] = kwargs["headers"]
         self._check(method, template, response)
         return response
 
@@ -386,11 +391,45 @@ def test_documented_examples_match_real_answers(app: Any, client: Any, admin: di
         _late_steps(w, flow)
         _log_steps(w, make_token(app, "audit:read"))
         _problem_steps(w, admin)
+        _min_seq_steps(w, app)
     except (KeyError, ValueError, TypeError) as exc:  # a step failed: say which answers were wrong
         raise AssertionError("\n".join(w.errors)) from exc
     assert not w.errors, "\n".join(w.errors)
     assert not _operations(w.spec) - set(w.called), sorted(_operations(w.spec) - set(w.called))
     assert not _json_requests(w.spec) - w.sent, sorted(_json_requests(w.spec) - w.sent)
+
+
+def _min_seq_steps(w: Walk, app: Any) -> None:
+    """Each read documented with `X-Min-Seq` waits for it, and only those: with the read models
+    one event behind the log (runner mode, no runner), asking for the head answers 503
+    `projections-behind` and asking for what is applied answers as before."""
+    st = app.extensions["ledger"]
+    st.config = replace(st.config, projections="runner", read_max_wait_ms=50)
+    applied = st.fresh()
+    register(w.client, make_token(app, "events:append"))  # one event the read models lack
+    head = st.ledger.recorder.max_notification_id()
+    for (method, template), path in sorted(w.called.items()):
+        if method != "get":
+            continue
+        documented = "MinSeq" in str(w.operation(method, template).get("parameters", []))
+        asks = {"behind": head, "applied": applied}
+        time.sleep(PublicViews.FRESHNESS_S * 1.2)  # past the lookups' cached head
+        answers = {
+            name: w.client.get(
+                path, headers={**w.headers[(method, template)], "X-Min-Seq": str(seq)}
+            )
+            for name, seq in asks.items()
+        }
+        behind = answers["behind"].status_code == 503 and (
+            answers["behind"].get_json()["type"] == "/problems/projections-behind"
+        )
+        if documented and not (behind and answers["applied"].status_code != 503):
+            w.errors.append(
+                f"GET {template}: documents X-Min-Seq but does not wait for it"
+                f" ({answers['behind'].status_code}, {answers['applied'].status_code})"
+            )
+        if behind and not documented:
+            w.errors.append(f"GET {template}: waits for X-Min-Seq but does not document it")
 
 
 def test_the_shape_check_names_what_differs() -> None:

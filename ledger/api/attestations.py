@@ -17,6 +17,7 @@ from flask_smorest import Blueprint
 from ledger.api import schemas
 from ledger.api.auth import SECURED, current_principal, idempotent, require, scoped_token
 from ledger.api.certification import centres_allowed
+from ledger.api.openapi import READS_AFTER_SEQ
 from ledger.api.problems import RETRY_AFTER_S, ApiProblem
 from ledger.api.state import state
 from ledger.attestation.ca import AttestationKeyError
@@ -81,6 +82,7 @@ def create_candidate_token(body: dict[str, Any], candidate_id: Any) -> dict[str,
 @require("admin", "centre:*", "candidate:*")
 @blp.arguments(schemas.AttestationQuery, location="query")
 @blp.doc(**_pdf_doc())
+@blp.doc(**READS_AFTER_SEQ)
 def attestation_pdf(query: dict[str, str], code: str) -> Response:
     """The certificate's attestation as it stands now; cancelled: 410; failed integrity: 409."""
     normalized = normalize_code(code)
@@ -109,6 +111,7 @@ def _download(name: str) -> dict[str, str]:
     responses={"200": {"description": "One PDF per certificate, cancelled ones left out",
                        "content": {"application/zip": {}}}},
 )  # fmt: skip
+@blp.doc(**READS_AFTER_SEQ)
 def session_attestations(query: dict[str, str], session_id: Any) -> Response:
     """Every attestation of the session's certificates, as one zip streamed file by file."""
     st = state()

@@ -10,6 +10,7 @@ from flask_smorest import Blueprint
 from ledger.api import schemas
 from ledger.api.auth import SECURED, idempotent, require
 from ledger.api.body import PARSED
+from ledger.api.openapi import READS_AFTER_SEQ
 from ledger.api.problems import ApiProblem
 from ledger.api.state import appended, state
 from ledger.domain.base import NotFound
@@ -121,6 +122,7 @@ def record_answers() -> tuple[Response, int]:
 @require("events:append", "audit:read")
 @blp.response(200, schemas.ProfileOut)
 @blp.doc(security=SECURED)
+@blp.doc(**READS_AFTER_SEQ)
 def get_profile(candidate_id: Any) -> dict[str, Any]:
     """The candidate's competence profile: pix and level per competence, eligibility."""
     st = state()

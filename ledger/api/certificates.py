@@ -13,6 +13,7 @@ from ledger.api.auth import SECURED, idempotent, optional_scopes, require
 from ledger.api.examples import CERTIFICATE_EXAMPLES, COURSE_UP_TO_DATE
 from ledger.api.limits import lookups
 from ledger.api.log import shared_tree as log_tree
+from ledger.api.openapi import READS_AFTER_SEQ
 from ledger.api.problems import ApiProblem
 from ledger.api.state import appended, state
 from ledger.domain.certificate import normalize_code
@@ -96,6 +97,7 @@ def _view(code: str) -> dict[str, Any]:
 @lookups
 @blp.response(200, schemas.PublicCertificateOut)
 @blp.doc(**CERTIFICATE_DOC)
+@blp.doc(**READS_AFTER_SEQ)
 def get_certificate(code: str) -> Response:
     """Public: what the verify page shows, with the issuing event's signature checked.
 
@@ -123,6 +125,7 @@ def get_certificate(code: str) -> Response:
 @blp.route("/certificates/<string:code>/history", methods=["GET"])
 @lookups
 @blp.doc(**HISTORY_DOC)
+@blp.doc(**READS_AFTER_SEQ)
 def get_history(code: str) -> Response:
     """Public: every event of the certificate with an RFC 9162 inclusion proof to a checkpoint.
 
@@ -175,6 +178,7 @@ def _qr_doc(media_type: str) -> dict[str, Any]:
 @blp.route("/certificates/<string:code>/qr.png", methods=["GET"])
 @lookups
 @blp.doc(**_qr_doc("image/png"))
+@blp.doc(**READS_AFTER_SEQ)
 def qr_png_view(code: str) -> Response:
     """PNG QR code holding the verify URL with a signed token (format section 7)."""
     return Response(qr_png(_qr_text(code)), mimetype="image/png")
@@ -183,6 +187,7 @@ def qr_png_view(code: str) -> Response:
 @blp.route("/certificates/<string:code>/qr.svg", methods=["GET"])
 @lookups
 @blp.doc(**_qr_doc("image/svg+xml"))
+@blp.doc(**READS_AFTER_SEQ)
 def qr_svg(code: str) -> Response:
     """SVG QR code holding the verify URL with a signed token (format section 7)."""
     return Response(qr_svg_image(_qr_text(code)), mimetype="image/svg+xml")

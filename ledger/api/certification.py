@@ -8,7 +8,7 @@ from flask_smorest import Blueprint
 
 from ledger.api import schemas
 from ledger.api.auth import SECURED, current_principal, idempotent, require, scoped_token
-from ledger.api.openapi import json_doc
+from ledger.api.openapi import READS_AFTER_SEQ, json_doc
 from ledger.api.state import appended, state
 from ledger.domain import clock
 from ledger.domain.base import NotFound
@@ -83,6 +83,7 @@ def create_session(body: dict[str, Any], centre_id: Any) -> dict[str, Any]:
 @require("centre:*")
 @blp.response(200, schemas.SessionListOut)
 @blp.doc(security=SECURED)
+@blp.doc(**READS_AFTER_SEQ)
 def list_sessions(centre_id: Any) -> dict[str, Any]:
     """The centre's sessions with their state, oldest first."""
     st = state()
@@ -95,6 +96,7 @@ def list_sessions(centre_id: Any) -> dict[str, Any]:
 @blp.route("/sessions/<uuid:session_id>", methods=["GET"])
 @require("centre:*")
 @blp.doc(security=SECURED, **json_doc(200, "The session"))
+@blp.doc(**READS_AFTER_SEQ)
 def get_session(session_id: Any) -> dict[str, Any]:
     """One session: details, enrolled candidates, their courses, the examiner report."""
     st = state()
@@ -339,6 +341,7 @@ def publish(session_id: Any) -> dict[str, Any]:
 @require("events:append", "audit:read")
 @blp.response(200, schemas.CertificationHistoryOut)
 @blp.doc(security=SECURED)
+@blp.doc(**READS_AFTER_SEQ)
 def certification_history(candidate_id: Any) -> dict[str, Any]:
     """The candidate's courses (with the latest score) and certificates.
 

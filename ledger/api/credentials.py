@@ -16,6 +16,7 @@ from flask_smorest import Blueprint
 from ledger.api.auth import SECURED, current_principal, require
 from ledger.api.certificates import _view
 from ledger.api.limits import lookups
+from ledger.api.openapi import READS_AFTER_SEQ
 from ledger.api.problems import ApiProblem
 from ledger.api.state import state
 from ledger.attestation.service import may_download
@@ -54,6 +55,7 @@ def _doc(description: str, media_type: str) -> dict[str, Any]:
 @blp.doc(
     security=SECURED, **_doc("Open Badges 3.0 credential with a Data Integrity proof", VC_MEDIA)
 )
+@blp.doc(**READS_AFTER_SEQ)
 def get_credential(code: str) -> Response:
     """The certificate as a signed Open Badges 3.0 / W3C VC 2.0 credential (eddsa-rdfc-2022)."""
     view = _view(code)

@@ -16,6 +16,7 @@ from ledger.api import schemas
 from ledger.api.auth import SECURED, current_principal, idempotent, require, scoped_token
 from ledger.api.certification import centres_allowed
 from ledger.api.examples import CSV_DOC
+from ledger.api.openapi import READS_AFTER_SEQ
 from ledger.api.problems import ApiProblem
 from ledger.api.state import state
 from ledger.domain.institution import ADMISSION_SCOPE, UAI_FORMAT, institution_scope, is_uai
@@ -74,6 +75,7 @@ def create_admission_token(body: dict[str, Any]) -> dict[str, Any]:
 @blp.arguments(schemas.ClassQuery, location="query")
 @blp.response(200, schemas.SignedDocumentOut)
 @blp.doc(security=SECURED)
+@blp.doc(**READS_AFTER_SEQ)
 def school_results(query: dict[str, Any], uai: str) -> dict[str, Any]:
     """Each pupil of the school (or of one audience): `pending` until published, then the
     certificate's status or `not-certified`; pix score and levels only when valid or expired.
@@ -88,6 +90,7 @@ def school_results(query: dict[str, Any], uai: str) -> dict[str, Any]:
 @require("institution:*")
 @blp.arguments(schemas.ClassQuery, location="query")
 @blp.doc(security=SECURED, **CSV_DOC)
+@blp.doc(**READS_AFTER_SEQ)
 def school_results_csv(query: dict[str, Any], uai: str) -> Response:
     """The school's pupils (or one audience's: a class) as CSV, a level column per competence."""
     st = state()
@@ -99,6 +102,7 @@ def school_results_csv(query: dict[str, Any], uai: str) -> Response:
 @blp.route("/sessions/<uuid:session_id>/results.csv", methods=["GET"])
 @require("centre:*")
 @blp.doc(security=SECURED, **CSV_DOC)
+@blp.doc(**READS_AFTER_SEQ)
 def session_results_csv(session_id: Any) -> Response:
     """A session's candidates as CSV (its centre's staff): each one's certificate from this
     session, else `pending` until published and `not-certified` after."""
@@ -114,6 +118,7 @@ def session_results_csv(session_id: Any) -> Response:
 @blp.arguments(schemas.AdmissionQuery, location="query")
 @blp.response(200, schemas.SignedDocumentOut)
 @blp.doc(security=SECURED)
+@blp.doc(**READS_AFTER_SEQ)
 def admission_results(query: dict[str, Any]) -> dict[str, Any]:
     """A candidate's result for admission, by INE, by code, or by school and identity."""
     st = state()

@@ -80,6 +80,23 @@ WEBHOOKS = {
 }
 
 
+READS_AFTER_SEQ_KEY = "x-reads-after-seq"
+READS_AFTER_SEQ = {READS_AFTER_SEQ_KEY: True}
+"""`@blp.doc(**READS_AFTER_SEQ)`: the view reads the read models, so it honours `X-Min-Seq`."""
+MIN_SEQ_PARAMETER = {
+    "name": "X-Min-Seq",
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string", "pattern": "^[0-9]{1,18}$"},
+    "example": "1042",
+    "description": "Answer only from read models that include the event at this seq, e.g. the "
+    "`seq` a write of yours returned, when another node may serve this read. The read waits up "
+    "to LEDGER_READ_MAX_WAIT_MS for them, then answers 503 `projections-behind` with "
+    "Retry-After. Without it the read reflects the log as the request began (`?min_seq=` works "
+    "too).",
+}
+
+
 def json_doc(status: int, description: str) -> dict[str, Any]:
     """`@blp.doc` responses of a view that returns a JSON object without a schema."""
     content = {"application/json": {"schema": {"type": "object"}}}
@@ -108,6 +125,7 @@ class ProblemResponses(BasePlugin):
             spec.components.response(
                 _response_name(status), {"description": description, "content": content}
             )
+        spec.components.parameter("MinSeq", "header", MIN_SEQ_PARAMETER)
         spec.components.response(
             _response_name("Default"), {"description": "Server error", "content": content}
         )
@@ -122,6 +140,9 @@ class ProblemResponses(BasePlugin):
                 responses[str(status)] = _response_name(status)
             responses["default"] = _response_name("Default")
             _document_scope(operation)
+            if operation.pop(READS_AFTER_SEQ_KEY, False):
+                parameters = operation.setdefault("parameters", [])
+                parameters.append("MinSeq")  # apispec turns a name into a $ref
 
 
 SCOPE_NAMES = {

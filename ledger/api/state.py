@@ -112,6 +112,11 @@ class ApiState:
         requested = _requested_seq()
         return self.fresh(min_seq=0 if requested == HEAD else requested)
 
+    def asks_beyond(self, seq: int) -> bool:
+        """True when the request's `X-Min-Seq` names an event after `seq` (a cached head)."""
+        requested = _requested_seq()
+        return requested != HEAD and requested > seq
+
     def _await(self, seq: int) -> None:
         """Wait for the runner to apply `seq`; ProjectionsBehind (503) past the bound."""
         if seq > self._caught_up_to:

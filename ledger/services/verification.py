@@ -359,7 +359,7 @@ class PublicViews:
     only avoids redoing that work for a state that has not changed. The log's
     head is read at most every FRESHNESS_S seconds under load, and at once
     after this process wrote: another node's cancellation shows within 50 ms,
-    this node's immediately. Tampering that leaves the head alone (an event
+    this node's immediately, and at once to a request whose `X-Min-Seq` names it. Tampering that leaves the head alone (an event
     edited in place) is caught by re-verifying every REVERIFY_S seconds. A view
     that fails its checks raises an alarm in the API state. Both caches are
     bounded LRUs (clients choose codes and tokens), and neither keeps an unknown
@@ -386,6 +386,7 @@ class PublicViews:
             self._key is None
             or now - self._checked_at > self.FRESHNESS_S
             or recorder.writes != self._seen_writes
+            or self._state.asks_beyond(self._key[0])
         ):
             self._seen_writes = recorder.writes
             self._checked_at = now
