@@ -144,6 +144,9 @@ def test_school_must_be_a_uai(flow: Flow, client: Any) -> None:
     assert bad.status_code == 404 and "uai" in bad.get_json()["detail"]
     staff = client.get(f"/api/v1/institutions/{SCHOOL}/results", headers=flow.staff)
     assert staff.status_code == 403
+    for path in ("results", "results.csv"):  # the operator too; never a header built from it
+        odd = client.get(f"/api/v1/institutions/0350022K%0A/{path}", headers=flow.admin)
+        assert odd.status_code == 404 and "uai" in odd.get_json()["detail"]
 
 
 # --- INE look-ups go through the keyed-hash index, checked against the signed log -----

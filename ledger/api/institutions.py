@@ -43,7 +43,8 @@ def _uai(uai: str) -> str:
 def _own_school(uai: str) -> str:
     """A school token reads its own pupils only; the operator reads any school."""
     principal = current_principal()
-    if not principal.is_admin and institution_scope(_uai(uai)) not in principal.scopes:
+    uai = _uai(uai)  # the operator too: a path that is not a UAI names no school
+    if not principal.is_admin and institution_scope(uai) not in principal.scopes:
         raise ApiProblem(403, "insufficient-scope", f"this call needs scope institution:{uai}")
     return uai
 

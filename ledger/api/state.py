@@ -96,9 +96,10 @@ class ApiState:
         new events here; runner mode waits (bounded) for the runner to reach the
         head, or only `min_seq` (default: the request's `X-Min-Seq`) when given.
         """
+        requested = _requested_seq() if min_seq is None else min_seq  # checked in either mode
         latest = head(self.ledger.db)
         if self.config.projections == "runner":
-            self._await(min(latest, _requested_seq() if min_seq is None else min_seq))
+            self._await(min(latest, requested))
         elif latest != self._caught_up_to and not catch_up(self.ledger.db, self.projections):
             self._caught_up_to = latest  # a stalled projection is retried on later reads
         return latest
@@ -137,7 +138,9 @@ def _requested_seq() -> int:
     """
     raw = None
     if has_request_context():
-        raw = request.headers.get(MIN_SEQ_HEADER) or request.args.get("min_seq")
+        raw = request.headers.get(MIN_SEQ_HEADER)
+        if raw is None:
+            raw = request.args.get("min_seq")
     if raw is None:
         return HEAD
     if not raw.isascii() or not raw.isdigit() or len(raw) > MAX_SEQ_DIGITS:
