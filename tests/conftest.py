@@ -6,8 +6,10 @@ their own schema in the `test` database, dropped afterwards.
 
 from __future__ import annotations
 
+import sqlite3
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,7 @@ import pytest
 
 from ledger.config import Config, suite_setting
 from ledger.store.application import Ledger
+from ledger.store.db import APPEND_LOCK_ID
 
 SUMMARY = pytest.StashKey[list[str]]()  # lines tests add to the terminal summary
 
@@ -43,14 +46,43 @@ def runtime_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         yield path
 
 
-@pytest.fixture
-def pg_schema() -> Iterator[str]:
-    schema = f"t_{uuid.uuid4().hex[:12]}"
+@contextmanager
+def scratch_schema(prefix: str = "t") -> Iterator[str]:
+    """A database URL on a new, empty PostgreSQL schema, dropped afterwards."""
+    schema = f"{prefix}_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(PG_URL, autocommit=True) as conn:
         conn.execute(f"CREATE SCHEMA {schema}")
-    yield f"{PG_URL}?options=-csearch_path%3D{schema}"
-    with psycopg.connect(PG_URL, autocommit=True) as conn:
-        conn.execute(f"DROP SCHEMA {schema} CASCADE")
+    try:
+        yield f"{PG_URL}?options=-csearch_path%3D{schema}"
+    finally:
+        with psycopg.connect(PG_URL, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+@contextmanager
+def append_lock_held(url: str) -> Iterator[None]:
+    """Another writer holds the database's append lock until the block ends."""
+    if url.startswith("sqlite:///"):
+        holder = sqlite3.connect(url[len("sqlite:///") :], isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        return
+    with psycopg.connect(url, autocommit=True) as holder:
+        holder.execute("SELECT pg_advisory_lock(%s)", (APPEND_LOCK_ID,))
+        try:
+            yield
+        finally:
+            holder.execute("SELECT pg_advisory_unlock(%s)", (APPEND_LOCK_ID,))
+
+
+@pytest.fixture
+def pg_schema() -> Iterator[str]:
+    with scratch_schema() as url:
+        yield url
 
 
 @pytest.fixture(params=BACKENDS)

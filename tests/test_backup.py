@@ -13,13 +13,11 @@ import gzip
 import json
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 from click.testing import CliRunner
 
@@ -28,7 +26,7 @@ from ledger.cli import main
 from ledger.config import Config
 from ledger.store.db import connect
 from tests.certification_flow import Flow
-from tests.conftest import PG_URL
+from tests.conftest import scratch_schema
 from tests.helpers import answer, register
 
 
@@ -41,12 +39,15 @@ def _empty(sqlite: bool, tmp_path: Path) -> Iterator[str]:
     if sqlite:
         yield f"sqlite:///{tmp_path / 'restored.db'}"
         return
-    schema = f"r_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(PG_URL, autocommit=True) as conn:
-        conn.execute(f"CREATE SCHEMA {schema}")
-    yield f"{PG_URL}?options=-csearch_path%3D{schema}"
-    with psycopg.connect(PG_URL, autocommit=True) as conn:
-        conn.execute(f"DROP SCHEMA {schema} CASCADE")
+    with scratch_schema("r") as url:
+        yield url
+
+
+def _backup(cli: Any, tmp_path: Path) -> Path:
+    """`ledger backup` of the live ledger; the file it wrote."""
+    out = tmp_path / "ledger.backup.gz"
+    cli("backup", "--out", str(out))
+    return out
 
 
 @pytest.fixture
@@ -128,8 +129,7 @@ def test_a_backup_restores_into_the_other_backend_and_passes_the_audit(
     flow: Flow, cli, other_url: str, tmp_path: Path
 ) -> None:
     _history(flow)
-    out = tmp_path / "ledger.backup.gz"
-    cli("backup", "--out", str(out))
+    out = _backup(cli, tmp_path)
     cli("restore", str(out), "--into", other_url)
     assert cli("audit", "verify", url=other_url).stdout.startswith("OK:")
 
@@ -138,8 +138,7 @@ def test_a_tampered_backup_restores_but_fails_the_audit_naming_the_event(
     flow: Flow, cli, fresh_url: str, tmp_path: Path
 ) -> None:
     _history(flow)
-    out = tmp_path / "ledger.backup.gz"
-    cli("backup", "--out", str(out))
+    out = _backup(cli, tmp_path)
     lines = gzip.decompress(out.read_bytes()).decode().splitlines()
     target = next(i for i, line in enumerate(lines) if '"certification.CourseScored"' in line)
     table, row = json.loads(lines[target])
@@ -159,8 +158,7 @@ def test_an_erasure_after_the_backup_is_reapplied_from_a_later_export(
     flow: Flow, cli, fresh_url: str, tmp_path: Path, config: Config
 ) -> None:
     person = register(flow.client, flow.platform)
-    out = tmp_path / "ledger.backup.gz"
-    cli("backup", "--out", str(out))
+    out = _backup(cli, tmp_path)
     erase(flow, person["subject"])  # after the backup: the backup still holds the key
     cli("export", str(tmp_path / "later"))
 
@@ -179,8 +177,7 @@ def test_a_restore_refuses_a_non_empty_target_and_a_truncated_file(
     flow: Flow, cli, config: Config, fresh_url: str, tmp_path: Path
 ) -> None:
     flow.eligible_candidate()
-    out = tmp_path / "ledger.backup.gz"
-    cli("backup", "--out", str(out))
+    out = _backup(cli, tmp_path)
     live = cli("restore", str(out), "--into", config.database_url, ok=False)
     assert "not empty" in live.stderr
     assert "exists" in cli("backup", "--out", str(out), ok=False).stderr
@@ -222,8 +219,7 @@ def test_a_backup_taken_while_answers_are_appended_is_consistent(
         while len(appended) < 3:
             time.sleep(0.01)
         flow.client.get("/api/v1/ready")  # a checkpoint while appends go on
-        out = tmp_path / "ledger.backup.gz"
-        cli("backup", "--out", str(out))
+        out = _backup(cli, tmp_path)
     finally:
         stop.set()
         writer.join()
@@ -238,8 +234,7 @@ def test_a_restore_behind_the_saved_checkpoint_is_caught_as_a_rollback(
     monkeypatch.setenv("LEDGER_CHECKPOINT_EVENTS", "1")  # `ledger checkpoint` signs at once
     flow.certified()
     cli("checkpoint")
-    out = tmp_path / "ledger.backup.gz"
-    cli("backup", "--out", str(out))
+    out = _backup(cli, tmp_path)
     at_backup, later = tmp_path / "at-backup.txt", tmp_path / "later.txt"
     cli("audit", "verify", "--save-checkpoint", str(at_backup))
     flow.certified()  # history the backup does not hold

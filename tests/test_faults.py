@@ -8,14 +8,12 @@ create is refused, on both backends.
 
 from __future__ import annotations
 
-import sqlite3
 import time
 import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 from click.testing import CliRunner
 
@@ -23,8 +21,8 @@ from ledger.api import create_app
 from ledger.cli import main
 from ledger.config import Config, ConfigError
 from ledger.store.application import Ledger
-from ledger.store.db import APPEND_LOCK_ID, LedgerMissing, Timeouts
-from tests.conftest import make_token
+from ledger.store.db import LedgerMissing, Timeouts
+from tests.conftest import append_lock_held, make_token
 from tests.forwarder import Forwarder
 from tests.helpers import IDENTITY
 
@@ -97,12 +95,10 @@ def test_postgres_statement_timeout_bounds_a_stuck_append(pg_schema: str, tmp_pa
     )
     app = _app(config)
     client, token = app.test_client(), make_token(app, "events:append")
-    with psycopg.connect(pg_schema, autocommit=True) as holder:
-        holder.execute("SELECT pg_advisory_lock(%s)", (APPEND_LOCK_ID,))  # a writer that hangs
+    with append_lock_held(pg_schema):  # a writer that hangs
         response, elapsed = _timed(
             lambda: client.post("/api/v1/candidates", json=IDENTITY, headers=token)
         )
-        holder.execute("SELECT pg_advisory_unlock(%s)", (APPEND_LOCK_ID,))
     _assert_503(response, elapsed)
     assert client.post("/api/v1/candidates", json=IDENTITY, headers=token).status_code == 201
     app.extensions["ledger"].ledger.close()
@@ -118,13 +114,10 @@ def test_a_locked_sqlite_database_is_503_after_the_busy_timeout(tmp_path: Path) 
     )
     app = _app(config)
     client, token = app.test_client(), make_token(app, "events:append")
-    holder = sqlite3.connect(path, isolation_level=None)
-    holder.execute("BEGIN IMMEDIATE")  # another process holds the write lock
-    response, elapsed = _timed(
-        lambda: client.post("/api/v1/candidates", json=IDENTITY, headers=token)
-    )
-    holder.execute("ROLLBACK")
-    holder.close()
+    with append_lock_held(config.database_url):  # another process holds the write lock
+        response, elapsed = _timed(
+            lambda: client.post("/api/v1/candidates", json=IDENTITY, headers=token)
+        )
     _assert_503(response, elapsed)
     assert elapsed >= 0.3  # it did wait for the lock, up to the busy timeout
     assert response.get_json()["type"] == "/problems/service-unavailable"

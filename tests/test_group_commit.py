@@ -12,43 +12,21 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
-import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 
 from ledger.config import Config
 from ledger.store.application import Ledger
-from ledger.store.db import APPEND_LOCK_ID, StoreUnavailable, Timeouts
+from ledger.store.db import StoreUnavailable, Timeouts
 from ledger.store.group_commit import GroupCommit
 from ledger.store.recorder import ConcurrencyConflict
+from tests.conftest import append_lock_held
 from tests.test_store import Counter, _assert_gap_free_valid, all_envelopes, audit
-
-
-@contextmanager
-def append_lock_held(url: str) -> Iterator[None]:
-    """Another writer holds the database's append lock until the block ends."""
-    if url.startswith("sqlite:///"):
-        holder = sqlite3.connect(url[len("sqlite:///") :], isolation_level=None)
-        holder.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        finally:
-            holder.execute("ROLLBACK")
-            holder.close()
-        return
-    with psycopg.connect(url, autocommit=True) as holder:
-        holder.execute("SELECT pg_advisory_lock(%s)", (APPEND_LOCK_ID,))
-        try:
-            yield
-        finally:
-            holder.execute("SELECT pg_advisory_unlock(%s)", (APPEND_LOCK_ID,))
 
 
 def _in_thread(call: Callable[[], Any], outcomes: list[Any]) -> threading.Thread:

@@ -18,14 +18,12 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import psycopg
-
 from ledger import crypto
 from ledger.api.idempotency import request_fingerprint
 from ledger.config import Config
 from ledger.store.application import Ledger
-from ledger.store.db import APPEND_LOCK_ID
 from ledger.store.tokens import TokenStore
+from tests.conftest import append_lock_held
 from tests.helpers import IDENTITY
 from tests.served import serve
 
@@ -177,24 +175,19 @@ def _blocked_after_claim(
     take it (the request is still registering the person's data key by then).
     """
     if database_url.startswith("sqlite:///"):
-        conn = sqlite3.connect(database_url[len("sqlite:///") :], isolation_level=None, timeout=10)
         pending = send()
+        conn = sqlite3.connect(database_url[len("sqlite:///") :], isolation_level=None)
         claimed = "SELECT COUNT(*) FROM idempotency_keys WHERE key = ?"
-        while not conn.execute(claimed, (key,)).fetchone()[0]:
-            time.sleep(0.0002)
-        conn.execute("BEGIN IMMEDIATE")
         try:
-            yield pending
+            while not conn.execute(claimed, (key,)).fetchone()[0]:
+                time.sleep(0.0002)
         finally:
-            conn.execute("ROLLBACK")
             conn.close()
+        with append_lock_held(database_url):
+            yield pending
         return
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        conn.execute("SELECT pg_advisory_lock(%s)", (APPEND_LOCK_ID,))
-        try:
-            yield send()
-        finally:
-            conn.execute("SELECT pg_advisory_unlock(%s)", (APPEND_LOCK_ID,))
+    with append_lock_held(database_url):
+        yield send()
 
 
 def _http_post(url: str, token: str, key: str) -> tuple[int, dict, dict]:

@@ -40,13 +40,11 @@ class PositioningFolds:
         """The candidate's positioning as of the log's head, under `ref`."""
         fold = self._kept(ref, candidate) or Positioning(referential=ref.version)
         last_hash = ""
-        with self.db.read() as cur:
-            cur.execute(
-                "SELECT version, type, data, hash FROM ledger_events"
-                " WHERE stream = ? AND version > ? ORDER BY version",
-                (candidate, fold.version),
-            )
-            rows = cur.fetchall()
+        rows = self.db.rows(
+            "SELECT version, type, data, hash FROM ledger_events"
+            " WHERE stream = ? AND version > ? ORDER BY version",
+            (candidate, fold.version),
+        )
         for version, type_name, data, hash_hex in rows:
             fold.fold(ref, version, json.loads(data) if type_name == ANSWER_TYPE else None)
             last_hash = hash_hex
@@ -56,17 +54,15 @@ class PositioningFolds:
 
     def _kept(self, ref: Referential, candidate: str) -> Positioning | None:
         """The kept fold, if its MAC verifies, the log still agrees and `ref` is the same."""
-        with self.db.read() as cur:
-            cur.execute(
-                "SELECT f.version, f.state, f.hash, f.mac, e.hash FROM positioning_folds f"
-                " LEFT JOIN ledger_events e ON e.stream = f.candidate AND e.version = f.version"
-                " WHERE f.candidate = ?",
-                (candidate,),
-            )
-            row = cur.fetchone()
-        if row is None:
+        found = self.db.rows(
+            "SELECT f.version, f.state, f.hash, f.mac, e.hash FROM positioning_folds f"
+            " LEFT JOIN ledger_events e ON e.stream = f.candidate AND e.version = f.version"
+            " WHERE f.candidate = ?",
+            (candidate,),
+        )
+        if not found:
             return None
-        version, state, hash_hex, mac, logged = row
+        version, state, hash_hex, mac, logged = found[0]
         if logged != hash_hex or not hmac.compare_digest(
             mac, self._mac(candidate, hash_hex, state)
         ):

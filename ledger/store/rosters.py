@@ -80,14 +80,12 @@ class Rosters:
 
     def _fold(self, key: str, empty: Roster, upto: int) -> Roster:
         roster = self._kept(key, empty.school, upto) or empty
-        with self.db.read() as cur:
-            cur.execute(
-                "SELECT seq, type, stream, data, hash FROM ledger_events"
-                f" WHERE type IN ({', '.join('?' * len(TYPES))}) AND seq > ? AND seq <= ?"
-                " ORDER BY seq",
-                (*TYPES, roster.seq, upto),
-            )
-            rows = cur.fetchall()
+        rows = self.db.rows(
+            "SELECT seq, type, stream, data, hash FROM ledger_events"
+            f" WHERE type IN ({', '.join('?' * len(TYPES))}) AND seq > ? AND seq <= ?"
+            " ORDER BY seq",
+            (*TYPES, roster.seq, upto),
+        )
         for seq, type_name, stream, data, hash_hex in rows:
             roster.fold(int(seq), type_name, stream, json.loads(data), hash_hex)
         roster.read = len(rows)
@@ -100,16 +98,14 @@ class Rosters:
 
     def _kept(self, key: str, school: str | None, upto: int) -> Roster | None:
         """The kept fold, if its MAC verifies, the log still agrees and it is not past `upto`."""
-        with self.db.read() as cur:
-            cur.execute(
-                "SELECT f.seq, f.hash, f.state, f.mac, e.hash FROM roster_folds f"
-                " LEFT JOIN ledger_events e ON e.seq = f.seq WHERE f.scope = ?",
-                (key,),
-            )
-            row = cur.fetchone()
-        if row is None:
+        found = self.db.rows(
+            "SELECT f.seq, f.hash, f.state, f.mac, e.hash FROM roster_folds f"
+            " LEFT JOIN ledger_events e ON e.seq = f.seq WHERE f.scope = ?",
+            (key,),
+        )
+        if not found:
             return None
-        seq, hash_hex, state, mac, logged = row
+        seq, hash_hex, state, mac, logged = found[0]
         if seq > upto or logged != hash_hex:
             return None
         if not hmac.compare_digest(mac, self._mac(key, seq, hash_hex, state)):
