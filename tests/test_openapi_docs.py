@@ -196,3 +196,4 @@ def test_the_reference_page_shows_scopes_examples_and_problem_pages(client) -> N
     assert "Request example" in page and "Response example" in page
     assert "Camille" in page
     assert 'href="/problems/wrong-session-state"' in page
+    assert "<code>X-Min-Seq</code></td><td>header</td>" in page  # a shared parameter, resolved

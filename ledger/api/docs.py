@@ -32,13 +32,22 @@ def _operations(spec: dict[str, Any]) -> list[dict[str, Any]]:
                         "scopes": op.get("x-required-scopes", []),
                         "request_example": _example(op.get("requestBody")),
                         "response_example": _success_example(op.get("responses", {})),
-                        "parameters": op.get("parameters", []),
+                        "parameters": _parameters(op, spec),
                         "body": _ref_name(op.get("requestBody")),
                         "responses": sorted(op.get("responses", {}).items()),
                         "tag": (op.get("tags") or [""])[0],
                     }
                 )
     return ops
+
+
+def _parameters(op: dict[str, Any], spec: dict[str, Any]) -> list[dict[str, Any]]:
+    """The operation's parameters, a shared one (`$ref` to components) as itself."""
+    shared = spec.get("components", {}).get("parameters", {})
+    return [
+        shared.get(p["$ref"].rsplit("/", 1)[-1], p) if "$ref" in p else p
+        for p in op.get("parameters", [])
+    ]
 
 
 def _example(body: dict[str, Any] | None) -> Any:
