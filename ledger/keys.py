@@ -53,6 +53,7 @@ class KeyRing:
     def __init__(self, directory: Path, master_key: str = ""):
         self.directory = directory
         self._master_override = master_key
+        self._master: tuple[int, str] | None = None  # (file mtime, text) of the master key
         self._derived: dict[bytes, tuple[bytes, bytes]] = {}  # info -> (master key, derived key)
         self._cache: dict[str, SigningKey] = {}
         self._active: tuple[int, str] | None = None
@@ -114,12 +115,7 @@ class KeyRing:
         return [self.get(p.stem) for p in files]
 
     def master_key(self) -> bytes:
-        raw = self._master_override
-        if not raw:
-            path = self.directory / MASTER_FILE
-            if not path.is_file():
-                raise KeyFileError(f"no master key in {self.directory}: run `ledger keys init`")
-            raw = path.read_text().strip()
+        raw = self._master_override or self._master_file()
         try:
             key = b64url_decode(raw)
         except CryptoError as exc:
@@ -127,6 +123,19 @@ class KeyRing:
         if len(key) != 32:
             raise KeyFileError("master key must be 32 bytes")
         return key
+
+    def _master_file(self) -> str:
+        """The master key file's text, re-read only when the file changes (every MAC needs it)."""
+        path = self.directory / MASTER_FILE
+        try:
+            stamp = path.stat().st_mtime_ns
+        except FileNotFoundError:
+            raise KeyFileError(
+                f"no master key in {self.directory}: run `ledger keys init`"
+            ) from None
+        if self._master is None or self._master[0] != stamp:
+            self._master = (stamp, path.read_text().strip())
+        return self._master[1]
 
     def master_mac(self, info: bytes, *parts: str) -> str:
         """HMAC-SHA256 of `parts` (NUL-joined) under a key derived from the master key for `info`.
