@@ -338,10 +338,6 @@ def _echo_rebuilt(ledger: Any) -> None:
 # --- projections -------------------------------------------------------------
 
 
-def _projections(ledger: Any) -> list[Any]:
-    return _projections_for(ledger.config)
-
-
 def _projections_for(config: Config) -> list[Any]:
     from ledger.domain.referential import load_referential
     from ledger.projections import all_projections
@@ -352,7 +348,7 @@ def _projections_for(config: Config) -> list[Any]:
 def _create_projection_tables(ledger: Any) -> list[Any]:
     from ledger.projections.runner import create_tables
 
-    projections = _projections(ledger)
+    projections = _projections_for(ledger.config)
     create_tables(ledger.db, projections)
     return projections
 
@@ -764,11 +760,9 @@ def _replay(
     scratch: Any, config: Config, records: Any, anchor: Any, until: Any, report: Any
 ) -> tuple[int, dict[str, int]]:
     from ledger.audit.replay import verified_envelopes
-    from ledger.domain.referential import load_referential
-    from ledger.projections import all_projections
     from ledger.projections.replay import prepare_scratch, replay_into, table_counts
 
-    projections = all_projections(config, load_referential())
+    projections = _projections_for(config)
     prepare_scratch(scratch, projections)
     reached = replay_into(scratch, projections, verified_envelopes(records, anchor, until, report))
     return reached, table_counts(scratch, projections)

@@ -38,6 +38,7 @@ from ledger.log_redaction import (
 )
 from ledger.logs import JsonFormatter, RequestIdFilter
 from ledger.metrics import prepare_multiprocess
+from ledger.supervisor import stop_child
 
 
 class RedactingLogger(Logger):
@@ -162,6 +163,11 @@ class LedgerServer(BaseApplication):
 MAX_SOCKET_PATH = 100  # AF_UNIX paths are at most 107 bytes
 
 
+def _address_name(host: str, port: int) -> str:
+    """The bound address as a file name: one control socket and metrics dir per server."""
+    return f"{re.sub(r'[^A-Za-z0-9.-]', '_', host)}-{port}"
+
+
 def control_socket(runtime_dir: Path, host: str, port: int) -> dict[str, Any]:
     """Gunicorn options giving this server its own control socket, or none at all.
 
@@ -169,7 +175,7 @@ def control_socket(runtime_dir: Path, host: str, port: int) -> dict[str, Any]:
     path is too long for a Unix socket rather than falling back to a shared one.
     """
     runtime_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    path = runtime_dir / f"gunicorn-{re.sub(r'[^A-Za-z0-9.-]', '_', host)}-{port}.ctl"
+    path = runtime_dir / f"gunicorn-{_address_name(host, port)}.ctl"
     if len(str(path).encode()) > MAX_SOCKET_PATH:
         return {"control_socket_disable": True}
     return {"control_socket": str(path)}
@@ -194,14 +200,8 @@ class ProjectionRunner:
 
     def stop(self) -> None:
         process = self._process
-        if process is None or process.poll() is not None:
-            return
-        process.terminate()
-        try:
-            process.wait(SUPERVISOR_STOP_S)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        if process is not None and process.poll() is None:
+            stop_child(process, SUPERVISOR_STOP_S)
 
 
 def _child_exit(_server: Any, worker: Any) -> None:
@@ -212,7 +212,7 @@ def _child_exit(_server: Any, worker: Any) -> None:
 
 def metrics_dir(runtime_dir: Path, host: str, port: int) -> Path:
     """This server's own directory of worker metrics files, named like its control socket."""
-    return runtime_dir / f"metrics-{re.sub(r'[^A-Za-z0-9.-]', '_', host)}-{port}"
+    return runtime_dir / f"metrics-{_address_name(host, port)}"
 
 
 def run(

@@ -24,11 +24,11 @@ STOP_S = 10.0
 log = logging.getLogger("ledger.supervisor")
 
 
-def _stop(child: subprocess.Popen) -> None:
-    """SIGTERM (the runner finishes its page), SIGKILL if it does not end in time."""
+def stop_child(child: subprocess.Popen, timeout: float = STOP_S) -> None:
+    """SIGTERM (the runner finishes its page), SIGKILL if it does not end in `timeout` s."""
     child.terminate()
     try:
-        child.wait(STOP_S)
+        child.wait(timeout)
     except subprocess.TimeoutExpired:
         child.kill()  # safe: an unfinished page rolls back
         child.wait()
@@ -48,7 +48,7 @@ def supervise(server: int) -> None:
         while child.poll() is None and serving():
             stopping.wait(POLL_S)
         if child.poll() is None:
-            _stop(child)
+            stop_child(child)
             return
         log.warning("projection runner exited with status %s; restarting it", child.returncode)
         stopping.wait(RESTART_S)

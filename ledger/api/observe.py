@@ -37,6 +37,7 @@ def request_id(candidate: str | None) -> str:
 
 
 def current_request_id() -> str | None:
+    """This request's id (set by RequestObserver), or None outside a request."""
     return request.environ.get(ID_KEY) if request else None
 
 

@@ -14,7 +14,7 @@ from flask import Response, json, request
 from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException
 
-from ledger.api.observe import ID_KEY as REQUEST_ID_KEY
+from ledger.api.observe import current_request_id
 from ledger.domain.base import DomainError
 from ledger.log_redaction import redact_path
 from ledger.projections.lag import ProjectionsBehind
@@ -56,8 +56,8 @@ def problem(
         "instance": request.path if request else None,
         **{k: v for k, v in extra.items() if v is not None},
     }
-    if request and REQUEST_ID_KEY in request.environ:  # the id the response header echoes
-        body["request_id"] = request.environ[REQUEST_ID_KEY]
+    if rid := current_request_id():  # the id the response header echoes
+        body["request_id"] = rid
     response = Response(json.dumps(body), status=status, mimetype=PROBLEM_JSON)
     for name, value in (headers or {}).items():
         response.headers[name] = value

@@ -36,6 +36,7 @@ from ledger.services.qr import INVALID, OTHER, check_token
 from ledger.services.verification import (
     INTEGRITY_FAILURE,
     check_envelope,
+    failed_checks,
     trusted_jwks,
     trusted_keys,
 )
@@ -126,8 +127,7 @@ def ca_event_sound(ledger: Ledger, seq: int, keys: Any = None) -> bool:
     if env is None:
         return False
     check = check_envelope(ledger, env, keys if keys is not None else trusted_keys(ledger))
-    return all(check[k] for k in ("hash_valid", "key_trusted", "signature_valid",
-                                  "chain_link_valid"))  # fmt: skip
+    return not failed_checks(check)
 
 
 @dataclass(frozen=True)

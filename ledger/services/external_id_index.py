@@ -14,12 +14,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ledger.domain.candidate import Candidate
-from ledger.services.verification import check_envelope, trusted_keys
+from ledger.services.verification import check_envelope, failed_checks, trusted_keys
 from ledger.store.application import Ledger
 from ledger.store.external_ids import ExternalIds
 
 REGISTERED = Candidate.Registered.TYPE
-CHECKS = ("hash_valid", "key_trusted", "signature_valid", "chain_link_valid")
 
 
 @dataclass
@@ -41,7 +40,7 @@ def rebuild(ledger: Ledger) -> Rebuilt:
         if not sealed:
             continue
         check = check_envelope(ledger, env, keys)
-        if not all(check[name] for name in CHECKS):
+        if failed_checks(check):
             done.unverified.append(env.seq)
             continue
         external_id = ledger.vault.open_or_none(sealed)

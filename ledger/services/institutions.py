@@ -42,7 +42,12 @@ from ledger.projections.courses import history_of
 from ledger.projections.profiles import pupils_of, registration_of
 from ledger.projections.runner import head
 from ledger.services.certification import load_aggregate
-from ledger.services.verification import check_envelope, trusted_keys, verified_certificate
+from ledger.services.verification import (
+    check_envelope,
+    failed_checks,
+    trusted_keys,
+    verified_certificate,
+)
 from ledger.store.application import Ledger
 from ledger.store.external_ids import ExternalIds
 from ledger.store.rosters import CERTIFICATES, COURSES, Roster, Rosters
@@ -57,7 +62,6 @@ CSV_HEAD = ["ine", "last_name", "first_name", "birth_date", "status", "pix_score
             "passed_on", "issued_on", "valid_until", "centre"]  # fmt: skip
 Registration = tuple[str, str, dict[str, Any], Any, int]
 REGISTERED = Candidate.Registered.TYPE
-ENVELOPE_CHECKS = ("hash_valid", "key_trusted", "signature_valid", "chain_link_valid")
 PENDING, NOT_CERTIFIED = "pending", "not-certified"
 VALIDATED_STATUSES = ("valid", "expired")
 RESULT_STATUSES = (PENDING, *VALIDATED_STATUSES, "cancelled", NOT_CERTIFIED)
@@ -123,7 +127,7 @@ class InstitutionService:
         if env is None or (env.type, env.stream) != (REGISTERED, candidate):
             raise self._refuse(f"candidate {candidate}", [{"check": "missing", "seq": seq}])
         check = check_envelope(self.ledger, env, keys)
-        failed = [name for name in ENVELOPE_CHECKS if not check[name]]
+        failed = failed_checks(check)
         data = env.data
         signed_as = (data.get("subject"), data.get("identity"), data.get("external_id"))
         if signed_as != (subject, identity, external):
@@ -144,11 +148,12 @@ class InstitutionService:
         them, and one set back would hide every later row from the comparison."""
         return self.fresh() if self.fresh else head(self.ledger.db)
 
-    def _reading(self, *rosters: Roster) -> Reading:
+    def _reading(self, *rosters: Roster, upto: int | None = None) -> Reading:
+        """What a document is checked against, up to `upto` (default: a fresh bound)."""
         listed: dict[str, dict[str, list[str]]] = {}
         for roster in rosters:
             listed |= roster.pupils
-        return Reading(trusted_keys(self.ledger), listed, self._bound())
+        return Reading(trusted_keys(self.ledger), listed, self._bound() if upto is None else upto)
 
     def _listed(self, registration: Envelope, reading: Reading) -> dict[str, list[str]]:
         """The candidate's courses and certificates as the log lists them."""
@@ -164,9 +169,10 @@ class InstitutionService:
         if missing:
             raise self._refuse(what, [{"check": "missing", "id": id_} for id_ in missing])
 
-    def _school_regs(self, uai: str) -> tuple[list[Registration], Roster]:
-        """The read model's pupils of `uai`, refused if one the log registered is missing."""
-        roster = self.rosters.of_school(uai, self._bound())
+    def _school_regs(self, uai: str, upto: int) -> tuple[list[Registration], Roster]:
+        """The read model's pupils of `uai`, refused if one the log registered up to `upto`
+        is missing."""
+        roster = self.rosters.of_school(uai, upto)
         with self.ledger.db.read() as cur:
             regs = pupils_of(cur, uai)
         self._complete(f"school {uai}", list(roster.pupils), [reg[0] for reg in regs])
@@ -311,9 +317,10 @@ class InstitutionService:
     ) -> tuple[list[dict[str, Any]], Sources]:
         """Every pupil the log registered with `uai`, each checked against its registration;
         `audience` keeps one class (its signed audience)."""
-        regs, roster = self._school_regs(uai)
+        upto = self._bound()
+        regs, roster = self._school_regs(uai, upto)
         keep = (lambda record: record["audience"] == audience) if audience else None
-        return self._records(regs, self._reading(roster), keep, school=uai)
+        return self._records(regs, self._reading(roster, upto=upto), keep, school=uai)
 
     def school_records(self, uai: str, audience: str | None = None) -> dict[str, Any]:
         """Livret scolaire: every pupil of the school (or of one audience), pending ones included."""
@@ -339,10 +346,15 @@ class InstitutionService:
     def by_ine(self, ine: str) -> dict[str, Any]:
         """One keyed-hash look-up, then the signed registration decides (the table is a hint)."""
         held = self.external_ids.holder(ine)
-        reg = self._registered_with(ine, *held) if held else None
-        return self._admission([reg] if reg else [], {"ine": ine})
+        if not held:
+            return self._admission([], {"ine": ine})
+        reading = self._reading()
+        reg = self._registered_with(ine, *held, reading.keys)
+        return self._admission([reg] if reg else [], {"ine": ine}, reading)
 
-    def _registered_with(self, ine: str, candidate: str, subject: str) -> Registration | None:
+    def _registered_with(
+        self, ine: str, candidate: str, subject: str, keys: KeyHistory
+    ) -> Registration | None:
         """The candidate's registration as signed, if it is theirs and holds this INE.
 
         A row pointing at another candidate (or a stale one) opens to another INE, or
@@ -352,7 +364,7 @@ class InstitutionService:
             projected = registration_of(cur, candidate)
         if projected is None:
             return None
-        env = self._registration(projected, trusted_keys(self.ledger))
+        env = self._registration(projected, keys)
         sealed = env.data.get("external_id")
         opened = self.ledger.vault.open_or_none(sealed)
         if env.data.get("subject") != subject or not _same_id(opened, ine):
@@ -361,13 +373,14 @@ class InstitutionService:
 
     def by_identity(self, uai: str, last: str, first: str, birth: str) -> dict[str, Any]:
         """The school's pupils as the log lists them, then the one with this identity."""
-        regs, roster = self._school_regs(uai)
+        upto = self._bound()
+        regs, roster = self._school_regs(uai, upto)
         wanted = (last.casefold(), first.casefold(), birth)
         found = [r for r in regs if _identity_key(self.ledger.vault.open_or_none(r[2])) == wanted]
         return self._admission(
             found,
             {"school": uai, "last_name": last, "first_name": first, "birth_date": birth},
-            self._reading(roster),
+            self._reading(roster, upto=upto),
             school=uai,
         )
 

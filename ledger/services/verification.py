@@ -80,10 +80,13 @@ CHECKS = {"hash_valid": "hash", "key_trusted": "key", "signature_valid": "signat
           "chain_link_valid": "chain"}  # fmt: skip
 
 
+def failed_checks(check: dict[str, Any]) -> list[str]:
+    """The checks of `check_envelope` that failed (`hash_valid`, …), in a fixed order."""
+    return [field for field in CHECKS if not check[field]]
+
+
 def _failed_checks(check: dict[str, Any]) -> list[dict[str, Any]]:
-    return [
-        {"check": name, "seq": check["seq"]} for field, name in CHECKS.items() if not check[field]
-    ]
+    return [{"check": CHECKS[field], "seq": check["seq"]} for field in failed_checks(check)]
 
 
 def grouped_levels(ref: Referential, competences: list[dict[str, Any]]) -> list[dict[str, Any]]:

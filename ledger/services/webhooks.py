@@ -47,7 +47,8 @@ from ledger.domain.certificate import certificate_id
 from ledger.envelope import Envelope
 from ledger.projections.runner import head, position
 from ledger.services import webhook_targets
-from ledger.services.verification import check_envelope, trusted_keys
+from ledger.services.signed_certificate import CANCELLED, ISSUED, RESCORED
+from ledger.services.verification import check_envelope, failed_checks, trusted_keys
 from ledger.services.webhook_targets import (
     LookupBusy,
     Resolver,
@@ -57,14 +58,11 @@ from ledger.services.webhook_targets import (
     resolve,
 )
 from ledger.store.application import Ledger
+from ledger.trust import KeyHistory
 
 log = logging.getLogger(__name__)
 
-KINDS = {
-    "certification.CertificateIssued": "publication",
-    "certification.CertificateCancelled": "cancellation",
-    "certification.CertificateRescored": "rescoring",
-}
+KINDS = {ISSUED: "publication", CANCELLED: "cancellation", RESCORED: "rescoring"}
 READ_MODELS = ("certificates", "profiles")  # what a delivery's body is read from
 BACKOFF_SECONDS = (10, 60, 300, 1800, 7200)  # after the 1st, 2nd… failed attempt
 MAX_ATTEMPTS = len(BACKOFF_SECONDS) + 1
@@ -75,9 +73,7 @@ PROMPT_SECONDS = 1.0  # a 2xx within this is a prompt answer
 ROUND_SECONDS = 30.0  # no send past the share starts later (+ one deadline < the lease)
 SEND_THREADS = 4  # hosts served at once
 PAGE = 1000  # events queued per step; due deliveries read per round
-ISSUED = "certification.CertificateIssued"
 REGISTERED = Candidate.Registered.TYPE
-ENVELOPE_CHECKS = ("hash_valid", "key_trusted", "signature_valid", "chain_link_valid")
 Alarm = Callable[[dict[str, object]], None]
 
 
@@ -379,25 +375,26 @@ class Webhooks:
 
     def signed_body(self, hook_id: str, seq: int, school: str) -> dict[str, Any]:
         """The body from the verified event at `seq`, its certificate and the pupil's school."""
-        recorder = self.ledger.recorder
-        env = self._verified(recorder.envelope(seq), KINDS, seq)
+        recorder, keys = self.ledger.recorder, trusted_keys(self.ledger)
+        env = self._verified(recorder.envelope(seq), KINDS, seq, keys)
         issued = self._verified(
-            env if env.type == ISSUED else recorder.first_envelope(env.stream), {ISSUED}, seq
+            env if env.type == ISSUED else recorder.first_envelope(env.stream), {ISSUED}, seq, keys
         )
         code, candidate = issued.data.get("code"), issued.data.get("candidate")
         if issued.stream != env.stream or str(certificate_id(str(code))) != env.stream:
             raise DeliveryUnsound(f"the certificate of the event at seq {seq} is not its own")
-        registration = self._verified(recorder.first_envelope(str(candidate)), {REGISTERED}, seq)
+        first = recorder.first_envelope(str(candidate))
+        registration = self._verified(first, {REGISTERED}, seq, keys)
         if registration.data.get("school") != school:
             raise DeliveryUnsound(f"the event at seq {seq} is not about a pupil of {school}")
         return _body(hook_id, env, str(code), str(candidate), school)
 
-    def _verified(self, env: Envelope | None, types: Any, seq: int) -> Envelope:
+    def _verified(self, env: Envelope | None, types: Any, seq: int, keys: KeyHistory) -> Envelope:
         """`env` if it is of one of `types` and its hash, signature and chain link check."""
         if env is None or env.type not in types:
             raise DeliveryUnsound(f"the log holds no expected event for the delivery of seq {seq}")
-        checked = check_envelope(self.ledger, env, trusted_keys(self.ledger))
-        failed = [name for name in ENVELOPE_CHECKS if not checked[name]]
+        checked = check_envelope(self.ledger, env, keys)
+        failed = failed_checks(checked)
         if failed:
             raise DeliveryUnsound(
                 f"the event at seq {env.seq} does not verify ({', '.join(failed)})"

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from ledger.domain import clock
+from ledger.envelope import ENVELOPE_FIELDS
 from ledger.store import migrations
 from ledger.store.db import Cursor, Database, StoreError
 
@@ -56,10 +57,7 @@ class Table:
 
 
 TABLES = (
-    Table(
-        "ledger_events",
-        ("seq", "id", "stream", "version", "type", "time", "data", "prev", "hash", "kid", "sig"),
-    ),
+    Table("ledger_events", ENVELOPE_FIELDS),
     Table("tlog_tiles", ("level", "idx", "hashes"), keys=2),
     Table("tlog_checkpoints", ("size", "root", "note", "created_at")),
     Table("tlog_cosignatures", ("size", "witness", "line", "timestamp"), keys=2),

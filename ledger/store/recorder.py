@@ -35,7 +35,7 @@ from eventsourcing.persistence import (
 from ledger import crypto, trust
 from ledger.domain import clock
 from ledger.domain.payload import check_payload
-from ledger.envelope import Envelope
+from ledger.envelope import ENVELOPE_FIELDS, Envelope
 from ledger.keys import KeyFileError, KeyRing
 from ledger.store import observers
 from ledger.store.db import COPY_MIN_ROWS, Database, UniqueViolation
@@ -47,7 +47,7 @@ from ledger.trust import Anchor, KeyHistory, TrustError
 KEY_STREAM_NAMESPACE = uuid.UUID("6d1c1f0e-43a5-4e8e-9a43-2b0b6c1f7a11")
 
 TABLE = "ledger_events"
-INSERTED = ("seq", "id", "stream", "version", "type", "time", "data", "prev", "hash", "kid", "sig")
+INSERTED = ENVELOPE_FIELDS
 INSERT = f"INSERT INTO {TABLE} ({', '.join(INSERTED)}) VALUES ({', '.join('?' * len(INSERTED))})"
 COLUMNS = ", ".join(INSERTED)
 HEAD = "SELECT seq, hash FROM ledger_events ORDER BY seq DESC LIMIT 1"
