@@ -99,6 +99,9 @@ def test_a_restored_backup_passes_the_full_audit_and_verifies_the_same_certifica
 ) -> None:
     codes, erased = _history(flow)
     before = {code: flow.client.get(f"/api/v1/certificates/{code}").get_json() for code in codes}
+    flow.app.extensions["ledger"].webhooks.resolver = lambda host, port: ["93.184.215.14"]
+    hook = {"url": "https://school.example/hooks/pix"}
+    flow.post("/api/v1/institutions/0350022K/webhooks", hook, flow.admin)
     out = tmp_path / "ledger.backup.gz"
     assert "backed up" in cli("backup", "--out", str(out)).stdout
     assert out.stat().st_mode & 0o777 == 0o600
@@ -121,6 +124,8 @@ def test_a_restored_backup_passes_the_full_audit_and_verifies_the_same_certifica
             after = client.get(f"/api/v1/certificates/{code}").get_json()
             assert after == page and after["status"] == "valid"
         assert app.extensions["ledger"].ledger.vault.is_erased(erased)
+        hosts = app.extensions["ledger"].ledger.db.rows("SELECT url, host FROM webhooks")
+        assert [tuple(row) for row in hosts] == [(hook["url"], "school.example")]
     finally:
         app.extensions["ledger"].ledger.close()
 

@@ -65,7 +65,7 @@ TABLES = (
     Table("subject_links", ("owner", "subject"), keys=2),
     Table("external_ids", ("blind", "candidate", "subject", "created")),
     Table("api_tokens", ("id", "token_hash", "scopes", "label", "created", "revoked")),
-    Table("webhooks", ("id", "school", "url", "created", "after_seq")),
+    Table("webhooks", ("id", "school", "url", "created", "after_seq", "host")),
     Table(
         "webhook_deliveries",
         ("webhook", "seq", "body", "attempts", "next_attempt", "status", "last_error", "delivered"),
