@@ -368,15 +368,15 @@ def projections() -> None:
 @friendly
 def projections_run(once: bool, batch: int | None, parent: int | None) -> None:
     """Apply new events to the read models as they are appended, until SIGTERM."""
-    import logging
     import signal
 
+    from ledger import logs
     from ledger.config import setting
     from ledger.projections.follow import Follower
 
-    logging.basicConfig(level=setting("LEDGER_LOG_LEVEL").upper())
     ledger = _ledger()
     config = ledger.config
+    logs.configure(setting("LEDGER_LOG_LEVEL"), config.log_format)  # as the API's lines
     follower = Follower(
         ledger.db,
         _create_projection_tables(ledger),

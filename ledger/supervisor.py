@@ -55,5 +55,8 @@ def supervise(server: int) -> None:
 
 
 if __name__ == "__main__":
-    logging.basicConfig()
+    from ledger import logs
+    from ledger.config import setting
+
+    logs.configure(setting("LEDGER_LOG_LEVEL"), setting("LEDGER_LOG_FORMAT"))  # as the server's
     supervise(int(sys.argv[1]))

@@ -436,3 +436,11 @@ def test_a_stop_request_ends_a_catch_up_between_pages(ledger: Ledger, config: Co
     assert [position(ledger.db, p.name) for p in projections] == [5, 0, 0, 0]
     catch_up(ledger.db, projections, page=5)  # the next round goes on from there
     _same_as_rebuild(ledger, config)
+
+
+def test_the_runner_logs_in_the_configured_format(ledger: Ledger, config: Config) -> None:
+    """`LEDGER_LOG_FORMAT=json`: the runner's lines are JSON like the API's (one log pipeline)."""
+    with _runner(config, "--parent", "1", LEDGER_LOG_FORMAT="json") as runner:  # not our parent
+        output, _ = runner.communicate(timeout=60)
+    lines = [json.loads(line) for line in output.splitlines() if line.strip()]  # every one
+    assert any("server that started this runner is gone" in line["message"] for line in lines)
