@@ -47,6 +47,17 @@ def write_secret(path: Path, content: bytes) -> None:
     os.replace(tmp, path)
 
 
+def _read_when_changed(path: Path, cached: tuple[int, str] | None, missing: str) -> tuple[int, str]:
+    """(mtime, text) of a small key file, read again only when its mtime changed."""
+    try:
+        stamp = path.stat().st_mtime_ns
+    except FileNotFoundError:
+        raise KeyFileError(missing) from None
+    if cached is None or cached[0] != stamp:
+        cached = (stamp, path.read_text().strip())
+    return cached
+
+
 class KeyRing:
     """The private keys this node holds, and which one is active."""
 
@@ -87,15 +98,8 @@ class KeyRing:
 
     def active(self) -> SigningKey:
         """The key that signs now; the `active` file is re-read only when it changes."""
-        path = self.directory / ACTIVE_FILE
-        try:
-            stamp = path.stat().st_mtime_ns
-        except FileNotFoundError:
-            raise KeyFileError(
-                f"no active signing key in {self.directory}: run `ledger keys init`"
-            ) from None
-        if self._active is None or self._active[0] != stamp:
-            self._active = (stamp, path.read_text().strip())
+        missing = f"no active signing key in {self.directory}: run `ledger keys init`"
+        self._active = _read_when_changed(self.directory / ACTIVE_FILE, self._active, missing)
         return self.get(self._active[1])
 
     def get(self, kid: str) -> SigningKey:
@@ -126,15 +130,8 @@ class KeyRing:
 
     def _master_file(self) -> str:
         """The master key file's text, re-read only when the file changes (every MAC needs it)."""
-        path = self.directory / MASTER_FILE
-        try:
-            stamp = path.stat().st_mtime_ns
-        except FileNotFoundError:
-            raise KeyFileError(
-                f"no master key in {self.directory}: run `ledger keys init`"
-            ) from None
-        if self._master is None or self._master[0] != stamp:
-            self._master = (stamp, path.read_text().strip())
+        missing = f"no master key in {self.directory}: run `ledger keys init`"
+        self._master = _read_when_changed(self.directory / MASTER_FILE, self._master, missing)
         return self._master[1]
 
     def master_mac(self, info: bytes, *parts: str) -> str:
