@@ -411,15 +411,14 @@ def projections_rebuild() -> None:
 def projections_status() -> None:
     """Each read model's position against the head, its stall if any, and the lag."""
     from ledger.projections.lag import projection_lag
-    from ledger.projections.runner import head, position, stalls
+    from ledger.projections.runner import stalls
 
     ledger = _ledger()
     projs = _create_projection_tables(ledger)
     lag = projection_lag(ledger.db, projs)
-    latest = head(ledger.db)
-    stalled = stalls(ledger.db)
+    stalled = stalls(ledger.db) if lag["stalled"] else {}
     for p in projs:
-        line = f"{p.name}: {position(ledger.db, p.name)} / {latest}"
+        line = f"{p.name}: {lag['positions'][p.name]} / {lag['head']}"
         if p.name in stalled:
             line += f" (stalled at seq {stalled[p.name]['seq']}: {stalled[p.name]['error']})"
         click.echo(line)

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Hashable
-from typing import Generic, TypeVar
+from collections.abc import Callable, Hashable
+from typing import Any, Generic, TypeVar
 
 V = TypeVar("V")
 
@@ -37,6 +37,12 @@ class LRU(Generic[V]):
     def __contains__(self, key: Hashable) -> bool:
         with self._lock:
             return key in self._items
+
+    def discard_if(self, unwanted: Callable[[Any], bool]) -> None:
+        """Drop every entry whose key is `unwanted`."""
+        with self._lock:
+            for key in [key for key in self._items if unwanted(key)]:
+                del self._items[key]
 
     def __len__(self) -> int:
         return len(self._items)

@@ -359,10 +359,13 @@ def test_no_course_answer_is_recorded_after_the_candidates_erasure(flow: Flow, c
     candidate, _, course = flow.started()
     st = flow.app.extensions["ledger"]
     subject = st.candidates.answering(candidate).subject
+    first, second = course["challenges"][:2]
+    with clock.frozen_at(MORNING.replace(minute=45)):  # the process now knows the subject
+        sent = {"challenge": first["challenge"], "result": "ok", "time_spent_ms": 30_000}
+        flow.post(f"/api/v1/courses/{course['id']}/answers", sent, flow.platform, 201)
     flow.post(f"/api/v1/subjects/{subject}/erasure", {"reason": "consent-withdrawn"}, flow.admin)
-    item = course["challenges"][0]
-    with clock.frozen_at(MORNING.replace(minute=45)):
-        sent = {"challenge": item["challenge"], "result": "ok", "time_spent_ms": 30_000}
+    with clock.frozen_at(MORNING.replace(minute=46)):
+        sent = {"challenge": second["challenge"], "result": "ok", "time_spent_ms": 30_000}
         body = flow.post(f"/api/v1/courses/{course['id']}/answers", sent, flow.platform, 409)
     assert body["candidate"] == candidate and "erased" in body["detail"]
 

@@ -120,6 +120,50 @@ def test_a_batch_is_atomic(ledger: Ledger) -> None:
     assert len(all_envelopes(ledger)) == count
 
 
+def test_cached_aggregates_are_handed_out_as_independent_copies(ledger: Ledger) -> None:
+    counter = Counter(label="f")
+    counter.add(amount=3, note="kept")
+    ledger.save(counter)
+    first = ledger.app.repository.get(counter.id)
+    first.add(amount=40)  # a command that is never saved
+    first.label = "changed in place"
+    second = ledger.app.repository.get(counter.id)
+    assert second is not first
+    assert (second.total, second.label, second.version) == (3, "f", 2)
+
+
+def test_one_read_sees_one_snapshot_while_another_writer_commits(ledger: Ledger) -> None:
+    _filled(ledger, 2)
+    count = "SELECT COUNT(*) FROM ledger_events"
+    with ledger.db.read() as cur:
+        cur.execute(count)
+        before = cur.fetchone()[0]
+        writer = Ledger(ledger.config)
+        try:
+            writer.save(Counter(label="committed meanwhile"))
+        finally:
+            writer.close()
+        cur.execute(count)
+        assert cur.fetchone()[0] == before
+    assert ledger.db.scalar(count) == before + 1
+
+
+def test_a_write_is_answered_with_the_hash_it_signed_not_the_tables(
+    ledger: Ledger, config: Config
+) -> None:
+    counter = Counter(label="g")
+    (seq,) = ledger.save(counter)
+    signed = all_envelopes(ledger)[-1].hash
+    _sql(ledger, "UPDATE ledger_events SET hash = ? WHERE seq = ?", ("0" * 64, seq))
+    assert ledger.recorder.hash_of(seq) == signed  # the writer knows what it committed
+    other = Ledger(config)  # another process reads the table
+    try:
+        assert other.recorder.hash_of(seq) == "0" * 64
+        assert other.recorder.hash_of(seq + 1) is None
+    finally:
+        other.close()
+
+
 def _writer(config: Config, label: str, n: int, errors: list[Exception]) -> None:
     ledger = Ledger(config)
     try:

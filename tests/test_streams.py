@@ -121,7 +121,7 @@ def test_a_long_history_answers_as_cheaply_and_as_correctly_as_none(ledger: Ledg
     service = CandidateService(ledger, REF)
     fresh, long = with_history(service, 0), with_history(service, HISTORY)
     for candidate in (fresh, long):  # registrations never change: a process remembers them
-        service.subject(candidate)
+        service.subjects.of(candidate)
     commands = {
         "new": lambda c: service.record_answers([(c, nth(HISTORY + 1, "ko"))]),
         "duplicate": lambda c: service.record_answers([(c, nth(0))]),

@@ -51,9 +51,7 @@ def register_candidate(body: dict[str, Any]) -> dict[str, Any]:
 def _batch_body() -> list[dict[str, Any]]:
     """Accept one answer object or {"answers": [...]}; refuse oversize batches up front."""
     payload = request.environ.get(PARSED)  # checked before the view (ledger/api/body.py)
-    if payload is None:
-        payload = request.get_json(silent=True)
-    if payload is None:
+    if payload is None:  # only an empty body is not parsed there
         if not request.is_json:
             raise ApiProblem(415, "unsupported-media-type", "send Content-Type: application/json")
         raise ApiProblem(400, "malformed-json", "the request body is not valid JSON")

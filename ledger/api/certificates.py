@@ -137,7 +137,7 @@ def get_history(code: str) -> Response:
     pages = state().views.pages
     key = ("history", view["code"])
     body = pages.get(key)
-    if body is None:  # cached like the public view: until the log moves or REVERIFY_S pass
+    if body is None:  # cached like the public view; dropped whenever the log moves (proofs)
         body = pages[key] = json.dumps(_history(view))
     return Response(body, mimetype="application/json")
 

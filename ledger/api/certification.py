@@ -364,10 +364,14 @@ def certification_history(candidate_id: Any) -> dict[str, Any]:
     for cert in certificates:
         cert.pop("holder")
         current = public_status(cert, today)
-        reason, erased = opened_reason(st.ledger, cert["status_reason"])
+        private = audience == OPERATOR  # nobody else reads a reason: none is opened for them
+        reason, erased = (
+            opened_reason(st.ledger, cert["status_reason"]) if private else (None, False)
+        )
+        history = opened_history(st.ledger, cert["history"], open_reasons=private)
         cert.update(
             status=current["status"], status_since=current["since"], status_reason=reason,
-            status_reason_erased=erased, history=opened_history(st.ledger, cert["history"]),
+            status_reason_erased=erased, history=history,
         )  # fmt: skip
     shaped = [for_audience(cert, audience) for cert in certificates]
     return {"courses": courses, "certificates": shaped}

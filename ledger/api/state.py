@@ -100,7 +100,9 @@ class ApiState:
         latest = head(self.ledger.db)
         if self.config.projections == "runner":
             self._await(min(latest, requested))
-        elif latest != self._caught_up_to and not catch_up(self.ledger.db, self.projections):
+        elif latest != self._caught_up_to and not catch_up(
+            self.ledger.db, self.projections, latest=latest
+        ):
             self._caught_up_to = latest  # a stalled projection is retried on later reads
         return latest
 
@@ -154,5 +156,4 @@ def state() -> ApiState:
 
 def appended(seq: int) -> dict[str, object]:
     """What a write returns: the event's seq and hash, to check against the log later."""
-    env = state().ledger.recorder.envelope(seq)
-    return {"seq": seq, "hash": env.hash if env else None}
+    return {"seq": seq, "hash": state().ledger.recorder.hash_of(seq)}

@@ -282,6 +282,10 @@ class Referential:
     def tubes(self) -> tuple[Tube, ...]:
         return tuple(self._tubes.values())
 
+    @property
+    def challenges(self) -> tuple[Challenge, ...]:
+        return tuple(self._challenges.values())
+
     def domain(self, code: str) -> Domain:
         return _lookup(self._domains, code, ReferentialError, "domain")
 

@@ -56,7 +56,7 @@ class Follower:
         try:
             latest = head(self.db)
             started = time.monotonic()
-            stalled = catch_up(self.db, self.projections, self.page, self.stop.is_set)
+            stalled = catch_up(self.db, self.projections, self.page, self.stop.is_set, latest)
         except StoreError as exc:
             if raise_errors:
                 raise

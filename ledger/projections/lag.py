@@ -119,9 +119,7 @@ def wait_for(db: Database, projections: Iterable[Projection], seq: int, max_wait
 
 
 def _event_time(db: Database, seq: int) -> str | None:
-    with db.read() as cur:
-        cur.execute("SELECT time FROM ledger_events WHERE seq = ?", (seq,))
-        row = cur.fetchone()
+    row = db.row("SELECT time FROM ledger_events WHERE seq = ?", (seq,))
     return row[0] if row else None
 
 

@@ -240,14 +240,16 @@ def catch_up(
     projections: Iterable[Projection],
     page: int | None = None,
     stop: Callable[[], bool] = _never,
+    latest: int | None = None,
 ) -> set[str]:
     """Bring each projection up to the head of the log (cheap when already there).
 
     Applies `page` events per transaction (default PAGE); returns early, between
     pages, once `stop()` is true. Returns the names of stalled projections; they
-    never stop the others, and one waiting for its backoff is skipped.
+    never stop the others, and one waiting for its backoff is skipped. `latest`:
+    the head when the caller has just read it.
     """
-    latest = head(db)
+    latest = head(db) if latest is None else latest
     stalled = stalls(db)
     now = clock.format_time(clock.now())
     still: set[str] = set()

@@ -52,11 +52,33 @@ def load_candidate(ledger: Ledger, candidate_id: str, *, version: int | None = N
 
 def refuse_erased(ledger: Ledger, candidate: Candidate, action: str) -> None:
     """409 once the candidate was erased: a signed fact would be written for nobody."""
-    if ledger.vault.is_erased(candidate.subject):
-        raise Conflict(
-            f"candidate {candidate.id} was erased: they can no longer {action}",
-            candidate=str(candidate.id),
-        )
+    refuse_erased_subject(ledger, str(candidate.id), candidate.subject, action)
+
+
+def refuse_erased_subject(ledger: Ledger, candidate_id: str, subject: str, action: str) -> None:
+    if ledger.vault.is_erased(subject):
+        raise erased_conflict(candidate_id, action)
+
+
+def erased_conflict(candidate_id: str, action: str) -> Conflict:
+    return Conflict(
+        f"candidate {candidate_id} was erased: they can no longer {action}", candidate=candidate_id
+    )
+
+
+class RegisteredSubjects:
+    """Each candidate's subject, remembered: a registration never changes, so it is read once."""
+
+    def __init__(self, ledger: Ledger):
+        self.ledger = ledger
+        self._known: LRU[str] = LRU(SUBJECTS_KEPT)
+
+    def of(self, candidate_id: str) -> str:
+        subject = self._known.get(candidate_id)
+        if subject is None:
+            subject = registration(self.ledger, candidate_id).subject
+            self._known[candidate_id] = subject
+        return subject
 
 
 def registration(ledger: Ledger, candidate_id: str) -> Candidate:
@@ -83,7 +105,7 @@ class CandidateService:
         self.ref = referential
         self.external_ids = ExternalIds(ledger.db, ledger.keyring)
         self.answer_index = AnswerIndex(ledger.db)
-        self._subjects: LRU[str] = LRU(SUBJECTS_KEPT)
+        self.subjects = RegisteredSubjects(ledger)
 
     def register(
         self,
@@ -182,22 +204,11 @@ class CandidateService:
     def answer_stream(self, candidate_id: str, answer_ids: list[str]) -> AnswerStream:
         """What recording these answers needs of a candidate who may answer (see `answering`):
         the erasure flag, head and answer ids in one read, the subject remembered."""
-        subject = self.subject(candidate_id)
+        subject = self.subjects.of(candidate_id)
         stream, erased = self.answer_index.answering(UUID(candidate_id), answer_ids, subject)
         if erased:
-            raise Conflict(
-                f"candidate {candidate_id} was erased: they can no longer answer",
-                candidate=candidate_id,
-            )
+            raise erased_conflict(candidate_id, "answer")
         return stream
-
-    def subject(self, candidate_id: str) -> str:
-        """The registered candidate's subject, remembered: a registration never changes."""
-        subject = self._subjects.get(candidate_id)
-        if subject is None:
-            subject = registration(self.ledger, candidate_id).subject
-            self._subjects[candidate_id] = subject
-        return subject
 
     def answering(self, candidate_id: str) -> Candidate:
         """The candidate as registered, refused (409) once erased: nobody is left to have answered.

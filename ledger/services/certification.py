@@ -44,7 +44,13 @@ from ledger.domain.referential_release import ReferentialRelease, release
 from ledger.domain.scoring import ERROR, RULES_VERSION, VALIDATED, ScoringResult, rules_of
 from ledger.domain.session import IN_PROCESS, PROCESSED, Session
 from ledger.services import retrying
-from ledger.services.candidates import positioning, refuse_erased, registration
+from ledger.services.candidates import (
+    RegisteredSubjects,
+    positioning,
+    refuse_erased,
+    refuse_erased_subject,
+    registration,
+)
 from ledger.services.repeated_rescoring import (
     ISSUED,
     LATE_REPORT_BASIS,
@@ -97,6 +103,7 @@ class CertificationService:
         self.ref = ref
         self.max_level = config.max_level
         self.windows = parse_windows(config.calendar)
+        self.subjects = RegisteredSubjects(ledger)
 
     # --- loading with authorization ----------------------------------------
 
@@ -227,7 +234,8 @@ class CertificationService:
 
         def command() -> tuple[int, dict[str, Any] | None]:
             course = self.course(course_id)
-            refuse_erased(self.ledger, registration(self.ledger, course.candidate), "answer")
+            subject = self.subjects.of(course.candidate)
+            refuse_erased_subject(self.ledger, course.candidate, subject, "answer")
             course.answer(challenge, result, time_spent_ms)
             completed = course.state != "in_progress"
             if completed:

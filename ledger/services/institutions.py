@@ -40,7 +40,6 @@ from ledger.envelope import Envelope
 from ledger.projections.certificates import by_candidate, by_code
 from ledger.projections.courses import history_of
 from ledger.projections.profiles import pupils_of, registration_of
-from ledger.projections.runner import head
 from ledger.services.certification import load_aggregate
 from ledger.services.verification import (
     check_envelope,
@@ -83,9 +82,9 @@ class InstitutionService:
         self,
         ledger: Ledger,
         ref: Referential,
-        tail: TailVerifier | None = None,
-        alarm: Callable[[dict[str, object]], None] | None = None,
-        fresh: Callable[[], int] | None = None,
+        tail: TailVerifier,
+        alarm: Callable[[dict[str, object]], None],
+        fresh: Callable[[], int],
     ):
         self.ledger = ledger
         self.ref = ref
@@ -112,8 +111,7 @@ class InstitutionService:
 
     def _refuse(self, what: str, problems: list[dict[str, Any]]) -> IntegrityFailure:
         """Record the alarm (readiness fails) and the error that refuses the document."""
-        if self.alarm is not None:
-            self.alarm({"document": what, "problems": problems})
+        self.alarm({"document": what, "problems": problems})
         return IntegrityFailure(f"{what} does not verify against the log", problems=problems)
 
     # --- a pupil's signed registration -------------------------------------------
@@ -146,7 +144,7 @@ class InstitutionService:
         """The log's head, once the read models were brought up to it (`fresh`): the lists
         are folded up to it. Never the read models' own positions: the database holds
         them, and one set back would hide every later row from the comparison."""
-        return self.fresh() if self.fresh else head(self.ledger.db)
+        return self.fresh()
 
     def _reading(self, *rosters: Roster, upto: int | None = None) -> Reading:
         """What a document is checked against, up to `upto` (default: a fresh bound)."""

@@ -12,21 +12,26 @@ between the read model and those events, gives the distinct status
 from __future__ import annotations
 
 import json
+import threading
 import time
 from typing import TYPE_CHECKING, Any
 
 from ledger import crypto, envelope
 from ledger.domain import clock
+from ledger.domain.candidate import Candidate
 from ledger.domain.certificate import certificate_id, public_category
 from ledger.domain.course import OPERATOR as OPERATOR_SOURCE
+from ledger.domain.course import Course
 from ledger.domain.referential import Referential
 from ledger.domain.scoring import RULES
+from ledger.domain.session import Session
 from ledger.envelope import Envelope
 from ledger.lru import LRU
 from ledger.projections.certificates import by_code, public_status
 from ledger.projections.runner import position
 from ledger.services.certification import CENTRE_TZ
 from ledger.services.signed_certificate import (
+    TYPES,
     EventsUnsound,
     certificate_events,
     differences,
@@ -119,15 +124,18 @@ def opened_reason(ledger: Ledger, reason: str | dict[str, str] | None) -> tuple[
     return reason, False
 
 
-def opened_history(ledger: Ledger, history: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """History entries with their reasons opened (null and `reason_erased` once erased).
+def opened_history(
+    ledger: Ledger, history: list[dict[str, Any]], open_reasons: bool = True
+) -> list[dict[str, Any]]:
+    """History entries with their reasons opened (null and `reason_erased` once erased);
+    left sealed with `open_reasons` false, for a reader the reasons are withheld from.
 
     A rescoring also gets its scoring rules' description, so a reader learns
     what the rules version means without looking it up.
     """
     entries = []
     for entry in history:
-        if "reason" in entry:
+        if open_reasons and "reason" in entry:
             text, erased = opened_reason(ledger, entry["reason"])
             entry = {**entry, "reason": text, **({"reason_erased": True} if erased else {})}
         if "rules" in entry:
@@ -356,74 +364,126 @@ def failure_view(
 
 
 class PublicViews:
-    """Public certificate views, cached until the log moves, the day changes or REVERIFY_S pass.
+    """Public certificate views, cached until their certificate's events change, the day
+    changes or REVERIFY_S pass.
 
     Every answer is computed from the log with re-checked signatures; the cache
     only avoids redoing that work for a state that has not changed. The log's
     head is read at most every FRESHNESS_S seconds under load, and at once
     after this process wrote: another node's cancellation shows within 50 ms,
-    this node's immediately, and at once to a request whose `X-Min-Seq` names it. Tampering that leaves the head alone (an event
-    edited in place) is caught by re-verifying every REVERIFY_S seconds. A view
-    that fails its checks raises an alarm in the API state. Both caches are
-    bounded LRUs (clients choose codes and tokens), and neither keeps an unknown
-    code or an invalid token.
+    this node's immediately, and at once to a request whose `X-Min-Seq` names it.
+    When the head moved, the events appended since are listed (type and stream):
+    a certificate event drops that certificate's view and pages; events no view
+    reads (answers, courses, sessions, registrations) drop nothing, so lookups stay
+    cached under the national write load; any other event (a key, an erasure, a
+    type this list does not know), a head that went back, a long gap or a new
+    problem of the process's own audit drops everything. History pages, which
+    hold inclusion proofs to the latest checkpoint, go whenever the head moves.
+    Tampering that leaves the head alone (an event edited in place) is caught by
+    re-verifying every REVERIFY_S seconds. A view that fails its checks raises an
+    alarm in the API state. Both caches are bounded LRUs (clients choose codes and
+    tokens), and neither keeps an unknown code or an invalid token.
     """
 
     CACHE_SIZE = 256
     FRESHNESS_S = 0.05
     REVERIFY_S = 10.0
+    SCAN_MAX = 1000  # events listed after a head move; past that, everything is dropped
+    CERTIFICATE_EVENTS = frozenset(TYPES)
+    READ_BY_NO_VIEW = frozenset(
+        {Candidate.Registered.TYPE, Candidate.AnswerRecorded.TYPE, Session.CandidateEnrolled.TYPE,
+         Session.CourseStarted.TYPE, Course.Started.TYPE, Course.Answered.TYPE,
+         Course.Ended.TYPE, Course.Scored.TYPE}
+    )  # fmt: skip
+    KNOWN_EVENTS = READ_BY_NO_VIEW | CERTIFICATE_EVENTS
 
     def __init__(self, api_state: Any):
         self._state = api_state
-        self._key: tuple[int, str, int] | None = None
+        self._key: tuple[str, int, int | None] | None = None
         self._views: LRU[dict[str, Any]] = LRU(self.CACHE_SIZE)  # known codes only
         self._keys: KeyHistory | None = None
         self.pages: LRU[str] = LRU(self.CACHE_SIZE)  # never keyed by an unverified token
+        self._seen_head: int | None = None
         self._checked_at = 0.0
         self._seen_writes = -1
+        self._drops = 0  # a view computed across a drop is not kept
+        self._lock = threading.Lock()
 
     def _head(self) -> int:
         recorder = self._state.ledger.recorder
         now = time.monotonic()
         if (
-            self._key is None
+            self._seen_head is None
             or now - self._checked_at > self.FRESHNESS_S
             or recorder.writes != self._seen_writes
-            or self._state.asks_beyond(self._key[0])
+            or self._state.asks_beyond(self._seen_head)
         ):
             self._seen_writes = recorder.writes
             self._checked_at = now
             return self._state.fresh_for_log_reads()  # the view checks the log's own events
-        return self._key[0]
+        return self._seen_head
 
     def _sync(self) -> None:
+        tail = self._state.tail
         key = (
-            self._head(),
             clock.now().astimezone(CENTRE_TZ).date().isoformat(),
             int(time.monotonic() // self.REVERIFY_S),
+            tail.problem_seq if tail is not None else None,
         )
-        if key != self._key:
-            self._key = key
-            self._views.clear()
-            self.pages.clear()
-            self._keys = None
+        with self._lock:
+            head, seen = self._head(), self._seen_head
+            if key != self._key or seen is None or head < seen or head - seen > self.SCAN_MAX:
+                self._drop_all()
+            elif head > seen:
+                self._drop_changed(seen, head)
+            self._key, self._seen_head = key, head
+
+    def _drop_changed(self, seen: int, head: int) -> None:
+        """Drop what the events after `seen` change; everything when they cannot tell."""
+        kinds = self._state.ledger.recorder.kinds_between(seen, head)
+        if len(kinds) != head - seen or any(kind not in self.KNOWN_EVENTS for kind, _ in kinds):
+            self._drop_all()  # a gap in the seqs, a key, an erasure, a type not listed
+            return
+        streams = {stream for kind, stream in kinds if kind in self.CERTIFICATE_EVENTS}
+        if streams:  # also a view being computed now, not cached yet, is not kept
+            self._drops += 1
+
+        def changed(code: str) -> bool:
+            return str(certificate_id(code)) in streams
+
+        self.pages.discard_if(lambda key: key[0] == "history" or changed(_page_code(key)))
+        self._views.discard_if(changed)
+
+    def _drop_all(self) -> None:
+        self._views.clear()
+        self.pages.clear()
+        self._keys = None
+        self._drops += 1
 
     def get(self, code: str) -> dict[str, Any] | None:
         self._sync()
         view = self._views.get(code)
         if view is not None:
             return view
-        if self._keys is None:
-            self._keys = trusted_keys(self._state.ledger)
+        drops = self._drops
+        keys = self._keys
+        if keys is None:
+            keys = self._keys = trusted_keys(self._state.ledger)
         st = self._state
-        view = public_certificate(st.ledger, st.referential, code, self._keys, st.tail)
+        view = public_certificate(st.ledger, st.referential, code, keys, st.tail)
         if view is None:
             return None
         if not view["integrity"]["verified"]:
             self._alarm(view)
-        self._views[code] = view
+        if drops == self._drops:  # nothing was dropped while it was computed
+            self._views[code] = view
         return view
 
     def _alarm(self, view: dict[str, Any]) -> None:
         """Record a failed certificate: readiness fails while any alarm is present."""
         self._state.raise_alarm({"code": view["code"], "problems": view["integrity"]["problems"]})
+
+
+def _page_code(key: tuple) -> str:
+    """The certificate code a cached page is for: (code, lang, token) or (kind, code, …)."""
+    return key[1] if key[0] in ("json", "history") else key[0]

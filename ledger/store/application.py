@@ -7,6 +7,7 @@ trust anchor with the key history endorsed from it.
 
 from __future__ import annotations
 
+import pickle
 import threading
 from typing import Any
 
@@ -34,6 +35,10 @@ class LockedRepository(Repository):
     the same aggregate fails the copy ("dictionary changed size during
     iteration"). A striped lock around the whole cached read closes the gap
     without serializing reads of different aggregates.
+
+    The caller's copy is made by a pickle round trip rather than `deepcopy`: the
+    same deep, independent copy (aggregates hold plain data), about three times
+    cheaper, and a certification answer loads two aggregates.
     """
 
     STRIPES = 64
@@ -46,7 +51,9 @@ class LockedRepository(Repository):
         if version is not None or not self.cache:
             return super().get(aggregate_id, version=version, **kwargs)
         with self._stripes[hash(aggregate_id) % self.STRIPES]:
-            return super().get(aggregate_id, **kwargs)
+            copied = kwargs.pop("deepcopy_from_cache", True)
+            cached = super().get(aggregate_id, deepcopy_from_cache=False, **kwargs)
+            return pickle.loads(pickle.dumps(cached, pickle.HIGHEST_PROTOCOL)) if copied else cached
 
 
 class LedgerApplication(Application):

@@ -29,13 +29,14 @@ from pathlib import Path
 from typing import IO, Any
 
 from ledger.domain import clock
+from ledger.domain.erasure import Erasure
 from ledger.envelope import ENVELOPE_FIELDS
 from ledger.store import migrations
 from ledger.store.db import Cursor, Database, StoreError
 
 FORMAT = "crcn-ledger-backup/1"
 PAGE = 5000
-ERASED = "subjects.SubjectErased"
+ERASED = Erasure.Erased.TYPE
 
 
 @dataclass(frozen=True)

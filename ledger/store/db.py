@@ -112,7 +112,12 @@ class Database:
 
     def scalar(self, sql: str, params: Sequence[Any] = ()) -> Any:
         """One value from one statement, without an explicit transaction (hot reads)."""
-        raise NotImplementedError
+        return self.rows(sql, params)[0][0]
+
+    def row(self, sql: str, params: Sequence[Any] = ()) -> Any | None:
+        """The first row of one statement, or None, without an explicit transaction."""
+        found = self.rows(sql, params)
+        return found[0] if found else None
 
     def rows(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         """Every row of one statement, without an explicit transaction: one round trip,
@@ -276,9 +281,6 @@ class SQLiteDatabase(Database):
             "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)
         )
         return bool(found)
-
-    def scalar(self, sql: str, params: Sequence[Any] = ()) -> Any:
-        return self.rows(sql, params)[0][0]
 
     def rows(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         try:
@@ -463,9 +465,7 @@ class PostgresDatabase(Database):
             self._pool.put(conn)
 
     @contextmanager
-    def _transaction(
-        self, lock: int | None, readonly: bool, pipelined: bool = False
-    ) -> Iterator[_PgCursor]:
+    def _transaction(self, lock: int | None, pipelined: bool = False) -> Iterator[_PgCursor]:
         with (
             self._connection() as conn,
             conn.pipeline() if pipelined else nullcontext(),
@@ -477,15 +477,24 @@ class PostgresDatabase(Database):
                 cur.execute("SELECT pg_advisory_xact_lock(%s)", (lock,))
                 if lock == APPEND_LOCK_ID:
                     observers.lock_waited(time.perf_counter() - started)
-            elif readonly:
-                cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
             yield _PgCursor(cur, pipelined)
 
-    def read(self) -> Any:
-        return self._transaction(None, readonly=True)
+    @contextmanager
+    def read(self) -> Iterator[_PgCursor]:
+        """One snapshot for several statements, begun in one round trip (not BEGIN, then SET).
+
+        A read of a single statement needs no transaction at all: `rows` is one round trip.
+        """
+        with self._connection() as conn, conn.cursor() as cur:
+            cur.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            try:
+                yield _PgCursor(cur, False)
+            finally:  # read only: ending it either way changes nothing
+                if not conn.broken:
+                    cur.execute("ROLLBACK")
 
     def write(self, lock: int | None = APPEND_LOCK_ID, pipelined: bool = False) -> Any:
-        return self._transaction(lock, readonly=False, pipelined=pipelined)
+        return self._transaction(lock, pipelined=pipelined)
 
     def insert_rows(
         self, cur: Cursor, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]
@@ -497,9 +506,6 @@ class PostgresDatabase(Database):
         with cur._cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
             for row in rows:
                 copy.write_row(row)
-
-    def scalar(self, sql: str, params: Sequence[Any] = ()) -> Any:
-        return self.rows(sql, params)[0][0]
 
     def rows(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         with self._connection() as conn:

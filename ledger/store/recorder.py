@@ -37,6 +37,7 @@ from ledger.domain import clock
 from ledger.domain.payload import check_payload
 from ledger.envelope import ENVELOPE_FIELDS, Envelope
 from ledger.keys import KeyFileError, KeyRing
+from ledger.lru import LRU
 from ledger.store import observers
 from ledger.store.db import COPY_MIN_ROWS, Database, UniqueViolation
 from ledger.store.group_commit import GroupCommit, Request
@@ -51,6 +52,7 @@ INSERTED = ENVELOPE_FIELDS
 INSERT = f"INSERT INTO {TABLE} ({', '.join(INSERTED)}) VALUES ({', '.join('?' * len(INSERTED))})"
 COLUMNS = ", ".join(INSERTED)
 HEAD = "SELECT seq, hash FROM ledger_events ORDER BY seq DESC LIMIT 1"
+RECENT_HASHES = 4096  # hashes of this process's latest appends, which writes answer with
 
 
 class ConcurrencyConflict(IntegrityError):
@@ -112,6 +114,7 @@ class LedgerRecorder(ApplicationRecorder):
         self._history: KeyHistory | None = None
         self._history_upto = 0
         self._group = GroupCommit(self._write_group)
+        self._written: LRU[str] = LRU(RECENT_HASHES)  # seq -> hash of this process's commits
 
     # --- writing ----------------------------------------------------------
 
@@ -146,7 +149,7 @@ class LedgerRecorder(ApplicationRecorder):
         each request sees the key events of those before it. Requests are answered
         only after the commit.
         """
-        answers: list[tuple[Request, list[int]]] = []
+        answers: list[tuple[Request, list[int], str]] = []
         events = sum(len(request.payload.events) for request in requests)
         with self.db.write(pipelined=events < COPY_MIN_ROWS) as cur:
             seq, prev, history = self._head(cur)
@@ -159,14 +162,16 @@ class LedgerRecorder(ApplicationRecorder):
                     continue
                 seq, prev = linked.head
                 rows += [iter(key_rows), linked.rows(self.signing_threads, start=len(key_rows))]
-                answers.append((request, linked.seqs))
+                answers.append((request, linked.seqs, prev))
             if answers:
                 self.db.insert_rows(cur, TABLE, INSERTED, itertools.chain(*rows))
                 self.db.notify(cur, seq)  # delivered at commit: wakes the projection runner
         self._remember(history, seq)
         if answers:
-            observers.appended(sum(len(seqs) for _, seqs in answers))
-        for request, seqs in answers:
+            observers.appended(sum(len(seqs) for _, seqs, _ in answers))
+        for request, seqs, head_hash in answers:
+            if seqs:
+                self._written[seqs[-1]] = head_hash
             request.succeed(seqs)
 
     def _link(
@@ -323,9 +328,7 @@ class LedgerRecorder(ApplicationRecorder):
         if limit is not None:
             sql += " LIMIT ?"
             params.append(limit)
-        with self.db.read() as cur:
-            cur.execute(sql, params)
-            rows = cur.fetchall()
+        rows = self.db.rows(sql, params)
         return [
             LedgerStoredEvent(
                 originator_id=UUID(r[0]),
@@ -361,9 +364,7 @@ class LedgerRecorder(ApplicationRecorder):
         ]
 
     def max_notification_id(self) -> int | None:
-        with self.db.read() as cur:
-            cur.execute("SELECT MAX(seq) FROM ledger_events")
-            return cur.fetchone()[0]
+        return self.db.scalar("SELECT MAX(seq) FROM ledger_events")
 
     def subscribe(self, gt: int | None = None, topics: Sequence[str] = ()) -> Subscription:
         raise NotImplementedError("projections poll the log; see ledger.projections.runner")
@@ -388,9 +389,7 @@ class LedgerRecorder(ApplicationRecorder):
             params.extend(types)
         sql += " ORDER BY seq LIMIT ?"
         params.append(limit)
-        with self.db.read() as cur:
-            cur.execute(sql, params)
-            return [row_to_envelope(r) for r in cur.fetchall()]
+        return [row_to_envelope(r) for r in self.db.rows(sql, params)]
 
     def iter_envelopes(self, after: int = 0, page: int = 2000) -> Iterator[Envelope]:
         """Every envelope after `after`, paged so memory stays flat."""
@@ -401,25 +400,33 @@ class LedgerRecorder(ApplicationRecorder):
                 return
             after = batch[-1].seq
 
+    def kinds_between(self, after: int, upto: int) -> list[tuple[str, str]]:
+        """(type, stream) of the events after `after` up to `upto`: what changed, not how."""
+        sql = "SELECT type, stream FROM ledger_events WHERE seq > ? AND seq <= ?"
+        return [(row[0], row[1]) for row in self.db.rows(sql, (after, upto))]
+
+    def hash_of(self, seq: int) -> str | None:
+        """The hash of the event at `seq`: known without a read when this process appended it
+        (what a write answers), else read from the log."""
+        known = self._written.get(seq)
+        if known is not None:
+            return known
+        row = self.db.row("SELECT hash FROM ledger_events WHERE seq = ?", (seq,))
+        return row[0] if row else None
+
     def envelope(self, seq: int) -> Envelope | None:
         found = self.envelopes(after=seq - 1, limit=1, stop=seq)
         return found[0] if found else None
 
     def stream_envelopes(self, stream: str) -> list[Envelope]:
         """Every envelope of one stream, by version: an aggregate's history as signed."""
-        with self.db.read() as cur:
-            cur.execute(
-                f"SELECT {COLUMNS} FROM ledger_events WHERE stream = ? ORDER BY version", (stream,)
-            )
-            return [row_to_envelope(r) for r in cur.fetchall()]
+        sql = f"SELECT {COLUMNS} FROM ledger_events WHERE stream = ? ORDER BY version"
+        return [row_to_envelope(r) for r in self.db.rows(sql, (stream,))]
 
     def first_envelope(self, stream: str) -> Envelope | None:
         """A stream's first envelope (its creation event) without reading the rest."""
-        with self.db.read() as cur:
-            cur.execute(
-                f"SELECT {COLUMNS} FROM ledger_events WHERE stream = ? AND version = 1", (stream,)
-            )
-            row = cur.fetchone()
+        sql = f"SELECT {COLUMNS} FROM ledger_events WHERE stream = ? AND version = 1"
+        row = self.db.row(sql, (stream,))
         return row_to_envelope(row) if row else None
 
     def signing_key(self) -> crypto.SigningKey:
@@ -427,8 +434,5 @@ class LedgerRecorder(ApplicationRecorder):
         return self._signer(self.key_history())[0]
 
     def iter_envelopes_of_type(self, type_name: str) -> list[Envelope]:
-        with self.db.read() as cur:
-            cur.execute(
-                f"SELECT {COLUMNS} FROM ledger_events WHERE type = ? ORDER BY seq", (type_name,)
-            )
-            return [row_to_envelope(r) for r in cur.fetchall()]
+        sql = f"SELECT {COLUMNS} FROM ledger_events WHERE type = ? ORDER BY seq"
+        return [row_to_envelope(r) for r in self.db.rows(sql, (type_name,))]

@@ -46,9 +46,7 @@ class SubjectVault:
         )
 
     def _key(self, subject: str, create: bool) -> bytes:
-        with self.db.read() as cur:
-            cur.execute("SELECT wrapped, erased FROM subject_keys WHERE subject = ?", (subject,))
-            row = cur.fetchone()
+        row = self.db.row("SELECT wrapped, erased FROM subject_keys WHERE subject = ?", (subject,))
         if row is None and create:
             return self._create_key(subject)
         if row is None or row[1] is not None:
@@ -156,7 +154,5 @@ class SubjectVault:
             )
 
     def is_erased(self, subject: str) -> bool:
-        with self.db.read() as cur:
-            cur.execute("SELECT erased FROM subject_keys WHERE subject = ?", (subject,))
-            row = cur.fetchone()
+        row = self.db.row("SELECT erased FROM subject_keys WHERE subject = ?", (subject,))
         return row is not None and row[0] is not None

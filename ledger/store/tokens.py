@@ -117,12 +117,9 @@ class TokenStore:
         return principal
 
     def _read(self, token_id: str, digest: str) -> Principal | None:
-        with self.db.read() as cur:
-            cur.execute(
-                "SELECT token_hash, scopes, label, revoked FROM api_tokens WHERE id = ?",
-                (token_id,),
-            )
-            row = cur.fetchone()
+        row = self.db.row(
+            "SELECT token_hash, scopes, label, revoked FROM api_tokens WHERE id = ?", (token_id,)
+        )
         if row is None or row[3] is not None or not hmac.compare_digest(row[0], digest):
             return None
         return Principal(token_id, row[2], frozenset(row[1].split()))
