@@ -22,13 +22,13 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from multiprocessing.connection import Connection
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from audit import scratch, scratch_schema
 from eventsourcing.application import Application
 from eventsourcing.domain import event
 
@@ -126,30 +126,18 @@ def _databases(url: str | None) -> Iterator[tuple[str, dict[str, str]]]:
         raw = {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(work / "raw.db")}
         yield f"sqlite:///{work}/ledger.db", raw
         return
-    import psycopg
-
-    suffix = uuid.uuid4().hex[:8]
-    ours, theirs = f"bench_ledger_{suffix}", f"bench_raw_{suffix}"
-    with psycopg.connect(url, autocommit=True) as conn:
-        for schema in (ours, theirs):
-            conn.execute(f"CREATE SCHEMA {schema}")
-    parts = urlsplit(url)
-    raw = {
-        "PERSISTENCE_MODULE": "eventsourcing.postgres",
-        "POSTGRES_DBNAME": parts.path.lstrip("/"),
-        "POSTGRES_HOST": parts.hostname or "127.0.0.1",
-        "POSTGRES_PORT": str(parts.port or 5432),
-        "POSTGRES_USER": unquote(parts.username or "postgres"),
-        "POSTGRES_PASSWORD": unquote(parts.password or ""),
-        "POSTGRES_SCHEMA": theirs,
-    }
-    separator = "&" if "?" in url else "?"
-    try:
-        yield f"{url}{separator}options=-csearch_path%3D{ours}", raw
-    finally:
-        with psycopg.connect(url, autocommit=True) as conn:
-            for schema in (ours, theirs):
-                conn.execute(f"DROP SCHEMA {schema} CASCADE")
+    with scratch(url) as ours, scratch_schema(url) as theirs:
+        parts = urlsplit(url)
+        raw = {
+            "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            "POSTGRES_DBNAME": parts.path.lstrip("/"),
+            "POSTGRES_HOST": parts.hostname or "127.0.0.1",
+            "POSTGRES_PORT": str(parts.port or 5432),
+            "POSTGRES_USER": unquote(parts.username or "postgres"),
+            "POSTGRES_PASSWORD": unquote(parts.password or ""),
+            "POSTGRES_SCHEMA": theirs,
+        }
+        yield ours, raw
 
 
 def _spawn_writers(url: str, keys: Path) -> tuple[list, list[Connection]]:

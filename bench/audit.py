@@ -56,14 +56,21 @@ def scratch(database: str | None) -> Iterator[str]:
         with tempfile.TemporaryDirectory() as tmp:
             yield f"sqlite:///{tmp}/bench.db"
         return
+    with scratch_schema(database) as schema:
+        sep = "&" if "?" in database else "?"
+        yield f"{database}{sep}options=-csearch_path%3D{schema}"
+
+
+@contextmanager
+def scratch_schema(database: str) -> Iterator[str]:
+    """The name of a PostgreSQL schema made for the run and dropped afterwards."""
     import psycopg
 
     schema = f"bench_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(database, autocommit=True) as conn:
         conn.execute(f"CREATE SCHEMA {schema}")
-    sep = "&" if "?" in database else "?"
     try:
-        yield f"{database}{sep}options=-csearch_path%3D{schema}"
+        yield schema
     finally:
         with psycopg.connect(database, autocommit=True) as conn:
             conn.execute(f"DROP SCHEMA {schema} CASCADE")

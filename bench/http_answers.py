@@ -28,11 +28,11 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from multiprocessing.connection import Connection
 from pathlib import Path
 
 from audit import scratch
+from national_measures import scrape
 from servers import ROOT, free_port, started
 
 from ledger.config import Config
@@ -56,8 +56,7 @@ def prepare(config: Config, candidates: int) -> tuple[str, list[str], list[str]]
         ids = [str(service.register({"first_name": "Inès"})[0].id) for _ in range(candidates)]
     finally:
         ledger.close()
-    challenges = [c.id for comp in ref.competences for s in ref.skills_of(comp.code)
-                  for c in ref.challenges_of(s.id)]  # fmt: skip
+    challenges = [c.id for c in ref.challenges]
     return token, ids, challenges
 
 
@@ -188,15 +187,12 @@ def main() -> int:
 
 def append_metrics(port: int) -> dict[str, float]:
     """The ledger's own counters over the run (every worker's): transactions, events, lock wait."""
-    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
     wanted = ("ledger_appends_total", "ledger_events_appended_total",
               "ledger_append_lock_wait_seconds_sum", "ledger_append_lock_wait_seconds_count")  # fmt: skip
-    found = {}
-    for line in text.splitlines():
-        name, _, value = line.partition(" ")
-        if name in wanted:
-            found[name] = float(value)
-    return found
+    samples = scrape(f"http://127.0.0.1:{port}")
+    return {
+        name: value for (name, labels), value in samples.items() if name in wanted and not labels
+    }
 
 
 def measure(

@@ -44,8 +44,7 @@ _ids = itertools.count()
 
 def answers(ref: Referential, count: int) -> list[Answer]:
     """`count` valid answers with fresh ids, cycling over the referential's challenges."""
-    challenges = [c for comp in ref.competences for s in ref.skills_of(comp.code)
-                  for c in ref.challenges_of(s.id)]  # fmt: skip
+    challenges = ref.challenges
     out = []
     for _ in range(count):
         n = next(_ids)
