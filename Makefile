@@ -24,7 +24,7 @@ test: $(STAMP)
 	bash scripts/ensure-test-deps.sh
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
-	$(BIN)/pytest -q -n 2
+	$(BIN)/pytest -q -n 4
 
 # schemathesis over the whole OpenAPI for FUZZ_SECONDS (the suite runs it for 30 s).
 fuzz: $(STAMP)

@@ -197,3 +197,18 @@ def test_the_reference_page_shows_scopes_examples_and_problem_pages(client) -> N
     assert "Camille" in page
     assert 'href="/problems/wrong-session-state"' in page
     assert "<code>X-Min-Seq</code></td><td>header</td>" in page  # a shared parameter, resolved
+
+
+def test_the_document_is_written_whole_on_its_first_reads_even_concurrent(app) -> None:
+    """Routes answer before the document is written; four first reads all get all of it."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    assert app.test_client().get("/api/v1/health").status_code == 200
+    with ThreadPoolExecutor(4) as pool:
+        specs = list(pool.map(lambda _: app.test_client().get("/api/v1/openapi.json"), range(4)))
+    bodies = {response.get_data() for response in specs}
+    assert len(bodies) == 1
+    spec = json.loads(bodies.pop())
+    blueprints = app.extensions["flask-smorest"]["blp_name_to_api"]
+    assert [tag["name"] for tag in spec["tags"]] == list(blueprints)  # each once, in order
+    assert len(spec["paths"]) > 40

@@ -178,3 +178,17 @@ def test_a_read_model_built_by_an_older_schema_is_rebuilt_when_tables_are_create
                     " VALUES ('marker', 'm', 'school', 'c', 't')")  # fmt: skip
     runner.create_tables(db, certified.projections)
     assert "marker" in {row[0] for row in dump(db, certified.projections)["proj_centres"]}
+
+
+def test_a_read_model_whose_tables_are_gone_is_replayed_from_the_whole_log(certified) -> None:
+    """Its position row outlived the tables: recreated empty, they start again at seq 0."""
+    db = certified.ledger.db
+    live, positions = dump(db, certified.projections), _positions(certified)
+    sessions = next(p for p in certified.projections if p.name == "sessions")
+    with db.write(lock=None) as cur:
+        for table in sessions.tables:
+            cur.execute(f"DROP TABLE {table}")
+    runner.create_tables(db, certified.projections)
+    assert position(db, "sessions") == 0 and not stalls(db)
+    catch_up(db, certified.projections)
+    assert dump(db, certified.projections) == live and _positions(certified) == positions

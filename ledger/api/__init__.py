@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import threading
+from typing import Any
 
 from flask import Flask, Response, request
 from flask_smorest import Api
@@ -30,7 +32,42 @@ REDACTING_FILTER = log_redaction.RedactingFilter()  # one instance: filters are 
 
 
 class ProblemApi(Api):
-    """flask-smorest Api whose HTTP errors are RFC 9457 problem+json."""
+    """flask-smorest Api whose HTTP errors are RFC 9457 problem+json.
+
+    Blueprints are routed at once but documented when the spec is first read:
+    most processes (every worker, every test app) never serve the OpenAPI
+    document, and writing it is a third of creating the app.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        self._undocumented: list[tuple[Any, str, Any]] = []
+        self._documenting = threading.Lock()  # two first reads must not split the work
+        self._spec: Any = None
+        super().__init__(*args, **kwargs)
+
+    @property  # type: ignore[override]
+    def spec(self) -> Any:
+        if self._undocumented:
+            with self._documenting:
+                while self._spec is not None and self._undocumented:
+                    blp, name, params = self._undocumented[0]
+                    blp.register_views_in_doc(
+                        self, self._app, self._spec, name=name, parameters=params
+                    )
+                    self._spec.tag({"name": name, "description": blp.description})
+                    self._undocumented.pop(0)
+        return self._spec
+
+    @spec.setter
+    def spec(self, value: Any) -> None:
+        self._spec = value
+
+    def register_blueprint(self, blp: Any, *, parameters: Any = None, **options: Any) -> None:
+        """`Api.register_blueprint`, with the documentation left for the first read of `spec`."""
+        name = options.get("name", blp.name)
+        self._app.extensions["flask-smorest"]["blp_name_to_api"][name] = self
+        self._app.register_blueprint(blp, **options)
+        self._undocumented.append((blp, name, parameters))
 
     def handle_http_exception(self, error: HTTPException):  # type: ignore[override]
         if wants_html():

@@ -10,28 +10,20 @@ from __future__ import annotations
 
 import io
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from asn1crypto import keys as asn1_keys
 from asn1crypto import x509 as asn1_x509
 from cryptography.hazmat.primitives import serialization
-from pyhanko.pdf_utils.font.basic import SimpleFontEngineFactory
-from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
-from pyhanko.pdf_utils.reader import PdfFileReader
-from pyhanko.pdf_utils.text import TextBoxStyle
-from pyhanko.sign import fields, signers
-from pyhanko.sign.timestamps import TimeStamper
-from pyhanko.sign.timestamps.common_utils import TimestampRequestError
-from pyhanko.sign.timestamps.requests_client import HTTPTimeStamper
-from pyhanko.sign.validation import validate_pdf_signature
-from pyhanko.stamp import TextStampStyle
-from pyhanko_certvalidator import ValidationContext
-from pyhanko_certvalidator.registry import SimpleCertificateStore
 
 from ledger import crypto
 from ledger.attestation.ca import AttestationIdentity
 from ledger.attestation.pdf import SIGNATURE_BOX
 from ledger.attestation.words import WORDS
+
+if TYPE_CHECKING:  # pyHanko (and the HTTP clients it pulls in) loads when a PDF is signed
+    from pyhanko.sign.timestamps import TimeStamper
+    from pyhanko.stamp import TextStampStyle
 
 FIELD = "Signature-CRCN"
 TSA_TIMEOUT_S = 10
@@ -58,11 +50,17 @@ def _asn1_key(key: Any) -> asn1_keys.PrivateKeyInfo:
 
 def timestamper(url: str) -> TimeStamper | None:
     """An RFC 3161 client for LEDGER_TSA_URL, or None (B-B) when it is not set."""
+    from pyhanko.sign.timestamps.requests_client import HTTPTimeStamper
+
     return HTTPTimeStamper(url, timeout=TSA_TIMEOUT_S) if url else None
 
 
 def _stamp(lang: str) -> TextStampStyle:
     """The visible stamp: who signed and when, framed in the page's navy."""
+    from pyhanko.pdf_utils.font.basic import SimpleFontEngineFactory
+    from pyhanko.pdf_utils.text import TextBoxStyle
+    from pyhanko.stamp import TextStampStyle
+
     label = WORDS[lang]["signed_by"]
     return TextStampStyle(
         stamp_text=f"{label}\n%(signer)s\n%(ts)s",
@@ -80,6 +78,11 @@ def sign(
     stamper: TimeStamper | None = None,
 ) -> bytes:
     """The PDF with a visible PAdES signature; B-T when `stamper` is given."""
+    from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+    from pyhanko.sign import fields, signers
+    from pyhanko.sign.timestamps.common_utils import TimestampRequestError
+    from pyhanko_certvalidator.registry import SimpleCertificateStore
+
     signer = signers.SimpleSigner(
         signing_cert=_asn1_cert(identity.cert),
         signing_key=_asn1_key(identity.key),
@@ -129,6 +132,10 @@ class SignatureReport:
 
 def validate(pdf: bytes, ca_pem: bytes) -> SignatureReport:
     """Check the one signature of `pdf` with the CA in `ca_pem` as the only trust root."""
+    from pyhanko.pdf_utils.reader import PdfFileReader
+    from pyhanko.sign.validation import validate_pdf_signature
+    from pyhanko_certvalidator import ValidationContext
+
     try:
         reader = PdfFileReader(io.BytesIO(pdf), strict=False)
         embedded = reader.embedded_signatures

@@ -185,12 +185,20 @@ def _statements(schema: str) -> list[str]:
 
 
 def create_tables(db: Database, projections: Iterable[Projection]) -> None:
-    """Create missing read-model tables; rebuild those built by an older schema."""
+    """Create missing read-model tables; rebuild those built by an older schema.
+
+    Tables created here start at position 0, so catch-up applies the whole log
+    to them, even where a position row outlived them.
+    """
     for projection in projections:
         statements = _statements(projection.schema)
         with db.write(lock=_lock_id(projection.name)) as cur:
+            fresh = not any(db.table_exists(cur, table) for table in projection.tables)
             for statement in (s for s in statements if not _is_index(s)):
                 cur.execute(statement)
+            if fresh:  # built by this very schema: nothing to rebuild, the whole log to apply
+                _set_position(cur, projection.name, 0)
+                _set_digest(cur, projection)
         try:
             _upgrade(db, projection)
         except ProjectionStalled as exc:  # the old tables stay; the stall is shown by /ready

@@ -40,7 +40,7 @@ from ledger.domain.referential import (
     ReferentialError,
     load_referential,
 )
-from ledger.domain.referential_release import ReferentialRelease, release
+from ledger.domain.referential_release import ReferentialRelease, release, release_id
 from ledger.domain.scoring import ERROR, RULES_VERSION, VALIDATED, ScoringResult, rules_of
 from ledger.domain.session import IN_PROCESS, PROCESSED, Session
 from ledger.services import retrying
@@ -86,7 +86,7 @@ def load_aggregate(ledger: Ledger, kind: type, ident: str, label: str) -> Any:
 def publish_referential(ledger: Ledger, ref: Referential) -> int | None:
     """Put the referential version in the log once (a no-op when already there)."""
     try:
-        load_aggregate(ledger, ReferentialRelease, str(release(ref).id), "release")
+        load_aggregate(ledger, ReferentialRelease, str(release_id(ref.version)), "release")
         return None
     except NotFound:
         pass

@@ -102,9 +102,16 @@ class Database:
 
         migrate(self)
 
+    TABLE_EXISTS = ""  # one statement: a single truthy value when the table `?` exists
+
     def has_table(self, name: str) -> bool:
         """True when the table exists (schema checks, empty targets of a restore)."""
-        raise NotImplementedError
+        return bool(self.scalar(self.TABLE_EXISTS, (name,)))
+
+    def table_exists(self, cur: Any, name: str) -> bool:
+        """`has_table` inside the caller's transaction."""
+        cur.execute(self.TABLE_EXISTS, (name,))
+        return bool(cur.fetchone()[0])
 
     def exists(self) -> bool:
         """True when `ledger init` created the ledger's tables here."""
@@ -274,13 +281,10 @@ class SQLiteDatabase(Database):
             self._writer_fd = os.open(f"{self.path}.writer", os.O_RDWR | os.O_CREAT, 0o600)
         return self._writer_fd
 
+    TABLE_EXISTS = "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?"
+
     def has_table(self, name: str) -> bool:
-        if not Path(self.path).is_file():
-            return False
-        found = self.scalar(
-            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)
-        )
-        return bool(found)
+        return Path(self.path).is_file() and super().has_table(name)
 
     def rows(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         try:
@@ -511,8 +515,7 @@ class PostgresDatabase(Database):
         with self._connection() as conn:
             return conn.execute(sql.replace("?", "%s"), params, prepare=True).fetchall()
 
-    def has_table(self, name: str) -> bool:
-        return self.scalar("SELECT to_regclass(?) IS NOT NULL", (name,))
+    TABLE_EXISTS = "SELECT to_regclass(?) IS NOT NULL"
 
     def purge_deleted(self, table: str) -> None:
         """VACUUM FULL rewrites the table: a plain VACUUM leaves dead tuples' bytes in free space."""
