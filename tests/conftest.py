@@ -109,7 +109,9 @@ def ledger(config: Config) -> Iterator[Ledger]:
 def app(config: Config) -> Iterator[Any]:
     from ledger.api import create_app
 
-    Ledger(config).init()
+    setup = Ledger(config)
+    setup.init()
+    setup.close()
     application = create_app(config)
     application.config["TESTING"] = True
     yield application
