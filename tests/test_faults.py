@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 import urllib.parse
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,16 @@ from tests.helpers import IDENTITY
 
 
 def _app(config: Config) -> Any:
-    Ledger(config).init()
+    """The app on `config`, its schema and read models set up first under default timeouts.
+
+    Set-up takes locks other tests' set-ups (other schemas, same database) may hold
+    a while on a loaded machine: only the app under test gets the tight timeouts.
+    """
+    relaxed = replace(config, db_timeouts=Timeouts())
+    setup = Ledger(relaxed)
+    setup.init()
+    setup.close()
+    create_app(relaxed).extensions["ledger"].ledger.close()
     app = create_app(config)
     app.config["TESTING"] = True
     return app
