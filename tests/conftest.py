@@ -97,6 +97,15 @@ def config(database_url: str, tmp_path: Path) -> Config:
     return Config.from_env(database_url=database_url, keys_dir=tmp_path / "keys", master_key="")
 
 
+def initialized(config: Config) -> None:
+    """Run `ledger init` on `config` (schema, keys, anchor) and close what it opened."""
+    setup = Ledger(config)
+    try:
+        setup.init()
+    finally:
+        setup.close()
+
+
 @pytest.fixture
 def ledger(config: Config) -> Iterator[Ledger]:
     instance = Ledger(config)
@@ -109,9 +118,7 @@ def ledger(config: Config) -> Iterator[Ledger]:
 def app(config: Config) -> Iterator[Any]:
     from ledger.api import create_app
 
-    setup = Ledger(config)
-    setup.init()
-    setup.close()
+    initialized(config)
     application = create_app(config)
     application.config["TESTING"] = True
     yield application

@@ -32,7 +32,7 @@ from ledger.services.verification import verified_certificate
 from ledger.store.application import Ledger
 from ledger.store.tokens import Principal, TokenError, check_scopes
 from tests.certification_flow import Flow
-from tests.conftest import make_token
+from tests.conftest import initialized, make_token
 
 PROBLEM = "application/problem+json"
 
@@ -533,7 +533,7 @@ def test_an_unreachable_timestamp_authority_is_a_503(config: Config, tmp_path: P
     """B-T configured but the TSA is down: a fault with Retry-After, not a 500 or an unstamped PDF."""
     from ledger.api import create_app
 
-    Ledger(config).init()
+    initialized(config)
     closed = "http://127.0.0.1:9/"  # the discard port: nothing listens
     app = create_app(replace(config, tsa_url=closed))
     app.config["TESTING"] = True

@@ -19,8 +19,8 @@ from werkzeug.serving import make_server
 
 from ledger.api import create_app
 from ledger.config import Config
-from ledger.store.application import Ledger
 from tests.certification_flow import Flow
+from tests.conftest import initialized
 
 pytestmark = pytest.mark.browser
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "screenshots"
@@ -40,7 +40,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         database_url=f"sqlite:///{work / 'ledger.db'}", keys_dir=work / "keys",
         public_url=f"http://127.0.0.1:{port}", lookup_rate_limit="10000/minute",
     )  # fmt: skip
-    Ledger(config).init()
+    initialized(config)
     app = create_app(config)
     client = app.test_client()
     _, admin_token = app.extensions["ledger"].tokens.create(["admin"], "browser tests")

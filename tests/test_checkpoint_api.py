@@ -20,6 +20,7 @@ from ledger.domain import clock
 from ledger.services.checkpoints import latest_note
 from ledger.store.application import Ledger
 from ledger.store.checkpoints import COSIGNED_SIZES, CheckpointStore, Cosignature
+from tests.conftest import initialized
 from tests.test_checkpoints import add_events, with_settings
 from tests.test_history_api import cosign_latest
 
@@ -105,7 +106,7 @@ def limited_app(database_url: str, tmp_path: Path) -> Iterator[Any]:
         lookup_rate_limit="4/hour",
         ratelimit_storage="memory://",
     )
-    Ledger(config).init()
+    initialized(config)
     application = create_app(config)
     application.config["TESTING"] = True
     yield application

@@ -23,7 +23,7 @@ from ledger.cli import main
 from ledger.config import Config, ConfigError
 from ledger.store.application import Ledger
 from ledger.store.db import LedgerMissing, Timeouts
-from tests.conftest import append_lock_held, make_token
+from tests.conftest import append_lock_held, initialized, make_token
 from tests.forwarder import Forwarder
 from tests.helpers import IDENTITY
 
@@ -35,9 +35,7 @@ def _app(config: Config) -> Any:
     a while on a loaded machine: only the app under test gets the tight timeouts.
     """
     relaxed = replace(config, db_timeouts=Timeouts())
-    setup = Ledger(relaxed)
-    setup.init()
-    setup.close()
+    initialized(relaxed)
     create_app(relaxed).extensions["ledger"].ledger.close()
     app = create_app(config)
     app.config["TESTING"] = True

@@ -19,8 +19,7 @@ from schemathesis.engine import events, from_schema
 from schemathesis.transport.wsgi import WSGITransport
 
 from ledger.config import Config, suite_setting
-from ledger.store.application import Ledger
-from tests.conftest import SUMMARY
+from tests.conftest import SUMMARY, initialized
 
 # Schema-valid requests a domain rule refuses (a blank name, a tree size the log
 # has not reached, a float where an integer is meant) are 422 by design.
@@ -52,7 +51,7 @@ def test_schemathesis_finds_no_server_error_and_no_violation(
         keys_dir=tmp_path / "keys",
         master_key="",
     )
-    Ledger(config).init()
+    initialized(config)
     app = create_app(config)
     _, token = app.extensions["ledger"].tokens.create(["admin"], label="fuzz")
     budget = int(suite_setting("FUZZ_SECONDS"))

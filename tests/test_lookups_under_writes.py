@@ -15,12 +15,11 @@ from ledger.api import create_app
 from ledger.config import Config
 from ledger.demo import run_demo
 from ledger.projections.runner import head, position
-from ledger.store.application import Ledger
-from tests.conftest import make_token
+from tests.conftest import initialized, make_token
 
 
 def test_a_lookup_answers_while_the_runner_is_behind(config: Config) -> None:
-    Ledger(config).init()
+    initialized(config)
     code = run_demo(config, candidates=8, echo=lambda *_: None)["sample_codes"][0]
     app = create_app(replace(config, projections="runner", read_max_wait_ms=200))
     try:

@@ -24,7 +24,7 @@ from ledger.logs import REQUEST_ID, JsonFormatter, RequestIdFilter, formatter
 from ledger.projections.lag import lag_problems, lags
 from ledger.projections.runner import catch_up, create_tables
 from ledger.store.application import Ledger
-from tests.conftest import make_token
+from tests.conftest import initialized, make_token
 from tests.helpers import register
 
 PROJECTIONS = ("profiles", "sessions", "courses", "certificates")
@@ -51,7 +51,7 @@ def _lines(out: io.StringIO) -> list[dict[str, Any]]:
 
 
 def _app(config: Config, **overrides: Any) -> Any:
-    Ledger(config).init()
+    initialized(config)
     application = create_app(Config.from_env(**{**config.__dict__, **overrides}))
     application.config["TESTING"] = True
     return application

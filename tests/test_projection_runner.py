@@ -37,7 +37,7 @@ from ledger.projections.runner import catch_up, create_tables, dump, head, posit
 from ledger.services.candidates import CandidateService
 from ledger.store.application import Ledger
 from ledger.store.tokens import TokenStore
-from tests.conftest import make_token
+from tests.conftest import initialized, make_token
 from tests.helpers import IDENTITY, answer, climb, register
 from tests.served import serve
 
@@ -367,7 +367,7 @@ def _state(pid: int) -> bytes:
 def runner_app(config: Config) -> Iterator[Any]:
     from ledger.api import create_app
 
-    Ledger(config).init()
+    initialized(config)
     app = create_app(replace(config, projections="runner", read_max_wait_ms=200))
     yield app
     app.extensions["ledger"].ledger.close()

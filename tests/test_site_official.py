@@ -11,9 +11,8 @@ from ledger.api import create_app
 from ledger.config import Config, ConfigError
 from ledger.domain.certificate import CODE_ALPHABET
 from ledger.domain.referential import ENGLISH_TITLES
-from ledger.store.application import Ledger
 from tests.certification_flow import Flow
-from tests.conftest import make_token
+from tests.conftest import initialized, make_token
 
 PNG_1PX = bytes.fromhex(
     "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
@@ -34,7 +33,7 @@ def issuer_app(tmp_path: Path):
         database_url=f"sqlite:///{tmp_path / 'ledger.db'}", keys_dir=tmp_path / "keys",
         issuer_name="Académie de test", issuer_contact="dpo@example.org", issuer_logo=logo,
     )  # fmt: skip
-    Ledger(config).init()
+    initialized(config)
     app = create_app(config)
     yield app
     app.extensions["ledger"].ledger.close()

@@ -18,9 +18,8 @@ from ledger.cli import main
 from ledger.config import Config
 from ledger.domain import clock
 from ledger.qr_image import decode_qr, qr_png
-from ledger.store.application import Ledger
 from tests.certification_flow import Flow
-from tests.conftest import make_token
+from tests.conftest import initialized, make_token
 
 DAY_AFTER = datetime(2026, 12, 2, 10, tzinfo=UTC)
 
@@ -189,7 +188,7 @@ def test_upload_size_limit_is_an_html_page(tmp_path: Path, database_url: str) ->
     config = Config.from_env(
         database_url=database_url, keys_dir=tmp_path / "k", max_upload_bytes=1000
     )
-    Ledger(config).init()
+    initialized(config)
     client = create_app(config).test_client()
     response = upload(client, b"\x89PNG" + b"0" * 5000)
     assert response.status_code == 413 and "trop volumineux" in response.text
@@ -199,7 +198,7 @@ def test_rate_limits_with_headers_and_retry_after(tmp_path: Path, database_url: 
     config = Config.from_env(
         database_url=database_url, keys_dir=tmp_path / "k", lookup_rate_limit="3/minute"
     )
-    Ledger(config).init()
+    initialized(config)
     client = create_app(config).test_client()
     first = client.get("/v/P-BBBBBBBB")
     assert (

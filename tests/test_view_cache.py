@@ -23,12 +23,13 @@ from ledger.services.candidates import CandidateService
 from ledger.services.certification import CertificationService
 from ledger.services.verification import PublicViews
 from ledger.store.application import Ledger
+from tests.conftest import initialized
 
 
 @pytest.fixture
 def served(config: Config, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Any, list[str]]]:
     monkeypatch.setattr(PublicViews, "FRESHNESS_S", 0.0)  # read the head at every lookup
-    Ledger(config).init()
+    initialized(config)
     codes = run_demo(config, candidates=2, echo=lambda *_: None)["sample_codes"]  # 5 valid
     app = create_app(config)
     yield app, codes

@@ -78,6 +78,7 @@ class Database:
 
     url: str
     kind: str
+    TABLE_EXISTS: str  # one statement: a single truthy value when the table `?` exists
 
     def read(self) -> AbstractContextManager[Cursor]:
         raise NotImplementedError
@@ -101,8 +102,6 @@ class Database:
         from ledger.store.migrations import migrate
 
         migrate(self)
-
-    TABLE_EXISTS = ""  # one statement: a single truthy value when the table `?` exists
 
     def has_table(self, name: str) -> bool:
         """True when the table exists (schema checks, empty targets of a restore)."""
@@ -189,6 +188,7 @@ class SQLiteDatabase(Database):
     """
 
     kind = "sqlite"
+    TABLE_EXISTS = "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?"
 
     def __init__(self, url: str, timeouts: Timeouts | None = None):
         self.url = url
@@ -280,8 +280,6 @@ class SQLiteDatabase(Database):
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
             self._writer_fd = os.open(f"{self.path}.writer", os.O_RDWR | os.O_CREAT, 0o600)
         return self._writer_fd
-
-    TABLE_EXISTS = "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?"
 
     def has_table(self, name: str) -> bool:
         return Path(self.path).is_file() and super().has_table(name)
@@ -439,6 +437,7 @@ class PostgresDatabase(Database):
     """
 
     kind = "postgresql"
+    TABLE_EXISTS = "SELECT to_regclass(?) IS NOT NULL"
 
     def __init__(self, url: str, timeouts: Timeouts | None = None, pool_size: int = 8):
         import psycopg
@@ -514,8 +513,6 @@ class PostgresDatabase(Database):
     def rows(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         with self._connection() as conn:
             return conn.execute(sql.replace("?", "%s"), params, prepare=True).fetchall()
-
-    TABLE_EXISTS = "SELECT to_regclass(?) IS NOT NULL"
 
     def purge_deleted(self, table: str) -> None:
         """VACUUM FULL rewrites the table: a plain VACUUM leaves dead tuples' bytes in free space."""
